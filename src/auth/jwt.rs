@@ -1,0 +1,131 @@
+//! HS256 access tokens. The algorithm is pinned, and every registered claim is required.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::AuthSettings;
+use crate::entities::user::Role;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub role: Role,
+    pub iat: u64,
+    pub exp: u64,
+    pub iss: String,
+    pub aud: String,
+    pub jti: Uuid,
+    /// The user's token version when issued; a bump (logout-all, password or role
+    /// change) makes every older token fail.
+    pub ver: i32,
+}
+
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    pub ttl_secs: u64,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8], settings: &AuthSettings) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_issuer(&[settings.issuer.as_str()]);
+        validation.set_audience(&[settings.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = false;
+        // Small allowance for clock skew between replicas.
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            ttl_secs: settings.access_token_ttl_secs,
+        }
+    }
+
+    pub fn issue(&self, user_id: Uuid, role: Role, token_version: i32) -> anyhow::Result<String> {
+        let now = unix_now();
+        let claims = Claims {
+            sub: user_id,
+            role,
+            iat: now,
+            exp: now + self.ttl_secs,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            jti: Uuid::now_v7(),
+            ver: token_version,
+        };
+        Ok(encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
+        decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims)
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new(&[7u8; 32], &Settings::default().auth)
+    }
+
+    #[test]
+    fn round_trip() {
+        let keys = keys();
+        let id = Uuid::now_v7();
+        let token = keys.issue(id, Role::User, 3).expect("issue");
+        let claims = keys.verify(&token).expect("valid");
+        assert_eq!(claims.sub, id);
+        assert_eq!(claims.ver, 3);
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn alg_none_and_tampering_are_rejected() {
+        let keys = keys();
+        let token = keys.issue(Uuid::now_v7(), Role::User, 0).expect("issue");
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        parts[0] = &none_header;
+        let unsigned = format!("{}.{}.", parts[0], parts[1]);
+        assert!(keys.verify(&unsigned).is_err());
+
+        let claims = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&serde_json::json!({"role": "admin"})).expect("json"));
+        let tampered: Vec<&str> = token.split('.').collect();
+        let forged = format!("{}.{}.{}", tampered[0], claims, tampered[2]);
+        assert!(keys.verify(&forged).is_err());
+    }
+
+    #[test]
+    fn other_secret_is_rejected() {
+        let token = keys().issue(Uuid::now_v7(), Role::Admin, 0).expect("issue");
+        let other = JwtKeys::new(&[8u8; 32], &Settings::default().auth);
+        assert!(other.verify(&token).is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! Layered configuration: built-in defaults < TOML file (`TASKAPI_CONFIG`) < `.env` <
+//! environment (`TASKAPI_*`, `__` for nesting), plus the conventional `DATABASE_URL`
+//! and `JWT_SECRET_KEY` variables that most platforms inject.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Shortest accepted HMAC secret: HS256 keys shorter than the hash output weaken it (RFC 7518 §3.2).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub profile: Profile,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+    pub limits: LimitSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Serve `/metrics` on this separate port instead of the API port, when set.
+    pub metrics_port: Option<u16>,
+    pub static_dir: PathBuf,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// How long in-flight requests may run after SIGTERM before the server stops them.
+    pub shutdown_grace_secs: u64,
+    /// Run pending migrations at start-up; Kubernetes turns this off and uses a Job instead.
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DatabaseSettings {
+    /// `postgres://…` or `sqlite://…`; empty means the embedded SQLite file under `./data/`.
+    pub url: String,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub sql_logging: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// Concurrent argon2 computations; 0 means one per CPU core.
+    pub hash_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogSettings {
+    /// `RUST_LOG`-style directives; `RUST_LOG` itself wins when set.
+    pub level: String,
+    pub json_stdout: bool,
+    pub file_enabled: bool,
+    pub dir: PathBuf,
+    pub file_name: String,
+    pub max_files: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitSettings {
+    /// Requests per minute per client IP on register/login/refresh.
+    pub auth_per_ip_per_minute: u32,
+    /// Requests per minute per authenticated user on every other route.
+    pub per_user_per_minute: u32,
+    /// Failed logins on one account before it is throttled.
+    pub login_failures_before_lock: u32,
+    /// First lock duration; it doubles with each further failure, up to `login_lock_max_secs`.
+    pub login_lock_base_secs: u64,
+    pub login_lock_max_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            profile: Profile::Development,
+            server: ServerSettings {
+                host: "127.0.0.1".into(),
+                port: 8080,
+                metrics_port: None,
+                static_dir: PathBuf::from("static"),
+                body_limit_bytes: 1024 * 1024,
+                request_timeout_secs: 30,
+                shutdown_grace_secs: 20,
+                migrate_on_start: true,
+            },
+            database: DatabaseSettings {
+                url: String::new(),
+                max_connections: 16,
+                min_connections: 1,
+                acquire_timeout_secs: 5,
+                sql_logging: false,
+            },
+            auth: AuthSettings {
+                jwt_secret: None,
+                issuer: "taskapi".into(),
+                audience: "taskapi".into(),
+                access_token_ttl_secs: 15 * 60,
+                refresh_token_ttl_secs: 14 * 24 * 3600,
+                hash_concurrency: 0,
+            },
+            log: LogSettings {
+                level: "info".into(),
+                json_stdout: true,
+                file_enabled: true,
+                dir: PathBuf::from("logs"),
+                file_name: "app.log".into(),
+                max_files: 7,
+            },
+            limits: LimitSettings {
+                auth_per_ip_per_minute: 30,
+                per_user_per_minute: 600,
+                login_failures_before_lock: 5,
+                login_lock_base_secs: 30,
+                login_lock_max_secs: 15 * 60,
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error(
+        "JWT secret is {0} bytes; at least {MIN_JWT_SECRET_BYTES} are required (set JWT_SECRET_KEY)"
+    )]
+    SecretTooShort(usize),
+    #[error("the production profile requires an explicit JWT secret (set JWT_SECRET_KEY)")]
+    SecretMissingInProduction,
+}
+
+impl Settings {
+    /// Reads every layer. `.env` is loaded into the process environment first so that the
+    /// environment layer sees it, while real environment variables still win over it.
+    pub fn load() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_figment(Self::figment())
+    }
+
+    pub fn figment() -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Ok(path) = std::env::var("TASKAPI_CONFIG") {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment
+            .merge(
+                Env::prefixed("TASKAPI_")
+                    .ignore(&["CONFIG", "ADMIN_PASSWORD"])
+                    .split("__"),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["JWT_SECRET_KEY"])
+                    .map(|_| "auth.jwt_secret".into()),
+            )
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.check_secret()?;
+        Ok(settings)
+    }
+
+    fn check_secret(&self) -> Result<(), ConfigError> {
+        match self.auth.jwt_secret.as_deref() {
+            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
+                Err(ConfigError::SecretTooShort(secret.len()))
+            }
+            None if self.profile == Profile::Production => {
+                Err(ConfigError::SecretMissingInProduction)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The database URL to use: the configured one, or the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        if self.database.url.trim().is_empty() {
+            "sqlite://data/taskapi.db?mode=rwc".to_string()
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.request_timeout_secs)
+    }
+
+    /// A copy safe to print: secrets and passwords in URLs are replaced.
+    pub fn redacted(&self) -> Settings {
+        let mut copy = self.clone();
+        if copy.auth.jwt_secret.is_some() {
+            copy.auth.jwt_secret = Some("<redacted>".into());
+        }
+        copy.database.url = redact_url_password(&copy.database.url);
+        copy
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    // scheme://user:password@host/… -> scheme://user:<redacted>@host/…
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        for (key, value) in pairs {
+            figment = figment.merge((*key, *value));
+        }
+        Settings::from_figment(figment)
+    }
+
+    #[test]
+    fn development_without_secret_is_allowed() {
+        let settings = with(&[]).expect("defaults load");
+        assert!(settings.auth.jwt_secret.is_none());
+        assert_eq!(settings.database_url(), "sqlite://data/taskapi.db?mode=rwc");
+    }
+
+    #[test]
+    fn short_secret_is_refused() {
+        let err = with(&[("auth.jwt_secret", "short")]).unwrap_err();
+        assert!(matches!(err, ConfigError::SecretTooShort(5)));
+    }
+
+    #[test]
+    fn production_requires_secret() {
+        let err = with(&[("profile", "production")]).unwrap_err();
+        assert!(matches!(err, ConfigError::SecretMissingInProduction));
+        let secret = "x".repeat(32);
+        assert!(with(&[("profile", "production"), ("auth.jwt_secret", &secret)]).is_ok());
+    }
+
+    #[test]
+    fn redaction_hides_secret_and_db_password() {
+        let secret = "s".repeat(40);
+        let settings = with(&[
+            ("auth.jwt_secret", secret.as_str()),
+            ("database.url", "postgres://app:hunter2@db:5432/tasks"),
+        ])
+        .expect("valid");
+        let shown = serde_json::to_string(&settings.redacted()).expect("serializes");
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains(&secret));
+        assert!(shown.contains("postgres://app:<redacted>@db:5432/tasks"));
+    }
+}

@@ -1,0 +1,5 @@
+//! Database tables as sea-orm entities. Behaviour lives in `crate::models`, API shapes in `crate::views`.
+
+pub mod refresh_token;
+pub mod task;
+pub mod user;

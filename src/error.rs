@@ -1,0 +1,308 @@
+//! One error type for the whole service, mapped once to an HTTP status and an
+//! RFC 9457 `application/problem+json` body. Salvo's own errors (unknown route,
+//! wrong method, panics, timeouts) are turned into the same shape by [`ProblemCatcher`].
+
+use salvo::http::{HeaderValue, ResBody, StatusCode, header};
+use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
+use salvo::prelude::*;
+use sea_orm::{DbErr, SqlErr};
+use serde::Serialize;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+const PROBLEM_BASE: &str = "https://taskapi.dev/problems/";
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// One invalid input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Name of the offending field, as spelled in the request.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// RFC 9457 problem details.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "Problem"))]
+pub struct Problem {
+    /// URI identifying the problem type.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Per-field validation errors (only on 422).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("authentication required: {0}")]
+    Unauthorized(&'static str),
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("payload too large")]
+    PayloadTooLarge(usize),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("service unavailable: {0}")]
+    Unavailable(&'static str),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The client-facing body. Internal errors say nothing about their cause; it is logged instead.
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        let (slug, detail, errors) = match self {
+            Self::BadRequest(why) => ("malformed-request", why.clone(), None),
+            Self::Validation(fields) => (
+                "validation-error",
+                "One or more fields are invalid.".to_string(),
+                Some(fields.clone()),
+            ),
+            Self::Unauthorized(why) => ("unauthorized", (*why).to_string(), None),
+            Self::InvalidCredentials => (
+                "invalid-credentials",
+                "Invalid email or password.".to_string(),
+                None,
+            ),
+            Self::Forbidden(why) => ("forbidden", (*why).to_string(), None),
+            Self::NotFound(what) => ("not-found", format!("{what} not found."), None),
+            Self::Conflict(why) => ("conflict", why.clone(), None),
+            Self::PreconditionFailed => (
+                "precondition-failed",
+                "The resource was modified since you fetched it (If-Match does not match its current ETag).".to_string(),
+                None,
+            ),
+            Self::PayloadTooLarge(limit) => (
+                "payload-too-large",
+                format!("The request body exceeds the limit of {limit} bytes."),
+                None,
+            ),
+            Self::UnsupportedMediaType => (
+                "unsupported-media-type",
+                "Send the body as application/json.".to_string(),
+                None,
+            ),
+            Self::TooManyRequests { retry_after_secs } => (
+                "rate-limited",
+                format!("Too many requests; retry after {retry_after_secs} seconds."),
+                None,
+            ),
+            Self::Unavailable(why) => ("service-unavailable", (*why).to_string(), None),
+            Self::Internal(_) => (
+                "internal-error",
+                "An unexpected error occurred; it has been logged.".to_string(),
+                None,
+            ),
+        };
+        Problem {
+            problem_type: format!("{PROBLEM_BASE}{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        }
+    }
+}
+
+/// Turns a unique-constraint violation into 409 with `message`; anything else stays an error.
+pub fn conflict_on_unique(err: DbErr, message: &str) -> AppError {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::Conflict(message.to_string()),
+        _ => AppError::from(err),
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        match &err {
+            // Pool exhausted or database unreachable: the request may succeed later.
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                AppError::Unavailable("The database is temporarily unavailable; retry shortly.")
+            }
+            _ => AppError::Internal(anyhow::Error::new(err)),
+        }
+    }
+}
+
+pub fn write_problem(res: &mut Response, problem: &Problem) {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    res.status_code(status);
+    let body = serde_json::to_vec(problem).unwrap_or_else(|_| b"{}".to_vec());
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    res.body(ResBody::Once(body.into()));
+}
+
+#[async_trait]
+impl Writer for AppError {
+    async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
+        match &self {
+            AppError::Internal(err) => tracing::error!(error = ?err, "internal error"),
+            AppError::Unavailable(_) => tracing::warn!(error = %self, "request failed"),
+            _ => tracing::debug!(error = %self, "request rejected"),
+        }
+        if let AppError::TooManyRequests { retry_after_secs } = self
+            && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            res.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        write_problem(res, &self.to_problem());
+    }
+}
+
+/// Documents every error status with the Problem schema; each endpoint keeps only the
+/// statuses it can really return through `status_codes(...)`.
+impl EndpointOutRegister for AppError {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        let schema = Problem::to_schema(components);
+        for (code, description) in [
+            (400, "Malformed request"),
+            (401, "Missing, invalid or expired credentials"),
+            (403, "Authenticated but not allowed"),
+            (404, "Not found (also: owned by someone else)"),
+            (409, "Conflict with current state"),
+            (412, "If-Match does not match the current ETag"),
+            (413, "Body larger than the limit"),
+            (415, "Body is not application/json"),
+            (422, "Validation failed"),
+            (429, "Rate limited; see Retry-After"),
+            (500, "Unexpected error"),
+            (503, "Database unavailable or server draining"),
+        ] {
+            operation.responses.insert(
+                code.to_string(),
+                oapi::Response::new(description)
+                    .add_content(PROBLEM_JSON, oapi::Content::new(schema.clone())),
+            );
+        }
+    }
+}
+
+/// Catcher goal: whatever error salvo produced itself (no route, wrong method, panic,
+/// timeout, oversized body) leaves as problem+json instead of an HTML page.
+pub struct ProblemCatcher;
+
+#[async_trait]
+impl Handler for ProblemCatcher {
+    async fn handle(
+        &self,
+        _req: &mut Request,
+        _depot: &mut Depot,
+        res: &mut Response,
+        _ctrl: &mut FlowCtrl,
+    ) {
+        let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
+        if !(status.is_client_error() || status.is_server_error()) {
+            return;
+        }
+        let (status, brief) = match &res.body {
+            ResBody::Error(err) => (err.code, err.brief.clone()),
+            _ => (status, String::new()),
+        };
+        let slug = match status {
+            StatusCode::NOT_FOUND => "not-found",
+            StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload-too-large",
+            StatusCode::SERVICE_UNAVAILABLE => "service-unavailable",
+            StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => "timeout",
+            _ if status.is_server_error() => "internal-error",
+            _ => "http-error",
+        };
+        let detail = match status {
+            StatusCode::NOT_FOUND => "No resource at this path.".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                "This method is not allowed on this path.".to_string()
+            }
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                "An unexpected error occurred; it has been logged.".to_string()
+            }
+            _ if !brief.is_empty() => brief,
+            _ => status.canonical_reason().unwrap_or("Error").to_string(),
+        };
+        write_problem(
+            res,
+            &Problem {
+                problem_type: format!("{PROBLEM_BASE}{slug}"),
+                title: status.canonical_reason().unwrap_or("Error").to_string(),
+                status: status.as_u16(),
+                detail,
+                errors: None,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let err = AppError::Internal(anyhow::anyhow!("password column missing at 10.0.0.3"));
+        let body = serde_json::to_string(&err.to_problem()).expect("serializes");
+        assert!(!body.contains("10.0.0.3"));
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn validation_problem_lists_fields() {
+        let problem = AppError::validation("email", "must be a valid email").to_problem();
+        assert_eq!(problem.status, 422);
+        let errors = problem.errors.expect("field errors present");
+        assert_eq!(errors[0].field, "email");
+    }
+}

@@ -1,0 +1,209 @@
+//! Request extractors that fail with [`AppError`] (and so with problem+json) instead of
+//! salvo's defaults, and that document themselves in the OpenAPI spec.
+
+use salvo::extract::{Extractible, Metadata};
+use salvo::http::ParseError;
+use salvo::http::mime;
+use salvo::oapi::{
+    Components, Content, EndpointArgRegister, Operation, Parameter, ParameterIn, RequestBody,
+    Required, ToParameters, ToSchema,
+};
+use salvo::prelude::*;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Bodies larger than this are refused when no state is available (tests of extractors alone).
+const FALLBACK_BODY_LIMIT: usize = 1024 * 1024;
+
+/// A JSON request body, parsed strictly: wrong content type -> 415, too large -> 413,
+/// broken JSON -> 400, well-formed JSON of the wrong shape (unknown field, wrong type) -> 422.
+#[derive(Debug)]
+pub struct Payload<T>(pub T);
+
+fn empty_metadata() -> &'static Metadata {
+    static METADATA: Metadata = Metadata::new("");
+    &METADATA
+}
+
+impl<'ex, T> Extractible<'ex> for Payload<T>
+where
+    T: DeserializeOwned + Send,
+{
+    fn metadata() -> &'static Metadata {
+        empty_metadata()
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract(req: &'ex mut Request, depot: &'ex mut Depot) -> Result<Self, AppError> {
+        let is_json = req
+            .content_type()
+            .is_some_and(|ct| ct.subtype() == mime::JSON || ct.suffix() == Some(mime::JSON));
+        if !is_json {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        let limit = depot
+            .get_typed::<AppState>()
+            .map(|state| state.settings.server.body_limit_bytes)
+            .unwrap_or(FALLBACK_BODY_LIMIT);
+        let bytes = match req.payload_with_max_size(limit).await {
+            Ok(bytes) => bytes,
+            Err(ParseError::PayloadTooLarge) => return Err(AppError::PayloadTooLarge(limit)),
+            Err(_) => {
+                return Err(AppError::BadRequest(
+                    "The request body could not be read.".into(),
+                ));
+            }
+        };
+        parse_json(bytes).map(Payload)
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract_with_arg(
+        req: &'ex mut Request,
+        depot: &'ex mut Depot,
+        _arg: &str,
+    ) -> Result<Self, AppError> {
+        Self::extract(req, depot).await
+    }
+}
+
+/// Parses a JSON document, distinguishing broken syntax (400) from a wrong shape (422).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    // serde_json's recursion limit (128) already refuses pathologically deep documents.
+    serde_json::from_slice(bytes).map_err(|err| {
+        use serde_json::error::Category;
+        match err.classify() {
+            Category::Data => AppError::validation("body", strip_position(&err.to_string())),
+            Category::Syntax | Category::Eof | Category::Io => {
+                AppError::BadRequest(format!("The body is not valid JSON: {err}"))
+            }
+        }
+    })
+}
+
+/// "unknown field `role`, expected … at line 1 column 9" -> "unknown field `role`, expected …".
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(idx) => message[..idx].to_string(),
+        None => message.to_string(),
+    }
+}
+
+impl<T: ToSchema> EndpointArgRegister for Payload<T> {
+    fn register(components: &mut Components, operation: &mut Operation, _arg: &str) {
+        let body = RequestBody::new()
+            .add_content("application/json", Content::new(T::to_schema(components)))
+            .required(Required::True);
+        operation.request_body = Some(body);
+    }
+}
+
+/// Query-string parameters; anything that does not parse is a 422 naming the parameter.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<'ex, T> Extractible<'ex> for Query<T>
+where
+    T: ToParameters<'ex> + DeserializeOwned + Send,
+{
+    fn metadata() -> &'static Metadata {
+        T::metadata()
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract(req: &'ex mut Request, _depot: &'ex mut Depot) -> Result<Self, AppError> {
+        let query = req.uri().query().unwrap_or("");
+        parse_query(query).map(Query)
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract_with_arg(
+        req: &'ex mut Request,
+        depot: &'ex mut Depot,
+        _arg: &str,
+    ) -> Result<Self, AppError> {
+        Self::extract(req, depot).await
+    }
+}
+
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
+    serde_urlencoded::from_str(query)
+        .map_err(|err| AppError::validation("query", format!("invalid query string: {err}")))
+}
+
+impl<T: EndpointArgRegister> EndpointArgRegister for Query<T> {
+    fn register(components: &mut Components, operation: &mut Operation, arg: &str) {
+        T::register(components, operation, arg);
+    }
+}
+
+/// The `{id}` path segment as a UUID. A malformed id cannot name any resource, so it is a 404.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceId(pub Uuid);
+
+impl<'ex> Extractible<'ex> for ResourceId {
+    fn metadata() -> &'static Metadata {
+        empty_metadata()
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract(req: &'ex mut Request, _depot: &'ex mut Depot) -> Result<Self, AppError> {
+        req.param::<String>("id")
+            .and_then(|raw| Uuid::parse_str(&raw).ok())
+            .map(ResourceId)
+            .ok_or(AppError::NotFound("Resource"))
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract_with_arg(
+        req: &'ex mut Request,
+        depot: &'ex mut Depot,
+        _arg: &str,
+    ) -> Result<Self, AppError> {
+        Self::extract(req, depot).await
+    }
+}
+
+impl EndpointArgRegister for ResourceId {
+    fn register(components: &mut Components, operation: &mut Operation, _arg: &str) {
+        operation.parameters.insert(
+            Parameter::new("id")
+                .location(ParameterIn::Path)
+                .description("Resource id (UUID)")
+                .schema(Uuid::to_schema(components))
+                .required(Required::True),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_are_422() {
+        let broken = parse_json::<Body>(b"{\"name\": ").unwrap_err();
+        assert_eq!(broken.status().as_u16(), 400);
+        let smuggled = parse_json::<Body>(br#"{"name":"a","role":"admin"}"#).unwrap_err();
+        assert_eq!(smuggled.status().as_u16(), 422);
+        let wrong_type = parse_json::<Body>(br#"{"name":5}"#).unwrap_err();
+        assert_eq!(wrong_type.status().as_u16(), 422);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflow() {
+        let deep = "[".repeat(100_000);
+        assert!(parse_json::<serde_json::Value>(deep.as_bytes()).is_err());
+    }
+}

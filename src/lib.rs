@@ -1,0 +1,18 @@
+//! taskapi: a task management REST API (salvo + sea-orm) on SQLite or PostgreSQL.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod models;
+pub mod requests;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod views;

@@ -1,0 +1,6 @@
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    taskapi::cli::run(taskapi::cli::Cli::parse()).await
+}

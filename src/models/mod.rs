@@ -1,0 +1,6 @@
+//! Model behaviour: validation and persistence rules, usable without HTTP.
+
+pub mod sessions;
+pub mod tasks;
+pub mod users;
+pub mod validate;

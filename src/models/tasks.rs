@@ -1,0 +1,378 @@
+//! Tasks are always read and written through their owner: every query is filtered by
+//! `user_id`, so another user's task is indistinguishable from a missing one.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+};
+use uuid::Uuid;
+
+use crate::entities::task::{self, Priority, Status};
+use crate::error::{AppError, Result};
+use crate::models::validate::{self, Errors};
+use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, TaskSort};
+
+const NOT_FOUND: AppError = AppError::NotFound("Task");
+
+/// A complete, validated task (POST and PUT).
+#[derive(Debug, Clone)]
+pub struct TaskInput {
+    pub title: String,
+    pub description: Option<String>,
+    pub status: Status,
+    pub priority: Priority,
+    pub due_date: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<CreateTaskRequest> for TaskInput {
+    type Error = AppError;
+
+    fn try_from(req: CreateTaskRequest) -> Result<Self> {
+        let mut errors = Errors::default();
+        let title = validate::title(&mut errors, &req.title);
+        let description = validate::description(&mut errors, req.description);
+        errors.finish(TaskInput {
+            title,
+            description,
+            status: req.status.unwrap_or_default(),
+            priority: req.priority.unwrap_or_default(),
+            due_date: req.due_date,
+        })
+    }
+}
+
+/// A validated partial update; `None` leaves a field unchanged.
+#[derive(Debug, Default, Clone)]
+pub struct TaskChanges {
+    pub title: Option<String>,
+    pub description: Option<Option<String>>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub due_date: Option<Option<DateTime<Utc>>>,
+}
+
+impl TaskChanges {
+    fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.description.is_none()
+            && self.status.is_none()
+            && self.priority.is_none()
+            && self.due_date.is_none()
+    }
+}
+
+impl TryFrom<PatchTaskRequest> for TaskChanges {
+    type Error = AppError;
+
+    fn try_from(req: PatchTaskRequest) -> Result<Self> {
+        let mut errors = Errors::default();
+        let title = req.title.map(|raw| validate::title(&mut errors, &raw));
+        let description = req
+            .description
+            .map(|text| validate::description(&mut errors, text));
+        errors.finish(TaskChanges {
+            title,
+            description,
+            status: req.status,
+            priority: req.priority,
+            due_date: req.due_date,
+        })
+    }
+}
+
+impl From<TaskInput> for TaskChanges {
+    fn from(input: TaskInput) -> Self {
+        TaskChanges {
+            title: Some(input.title),
+            description: Some(input.description),
+            status: Some(input.status),
+            priority: Some(input.priority),
+            due_date: Some(input.due_date),
+        }
+    }
+}
+
+/// Validated listing parameters.
+#[derive(Debug, Clone)]
+pub struct TaskFilter {
+    pub limit: u64,
+    pub offset: u64,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub due_before: Option<DateTime<Utc>>,
+    pub due_after: Option<DateTime<Utc>>,
+    pub search: Option<String>,
+    pub sort: TaskSort,
+}
+
+impl TryFrom<ListTasksQuery> for TaskFilter {
+    type Error = AppError;
+
+    fn try_from(query: ListTasksQuery) -> Result<Self> {
+        let mut errors = Errors::default();
+        let (limit, offset) = validate::page(&mut errors, query.limit, query.offset);
+        let search = query
+            .q
+            .map(|q| q.trim().to_string())
+            .filter(|q| !q.is_empty());
+        if search
+            .as_ref()
+            .is_some_and(|q| q.chars().count() > validate::SEARCH_MAX)
+        {
+            errors.add(
+                "q",
+                format!("must be at most {} characters", validate::SEARCH_MAX),
+            );
+        }
+        errors.finish(TaskFilter {
+            limit,
+            offset,
+            status: query.status,
+            priority: query.priority,
+            due_before: query.due_before,
+            due_after: query.due_after,
+            search,
+            sort: query.sort.unwrap_or_default(),
+        })
+    }
+}
+
+pub async fn create(db: &DatabaseConnection, owner: Uuid, input: TaskInput) -> Result<task::Model> {
+    let now = Utc::now();
+    Ok(task::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(owner),
+        title: Set(input.title),
+        description: Set(input.description),
+        status: Set(input.status),
+        priority: Set(input.priority),
+        due_date: Set(input.due_date),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await?)
+}
+
+pub async fn get(db: &DatabaseConnection, owner: Uuid, id: Uuid) -> Result<task::Model> {
+    task::Entity::find_by_id(id)
+        .filter(task::Column::UserId.eq(owner))
+        .one(db)
+        .await?
+        .ok_or(NOT_FOUND)
+}
+
+/// Whether a request's `If-Match` version (if any) allows changing `task`.
+fn check_version(task: &task::Model, expected: Option<i32>) -> Result<()> {
+    match expected {
+        Some(version) if version != task.version => Err(AppError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+/// After a conditional write matched no row: was the task missing, or was it changed?
+async fn explain_miss(db: &DatabaseConnection, owner: Uuid, id: Uuid) -> AppError {
+    match get(db, owner, id).await {
+        Ok(_) => AppError::PreconditionFailed,
+        Err(err) => err,
+    }
+}
+
+/// Applies `changes` in one conditional UPDATE (compare-and-set on `version` when the
+/// client sent If-Match), so concurrent writers can never silently overwrite each other.
+pub async fn update(
+    db: &DatabaseConnection,
+    owner: Uuid,
+    id: Uuid,
+    changes: TaskChanges,
+    expected_version: Option<i32>,
+) -> Result<task::Model> {
+    if changes.is_empty() {
+        let task = get(db, owner, id).await?;
+        check_version(&task, expected_version)?;
+        return Ok(task);
+    }
+    let mut update = task::Entity::update_many()
+        .col_expr(
+            task::Column::Version,
+            Expr::col(task::Column::Version).add(1),
+        )
+        .col_expr(task::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(task::Column::Id.eq(id))
+        .filter(task::Column::UserId.eq(owner));
+    if let Some(version) = expected_version {
+        update = update.filter(task::Column::Version.eq(version));
+    }
+    if let Some(title) = changes.title {
+        update = update.col_expr(task::Column::Title, Expr::value(title));
+    }
+    if let Some(description) = changes.description {
+        update = update.col_expr(task::Column::Description, Expr::value(description));
+    }
+    if let Some(status) = changes.status {
+        update = update.col_expr(task::Column::Status, Expr::value(status));
+    }
+    if let Some(priority) = changes.priority {
+        update = update.col_expr(task::Column::Priority, Expr::value(priority));
+    }
+    if let Some(due_date) = changes.due_date {
+        update = update.col_expr(task::Column::DueDate, Expr::value(due_date));
+    }
+    let mut rows = update.exec_with_returning(db).await?;
+    match rows.pop() {
+        Some(task) => Ok(task),
+        None => Err(explain_miss(db, owner, id).await),
+    }
+}
+
+pub async fn delete(
+    db: &DatabaseConnection,
+    owner: Uuid,
+    id: Uuid,
+    expected_version: Option<i32>,
+) -> Result<()> {
+    let mut delete = task::Entity::delete_many()
+        .filter(task::Column::Id.eq(id))
+        .filter(task::Column::UserId.eq(owner));
+    if let Some(version) = expected_version {
+        delete = delete.filter(task::Column::Version.eq(version));
+    }
+    let result = delete.exec(db).await?;
+    if result.rows_affected == 0 {
+        return Err(explain_miss(db, owner, id).await);
+    }
+    Ok(())
+}
+
+fn filtered(owner: Uuid, filter: &TaskFilter) -> Select<task::Entity> {
+    let mut query = task::Entity::find().filter(task::Column::UserId.eq(owner));
+    if let Some(status) = filter.status {
+        query = query.filter(task::Column::Status.eq(status));
+    }
+    if let Some(priority) = filter.priority {
+        query = query.filter(task::Column::Priority.eq(priority));
+    }
+    if let Some(before) = filter.due_before {
+        query = query.filter(task::Column::DueDate.lt(before));
+    }
+    if let Some(after) = filter.due_after {
+        query = query.filter(task::Column::DueDate.gt(after));
+    }
+    if let Some(search) = &filter.search {
+        let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
+        let matches = |column: task::Column| -> SimpleExpr {
+            Expr::expr(Func::lower(Expr::col(column)))
+                .like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        query = query.filter(
+            Condition::any()
+                .add(matches(task::Column::Title))
+                .add(matches(task::Column::Description)),
+        );
+    }
+    query
+}
+
+/// `%` and `_` in a search are literal characters, not wildcards.
+fn escape_like(raw: &str) -> String {
+    let mut escaped = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+fn sorted(query: Select<task::Entity>, sort: TaskSort) -> Select<task::Entity> {
+    let (column, order) = match sort {
+        TaskSort::CreatedAt => (task::Column::CreatedAt, Order::Asc),
+        TaskSort::CreatedAtDesc => (task::Column::CreatedAt, Order::Desc),
+        TaskSort::DueDate => (task::Column::DueDate, Order::Asc),
+        TaskSort::DueDateDesc => (task::Column::DueDate, Order::Desc),
+        TaskSort::Priority => (task::Column::Priority, Order::Asc),
+        TaskSort::PriorityDesc => (task::Column::Priority, Order::Desc),
+        TaskSort::Title => (task::Column::Title, Order::Asc),
+        TaskSort::TitleDesc => (task::Column::Title, Order::Desc),
+    };
+    let query = if matches!(column, task::Column::DueDate) {
+        // Tasks without a due date come last either way, on both PostgreSQL and SQLite.
+        query.order_by_asc(Expr::col(task::Column::DueDate).is_null())
+    } else {
+        query
+    };
+    // The id (UUIDv7, time-ordered) breaks ties so pages never overlap or skip rows.
+    query
+        .order_by(column, order.clone())
+        .order_by(task::Column::Id, order)
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    owner: Uuid,
+    filter: &TaskFilter,
+) -> Result<(Vec<task::Model>, u64)> {
+    let total = filtered(owner, filter).count(db).await?;
+    if filter.offset >= total {
+        return Ok((Vec::new(), total));
+    }
+    let items = sorted(filtered(owner, filter), filter.sort)
+        .limit(filter.limit)
+        .offset(filter.offset)
+        .all(db)
+        .await?;
+    Ok((items, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+    }
+
+    #[test]
+    fn put_without_optional_fields_resets_them_to_defaults() {
+        let input = TaskInput::try_from(CreateTaskRequest {
+            title: "  Write docs ".into(),
+            description: None,
+            status: None,
+            priority: None,
+            due_date: None,
+        })
+        .expect("valid");
+        assert_eq!(input.title, "Write docs");
+        let changes = TaskChanges::from(input);
+        assert_eq!(changes.status, Some(Status::Todo));
+        assert_eq!(changes.priority, Some(Priority::Medium));
+        assert_eq!(changes.description, Some(None));
+    }
+
+    #[test]
+    fn patch_with_null_clears_and_absent_keeps() {
+        let patch: PatchTaskRequest =
+            serde_json::from_str(r#"{"description": null}"#).expect("json");
+        let changes = TaskChanges::try_from(patch).expect("valid");
+        assert_eq!(changes.description, Some(None));
+        assert_eq!(changes.due_date, None);
+    }
+
+    #[test]
+    fn oversized_filters_are_rejected() {
+        let query = ListTasksQuery {
+            limit: Some(500),
+            q: Some("x".repeat(201)),
+            ..Default::default()
+        };
+        let Err(AppError::Validation(errors)) = TaskFilter::try_from(query) else {
+            panic!("expected validation error");
+        };
+        assert_eq!(errors.len(), 2);
+    }
+}

@@ -1,0 +1,349 @@
+//! Accounts: registration (first user becomes admin, race-free), credential checks and
+//! the admin rules (the last active admin can be neither demoted, deactivated nor deleted).
+
+use chrono::Utc;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::auth::password::PasswordHasher;
+use crate::entities::user::{self, Role};
+use crate::error::{AppError, Result, conflict_on_unique};
+use crate::models::validate::{self, Errors};
+use crate::requests::RegisterRequest;
+use crate::state::AppState;
+
+const DUPLICATE_EMAIL: &str = "An account with this email already exists.";
+const LAST_ADMIN: &str = "This is the last active administrator; promote another user first.";
+
+/// A registration that passed validation.
+#[derive(Debug)]
+pub struct NewUser {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+impl TryFrom<RegisterRequest> for NewUser {
+    type Error = AppError;
+
+    fn try_from(req: RegisterRequest) -> Result<Self> {
+        let mut errors = Errors::default();
+        let name = validate::name(&mut errors, &req.name);
+        let email = validate::email(&mut errors, &req.email);
+        validate::password(&mut errors, "password", &req.password);
+        errors.finish(NewUser {
+            name,
+            email,
+            password: req.password,
+        })
+    }
+}
+
+/// What the auth guard needs to know about an account on every request.
+#[derive(Debug, Clone)]
+pub struct AuthState {
+    pub id: Uuid,
+    pub role: Role,
+    pub active: bool,
+    pub token_version: i32,
+}
+
+pub async fn auth_state(state: &AppState, id: Uuid) -> Result<Option<AuthState>> {
+    let row = user::Entity::find_by_id(id)
+        .select_only()
+        .columns([
+            user::Column::Id,
+            user::Column::Role,
+            user::Column::Active,
+            user::Column::TokenVersion,
+        ])
+        .into_tuple::<(Uuid, Role, bool, i32)>()
+        .one(&state.db)
+        .await?;
+    Ok(row.map(|(id, role, active, token_version)| AuthState {
+        id,
+        role,
+        active,
+        token_version,
+    }))
+}
+
+/// Atomically claims a one-time event. Exactly one caller ever gets `true`, even across
+/// replicas, because the claim is a primary-key insert; a rolled-back transaction
+/// releases it.
+async fn claim<C: ConnectionTrait>(conn: &C, name: &str) -> Result<bool> {
+    let insert = Query::insert()
+        .into_table(Alias::new("bootstrap_claims"))
+        .columns([Alias::new("name"), Alias::new("claimed_at")])
+        .values_panic([name.into(), Utc::now().into()])
+        .on_conflict(
+            OnConflict::column(Alias::new("name"))
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    let result = conn.execute(&insert).await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Creates the account; the first one ever registered becomes the admin.
+pub async fn register(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    new: NewUser,
+) -> Result<user::Model> {
+    let password_hash = hasher.hash(&new.password).await?;
+    let txn = db.begin().await?;
+    let role = if claim(&txn, "first_admin").await? {
+        Role::Admin
+    } else {
+        Role::User
+    };
+    let user = insert(&txn, new.name, new.email, password_hash, role).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// Bootstrap path for production (`taskapi create-admin`): an admin regardless of order.
+pub async fn create_admin(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    new: NewUser,
+) -> Result<user::Model> {
+    let password_hash = hasher.hash(&new.password).await?;
+    let txn = db.begin().await?;
+    // Later self-registrations must not also become admin.
+    claim(&txn, "first_admin").await?;
+    let user = insert(&txn, new.name, new.email, password_hash, Role::Admin).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    name: String,
+    email: String,
+    password_hash: String,
+    role: Role,
+) -> Result<user::Model> {
+    let now = Utc::now();
+    user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(name),
+        email: Set(email),
+        password_hash: Set(password_hash),
+        role: Set(role),
+        active: Set(true),
+        token_version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(conn)
+    .await
+    .map_err(|err| conflict_on_unique(err, DUPLICATE_EMAIL))
+}
+
+/// Checks credentials. Unknown email, wrong password and deactivated account are all
+/// the same error, and all cost one argon2 verification.
+pub async fn verify_credentials(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    email: &str,
+    password: &str,
+) -> Result<user::Model> {
+    let found = user::Entity::find()
+        .filter(user::Column::Email.eq(validate::normalize_email(email)))
+        .one(db)
+        .await?;
+    let Some(user) = found else {
+        hasher.verify_dummy(password).await?;
+        return Err(AppError::InvalidCredentials);
+    };
+    if hasher.verify(&user.password_hash, password).await? && user.active {
+        Ok(user)
+    } else {
+        Err(AppError::InvalidCredentials)
+    }
+}
+
+pub async fn get(db: &DatabaseConnection, id: Uuid) -> Result<user::Model> {
+    user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("User"))
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    limit: u64,
+    offset: u64,
+) -> Result<(Vec<user::Model>, u64)> {
+    let total = user::Entity::find().count(db).await?;
+    let items = user::Entity::find()
+        .order_by_asc(user::Column::CreatedAt)
+        .order_by_asc(user::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await?;
+    Ok((items, total))
+}
+
+pub async fn update_name(db: &DatabaseConnection, id: Uuid, raw_name: &str) -> Result<user::Model> {
+    let mut errors = Errors::default();
+    let name = validate::name(&mut errors, raw_name);
+    errors.finish(())?;
+    let user = get(db, id).await?;
+    let mut active: user::ActiveModel = user.into();
+    active.name = Set(name);
+    active.updated_at = Set(Utc::now());
+    Ok(active.update(db).await?)
+}
+
+/// Makes every access token issued so far fail (the guard compares versions).
+pub async fn revoke_access_tokens<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<()> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::TokenVersion,
+            Expr::col(user::Column::TokenVersion).add(1),
+        )
+        .filter(user::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn change_password(
+    db: &DatabaseConnection,
+    hasher: &PasswordHasher,
+    id: Uuid,
+    current: &str,
+    new: &str,
+) -> Result<()> {
+    let mut errors = Errors::default();
+    validate::password(&mut errors, "new_password", new);
+    errors.finish(())?;
+    let user = get(db, id).await?;
+    if !hasher.verify(&user.password_hash, current).await? {
+        return Err(AppError::validation("current_password", "is incorrect"));
+    }
+    let password_hash = hasher.hash(new).await?;
+    let txn = db.begin().await?;
+    let mut active: user::ActiveModel = user.into();
+    active.password_hash = Set(password_hash);
+    active.updated_at = Set(Utc::now());
+    active.update(&txn).await?;
+    revoke_access_tokens(&txn, id).await?;
+    crate::models::sessions::revoke_all(&txn, id).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Counts active admins other than `except`, locking their rows on PostgreSQL so that
+/// two admins demoting each other at once cannot both succeed.
+async fn other_active_admins<C: ConnectionTrait>(conn: &C, except: Uuid) -> Result<usize> {
+    let admins = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::Role.eq(Role::Admin))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::Id.ne(except))
+        .order_by_asc(user::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<Uuid>()
+        .all(conn)
+        .await?;
+    Ok(admins.len())
+}
+
+fn keeps_admin_rights(user: &user::Model) -> bool {
+    user.role == Role::Admin && user.active
+}
+
+pub async fn admin_update(
+    state: &AppState,
+    id: Uuid,
+    role: Option<Role>,
+    active: Option<bool>,
+) -> Result<user::Model> {
+    // SQLite has no row locks; this process-wide lock serialises admin changes there
+    // (SQLite deployments are single-process by nature).
+    let _guard = state.admin_lock.lock().await;
+    let txn = state.db.begin().await?;
+    let user = user::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("User"))?;
+    let new_role = role.unwrap_or(user.role);
+    let new_active = active.unwrap_or(user.active);
+    let loses_admin = keeps_admin_rights(&user) && !(new_role == Role::Admin && new_active);
+    if loses_admin && other_active_admins(&txn, id).await? == 0 {
+        return Err(AppError::Conflict(LAST_ADMIN.into()));
+    }
+    let changed = new_role != user.role || new_active != user.active;
+    let mut model: user::ActiveModel = user.into();
+    model.role = Set(new_role);
+    model.active = Set(new_active);
+    model.updated_at = Set(Utc::now());
+    let updated = model.update(&txn).await?;
+    if changed {
+        // Tokens carry the role; make clients fetch new ones that say the truth.
+        revoke_access_tokens(&txn, id).await?;
+        if !new_active {
+            crate::models::sessions::revoke_all(&txn, id).await?;
+        }
+    }
+    txn.commit().await?;
+    get(&state.db, updated.id).await
+}
+
+pub async fn delete(state: &AppState, id: Uuid) -> Result<()> {
+    let _guard = state.admin_lock.lock().await;
+    let txn = state.db.begin().await?;
+    let user = user::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("User"))?;
+    if keeps_admin_rights(&user) && other_active_admins(&txn, id).await? == 0 {
+        return Err(AppError::Conflict(LAST_ADMIN.into()));
+    }
+    // Tasks and refresh tokens go with the user through ON DELETE CASCADE.
+    user::Entity::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_collects_every_field_error() {
+        let req = RegisterRequest {
+            name: " ".into(),
+            email: "nope".into(),
+            password: "short".into(),
+        };
+        let Err(AppError::Validation(errors)) = NewUser::try_from(req) else {
+            panic!("expected validation error");
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "email", "password"]);
+    }
+
+    #[test]
+    fn registration_normalises_email_and_name() {
+        let req = RegisterRequest {
+            name: "  Ada  ".into(),
+            email: " Ada@Example.COM".into(),
+            password: "long enough".into(),
+        };
+        let user = NewUser::try_from(req).expect("valid");
+        assert_eq!(user.name, "Ada");
+        assert_eq!(user.email, "ada@example.com");
+    }
+}

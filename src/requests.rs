@@ -1,0 +1,143 @@
+//! Request bodies and query strings. Every body rejects unknown fields, so a smuggled
+//! `role`, `user_id` or `id` is a 422 rather than silently ignored or, worse, honoured.
+
+use chrono::{DateTime, Utc};
+use salvo::oapi::{ToParameters, ToSchema};
+use serde::{Deserialize, Deserializer};
+
+use crate::entities::task::{Priority, Status};
+use crate::entities::user::Role;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// 1-100 characters.
+    pub name: String,
+    pub email: String,
+    /// 8-128 characters.
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// 8-128 characters.
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskRequest {
+    /// 1-200 characters after trimming.
+    pub title: String,
+    /// At most 10,000 characters.
+    pub description: Option<String>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub due_date: Option<DateTime<Utc>>,
+}
+
+/// Full replacement: omitted optional fields go back to their defaults.
+pub type ReplaceTaskRequest = CreateTaskRequest;
+
+/// Partial update: absent fields stay as they are; `null` clears `description` or `due_date`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTaskRequest {
+    pub title: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Option<String>))]
+    pub description: Option<Option<String>>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Option<DateTime<Utc>>))]
+    pub due_date: Option<Option<DateTime<Utc>>>,
+}
+
+/// Distinguishes "field present (maybe null)" from "field absent" in a PATCH body.
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUpdateUserRequest {
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+pub enum TaskSort {
+    #[serde(rename = "created_at")]
+    CreatedAt,
+    #[default]
+    #[serde(rename = "-created_at")]
+    CreatedAtDesc,
+    #[serde(rename = "due_date")]
+    DueDate,
+    #[serde(rename = "-due_date")]
+    DueDateDesc,
+    #[serde(rename = "priority")]
+    Priority,
+    #[serde(rename = "-priority")]
+    PriorityDesc,
+    #[serde(rename = "title")]
+    Title,
+    #[serde(rename = "-title")]
+    TitleDesc,
+}
+
+#[derive(Debug, Default, Deserialize, ToParameters)]
+#[serde(deny_unknown_fields)]
+#[salvo(parameters(default_parameter_in = Query))]
+pub struct ListTasksQuery {
+    /// Page size, 1-100 (default 20).
+    pub limit: Option<u64>,
+    /// Number of matching tasks to skip (default 0).
+    pub offset: Option<u64>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    /// Only tasks due strictly before this instant (RFC 3339).
+    pub due_before: Option<DateTime<Utc>>,
+    /// Only tasks due strictly after this instant (RFC 3339).
+    pub due_after: Option<DateTime<Utc>>,
+    /// Case-insensitive substring of the title or description.
+    pub q: Option<String>,
+    /// Sort key; prefix with `-` for descending (default `-created_at`).
+    pub sort: Option<TaskSort>,
+}
+
+#[derive(Debug, Default, Deserialize, ToParameters)]
+#[serde(deny_unknown_fields)]
+#[salvo(parameters(default_parameter_in = Query))]
+pub struct PageQuery {
+    /// Page size, 1-100 (default 20).
+    pub limit: Option<u64>,
+    /// Number of items to skip (default 0).
+    pub offset: Option<u64>,
+}

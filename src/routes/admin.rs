@@ -1,0 +1,72 @@
+//! Administration of accounts. The admin role is enforced by the `require_admin` hoop on
+//! this router, never inside the handlers.
+
+use salvo::prelude::*;
+
+use crate::auth::CurrentUser;
+use crate::error::{AppError, Result};
+use crate::extract::{Payload, Query, ResourceId};
+use crate::models::users;
+use crate::models::validate::{self, Errors};
+use crate::requests::{AdminUpdateUserRequest, PageQuery};
+use crate::routes::app_state;
+use crate::routes::responses::{NoContent, Ok200};
+use crate::views::{UserPage, UserView};
+
+fn user_not_found(err: AppError) -> AppError {
+    match err {
+        AppError::NotFound(_) => AppError::NotFound("User"),
+        other => other,
+    }
+}
+
+/// List all users (paginated).
+#[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 401, 403, 422, 429, 503))]
+pub async fn list_users(depot: &mut Depot, query: Query<PageQuery>) -> Result<Ok200<UserPage>> {
+    let state = app_state(depot)?;
+    let mut errors = Errors::default();
+    let (limit, offset) = validate::page(&mut errors, query.0.limit, query.0.offset);
+    errors.finish(())?;
+    let (items, total) = users::list(&state.db, limit, offset).await?;
+    Ok(Ok200(UserPage {
+        items: items.into_iter().map(UserView::from).collect(),
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// One user.
+#[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 401, 403, 404, 429, 503))]
+pub async fn get_user(depot: &mut Depot, id: ResourceId) -> Result<Ok200<UserView>> {
+    let state = app_state(depot)?;
+    let user = users::get(&state.db, id.0).await.map_err(user_not_found)?;
+    Ok(Ok200(user.into()))
+}
+
+/// Change a user's role and/or activation. The last active admin cannot lose admin rights.
+#[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
+pub async fn update_user(
+    depot: &mut Depot,
+    id: ResourceId,
+    body: Payload<AdminUpdateUserRequest>,
+) -> Result<Ok200<UserView>> {
+    let state = app_state(depot)?;
+    let admin = CurrentUser::from_depot(depot)?;
+    let AdminUpdateUserRequest { role, active } = body.0;
+    let user = users::admin_update(&state, id.0, role, active)
+        .await
+        .map_err(user_not_found)?;
+    tracing::info!(event = "admin_user_update", admin_id = %admin.id, user_id = %user.id, role = user.role.as_str(), active = user.active, "user updated by admin");
+    Ok(Ok200(user.into()))
+}
+
+/// Delete a user and all their tasks. The last active admin cannot be deleted.
+#[endpoint(tags("admin"), security(("bearer" = [])), status_codes(204, 401, 403, 404, 409, 429, 503))]
+pub async fn delete_user(depot: &mut Depot, id: ResourceId) -> Result<NoContent> {
+    let state = app_state(depot)?;
+    let admin = CurrentUser::from_depot(depot)?;
+    users::delete(&state, id.0).await.map_err(user_not_found)?;
+    tracing::info!(event = "admin_user_delete", admin_id = %admin.id, user_id = %id.0, "user deleted by admin");
+    Ok(NoContent)
+}

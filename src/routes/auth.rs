@@ -1,0 +1,187 @@
+use salvo::prelude::*;
+
+use crate::auth::CurrentUser;
+use crate::entities::user;
+use crate::error::{AppError, Result};
+use crate::extract::Payload;
+use crate::metrics::{LOGINS, REFRESHES, REGISTRATIONS};
+use crate::models::users::{self, NewUser};
+use crate::models::{sessions, validate};
+use crate::requests::{
+    ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, UpdateMeRequest,
+};
+use crate::routes::responses::{Created, NoContent, Ok200};
+use crate::routes::{app_state, client_ip};
+use crate::state::AppState;
+use crate::telemetry::email_tag;
+use crate::views::{TokenResponse, UserView};
+
+/// Register a new account. The first account ever created becomes the administrator.
+#[endpoint(tags("auth"), status_codes(201, 400, 409, 413, 415, 422, 429, 503))]
+pub async fn register(
+    req: &mut Request,
+    depot: &mut Depot,
+    body: Payload<RegisterRequest>,
+) -> Result<Created<UserView>> {
+    let state = app_state(depot)?;
+    let new = NewUser::try_from(body.0)?;
+    let tag = email_tag(&new.email);
+    let user = users::register(&state.db, &state.hasher, new).await?;
+    metrics::counter!(REGISTRATIONS).increment(1);
+    tracing::info!(event = "register", user_id = %user.id, email = %tag, role = user.role.as_str(), client_ip = %client_ip(req), "account registered");
+    Ok(Created {
+        location: format!("/api/v1/admin/users/{}", user.id),
+        etag: None,
+        body: user.into(),
+    })
+}
+
+async fn tokens_for(
+    state: &AppState,
+    user: user::Model,
+    session: sessions::IssuedRefresh,
+) -> Result<TokenResponse> {
+    let access_token = state.jwt.issue(user.id, user.role, user.token_version)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.jwt.ttl_secs,
+        refresh_token: session.token,
+        refresh_expires_in: session.expires_in,
+        user: user.into(),
+    })
+}
+
+/// Exchange email and password for an access token and a refresh token.
+#[endpoint(tags("auth"), status_codes(200, 400, 401, 413, 415, 422, 429, 503))]
+pub async fn login(
+    req: &mut Request,
+    depot: &mut Depot,
+    body: Payload<LoginRequest>,
+) -> Result<Ok200<TokenResponse>> {
+    let state = app_state(depot)?;
+    let LoginRequest { email, password } = body.0;
+    let email = validate::normalize_email(&email);
+    let (tag, ip) = (email_tag(&email), client_ip(req));
+    if let Err(err) = state.limits.check_login(&email, ip) {
+        metrics::counter!(LOGINS, "outcome" => "throttled").increment(1);
+        tracing::warn!(event = "login", outcome = "throttled", email = %tag, client_ip = %ip, "login throttled");
+        return Err(err);
+    }
+    match users::verify_credentials(&state.db, &state.hasher, &email, &password).await {
+        Ok(user) => {
+            state.limits.record_login_success(&email, ip);
+            metrics::counter!(LOGINS, "outcome" => "success").increment(1);
+            tracing::info!(event = "login", outcome = "success", user_id = %user.id, email = %tag, client_ip = %ip, "login succeeded");
+            let session = sessions::start(
+                &state.db,
+                user.id,
+                state.settings.auth.refresh_token_ttl_secs,
+            )
+            .await?;
+            Ok(Ok200(tokens_for(&state, user, session).await?))
+        }
+        Err(AppError::InvalidCredentials) => {
+            state.limits.record_login_failure(&email, ip);
+            metrics::counter!(LOGINS, "outcome" => "failure").increment(1);
+            tracing::info!(event = "login", outcome = "failure", email = %tag, client_ip = %ip, "login failed");
+            Err(AppError::InvalidCredentials)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Rotate a refresh token: returns new tokens; the presented one is spent. Reusing a
+/// spent token revokes every token of that login.
+#[endpoint(tags("auth"), status_codes(200, 400, 401, 413, 415, 422, 429, 503))]
+pub async fn refresh(
+    req: &mut Request,
+    depot: &mut Depot,
+    body: Payload<RefreshRequest>,
+) -> Result<Ok200<TokenResponse>> {
+    let state = app_state(depot)?;
+    let ttl = state.settings.auth.refresh_token_ttl_secs;
+    let (user_id, issued) = match sessions::rotate(&state.db, &body.0.refresh_token, ttl).await {
+        Ok(rotated) => rotated,
+        Err(err) => {
+            metrics::counter!(REFRESHES, "outcome" => "rejected").increment(1);
+            tracing::info!(event = "refresh", outcome = "rejected", client_ip = %client_ip(req), "refresh rejected");
+            return Err(err);
+        }
+    };
+    let user = users::get(&state.db, user_id)
+        .await
+        .map_err(|_| AppError::Unauthorized("Invalid or expired refresh token."))?;
+    if !user.active {
+        return Err(AppError::Unauthorized("Invalid or expired refresh token."));
+    }
+    metrics::counter!(REFRESHES, "outcome" => "success").increment(1);
+    tracing::info!(event = "refresh", outcome = "success", user_id = %user.id, client_ip = %client_ip(req), "tokens refreshed");
+    Ok(Ok200(tokens_for(&state, user, issued).await?))
+}
+
+/// Log out this session: revokes the refresh token's family.
+#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 400, 401, 413, 415, 422, 429, 503))]
+pub async fn logout(depot: &mut Depot, body: Payload<RefreshRequest>) -> Result<NoContent> {
+    let state = app_state(depot)?;
+    let caller = CurrentUser::from_depot(depot)?;
+    sessions::logout(&state.db, caller.id, &body.0.refresh_token).await?;
+    tracing::info!(event = "logout", user_id = %caller.id, "session revoked");
+    Ok(NoContent)
+}
+
+/// Log out everywhere: revokes all refresh tokens and every access token issued so far.
+#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 401, 429, 503))]
+pub async fn logout_all(depot: &mut Depot) -> Result<NoContent> {
+    let state = app_state(depot)?;
+    let caller = CurrentUser::from_depot(depot)?;
+    sessions::revoke_all(&state.db, caller.id).await?;
+    users::revoke_access_tokens(&state.db, caller.id).await?;
+    tracing::info!(event = "logout_all", user_id = %caller.id, "all sessions revoked");
+    Ok(NoContent)
+}
+
+/// The authenticated user's profile.
+#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(200, 401, 429, 503))]
+pub async fn me(depot: &mut Depot) -> Result<Ok200<UserView>> {
+    let state = app_state(depot)?;
+    let caller = CurrentUser::from_depot(depot)?;
+    Ok(Ok200(users::get(&state.db, caller.id).await?.into()))
+}
+
+/// Change the authenticated user's display name.
+#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(200, 400, 401, 413, 415, 422, 429, 503))]
+pub async fn update_me(
+    depot: &mut Depot,
+    body: Payload<UpdateMeRequest>,
+) -> Result<Ok200<UserView>> {
+    let state = app_state(depot)?;
+    let caller = CurrentUser::from_depot(depot)?;
+    let user = users::update_name(&state.db, caller.id, &body.0.name).await?;
+    tracing::info!(event = "profile_update", user_id = %caller.id, "profile updated");
+    Ok(Ok200(user.into()))
+}
+
+/// Change password; every existing session and access token stops working.
+#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 400, 401, 413, 415, 422, 429, 503))]
+pub async fn change_password(
+    depot: &mut Depot,
+    body: Payload<ChangePasswordRequest>,
+) -> Result<NoContent> {
+    let state = app_state(depot)?;
+    let caller = CurrentUser::from_depot(depot)?;
+    let ChangePasswordRequest {
+        current_password,
+        new_password,
+    } = body.0;
+    users::change_password(
+        &state.db,
+        &state.hasher,
+        caller.id,
+        &current_password,
+        &new_password,
+    )
+    .await?;
+    tracing::info!(event = "password_change", user_id = %caller.id, "password changed; sessions revoked");
+    Ok(NoContent)
+}

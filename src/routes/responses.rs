@@ -1,0 +1,142 @@
+//! Success responses that carry more than a JSON body (status, Location, ETag), each
+//! documenting itself in the OpenAPI spec.
+
+use salvo::http::{HeaderValue, StatusCode, header};
+use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
+use salvo::prelude::*;
+use serde::Serialize;
+
+use crate::error::AppError;
+use crate::views::TaskView;
+
+fn write_json<T: Serialize>(res: &mut Response, status: StatusCode, body: &T) {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            res.status_code(status);
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            let _ = res.write_body(bytes);
+        }
+        Err(err) => {
+            let problem = AppError::Internal(err.into()).to_problem();
+            crate::error::write_problem(res, &problem);
+        }
+    }
+}
+
+/// 200 with a JSON body.
+pub struct Ok200<T>(pub T);
+
+#[async_trait]
+impl<T: Serialize + Send> Writer for Ok200<T> {
+    async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
+        write_json(res, StatusCode::OK, &self.0);
+    }
+}
+
+impl<T: ToSchema> EndpointOutRegister for Ok200<T> {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        operation.responses.insert(
+            "200",
+            oapi::Response::new("OK").add_content("application/json", T::to_schema(components)),
+        );
+    }
+}
+
+/// 201 with a JSON body and a `Location` header.
+pub struct Created<T> {
+    pub location: String,
+    pub etag: Option<String>,
+    pub body: T,
+}
+
+#[async_trait]
+impl<T: Serialize + Send> Writer for Created<T> {
+    async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
+        if let Ok(value) = HeaderValue::from_str(&self.location) {
+            res.headers_mut().insert(header::LOCATION, value);
+        }
+        if let Some(etag) = self.etag.and_then(|tag| HeaderValue::from_str(&tag).ok()) {
+            res.headers_mut().insert(header::ETAG, etag);
+        }
+        write_json(res, StatusCode::CREATED, &self.body);
+    }
+}
+
+impl<T: ToSchema> EndpointOutRegister for Created<T> {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        operation.responses.insert(
+            "201",
+            oapi::Response::new("Created; Location names the new resource")
+                .add_content("application/json", T::to_schema(components))
+                .add_header("Location", oapi::Header::new(String::to_schema(components))),
+        );
+    }
+}
+
+/// 204 without a body.
+pub struct NoContent;
+
+#[async_trait]
+impl Writer for NoContent {
+    async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
+        res.status_code(StatusCode::NO_CONTENT);
+    }
+}
+
+impl EndpointOutRegister for NoContent {
+    fn register(_components: &mut Components, operation: &mut Operation) {
+        operation
+            .responses
+            .insert("204", oapi::Response::new("Done; no content"));
+    }
+}
+
+/// The strong ETag of a task version.
+pub fn etag(version: i32) -> String {
+    format!("\"{version}\"")
+}
+
+/// A task with its ETag, or 304 when the client's `If-None-Match` already has it.
+pub enum TaskReply {
+    Fresh(TaskView),
+    NotModified(i32),
+}
+
+#[async_trait]
+impl Writer for TaskReply {
+    async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
+        let version = match &self {
+            TaskReply::Fresh(task) => task.version,
+            TaskReply::NotModified(version) => *version,
+        };
+        if let Ok(value) = HeaderValue::from_str(&etag(version)) {
+            res.headers_mut().insert(header::ETAG, value);
+        }
+        match self {
+            TaskReply::Fresh(task) => write_json(res, StatusCode::OK, &task),
+            TaskReply::NotModified(_) => {
+                res.status_code(StatusCode::NOT_MODIFIED);
+            }
+        }
+    }
+}
+
+impl EndpointOutRegister for TaskReply {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        let etag_header = oapi::Header::new(String::to_schema(components))
+            .description("Current version of the task, for If-Match / If-None-Match");
+        operation.responses.insert(
+            "200",
+            oapi::Response::new("The task")
+                .add_content("application/json", TaskView::to_schema(components))
+                .add_header("ETag", etag_header),
+        );
+        operation.responses.insert(
+            "304",
+            oapi::Response::new("Not modified (If-None-Match matched)"),
+        );
+    }
+}

@@ -1,0 +1,33 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sea_orm::DatabaseConnection;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::PasswordHasher;
+use crate::auth::throttle::Limits;
+use crate::config::Settings;
+
+/// Everything a handler may need, cheap to clone, injected into every request's depot.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub jwt: Arc<JwtKeys>,
+    pub hasher: PasswordHasher,
+    pub limits: Arc<Limits>,
+    /// Serialises admin role/activation changes (see `models::users::admin_update`).
+    pub admin_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Set when shutdown begins so readiness fails and load balancers stop sending traffic.
+    pub draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,101 @@
+//! Response shapes. They are built from entities and never carry secrets (no hashes, no versions of tokens).
+
+use chrono::{DateTime, Utc};
+use salvo::oapi::ToSchema;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::entities::task::{self, Priority, Status};
+use crate::entities::user::{self, Role};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<user::Model> for UserView {
+    fn from(user: user::Model) -> Self {
+        Self {
+            id: user.id,
+            name: user.name,
+            email: user.email,
+            role: user.role,
+            active: user.active,
+            created_at: user.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskView {
+    pub id: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    pub status: Status,
+    pub priority: Priority,
+    pub due_date: Option<DateTime<Utc>>,
+    /// Increases by one on every change; the ETag carries it.
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<task::Model> for TaskView {
+    fn from(task: task::Model) -> Self {
+        Self {
+            id: task.id,
+            title: task.title,
+            description: task.description,
+            status: task.status,
+            priority: task.priority,
+            due_date: task.due_date,
+            version: task.version,
+            created_at: task.created_at,
+            updated_at: task.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskPage {
+    pub items: Vec<TaskView>,
+    /// Number of tasks matching the filters, across all pages.
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<UserView>,
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always "Bearer".
+    pub token_type: &'static str,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: u64,
+    /// Opaque single-use token for `POST /api/v1/auth/refresh`.
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+    pub user: UserView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthView {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<&'static str>,
+}

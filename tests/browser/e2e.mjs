@@ -1,0 +1,653 @@
+// End-to-end test of the taskapi web front end in headless Chromium.
+//
+//   BASE_URL=http://127.0.0.1:8080 node e2e.mjs
+//
+// Needs a server with a fresh database (the first registered user becomes the
+// admin). Uses Debian's /usr/bin/chromium through playwright-core; it never
+// downloads a browser. Screenshots go to $ARTIFACTS_DIR
+// (default artifacts/screenshots). Any console error, uncaught page error,
+// CSP violation, request to another origin or unexpected HTTP error status
+// fails the step in which it happened. The last line printed is
+// "N passed, M failed".
+//
+// Environment:
+//   BASE_URL          server under test (default http://127.0.0.1:8080)
+//   ARTIFACTS_DIR     screenshot folder (default artifacts/screenshots)
+//   CHROMIUM_PATH     browser executable (default /usr/bin/chromium)
+//   E2E_TIMEOUT_MS    per-wait timeout (default 10000)
+//   E2E_REQUIRE_CSP   "1" (default): the page must be served with the strict
+//                     Content-Security-Policy; "0": inject it when missing.
+
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import process from 'node:process';
+import { chromium } from 'playwright-core';
+
+const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+const ORIGIN = new URL(BASE_URL).origin;
+const ARTIFACTS_DIR = path.resolve(process.env.ARTIFACTS_DIR || 'artifacts/screenshots');
+const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS || 10000);
+const REQUIRE_CSP = (process.env.E2E_REQUIRE_CSP ?? '1') !== '0';
+
+const EXPECTED_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+  "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const RUN_ID = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
+const ADMIN = { name: 'Ada Admin', email: `ada.${RUN_ID}@example.com`, password: 'correct-horse-battery-1' };
+const USER = { name: 'Bob User', email: `bob.${RUN_ID}@example.com`, password: 'another-long-secret-2' };
+
+/* ------------------------------------------------------------------ tiny runner */
+
+const results = [];
+let aborted = false;
+let shotIndex = 0;
+let page;
+let context;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function log(line) {
+  process.stdout.write(`${line}\n`);
+}
+
+function slug(text) {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+}
+
+async function screenshot(name) {
+  if (!page) return;
+  shotIndex += 1;
+  const file = path.join(ARTIFACTS_DIR, `${String(shotIndex).padStart(2, '0')}-${slug(name)}.png`);
+  try {
+    await page.screenshot({ path: file, fullPage: true });
+  } catch (error) {
+    log(`  (screenshot ${file} failed: ${error.message})`);
+  }
+}
+
+class AssertionError extends Error {}
+
+function assert(condition, message) {
+  if (!condition) throw new AssertionError(message);
+}
+
+/** Poll `fn` until it returns a truthy value. */
+async function until(description, fn, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  let lastError = null;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new AssertionError(`timed out after ${timeout} ms waiting for ${description}${lastError ? ` (${lastError.message})` : ''}`);
+    }
+    await sleep(100);
+  }
+}
+
+async function expectText(locator, pattern, description) {
+  let last = '';
+  await until(`${description} to match ${pattern}`, async () => {
+    last = (await locator.innerText()).trim();
+    return pattern instanceof RegExp ? pattern.test(last) : last.includes(pattern);
+  }).catch((error) => {
+    throw new AssertionError(`${error.message}; last text: ${JSON.stringify(last)}`);
+  });
+}
+
+const visible = (locator, description) =>
+  locator.first().waitFor({ state: 'visible', timeout: TIMEOUT }).catch(() => {
+    throw new AssertionError(`${description} is not visible`);
+  });
+
+const hidden = (locator, description) =>
+  locator.first().waitFor({ state: 'hidden', timeout: TIMEOUT }).catch(() => {
+    throw new AssertionError(`${description} is still visible`);
+  });
+
+/* ------------------------------------------------------------------ monitoring */
+
+const monitor = {
+  step: '(setup)',
+  allowed: new Set(),
+  problems: [],
+  all: [],
+  cspHeader: null,
+  cspInjected: false,
+  begin(step, allowedStatuses) {
+    this.step = step;
+    this.allowed = new Set(allowedStatuses);
+    this.problems = [];
+  },
+  report(kind, text) {
+    const entry = `${kind}: ${text}`;
+    this.problems.push(entry);
+    this.all.push(`[${this.step}] ${entry}`);
+  },
+};
+
+const NETWORK_CONSOLE = /^Failed to load resource: the server responded with a status of (\d{3})/;
+
+async function attachMonitors(p) {
+  p.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const text = message.text();
+    // HTTP error statuses are judged by the response listener below.
+    if (NETWORK_CONSOLE.test(text)) return;
+    monitor.report('console error', text);
+  });
+  p.on('pageerror', (error) => monitor.report('uncaught page error', error.message));
+  p.on('response', (response) => {
+    const status = response.status();
+    if (status < 400) return;
+    const url = new URL(response.url());
+    if (url.origin !== ORIGIN) return;
+    if (!monitor.allowed.has(status)) {
+      monitor.report('unexpected HTTP status', `${status} ${response.request().method()} ${url.pathname}${url.search}`);
+    }
+  });
+  p.on('request', (request) => {
+    const url = request.url();
+    if (url.startsWith('data:') || url.startsWith('blob:') || url.startsWith('about:')) return;
+    if (new URL(url).origin !== ORIGIN) monitor.report('request to another origin', url);
+  });
+  p.on('requestfailed', (request) => {
+    const failure = request.failure()?.errorText || 'failed';
+    if (failure.includes('ERR_ABORTED')) return; // navigation cancelled an in-flight fetch
+    monitor.report('request failed', `${request.method()} ${request.url()} ${failure}`);
+  });
+  await p.exposeBinding('__e2eCspViolation', (_source, detail) => {
+    monitor.report('CSP violation', detail);
+  });
+  await p.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (event) => {
+      const detail = `${event.violatedDirective} blocked ${event.blockedURI || '(inline)'} at ${event.sourceFile || ''}:${event.lineNumber || 0}`;
+      window.__e2eCspViolation(detail);
+    });
+  });
+  // Check (or, when allowed, supply) the Content-Security-Policy of documents.
+  await p.route(
+    (url) => url.origin === ORIGIN && (url.pathname === '/' || url.pathname.endsWith('.html')),
+    async (route) => {
+      if (route.request().resourceType() !== 'document') {
+        await route.continue();
+        return;
+      }
+      const response = await route.fetch();
+      const headers = response.headers();
+      monitor.cspHeader = headers['content-security-policy'] ?? null;
+      if (!monitor.cspHeader && !REQUIRE_CSP) {
+        headers['content-security-policy'] = EXPECTED_CSP;
+        monitor.cspInjected = true;
+      }
+      await route.fulfill({ response, headers });
+    },
+  );
+}
+
+async function step(name, fn, { allow = [] } = {}) {
+  if (aborted) {
+    results.push({ name, status: 'skipped' });
+    log(`- skipped: ${name}`);
+    return;
+  }
+  monitor.begin(name, allow);
+  const started = Date.now();
+  try {
+    await fn();
+    await sleep(200); // let late console/response events arrive
+    if (monitor.problems.length) {
+      throw new AssertionError(`browser reported problems:\n    ${monitor.problems.join('\n    ')}`);
+    }
+    results.push({ name, status: 'passed' });
+    log(`✔ ${name} (${Date.now() - started} ms)`);
+  } catch (error) {
+    results.push({ name, status: 'failed', error });
+    log(`✘ ${name} (${Date.now() - started} ms)`);
+    log(`    ${error instanceof AssertionError ? error.message : error.stack || error}`);
+    if (monitor.problems.length && !(error instanceof AssertionError && error.message.startsWith('browser reported'))) {
+      log(`    browser reported meanwhile:\n      ${monitor.problems.join('\n      ')}`);
+    }
+    await screenshot(`FAILED ${name}`);
+    aborted = true; // later steps build on this one
+  }
+}
+
+/* ------------------------------------------------------------------ page helpers */
+
+const byTestId = (id) => page.getByTestId(id);
+const taskItem = (title) => byTestId('task-item').filter({ hasText: title });
+const userRow = (email) => page.locator(`[data-testid="user-row"][data-email="${email}"]`);
+
+async function storage() {
+  return page.evaluate(() => ({
+    access: sessionStorage.getItem('taskapi.access_token'),
+    refresh: sessionStorage.getItem('taskapi.refresh_token'),
+    user: JSON.parse(sessionStorage.getItem('taskapi.user') || 'null'),
+  }));
+}
+
+async function waitReady() {
+  await page.waitForSelector('html.ready', { state: 'attached', timeout: TIMEOUT });
+}
+
+async function register({ name, email, password }) {
+  await byTestId('auth-tab-register').click();
+  await byTestId('register-name').fill(name);
+  await byTestId('register-email').fill(email);
+  await byTestId('register-password').fill(password);
+  await byTestId('register-submit').click();
+}
+
+async function login({ email, password }) {
+  await visible(byTestId('auth-view'), 'sign-in view');
+  await byTestId('auth-tab-login').click();
+  await byTestId('login-email').fill(email);
+  await byTestId('login-password').fill(password);
+  await byTestId('login-submit').click();
+  await visible(byTestId('tasks-view'), 'task view after login');
+}
+
+async function logout() {
+  await byTestId('logout-button').click();
+  await visible(byTestId('auth-view'), 'sign-in view after logout');
+  const s = await storage();
+  assert(!s.access && !s.refresh, 'tokens are still in sessionStorage after logout');
+}
+
+async function createTaskViaApi(task) {
+  const result = await page.evaluate(async (body) => {
+    const token = sessionStorage.getItem('taskapi.access_token');
+    const response = await fetch('/api/v1/tasks', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
+    return { status: response.status, body: await response.text() };
+  }, task);
+  assert(result.status === 201, `POST /api/v1/tasks returned ${result.status}: ${result.body}`);
+}
+
+async function pagerInfo() {
+  return (await byTestId('pager-info').innerText()).trim();
+}
+
+async function selectOption(testId, value) {
+  await byTestId(testId).selectOption(value);
+}
+
+function futureDay(days) {
+  const d = new Date(Date.now() + days * 86400000);
+  return d.toISOString().slice(0, 10);
+}
+
+/* ------------------------------------------------------------------ the flow */
+
+async function main() {
+  await mkdir(ARTIFACTS_DIR, { recursive: true });
+  log(`taskapi browser e2e against ${BASE_URL} (run ${RUN_ID})`);
+  log(`screenshots: ${ARTIFACTS_DIR}`);
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 60000,
+  });
+  try {
+    context = await browser.newContext({
+      viewport: { width: 1280, height: 860 },
+      deviceScaleFactor: 1,
+      colorScheme: 'light',
+      locale: 'en-US',
+      timezoneId: 'UTC',
+    });
+    context.setDefaultTimeout(TIMEOUT);
+    page = await context.newPage();
+    await attachMonitors(page);
+    await flow();
+  } finally {
+    await browser.close().catch(() => {});
+  }
+}
+
+async function flow() {
+  const firstTask = 'Write the quarterly report';
+  const editedTask = 'Write and send the quarterly report';
+
+  await step('home page loads under the strict CSP and shows the sign-in form', async () => {
+    const response = await page.goto(`${BASE_URL}/`, { waitUntil: 'load' });
+    assert(response && response.ok(), `GET / returned ${response?.status()}`);
+    await waitReady();
+    await visible(byTestId('auth-view'), 'sign-in view');
+    await visible(byTestId('login-form'), 'login form');
+    await hidden(byTestId('tasks-view'), 'task view');
+    if (REQUIRE_CSP) {
+      assert(monitor.cspHeader, 'GET / was served without a Content-Security-Policy header');
+    }
+    const csp = monitor.cspHeader || EXPECTED_CSP;
+    for (const directive of ["script-src 'self'", "style-src 'self'", "connect-src 'self'"]) {
+      assert(csp.includes(directive), `Content-Security-Policy lacks "${directive}": ${csp}`);
+    }
+    assert(!/unsafe-inline|unsafe-eval/.test(csp), `Content-Security-Policy allows unsafe sources: ${csp}`);
+    const cookies = await context.cookies();
+    assert(cookies.length === 0, `unexpected cookies: ${cookies.map((c) => c.name).join(', ')}`);
+    await screenshot('sign-in');
+  });
+
+  await step('first user registers, is signed in and is the admin', async () => {
+    await register(ADMIN);
+    await visible(byTestId('tasks-view'), 'task view after registration');
+    await expectText(byTestId('current-user-name'), ADMIN.name, 'user name in the header');
+    await expectText(byTestId('current-user-role'), /admin/i, 'role badge');
+    await visible(byTestId('nav-admin'), 'Users tab (the first user must be admin: is the database fresh?)');
+    await visible(byTestId('tasks-empty'), 'empty task list message');
+    const s = await storage();
+    assert(s.access, 'no access token in sessionStorage');
+    assert(s.user?.role === 'admin', `stored user role is ${s.user?.role}`);
+    const cookies = await context.cookies();
+    assert(cookies.length === 0, `the front end must not use cookies, found: ${cookies.map((c) => c.name).join(', ')}`);
+    await screenshot('admin-empty-tasks');
+  });
+
+  await step('log out and log in again', async () => {
+    await logout();
+    await screenshot('logged-out');
+    await login(ADMIN);
+    await expectText(byTestId('current-user-role'), /admin/i, 'role badge');
+    const s = await storage();
+    assert(s.access, 'no access token in sessionStorage after login');
+  });
+
+  await step('wrong password shows the API error on the login form', async () => {
+    await logout();
+    await byTestId('login-email').fill(ADMIN.email);
+    await byTestId('login-password').fill('not-the-right-password');
+    await byTestId('login-submit').click();
+    await visible(byTestId('login-error'), 'login error message');
+    await expectText(byTestId('login-error'), /\S/, 'login error message');
+    await hidden(byTestId('tasks-view'), 'task view');
+    await login(ADMIN);
+  }, { allow: [401] });
+
+  await step('admin sees the Users view listing their account', async () => {
+    await byTestId('nav-admin').click();
+    await visible(byTestId('admin-view'), 'Users view');
+    const row = userRow(ADMIN.email);
+    await visible(row, `user row for ${ADMIN.email}`);
+    await expectText(row.getByTestId('user-role'), /admin/i, 'admin role badge');
+    assert(await row.getByTestId('user-delete').isDisabled(), 'admin can delete their own row');
+    await expectText(byTestId('users-summary'), /1 account/, 'users summary');
+    await screenshot('admin-users');
+    await byTestId('nav-tasks').click();
+    await visible(byTestId('tasks-view'), 'task view');
+  });
+
+  await step('creating a task without a title shows the field error', async () => {
+    await byTestId('new-task-title').fill('   ');
+    await byTestId('new-task-submit').click();
+    await visible(byTestId('new-task-title-error'), 'title error');
+    await expectText(byTestId('new-task-title-error'), /\S/, 'title error');
+    assert(
+      (await byTestId('new-task-title').getAttribute('aria-invalid')) === 'true',
+      'title input is not marked aria-invalid',
+    );
+    await screenshot('task-title-error');
+  }, { allow: [422] });
+
+  await step('create a task', async () => {
+    await byTestId('new-task-title').fill(firstTask);
+    await byTestId('new-task-priority').selectOption('high');
+    await byTestId('new-task-due').fill(futureDay(10));
+    await byTestId('new-task-description').fill('Numbers from finance, charts from the dashboard.');
+    await byTestId('new-task-submit').click();
+    const item = taskItem(firstTask);
+    await visible(item, 'the new task');
+    await hidden(byTestId('new-task-title-error'), 'stale title error');
+    assert((await item.getAttribute('data-priority')) === 'high', 'priority is not high');
+    assert((await item.getAttribute('data-status')) === 'todo', 'status is not todo');
+    await expectText(item.getByTestId('task-due'), /Due /, 'due date');
+    await expectText(byTestId('tasks-summary'), /^1 task$/, 'task count');
+    assert((await byTestId('new-task-title').inputValue()) === '', 'form was not reset');
+    await screenshot('task-created');
+  });
+
+  await step('edit the task in the dialog', async () => {
+    await taskItem(firstTask).getByTestId('task-edit').click();
+    const dialog = byTestId('edit-dialog');
+    await visible(dialog, 'edit dialog');
+    assert((await byTestId('edit-title').inputValue()) === firstTask, 'edit dialog not filled with the title');
+    assert((await byTestId('edit-priority').inputValue()) === 'high', 'edit dialog not filled with the priority');
+    // A blank title is rejected by the API and shown in the dialog.
+    await byTestId('edit-title').fill('');
+    await byTestId('edit-save').click();
+    await visible(byTestId('edit-title-error'), 'title error in the dialog');
+    await byTestId('edit-title').fill(editedTask);
+    await byTestId('edit-status').selectOption('in_progress');
+    await byTestId('edit-priority').selectOption('medium');
+    await screenshot('edit-dialog');
+    await byTestId('edit-save').click();
+    await hidden(dialog, 'edit dialog');
+    const item = taskItem(editedTask);
+    await visible(item, 'the edited task');
+    await until('status in_progress', async () => (await item.getAttribute('data-status')) === 'in_progress');
+    assert((await item.getAttribute('data-priority')) === 'medium', 'priority not updated');
+    await visible(item.getByTestId('task-status'), 'in-progress badge');
+  }, { allow: [422] });
+
+  await step('mark the task as done', async () => {
+    const item = taskItem(editedTask);
+    await item.getByTestId('task-toggle').check();
+    await until('status done', async () => (await taskItem(editedTask).getAttribute('data-status')) === 'done');
+    assert(await taskItem(editedTask).getByTestId('task-toggle').isChecked(), 'checkbox is not checked');
+    assert(
+      await taskItem(editedTask).evaluate((li) => li.classList.contains('is-done')),
+      'done task is not styled as done',
+    );
+    await screenshot('task-done');
+  });
+
+  await step('filter, search, sort and page through tasks', async () => {
+    const extra = [];
+    for (let i = 1; i <= 11; i += 1) {
+      extra.push({
+        title: `Backlog item ${String(i).padStart(2, '0')}`,
+        priority: i % 3 === 0 ? 'low' : 'medium',
+        ...(i === 7 ? { description: 'Contains the word zebracorn' } : {}),
+      });
+    }
+    for (const task of extra) await createTaskViaApi(task);
+
+    await selectOption('page-size', '5');
+    await expectText(byTestId('pager-info'), /^1–5 of 12$/, 'pager on page 1');
+    assert(await byTestId('pager-prev').isDisabled(), 'Previous is enabled on page 1');
+    await expectText(byTestId('tasks-summary'), /^12 tasks$/, 'task count');
+    await byTestId('pager-next').click();
+    await expectText(byTestId('pager-info'), /^6–10 of 12$/, 'pager on page 2');
+    await byTestId('pager-next').click();
+    await expectText(byTestId('pager-info'), /^11–12 of 12$/, 'pager on page 3');
+    assert(await byTestId('pager-next').isDisabled(), 'Next is enabled on the last page');
+    assert((await byTestId('task-item').count()) === 2, 'last page does not show 2 tasks');
+    await byTestId('pager-prev').click();
+    await expectText(byTestId('pager-info'), /^6–10 of 12$/, 'pager back on page 2');
+
+    await selectOption('filter-status', 'done');
+    await expectText(byTestId('pager-info'), /^1–1 of 1$/, 'pager with status=done');
+    await visible(taskItem(editedTask), 'the done task');
+
+    await selectOption('filter-status', '');
+    await selectOption('filter-priority', 'low');
+    await expectText(byTestId('tasks-summary'), /^3 matching tasks$/, 'low-priority count');
+    await screenshot('filtered-low-priority');
+
+    await selectOption('filter-priority', '');
+    await byTestId('filter-q').fill('zebracorn');
+    await expectText(byTestId('tasks-summary'), /^1 matching task$/, 'search count');
+    await visible(taskItem('Backlog item 07'), 'search hit');
+
+    await byTestId('filter-q').fill('');
+    await expectText(byTestId('tasks-summary'), /^12 tasks$/, 'unfiltered count');
+    await selectOption('sort-select', 'title');
+    await until('tasks sorted by title', async () => {
+      const titles = await byTestId('task-title').allInnerTexts();
+      return titles[0] === 'Backlog item 01' && titles[1] === 'Backlog item 02';
+    });
+    await selectOption('sort-select', '-title');
+    await until('tasks sorted by title descending', async () => {
+      const titles = await byTestId('task-title').allInnerTexts();
+      return titles[0] === editedTask;
+    });
+    await selectOption('sort-select', '-created_at');
+    await selectOption('page-size', '20');
+    await expectText(byTestId('pager-info'), /^1–12 of 12$/, 'pager with 20 per page');
+    await screenshot('task-list');
+  });
+
+  await step('delete the task after confirming', async () => {
+    await taskItem(editedTask).getByTestId('task-delete').click();
+    const dialog = byTestId('confirm-dialog');
+    await visible(dialog, 'confirmation dialog');
+    await screenshot('confirm-delete');
+    await byTestId('confirm-cancel').click();
+    await hidden(dialog, 'confirmation dialog');
+    await visible(taskItem(editedTask), 'the task after cancelling');
+
+    await taskItem(editedTask).getByTestId('task-delete').click();
+    await visible(dialog, 'confirmation dialog');
+    await byTestId('confirm-ok').click();
+    await hidden(dialog, 'confirmation dialog');
+    await until('task removed', async () => (await taskItem(editedTask).count()) === 0);
+    await expectText(byTestId('tasks-summary'), /^11 tasks$/, 'task count after delete');
+  });
+
+  await step('an invalid access token is refreshed (or the user is signed out)', async () => {
+    const before = await storage();
+    await page.evaluate(() => sessionStorage.setItem('taskapi.access_token', 'not-a-valid-token'));
+    await selectOption('filter-status', 'todo');
+    if (before.refresh) {
+      await expectText(byTestId('tasks-summary'), /^11 matching tasks$/, 'task count after refresh');
+      const after = await storage();
+      assert(after.access && after.access !== 'not-a-valid-token', 'access token was not replaced');
+      assert(after.refresh && after.refresh !== before.refresh, 'refresh token was not rotated');
+      await visible(byTestId('tasks-view'), 'task view');
+    } else {
+      log('    (login returned no refresh_token: expecting sign-out)');
+      await visible(byTestId('auth-view'), 'sign-in view after the token was rejected');
+      await login(ADMIN);
+    }
+    await selectOption('filter-status', '');
+  }, { allow: [401] });
+
+  await step('mobile layout renders', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await visible(byTestId('tasks-view'), 'task view');
+    await screenshot('mobile-tasks');
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await step('a too-short password shows the API validation error next to the input', async () => {
+    await logout();
+    await register({ ...USER, password: 'short' });
+    const error = byTestId('register-password-error');
+    await visible(error, 'password error');
+    await expectText(error, /\S/, 'password error');
+    assert(
+      (await byTestId('register-password').getAttribute('aria-invalid')) === 'true',
+      'password input is not marked aria-invalid',
+    );
+    await hidden(byTestId('tasks-view'), 'task view');
+    await screenshot('password-too-short');
+  }, { allow: [422] });
+
+  await step('second user registers and cannot see the admin view', async () => {
+    await byTestId('register-password').fill(USER.password);
+    await byTestId('register-submit').click();
+    await visible(byTestId('tasks-view'), 'task view');
+    await expectText(byTestId('current-user-name'), USER.name, 'user name in the header');
+    await expectText(byTestId('current-user-role'), /^user$/i, 'role badge');
+    await hidden(byTestId('nav-admin'), 'Users tab');
+    await hidden(byTestId('admin-view'), 'Users view');
+    await visible(byTestId('tasks-empty'), 'empty list (tasks are per user)');
+    // Deep-linking to the admin view does not reveal it.
+    await page.goto(`${BASE_URL}/#admin`);
+    await page.reload();
+    await waitReady();
+    await visible(byTestId('tasks-view'), 'task view after reload');
+    await hidden(byTestId('admin-view'), 'Users view after reload');
+    await hidden(byTestId('nav-admin'), 'Users tab after reload');
+    // The API refuses too.
+    const status = await page.evaluate(async () => {
+      const token = sessionStorage.getItem('taskapi.access_token');
+      const response = await fetch('/api/v1/admin/users', { headers: { Authorization: `Bearer ${token}` } });
+      return response.status;
+    });
+    assert(status === 403, `GET /api/v1/admin/users as a user returned ${status}, expected 403`);
+    await screenshot('user-no-admin');
+  }, { allow: [403] });
+
+  await step('admin changes the second user\'s role and deletes them', async () => {
+    await logout();
+    await login(ADMIN);
+    await byTestId('nav-admin').click();
+    await visible(byTestId('admin-view'), 'Users view');
+    const row = userRow(USER.email);
+    await visible(row, `user row for ${USER.email}`);
+    await expectText(byTestId('users-summary'), /2 accounts/, 'users summary');
+    await expectText(row.getByTestId('user-role'), /^user$/i, 'role badge');
+    await row.getByTestId('user-role-toggle').click();
+    await expectText(userRow(USER.email).getByTestId('user-role'), /^admin$/i, 'role badge after promotion');
+    await screenshot('user-promoted');
+    await userRow(USER.email).getByTestId('user-role-toggle').click();
+    await expectText(userRow(USER.email).getByTestId('user-role'), /^user$/i, 'role badge after demotion');
+
+    await userRow(USER.email).getByTestId('user-delete').click();
+    await visible(byTestId('confirm-dialog'), 'confirmation dialog');
+    await byTestId('confirm-ok').click();
+    await until('user row removed', async () => (await userRow(USER.email).count()) === 0);
+    await expectText(byTestId('users-summary'), /1 account/, 'users summary after delete');
+    await screenshot('user-deleted');
+  });
+
+  await step('no cookies, console errors or CSP violations during the run', async () => {
+    const cookies = await context.cookies();
+    assert(cookies.length === 0, `unexpected cookies: ${cookies.map((c) => c.name).join(', ')}`);
+    assert(monitor.all.length === 0, `problems seen:\n    ${monitor.all.join('\n    ')}`);
+  });
+}
+
+/* ------------------------------------------------------------------ entry */
+
+let fatal = null;
+try {
+  await main();
+} catch (error) {
+  fatal = error;
+  log(`fatal: ${error.stack || error}`);
+}
+
+if (monitor.cspInjected) {
+  log(`warning: the server sent no Content-Security-Policy; the test supplied "${EXPECTED_CSP}"`);
+}
+const passed = results.filter((r) => r.status === 'passed').length;
+const skipped = results.filter((r) => r.status === 'skipped').length;
+const failed = results.filter((r) => r.status === 'failed').length + (fatal ? 1 : 0);
+if (skipped) log(`${skipped} skipped after the first failure`);
+log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed > 0 || passed === 0 ? 1 : 0;
