@@ -71,17 +71,47 @@ where
 }
 
 /// Parses a JSON document, distinguishing broken syntax (400) from a wrong shape (422).
+/// A shape error names the offending field, so clients can show it next to the input.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     // serde_json's recursion limit (128) already refuses pathologically deep documents.
-    serde_json::from_slice(bytes).map_err(|err| {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         use serde_json::error::Category;
-        match err.classify() {
-            Category::Data => AppError::validation("body", strip_position(&err.to_string())),
+        let field = field_of(&err.path().to_string(), &err.inner().to_string());
+        let inner = err.into_inner();
+        match inner.classify() {
+            Category::Data => AppError::validation(&field, strip_position(&inner.to_string())),
+            // serde_json reports some type mismatches (a number where an enum string
+            // belongs) as syntax errors; only a document that is not JSON at all is a 400.
+            Category::Syntax if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+                AppError::validation(&field, strip_position(&inner.to_string()))
+            }
             Category::Syntax | Category::Eof | Category::Io => {
-                AppError::BadRequest(format!("The body is not valid JSON: {err}"))
+                AppError::BadRequest(format!("The body is not valid JSON: {inner}"))
             }
         }
-    })
+    })?;
+    // Trailing garbage after the document is a syntax error too.
+    deserializer
+        .end()
+        .map_err(|err| AppError::BadRequest(format!("The body is not valid JSON: {err}")))?;
+    Ok(value)
+}
+
+/// The field an error is about: its path (unknown fields included), or for a missing
+/// field (reported at its parent) the name quoted in the message; "body" for the root.
+fn field_of(path: &str, message: &str) -> String {
+    let at_root = path.is_empty() || path == ".";
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    match (missing, at_root) {
+        (Some(name), true) => name.to_string(),
+        (Some(name), false) => format!("{path}.{name}"),
+        (None, true) => "body".into(),
+        (None, false) => path.to_string(),
+    }
 }
 
 /// "unknown field `role`, expected … at line 1 column 9" -> "unknown field `role`, expected …".
@@ -130,8 +160,17 @@ where
 }
 
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
-    serde_urlencoded::from_str(query)
-        .map_err(|err| AppError::validation("query", format!("invalid query string: {err}")))
+    let pairs = form_urlencoded::parse(query.as_bytes());
+    serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|err| {
+        let message = err.inner().to_string();
+        let field = field_of(&err.path().to_string(), &message);
+        let field = if field == "body" {
+            "query".to_string()
+        } else {
+            field
+        };
+        AppError::validation(&field, format!("invalid query parameter: {message}"))
+    })
 }
 
 impl<T: EndpointArgRegister> EndpointArgRegister for Query<T> {
@@ -196,9 +235,22 @@ mod tests {
         let broken = parse_json::<Body>(b"{\"name\": ").unwrap_err();
         assert_eq!(broken.status().as_u16(), 400);
         let smuggled = parse_json::<Body>(br#"{"name":"a","role":"admin"}"#).unwrap_err();
-        assert_eq!(smuggled.status().as_u16(), 422);
+        assert_eq!(
+            smuggled.to_problem().errors.expect("fields")[0].field,
+            "role"
+        );
         let wrong_type = parse_json::<Body>(br#"{"name":5}"#).unwrap_err();
-        assert_eq!(wrong_type.status().as_u16(), 422);
+        assert_eq!(
+            wrong_type.to_problem().errors.expect("fields")[0].field,
+            "name"
+        );
+        let missing = parse_json::<Body>(b"{}").unwrap_err();
+        assert_eq!(
+            missing.to_problem().errors.expect("fields")[0].field,
+            "name"
+        );
+        let trailing = parse_json::<Body>(br#"{"name":"a"} x"#).unwrap_err();
+        assert_eq!(trailing.status().as_u16(), 400);
     }
 
     #[test]

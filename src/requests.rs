@@ -64,12 +64,19 @@ pub type ReplaceTaskRequest = CreateTaskRequest;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTaskRequest {
-    pub title: Option<String>,
+    /// `null` is refused: a task always has a title.
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Option<String>))]
+    pub title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[salvo(schema(value_type = Option<String>))]
     pub description: Option<Option<String>>,
-    pub status: Option<Status>,
-    pub priority: Option<Priority>,
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Option<Status>))]
+    pub status: Option<Option<Status>>,
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Option<Priority>))]
+    pub priority: Option<Option<Priority>>,
     #[serde(default, deserialize_with = "present")]
     #[salvo(schema(value_type = Option<DateTime<Utc>>))]
     pub due_date: Option<Option<DateTime<Utc>>>,

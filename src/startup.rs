@@ -88,10 +88,10 @@ fn api_router() -> Router {
         .hoop(limit_by_ip)
         .push(Router::with_path("register").post(auth::register))
         .push(Router::with_path("login").post(auth::login))
-        .push(Router::with_path("refresh").post(auth::refresh));
+        .push(Router::with_path("refresh").post(auth::refresh))
+        .push(Router::with_path("logout").post(auth::logout));
     let auth_private = Router::with_path("auth")
         .hoop(authenticate)
-        .push(Router::with_path("logout").post(auth::logout))
         .push(Router::with_path("logout-all").post(auth::logout_all))
         .push(Router::with_path("me").get(auth::me).patch(auth::update_me))
         .push(Router::with_path("password").post(auth::change_password));

@@ -102,18 +102,20 @@ async fn revoke_family<C: ConnectionTrait>(conn: &C, family_id: Uuid) -> Result<
     Ok(())
 }
 
-/// Logout: revokes the family of `raw` if it belongs to `user_id`; unknown tokens are ignored
+/// Logout: revokes the family of `raw` and returns its owner; unknown tokens are ignored
 /// so that logout is idempotent and reveals nothing.
-pub async fn logout(db: &DatabaseConnection, user_id: Uuid, raw: &str) -> Result<()> {
+pub async fn logout(db: &DatabaseConnection, raw: &str) -> Result<Option<Uuid>> {
     let found = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(refresh::digest(raw)))
-        .filter(refresh_token::Column::UserId.eq(user_id))
         .one(db)
         .await?;
-    if let Some(token) = found {
-        revoke_family(db, token.family_id).await?;
+    match found {
+        Some(token) => {
+            revoke_family(db, token.family_id).await?;
+            Ok(Some(token.user_id))
+        }
+        None => Ok(None),
     }
-    Ok(())
 }
 
 pub async fn revoke_all<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> Result<()> {

@@ -68,17 +68,32 @@ impl TryFrom<PatchTaskRequest> for TaskChanges {
 
     fn try_from(req: PatchTaskRequest) -> Result<Self> {
         let mut errors = Errors::default();
-        let title = req.title.map(|raw| validate::title(&mut errors, &raw));
+        let title =
+            not_null(&mut errors, "title", req.title).map(|raw| validate::title(&mut errors, &raw));
+        let status = not_null(&mut errors, "status", req.status);
+        let priority = not_null(&mut errors, "priority", req.priority);
         let description = req
             .description
             .map(|text| validate::description(&mut errors, text));
         errors.finish(TaskChanges {
             title,
             description,
-            status: req.status,
-            priority: req.priority,
+            status,
+            priority,
             due_date: req.due_date,
         })
+    }
+}
+
+/// A PATCH field that may be absent but, when present, must not be `null`.
+fn not_null<T>(errors: &mut Errors, field: &str, value: Option<Option<T>>) -> Option<T> {
+    match value {
+        Some(None) => {
+            errors.add(field, "must not be null");
+            None
+        }
+        Some(Some(value)) => Some(value),
+        None => None,
     }
 }
 
@@ -113,19 +128,7 @@ impl TryFrom<ListTasksQuery> for TaskFilter {
     fn try_from(query: ListTasksQuery) -> Result<Self> {
         let mut errors = Errors::default();
         let (limit, offset) = validate::page(&mut errors, query.limit, query.offset);
-        let search = query
-            .q
-            .map(|q| q.trim().to_string())
-            .filter(|q| !q.is_empty());
-        if search
-            .as_ref()
-            .is_some_and(|q| q.chars().count() > validate::SEARCH_MAX)
-        {
-            errors.add(
-                "q",
-                format!("must be at most {} characters", validate::SEARCH_MAX),
-            );
-        }
+        let search = validate::search(&mut errors, query.q);
         errors.finish(TaskFilter {
             limit,
             offset,
@@ -361,6 +364,17 @@ mod tests {
         let changes = TaskChanges::try_from(patch).expect("valid");
         assert_eq!(changes.description, Some(None));
         assert_eq!(changes.due_date, None);
+    }
+
+    #[test]
+    fn patch_refuses_null_for_required_fields() {
+        let patch: PatchTaskRequest =
+            serde_json::from_str(r#"{"title": null, "status": null}"#).expect("json");
+        let Err(AppError::Validation(errors)) = TaskChanges::try_from(patch) else {
+            panic!("expected validation error");
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["title", "status"]);
     }
 
     #[test]

@@ -90,20 +90,38 @@ pub fn title(errors: &mut Errors, raw: &str) -> String {
             "title",
             format!("must be 1-{TITLE_MAX} characters after trimming"),
         );
+    } else if trimmed.chars().any(char::is_control) {
+        errors.add("title", "must not contain control characters");
     }
     trimmed.to_string()
 }
 
+/// Free text keeps newlines and tabs, but never NUL (PostgreSQL text cannot store it).
 pub fn description(errors: &mut Errors, raw: Option<String>) -> Option<String> {
-    if let Some(text) = &raw
-        && text.chars().count() > DESCRIPTION_MAX
-    {
-        errors.add(
-            "description",
-            format!("must be at most {DESCRIPTION_MAX} characters"),
-        );
+    if let Some(text) = &raw {
+        if text.chars().count() > DESCRIPTION_MAX {
+            errors.add(
+                "description",
+                format!("must be at most {DESCRIPTION_MAX} characters"),
+            );
+        } else if text.contains('\0') {
+            errors.add("description", "must not contain NUL characters");
+        }
     }
     raw
+}
+
+/// A search term: bounded, and free of NUL.
+pub fn search(errors: &mut Errors, raw: Option<String>) -> Option<String> {
+    let term = raw
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty())?;
+    if term.chars().count() > SEARCH_MAX {
+        errors.add("q", format!("must be at most {SEARCH_MAX} characters"));
+    } else if term.contains('\0') {
+        errors.add("q", "must not contain NUL characters");
+    }
+    Some(term)
 }
 
 /// Returns (limit, offset) within bounds, or records why not.

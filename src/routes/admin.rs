@@ -57,7 +57,7 @@ pub async fn update_user(
     let user = users::admin_update(&state, id.0, role, active)
         .await
         .map_err(user_not_found)?;
-    tracing::info!(event = "admin_user_update", admin_id = %admin.id, user_id = %user.id, role = user.role.as_str(), active = user.active, "user updated by admin");
+    tracing::info!(event = "admin_user_update", admin_id = %admin.id, target_user_id = %user.id, role = user.role.as_str(), active = user.active, "user updated by admin");
     Ok(Ok200(user.into()))
 }
 
@@ -67,6 +67,6 @@ pub async fn delete_user(depot: &mut Depot, id: ResourceId) -> Result<NoContent>
     let state = app_state(depot)?;
     let admin = CurrentUser::from_depot(depot)?;
     users::delete(&state, id.0).await.map_err(user_not_found)?;
-    tracing::info!(event = "admin_user_delete", admin_id = %admin.id, user_id = %id.0, "user deleted by admin");
+    tracing::info!(event = "admin_user_delete", admin_id = %admin.id, target_user_id = %id.0, "user deleted by admin");
     Ok(NoContent)
 }

@@ -120,13 +120,20 @@ pub async fn refresh(
     Ok(Ok200(tokens_for(&state, user, issued).await?))
 }
 
-/// Log out this session: revokes the refresh token's family.
-#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 400, 401, 413, 415, 422, 429, 503))]
-pub async fn logout(depot: &mut Depot, body: Payload<RefreshRequest>) -> Result<NoContent> {
+/// Log out this session: revokes the refresh token's whole family. Possession of the
+/// refresh token is the proof, so this works even after the access token expired.
+/// Unknown tokens are accepted silently (idempotent, and reveals nothing).
+#[endpoint(tags("auth"), status_codes(204, 400, 413, 415, 422, 429, 503))]
+pub async fn logout(
+    req: &mut Request,
+    depot: &mut Depot,
+    body: Payload<RefreshRequest>,
+) -> Result<NoContent> {
     let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
-    sessions::logout(&state.db, caller.id, &body.0.refresh_token).await?;
-    tracing::info!(event = "logout", user_id = %caller.id, "session revoked");
+    let revoked_for = sessions::logout(&state.db, &body.0.refresh_token).await?;
+    if let Some(user_id) = revoked_for {
+        tracing::info!(event = "logout", user_id = %user_id, client_ip = %client_ip(req), "session revoked");
+    }
     Ok(NoContent)
 }
 

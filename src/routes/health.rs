@@ -13,7 +13,7 @@ use crate::views::HealthView;
 const READY_DB_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process is up. Never touches the database.
-#[endpoint(tags("health"), status_codes(200))]
+#[endpoint(tags("health"), status_codes(200), responses((status_code = 200, body = HealthView)))]
 pub async fn live(res: &mut Response) {
     res.render(Json(HealthView {
         status: "ok",

@@ -5,6 +5,7 @@ import {
   $,
   $$,
   busy,
+  clearErrorOnEdit,
   clearErrors,
   confirmDialog,
   dayToTimestamp,
@@ -560,7 +561,7 @@ function renderUserRow(user) {
   if (self) {
     const you = document.createElement('span');
     you.className = 'you';
-    you.textContent = ' (you)';
+    you.textContent = '(you)';
     name.after(you);
   }
   $('[data-role="email"]', row).textContent = user.email;
@@ -693,6 +694,7 @@ function wire() {
   });
 
   initConfirmDialog();
+  for (const form of [el.loginForm, el.registerForm, el.taskCreateForm, el.editForm]) clearErrorOnEdit(form);
 
   onSessionExpired(() => {
     showAuth('Your session has expired. Please log in again.', 'warning');

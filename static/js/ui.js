@@ -24,6 +24,19 @@ export function clearErrors(form) {
   }
 }
 
+/** Once the user edits a field, hide the error shown for it. */
+export function clearErrorOnEdit(form) {
+  const handler = (event) => {
+    const input = event.target;
+    if (!input || !input.name) return;
+    const slot = form.querySelector(`[data-error-for="${CSS.escape(input.name)}"]`);
+    if (slot) slot.textContent = '';
+    input.removeAttribute('aria-invalid');
+  };
+  form.addEventListener('input', handler);
+  form.addEventListener('change', handler);
+}
+
 /**
  * Show an ApiError (or any Error) inside a form: each `errors[]` entry next to
  * its input, anything that does not match an input in the form-level slot.

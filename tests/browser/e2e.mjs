@@ -72,7 +72,10 @@ async function screenshot(name) {
   shotIndex += 1;
   const file = path.join(ARTIFACTS_DIR, `${String(shotIndex).padStart(2, '0')}-${slug(name)}.png`);
   try {
-    await page.screenshot({ path: file, fullPage: true });
+    // Whole page, unless a modal dialog is open: then what the user sees.
+    const modal = await page.evaluate(() => Boolean(document.querySelector('dialog[open]'))).catch(() => false);
+    if (!modal) await page.evaluate(() => window.scrollTo(0, 0)).catch(() => {});
+    await page.screenshot({ path: file, fullPage: !modal, animations: 'disabled' });
   } catch (error) {
     log(`  (screenshot ${file} failed: ${error.message})`);
   }
@@ -285,8 +288,17 @@ async function createTaskViaApi(task) {
   assert(result.status === 201, `POST /api/v1/tasks returned ${result.status}: ${result.body}`);
 }
 
-async function pagerInfo() {
-  return (await byTestId('pager-info').innerText()).trim();
+async function patchTaskViaApi(id, body) {
+  const result = await page.evaluate(async ({ id: taskId, body: changes }) => {
+    const token = sessionStorage.getItem('taskapi.access_token');
+    const response = await fetch(`/api/v1/tasks/${taskId}`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      body: JSON.stringify(changes),
+    });
+    return { status: response.status, body: await response.text() };
+  }, { id, body });
+  assert(result.status === 200, `PATCH /api/v1/tasks/${id} returned ${result.status}: ${result.body}`);
 }
 
 async function selectOption(testId, value) {
@@ -464,6 +476,27 @@ async function flow() {
     await screenshot('task-done');
   });
 
+  await step('saving over a concurrent change is refused (If-Match) and the latest version shown', async () => {
+    const item = taskItem(editedTask);
+    const id = await item.getAttribute('data-task-id');
+    assert(id, 'task item has no data-task-id');
+    await item.getByTestId('task-edit').click();
+    await visible(byTestId('edit-dialog'), 'edit dialog');
+    // Someone else changes the task while the dialog is open.
+    await patchTaskViaApi(id, { description: 'Changed in another tab' });
+    await byTestId('edit-priority').selectOption('low');
+    await byTestId('edit-save').click();
+    await visible(byTestId('edit-error'), 'conflict message');
+    await expectText(byTestId('edit-error'), /changed elsewhere/i, 'conflict message');
+    await until('latest description in the dialog', async () =>
+      (await byTestId('edit-description').inputValue()) === 'Changed in another tab');
+    await screenshot('edit-conflict');
+    await byTestId('edit-cancel').click();
+    await hidden(byTestId('edit-dialog'), 'edit dialog');
+    await expectText(taskItem(editedTask).getByTestId('task-description'), 'Changed in another tab', 'description in the list');
+    assert((await taskItem(editedTask).getAttribute('data-priority')) === 'medium', 'stale edit was applied');
+  }, { allow: [412] });
+
   await step('filter, search, sort and page through tasks', async () => {
     const extra = [];
     for (let i = 1; i <= 11; i += 1) {
@@ -555,11 +588,16 @@ async function flow() {
     await selectOption('filter-status', '');
   }, { allow: [401] });
 
-  await step('mobile layout renders', async () => {
+  await step('mobile and dark layouts render', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await visible(byTestId('tasks-view'), 'task view');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow <= 0, `page is ${overflow}px wider than a 390px phone screen`);
     await screenshot('mobile-tasks');
     await page.setViewportSize({ width: 1280, height: 860 });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await screenshot('dark-tasks');
+    await page.emulateMedia({ colorScheme: 'light' });
   });
 
   await step('a too-short password shows the API validation error next to the input', async () => {
@@ -616,6 +654,11 @@ async function flow() {
     await screenshot('user-promoted');
     await userRow(USER.email).getByTestId('user-role-toggle').click();
     await expectText(userRow(USER.email).getByTestId('user-role'), /^user$/i, 'role badge after demotion');
+    await userRow(USER.email).getByTestId('user-active-toggle').click();
+    await expectText(userRow(USER.email).getByTestId('user-active'), /^inactive$/i, 'status after deactivation');
+    await expectText(userRow(USER.email).getByTestId('user-active-toggle'), /^activate$/i, 'activate button');
+    await userRow(USER.email).getByTestId('user-active-toggle').click();
+    await expectText(userRow(USER.email).getByTestId('user-active'), /^active$/i, 'status after reactivation');
 
     await userRow(USER.email).getByTestId('user-delete').click();
     await visible(byTestId('confirm-dialog'), 'confirmation dialog');

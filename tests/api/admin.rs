@@ -1,0 +1,299 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app};
+
+fn admin_routes(id: &str) -> Vec<(Method, String, Option<serde_json::Value>)> {
+    vec![
+        (Method::GET, "/api/v1/admin/users".into(), None),
+        (Method::GET, format!("/api/v1/admin/users/{id}"), None),
+        (
+            Method::PATCH,
+            format!("/api/v1/admin/users/{id}"),
+            Some(json!({"role": "admin"})),
+        ),
+        (Method::DELETE, format!("/api/v1/admin/users/{id}"), None),
+    ]
+}
+
+#[tokio::test]
+async fn admin_routes_need_a_token_and_the_admin_role() {
+    let app = spawn_app().await;
+    let (_admin, admin_id, _) = app.new_user("root").await;
+    let (user, user_id, _) = app.new_user("pleb").await;
+    for (method, path, body) in admin_routes(&admin_id) {
+        let anonymous = app.request(method.clone(), &path, None, body.clone()).await;
+        anonymous.problem(401);
+        assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+        app.request(method, &path, Some(&user), body)
+            .await
+            .problem(403);
+    }
+    // The user did not promote themself, and the admin still exists.
+    let roles = app
+        .count("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
+        .await;
+    assert_eq!(roles, 1);
+    let me = app.get("/api/v1/auth/me", Some(&user)).await;
+    assert_eq!(me.body["role"], "user");
+    assert_eq!(me.body["id"], user_id.as_str());
+}
+
+#[tokio::test]
+async fn admin_lists_and_reads_users_with_pagination() {
+    let app = spawn_app().await;
+    let (admin, admin_id, _) = app.new_user("root").await;
+    for i in 0..4 {
+        app.new_user(&format!("member{i}")).await;
+    }
+    let page = app.get("/api/v1/admin/users?limit=2", Some(&admin)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(page.body["total"], 5);
+    assert_eq!(page.body["items"].as_array().expect("items").len(), 2);
+    assert_eq!(page.body["items"][0]["id"], admin_id.as_str());
+    assert!(!page.text.contains("password"));
+    assert!(!page.text.contains("argon2"));
+    let rest = app
+        .get("/api/v1/admin/users?limit=2&offset=4", Some(&admin))
+        .await;
+    assert_eq!(rest.body["items"].as_array().expect("items").len(), 1);
+    for query in ["limit=0", "limit=101", "offset=-1", "role=admin"] {
+        app.get(&format!("/api/v1/admin/users?{query}"), Some(&admin))
+            .await
+            .problem(422);
+    }
+    let one = app
+        .get(&format!("/api/v1/admin/users/{admin_id}"), Some(&admin))
+        .await;
+    assert_eq!(one.body["role"], "admin");
+    app.get(
+        &format!("/api/v1/admin/users/{}", uuid::Uuid::now_v7()),
+        Some(&admin),
+    )
+    .await
+    .problem(404);
+    app.get("/api/v1/admin/users/not-a-uuid", Some(&admin))
+        .await
+        .problem(404);
+}
+
+#[tokio::test]
+async fn admin_changes_roles_and_the_change_takes_effect() {
+    let app = spawn_app().await;
+    let (admin, _, _) = app.new_user("root").await;
+    let (user, user_id, email) = app.new_user("promotee").await;
+    let path = format!("/api/v1/admin/users/{user_id}");
+    let promoted = app
+        .request(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.text);
+    assert_eq!(promoted.body["role"], "admin");
+    // The old token carried the old role; it no longer works.
+    app.get("/api/v1/admin/users", Some(&user))
+        .await
+        .problem(401);
+    let login = app.login(&email, crate::helpers::PASSWORD).await;
+    let fresh = login.body["access_token"].as_str().expect("token");
+    assert_eq!(
+        app.get("/api/v1/admin/users", Some(fresh)).await.status,
+        StatusCode::OK
+    );
+    for bad in [
+        json!({"role": "superuser"}),
+        json!({"email": "x@y.z"}),
+        json!({"password_hash": "x"}),
+        json!({"role": 1}),
+    ] {
+        app.request(Method::PATCH, &path, Some(&admin), Some(bad))
+            .await
+            .problem(422);
+    }
+    app.request(
+        Method::PATCH,
+        &format!("/api/v1/admin/users/{}", uuid::Uuid::now_v7()),
+        Some(&admin),
+        Some(json!({"role": "user"})),
+    )
+    .await
+    .problem(404);
+}
+
+#[tokio::test]
+async fn the_last_admin_can_be_neither_demoted_nor_deleted() {
+    let app = spawn_app().await;
+    let (admin, admin_id, _) = app.new_user("root").await;
+    let path = format!("/api/v1/admin/users/{admin_id}");
+    app.request(
+        Method::PATCH,
+        &path,
+        Some(&admin),
+        Some(json!({"role": "user"})),
+    )
+    .await
+    .problem(409);
+    app.request(
+        Method::PATCH,
+        &path,
+        Some(&admin),
+        Some(json!({"active": false})),
+    )
+    .await
+    .problem(409);
+    app.request(Method::DELETE, &path, Some(&admin), None)
+        .await
+        .problem(409);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
+            .await,
+        1
+    );
+
+    // With a second admin, the first may step down.
+    let (_, second_id, second_email) = app.new_user("deputy").await;
+    let promoted = app
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/admin/users/{second_id}"),
+            Some(&admin),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(promoted.status, StatusCode::OK);
+    let demoted = app
+        .request(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(demoted.status, StatusCode::OK, "{}", demoted.text);
+    let deputy = app.login(&second_email, crate::helpers::PASSWORD).await;
+    let deputy = deputy.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/admin/users/{second_id}"),
+        Some(&deputy),
+        None,
+    )
+    .await
+    .problem(409);
+}
+
+async fn demote(app: &TestApp, token: &str, target: &str) -> crate::helpers::Reply {
+    let path = format!("/api/v1/admin/users/{target}");
+    app.request(
+        Method::PATCH,
+        &path,
+        Some(token),
+        Some(json!({"role": "user"})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn concurrent_mutual_demotion_leaves_an_admin() {
+    let app = spawn_app().await;
+    let (first, first_id, _) = app.new_user("a1").await;
+    let (_, second_id, second_email) = app.new_user("a2").await;
+    app.request(
+        Method::PATCH,
+        &format!("/api/v1/admin/users/{second_id}"),
+        Some(&first),
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    let second = app.login(&second_email, crate::helpers::PASSWORD).await;
+    let second = second.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let (a, b) = tokio::join!(
+        demote(&app, &first, &second_id),
+        demote(&app, &second, &first_id)
+    );
+    let statuses = [a.status.as_u16(), b.status.as_u16()];
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_user_deletes_their_tasks() {
+    let app = spawn_app().await;
+    let (admin, _, _) = app.new_user("root").await;
+    let (user, user_id, email) = app.new_user("leaver").await;
+    let (keeper, _, _) = app.new_user("keeper").await;
+    for i in 0..3 {
+        app.create_task(&user, json!({"title": format!("t{i}")}))
+            .await;
+    }
+    app.create_task(&keeper, json!({"title": "stays"})).await;
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/admin/users/{user_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM tasks").await, 1);
+    app.get(&format!("/api/v1/admin/users/{user_id}"), Some(&admin))
+        .await
+        .problem(404);
+    app.login(&email, crate::helpers::PASSWORD)
+        .await
+        .problem(401);
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/admin/users/{user_id}"),
+        Some(&admin),
+        None,
+    )
+    .await
+    .problem(404);
+}
+
+#[tokio::test]
+async fn deactivated_users_cannot_log_in_or_use_tokens() {
+    let app = spawn_app().await;
+    let (admin, _, _) = app.new_user("root").await;
+    let (user, user_id, email) = app.new_user("paused").await;
+    let path = format!("/api/v1/admin/users/{user_id}");
+    let off = app
+        .request(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(off.body["active"], false);
+    app.get("/api/v1/tasks", Some(&user)).await.problem(401);
+    let login = app.login(&email, crate::helpers::PASSWORD).await;
+    login.problem(401);
+    assert_eq!(login.body, app.login(&email, "wrong password").await.body);
+    app.request(
+        Method::PATCH,
+        &path,
+        Some(&admin),
+        Some(json!({"active": true})),
+    )
+    .await;
+    assert_eq!(
+        app.login(&email, crate::helpers::PASSWORD).await.status,
+        StatusCode::OK
+    );
+}

@@ -1,0 +1,336 @@
+//! `spawn_app()`: a real taskapi server on port 0 over a brand-new database.
+//! PostgreSQL comes from TEST_DATABASE_URL (one fresh database per test) or, when that
+//! is unset, from a testcontainers PostgreSQL started once per test binary.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use taskapi::config::Settings;
+use taskapi::startup::Application;
+use taskapi::state::AppState;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    /// Admin connection URL of the server and the name of this test's database.
+    pub pg_admin_url: Option<String>,
+    pub db_name: String,
+    _tempdir: Option<TempDir>,
+}
+
+/// A directory removed on drop (for SQLite files).
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Log directory shared by every app of this test process (the subscriber is global).
+pub fn log_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("test-logs-{}", std::process::id()))
+}
+
+fn init_telemetry() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let mut log = Settings::default().log;
+        log.dir = log_dir();
+        log.json_stdout = true;
+        log.level = std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into());
+        let (subscriber, guard) =
+            taskapi::telemetry::subscriber("taskapi-test", &log, false).expect("telemetry");
+        // Keep the file writer alive for the whole process.
+        std::mem::forget(guard);
+        // Test output stays quiet unless TEST_LOG is set; the file log still records everything.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
+/// The PostgreSQL server admin URL (database `postgres`).
+async fn postgres_admin_url() -> String {
+    static URL: OnceCell<String> = OnceCell::const_new();
+    URL.get_or_init(|| async {
+        if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+            return url;
+        }
+        start_container().await
+    })
+    .await
+    .clone()
+}
+
+async fn start_container() -> String {
+    use testcontainers_modules::postgres::Postgres;
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+    // The container must outlive every test runtime, so it runs on a thread of its own.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            let container = Postgres::default().start().await.expect(
+                "start PostgreSQL with testcontainers (Docker needed, or set TEST_DATABASE_URL)",
+            );
+            let port = container.get_host_port_ipv4(5432).await.expect("port");
+            tx.send(format!(
+                "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
+            ))
+            .expect("send url");
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().expect("container url")
+}
+
+fn with_database(admin_url: &str, db_name: &str) -> String {
+    match admin_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{db_name}"),
+        None => format!("{admin_url}/{db_name}"),
+    }
+}
+
+pub fn test_settings(database_url: String) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.port = 0;
+    settings.server.host = "127.0.0.1".into();
+    settings.server.static_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
+    settings.database.url = database_url;
+    settings.database.max_connections = 5;
+    settings.auth.jwt_secret = Some(JWT_SECRET.into());
+    settings.limits.auth_per_ip_per_minute = 10_000;
+    settings.limits.per_user_per_minute = 100_000;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Backend::Postgres, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    init_telemetry();
+    let db_name = format!("taskapi_test_{}", Uuid::new_v4().simple());
+    let (url, pg_admin_url, tempdir) = match backend {
+        Backend::Postgres => {
+            let admin = postgres_admin_url().await;
+            let conn = Database::connect(&admin).await.expect("connect admin");
+            conn.execute_unprepared(&format!("CREATE DATABASE \"{db_name}\""))
+                .await
+                .expect("create database");
+            conn.close().await.ok();
+            (with_database(&admin, &db_name), Some(admin), None)
+        }
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(&db_name);
+            std::fs::create_dir_all(&dir).expect("tempdir");
+            let url = format!("sqlite://{}/taskapi.db?mode=rwc", dir.display());
+            (url, None, Some(TempDir(dir)))
+        }
+    };
+    let mut settings = test_settings(url);
+    customize(&mut settings);
+    let app = Application::build(settings).await.expect("build app");
+    let port = app.port();
+    let state = app.state().clone();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        state,
+        pg_admin_url,
+        db_name,
+        _tempdir: tempdir,
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem with this status and returns it.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["type"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(self.body["title"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(self.body["detail"].as_str().is_some());
+        &self.body
+    }
+
+    /// Field names listed in a 422 problem.
+    #[track_caller]
+    pub fn invalid_fields(&self) -> Vec<String> {
+        let body = self.problem(422);
+        body["errors"]
+            .as_array()
+            .expect("errors array")
+            .iter()
+            .map(|e| e["field"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+pub fn unique_email(prefix: &str) -> String {
+    format!("{prefix}-{}@example.com", Uuid::new_v4().simple())
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut builder = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            builder = builder.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        Self::read(builder.send().await.expect("request sent")).await
+    }
+
+    pub async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn register(&self, name: &str, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/register",
+            None,
+            json!({"name": name, "email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers a fresh account and returns (access token, user id, email).
+    pub async fn new_user(&self, prefix: &str) -> (String, String, String) {
+        let email = unique_email(prefix);
+        let registered = self.register(prefix, &email, PASSWORD).await;
+        assert_eq!(
+            registered.status,
+            StatusCode::CREATED,
+            "{}",
+            registered.text
+        );
+        let login = self.login(&email, PASSWORD).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        let token = login.body["access_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+        let id = registered.body["id"].as_str().expect("id").to_string();
+        (token, id, email)
+    }
+
+    pub async fn create_task(&self, token: &str, body: Value) -> Value {
+        let reply = self.post("/api/v1/tasks", Some(token), body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.body
+    }
+
+    /// Executes SQL on this test's database (to check what is really stored).
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sea_orm::{FromQueryResult, Statement};
+        #[derive(FromQueryResult)]
+        struct Count {
+            n: i64,
+        }
+        let backend = self.state.db.get_database_backend();
+        Count::find_by_statement(Statement::from_string(backend, sql.to_string()))
+            .one(&self.state.db)
+            .await
+            .expect("count query")
+            .expect("one row")
+            .n
+    }
+}
+
+impl Drop for TestApp {
+    /// Drops this test's PostgreSQL database so repeated runs leave nothing behind.
+    fn drop(&mut self) {
+        let Some(admin) = self.pg_admin_url.clone() else {
+            return;
+        };
+        let db_name = self.db_name.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Runtime::new() else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(conn) = Database::connect(&admin).await {
+                    let _ = conn
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                    conn.close().await.ok();
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}

@@ -1,0 +1,465 @@
+//! Operability: health, metrics, request ids, logs, graceful shutdown and the CLI.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{TestApp, log_dir, spawn_app};
+
+#[tokio::test]
+async fn health_endpoints_report_liveness_and_readiness() {
+    let app = spawn_app().await;
+    let live = app.get("/health/live", None).await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert_eq!(live.body["status"], "ok");
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(
+        ready.body,
+        json!({"status": "ready", "database": "ok", "migrations": "applied"})
+    );
+}
+
+#[tokio::test]
+async fn ready_turns_503_when_the_database_goes_away() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/health/ready", None).await.status, StatusCode::OK);
+    let admin = sea_orm::Database::connect(app.pg_admin_url.as_deref().expect("postgres"))
+        .await
+        .expect("admin connection");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE \"{}\" WITH (FORCE)", app.db_name))
+        .await
+        .expect("drop database");
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text
+    );
+    assert_eq!(ready.body["status"], "unavailable");
+    // Liveness does not depend on the database.
+    assert_eq!(app.get("/health/live", None).await.status, StatusCode::OK);
+    // API calls fail cleanly as problem+json rather than hanging or crashing.
+    let login = app.login("someone@example.com", "whatever-password").await;
+    assert!(login.status.is_server_error(), "{}", login.text);
+    assert_eq!(
+        login.header("content-type"),
+        Some("application/problem+json")
+    );
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = spawn_app().await;
+    let echoed = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(echoed.headers()["x-request-id"], "trace-abc-123");
+    let generated = app
+        .client
+        .get(app.url("/api/v1/nope"))
+        .send()
+        .await
+        .expect("send");
+    let id = generated.headers()["x-request-id"].to_str().expect("ascii");
+    assert!(uuid::Uuid::parse_str(id).is_ok());
+    let hostile = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "x".repeat(500))
+        .send()
+        .await
+        .expect("send");
+    assert_ne!(hostile.headers()["x-request-id"].len(), 500);
+}
+
+fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(name) && !line.starts_with('#'))
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template() {
+    let app = spawn_app().await;
+    let (token, _, _) = app.new_user("metered").await;
+    let task = app.create_task(&token, json!({"title": "count me"})).await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let before = app.get("/metrics", None).await.text;
+    let labels = [
+        ("method", "GET"),
+        ("route", "/api/v1/tasks/{id}"),
+        ("status", "200"),
+    ];
+    let start = metric_value(&before, "http_requests_total", &labels);
+    for _ in 0..3 {
+        app.get(&path, Some(&token)).await;
+    }
+    let reply = app.get("/metrics", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
+    let text = reply.text;
+    // Other tests in this process may add to the shared registry, never subtract.
+    assert!(metric_value(&text, "http_requests_total", &labels) >= start + 3.0);
+    assert!(
+        !text.contains(task["id"].as_str().expect("id")),
+        "raw ids must not become labels"
+    );
+    for name in [
+        "http_request_duration_seconds_bucket",
+        "http_requests_in_flight",
+        "auth_login_total",
+        "auth_registrations_total",
+        "tasks_created_total",
+        "db_pool_connections",
+        "taskapi_build_info",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+    assert!(metric_value(&text, "auth_login_total", &[("outcome", "success")]) >= 1.0);
+}
+
+#[tokio::test]
+async fn metrics_can_move_to_a_separate_port() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+        s.server.metrics_port = Some(0);
+    })
+    .await;
+    app.get("/metrics", None).await.problem(404);
+}
+
+#[tokio::test]
+async fn log_file_records_auth_and_task_events_with_the_request_id() {
+    let app = spawn_app().await;
+    let email = crate::helpers::unique_email("logged");
+    app.register("Logged", &email, crate::helpers::PASSWORD)
+        .await;
+    let login = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-request-id", "login-req-42")
+        .json(&json!({"email": email, "password": crate::helpers::PASSWORD}))
+        .send()
+        .await
+        .expect("send");
+    let token = TestApp::read(login).await.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let created = app
+        .client
+        .post(app.url("/api/v1/tasks"))
+        .bearer_auth(&token)
+        .header("x-request-id", "task-req-43")
+        .json(&json!({"title": "audited"}))
+        .send()
+        .await
+        .expect("send");
+    let task_id = TestApp::read(created).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    // The file writer is asynchronous; give it a moment.
+    let mut lines: Vec<Value> = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        lines = read_log_lines();
+        let has_task = lines.iter().any(|l| l["task_id"] == task_id.as_str());
+        let has_login = lines
+            .iter()
+            .any(|l| l["request_id"] == "login-req-42" && l["event"] == "login");
+        if has_task && has_login {
+            break;
+        }
+    }
+    let login_line = lines
+        .iter()
+        .find(|l| l["request_id"] == "login-req-42" && l["event"] == "login")
+        .expect("login line with request id");
+    assert_eq!(login_line["outcome"], "success");
+    assert!(login_line["client_ip"].as_str().is_some());
+    let task_line = lines
+        .iter()
+        .find(|l| l["task_id"] == task_id.as_str())
+        .expect("task line");
+    assert_eq!(task_line["request_id"], "task-req-43");
+    assert_eq!(task_line["event"], "task_create");
+    // Never the email, password or token.
+    let all = lines.iter().map(Value::to_string).collect::<String>();
+    assert!(!all.contains(&email));
+    assert!(!all.contains(crate::helpers::PASSWORD));
+    assert!(!all.contains(&token));
+}
+
+fn read_log_lines() -> Vec<Value> {
+    let Ok(entries) = std::fs::read_dir(log_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("app.log"))
+        .flat_map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|line| serde_json::from_str(&line).ok())
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// SIGTERM while a request is in flight: the request completes, then the process exits 0.
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests() {
+    let dir =
+        std::env::temp_dir().join(format!("taskapi-sigterm-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/db.sqlite?mode=rwc", dir.display()),
+        )
+        .env("JWT_SECRET_KEY", crate::helpers::JWT_SECRET)
+        .env("TASKAPI_SERVER__PORT", port.to_string())
+        .env("TASKAPI_LOG__DIR", dir.join("logs"))
+        .env("TASKAPI_SERVER__SHUTDOWN_GRACE_SECS", "10")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("taskapi listening") {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server started");
+
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let email = crate::helpers::unique_email("drain");
+    client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"name": "Drain", "email": email, "password": crate::helpers::PASSWORD}))
+        .send()
+        .await
+        .expect("register");
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": crate::helpers::PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("token").to_string();
+
+    // Start a request whose body arrives slowly, so it is in flight at SIGTERM.
+    let body = br#"{"title":"finished after SIGTERM"}"#;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body[..10]).await.expect("first half");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // New connections are no longer served while draining...
+    let late = tokio::spawn(async move {
+        let Ok(mut late) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+            return String::new();
+        };
+        let _ = late
+            .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        let mut reply = String::new();
+        let _ = late.read_to_string(&mut reply).await;
+        reply
+    });
+    // ...but the request already in flight completes normally.
+    stream.write_all(&body[10..]).await.expect("second half");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}");
+    let late_reply = late.await.expect("join");
+    assert!(
+        !late_reply.starts_with("HTTP/1.1 200"),
+        "served after SIGTERM: {late_reply}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cli_help_lists_every_subcommand() {
+    let output = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for sub in ["serve", "migrate", "create-admin", "openapi", "config"] {
+        assert!(help.contains(sub), "{sub} missing from --help");
+    }
+    let migrate = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+        .args(["migrate", "--help"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("status"));
+}
+
+#[test]
+fn config_subcommand_redacts_secrets() {
+    let output = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+        .arg("config")
+        .env("JWT_SECRET_KEY", crate::helpers::JWT_SECRET)
+        .env(
+            "DATABASE_URL",
+            "postgres://app:hunter2-secret@db:5432/tasks",
+        )
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains(crate::helpers::JWT_SECRET));
+    assert!(!text.contains("hunter2-secret"));
+    let parsed: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(
+        parsed["database"]["url"],
+        "postgres://app:<redacted>@db:5432/tasks"
+    );
+}
+
+#[test]
+fn production_profile_refuses_to_start_without_a_secret() {
+    let output = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+        .arg("serve")
+        .env("TASKAPI_PROFILE", "production")
+        .env_remove("JWT_SECRET_KEY")
+        .env("TASKAPI_SERVER__PORT", "0")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("JWT"));
+    let short = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+        .arg("serve")
+        .env("JWT_SECRET_KEY", "too-short")
+        .env("TASKAPI_SERVER__PORT", "0")
+        .output()
+        .expect("run");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("32"));
+}
+
+#[tokio::test]
+async fn create_admin_and_migrate_subcommands_work_on_postgres() {
+    let app = spawn_app().await;
+    let db_url = app.state.settings.database_url();
+    let status = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+        .args(["migrate", "status"])
+        .env("DATABASE_URL", &db_url)
+        .output()
+        .expect("run");
+    assert!(status.status.success());
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("m20261125_000001_create_users_and_tasks")
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+        .args([
+            "create-admin",
+            "--email",
+            "Boss@Example.com",
+            "--name",
+            "Boss",
+        ])
+        .env("DATABASE_URL", &db_url)
+        .env_remove("TASKAPI_ADMIN_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"a strong bootstrap password\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let login = app
+        .login("boss@example.com", "a strong bootstrap password")
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    assert_eq!(login.body["user"]["role"], "admin");
+    // The first self-registration afterwards is an ordinary user.
+    let next = app
+        .register(
+            "Later",
+            &crate::helpers::unique_email("later"),
+            crate::helpers::PASSWORD,
+        )
+        .await;
+    assert_eq!(next.body["role"], "user");
+}

@@ -1,0 +1,386 @@
+//! Account security: refresh rotation and reuse detection, logout variants, revocation,
+//! self-service and abuse limits.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Backend, PASSWORD, spawn_app, spawn_app_with, unique_email};
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let app = spawn_app().await;
+    let email = unique_email("rotor");
+    app.register("Rotor", &email, PASSWORD).await;
+    let login = app.login(&email, PASSWORD).await;
+    let first = login.body["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    assert!(first.len() >= 43, "at least 256 bits");
+    // Stored only as a hash.
+    let stored = app
+        .count(&format!(
+            "SELECT COUNT(*) AS n FROM refresh_tokens WHERE token_hash = '{first}'"
+        ))
+        .await;
+    assert_eq!(stored, 0);
+
+    let rotated = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first}),
+        )
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let second = rotated.body["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    assert_ne!(second, first);
+    let access = rotated.body["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&access)).await.status,
+        StatusCode::OK
+    );
+
+    // Replaying the spent token is theft: it fails and kills the newer token too.
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": first}),
+    )
+    .await
+    .problem(401);
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": second}),
+    )
+    .await
+    .problem(401);
+    // Another login is a separate family and is unaffected.
+    let other = app.login(&email, PASSWORD).await;
+    let third = other.body["refresh_token"].as_str().expect("refresh");
+    let ok = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": third}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    for bad in [
+        json!({"refresh_token": "garbage"}),
+        json!({"refresh_token": ""}),
+    ] {
+        app.post("/api/v1/auth/refresh", None, bad)
+            .await
+            .problem(401);
+    }
+    app.post("/api/v1/auth/refresh", None, json!({}))
+        .await
+        .problem(422);
+}
+
+#[tokio::test]
+async fn logout_revokes_one_session_and_logout_all_revokes_everything() {
+    let app = spawn_app().await;
+    let email = unique_email("leaver");
+    app.register("Leaver", &email, PASSWORD).await;
+    let phone = app.login(&email, PASSWORD).await;
+    let laptop = app.login(&email, PASSWORD).await;
+    let phone_refresh = phone.body["refresh_token"].as_str().expect("r").to_string();
+    let laptop_refresh = laptop.body["refresh_token"]
+        .as_str()
+        .expect("r")
+        .to_string();
+    let laptop_access = laptop.body["access_token"].as_str().expect("a").to_string();
+
+    let out = app
+        .post(
+            "/api/v1/auth/logout",
+            None,
+            json!({"refresh_token": phone_refresh}),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": phone_refresh}),
+    )
+    .await
+    .problem(401);
+    // Idempotent and silent for unknown tokens.
+    let again = app
+        .post(
+            "/api/v1/auth/logout",
+            None,
+            json!({"refresh_token": "unknown"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT);
+    // The laptop session lives on.
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&laptop_access))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    app.request(Method::POST, "/api/v1/auth/logout-all", None, None)
+        .await
+        .problem(401);
+    let all = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/logout-all",
+            Some(&laptop_access),
+            None,
+        )
+        .await;
+    assert_eq!(all.status, StatusCode::NO_CONTENT);
+    app.get("/api/v1/auth/me", Some(&laptop_access))
+        .await
+        .problem(401);
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": laptop_refresh}),
+    )
+    .await
+    .problem(401);
+    assert_eq!(app.login(&email, PASSWORD).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn me_and_profile_update() {
+    let app = spawn_app().await;
+    let (token, id, email) = app.new_user("self").await;
+    let me = app.get("/api/v1/auth/me", Some(&token)).await;
+    assert_eq!(me.body["id"], id.as_str());
+    assert_eq!(me.body["email"], email.as_str());
+    let renamed = app
+        .request(
+            Method::PATCH,
+            "/api/v1/auth/me",
+            Some(&token),
+            Some(json!({"name": "  New Name "})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    assert_eq!(renamed.body["name"], "New Name");
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x", "role": "admin"}),
+        json!({"email": "a@b.co"}),
+    ] {
+        app.request(Method::PATCH, "/api/v1/auth/me", Some(&token), Some(bad))
+            .await
+            .problem(422);
+    }
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&token)).await.body["role"],
+        "admin"
+    );
+    app.get("/api/v1/auth/me", None).await.problem(401);
+}
+
+#[tokio::test]
+async fn password_change_requires_the_current_one_and_revokes_sessions() {
+    let app = spawn_app().await;
+    let email = unique_email("changer");
+    app.register("Changer", &email, PASSWORD).await;
+    let login = app.login(&email, PASSWORD).await;
+    let access = login.body["access_token"].as_str().expect("a").to_string();
+    let refresh = login.body["refresh_token"].as_str().expect("r").to_string();
+    let wrong = app
+        .post(
+            "/api/v1/auth/password",
+            Some(&access),
+            json!({"current_password": "nope nope", "new_password": "brand new password"}),
+        )
+        .await;
+    assert_eq!(wrong.invalid_fields(), vec!["current_password"]);
+    let short = app
+        .post(
+            "/api/v1/auth/password",
+            Some(&access),
+            json!({"current_password": PASSWORD, "new_password": "short"}),
+        )
+        .await;
+    assert_eq!(short.invalid_fields(), vec!["new_password"]);
+    let changed = app
+        .post(
+            "/api/v1/auth/password",
+            Some(&access),
+            json!({"current_password": PASSWORD, "new_password": "brand new password"}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
+    app.get("/api/v1/auth/me", Some(&access)).await.problem(401);
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await
+    .problem(401);
+    app.login(&email, PASSWORD).await.problem(401);
+    assert_eq!(
+        app.login(&email, "brand new password").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn per_ip_limit_answers_429_with_retry_after() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.limits.auth_per_ip_per_minute = 3).await;
+    for _ in 0..3 {
+        let reply = app.login("nobody@example.com", "whatever-password").await;
+        reply.problem(401);
+        assert!(reply.header("ratelimit-limit").is_some());
+    }
+    let limited = app.login("nobody@example.com", "whatever-password").await;
+    limited.problem(429);
+    let retry: u64 = limited
+        .header("retry-after")
+        .expect("retry-after")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry));
+    // Registration shares the per-IP budget.
+    app.register("x", &unique_email("x"), PASSWORD)
+        .await
+        .problem(429);
+    // Other routes are not affected.
+    assert_eq!(app.get("/health/live", None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn per_user_limit_answers_429() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.limits.per_user_per_minute = 5).await;
+    let (token, _, _) = app.new_user("busy").await;
+    for _ in 0..5 {
+        assert_eq!(
+            app.get("/api/v1/tasks", Some(&token)).await.status,
+            StatusCode::OK
+        );
+    }
+    let limited = app.get("/api/v1/tasks", Some(&token)).await;
+    limited.problem(429);
+    assert!(limited.header("retry-after").is_some());
+    // Someone else is unaffected.
+    let (other, _, _) = app.new_user("calm").await;
+    assert_eq!(
+        app.get("/api/v1/tasks", Some(&other)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_for_this_client_then_expire() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.limits.login_failures_before_lock = 3;
+        s.limits.login_lock_base_secs = 2;
+        s.limits.login_lock_max_secs = 4;
+    })
+    .await;
+    let email = unique_email("target");
+    app.register("Target", &email, PASSWORD).await;
+    let ghost = unique_email("ghost");
+    for _ in 0..3 {
+        app.login(&email, "wrong password!").await.problem(401);
+        app.login(&ghost, "wrong password!").await.problem(401);
+    }
+    // Locked, even with the right password, and the same answer for a non-existent
+    // account: the lock reveals nothing about which emails exist.
+    let locked = app.login(&email, PASSWORD).await;
+    locked.problem(429);
+    let ghost_locked = app.login(&ghost, PASSWORD).await;
+    ghost_locked.problem(429);
+    assert_eq!(locked.body["type"], ghost_locked.body["type"]);
+    assert!(locked.header("retry-after").is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    assert_eq!(app.login(&email, PASSWORD).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn attacker_walkthrough() {
+    // Mallory registers, tries to escalate, probes Alice's data and replays tokens.
+    let app = spawn_app().await;
+    let (alice, alice_id, _) = app.new_user("alice").await;
+    let secret = app
+        .create_task(&alice, json!({"title": "launch codes"}))
+        .await;
+    let email = unique_email("mallory");
+    let smuggled = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"name": "M", "email": email, "password": PASSWORD, "role": "admin"}),
+        )
+        .await;
+    smuggled.problem(422);
+    app.register("M", &email, PASSWORD).await;
+    let login = app.login(&email, PASSWORD).await;
+    let token = login.body["access_token"].as_str().expect("a").to_string();
+    let refresh = login.body["refresh_token"].as_str().expect("r").to_string();
+    assert_eq!(login.body["user"]["role"], "user");
+    let path = format!("/api/v1/tasks/{}", secret["id"].as_str().expect("id"));
+    app.get(&path, Some(&token)).await.problem(404);
+    app.get("/api/v1/admin/users", Some(&token))
+        .await
+        .problem(403);
+    app.request(
+        Method::PATCH,
+        &format!("/api/v1/admin/users/{alice_id}"),
+        Some(&token),
+        Some(json!({"role": "user"})),
+    )
+    .await
+    .problem(403);
+    app.request(
+        Method::PATCH,
+        "/api/v1/auth/me",
+        Some(&token),
+        Some(json!({"name": "M", "role": "admin"})),
+    )
+    .await
+    .problem(422);
+    // Stolen refresh token used twice: the family dies, and the thief's rotation too.
+    let stolen = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(stolen.status, StatusCode::OK);
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await
+    .problem(401);
+    let thief = stolen.body["refresh_token"].as_str().expect("r");
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": thief}),
+    )
+    .await
+    .problem(401);
+    let alice_view = app.get(&path, Some(&alice)).await;
+    assert_eq!(alice_view.body, secret);
+    assert_eq!(
+        app.count("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
+            .await,
+        1
+    );
+}
