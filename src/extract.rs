@@ -95,6 +95,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     deserializer
         .end()
         .map_err(|err| AppError::BadRequest(format!("The body is not valid JSON: {err}")))?;
+    // serde would also fill a struct from an array (`[null, null]`); bodies are objects.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::validation("body", "must be a JSON object"));
+    }
     Ok(value)
 }
 

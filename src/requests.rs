@@ -11,10 +11,21 @@ use crate::entities::user::Role;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// 1-100 characters.
+    /// 1-100 characters, not blank, no control characters.
+    #[salvo(schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
+    /// Trimmed and lower-cased before use.
+    #[salvo(schema(
+        max_length = 254,
+        pattern = r"^\s*[^\s@\x00-\x1f\x7f-\x9f]{1,64}@[^\s@.\x00-\x1f\x7f-\x9f]+(\.[^\s@.\x00-\x1f\x7f-\x9f]+)+\s*$"
+    ))]
     pub email: String,
     /// 8-128 characters.
+    #[salvo(schema(min_length = 8, max_length = 128))]
     pub password: String,
 }
 
@@ -34,6 +45,12 @@ pub struct RefreshRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
+    /// 1-100 characters, not blank, no control characters.
+    #[salvo(schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub name: String,
 }
 
@@ -42,15 +59,22 @@ pub struct UpdateMeRequest {
 pub struct ChangePasswordRequest {
     pub current_password: String,
     /// 8-128 characters.
+    #[salvo(schema(min_length = 8, max_length = 128))]
     pub new_password: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
-    /// 1-200 characters after trimming.
+    /// 1-200 characters, not blank, no control characters; stored trimmed.
+    #[salvo(schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    ))]
     pub title: String,
-    /// At most 10,000 characters.
+    /// At most 10,000 characters; no NUL.
+    #[salvo(schema(max_length = 10000, pattern = r"^[^\x00]*$"))]
     pub description: Option<String>,
     pub status: Option<Status>,
     pub priority: Option<Priority>,
@@ -64,18 +88,18 @@ pub type ReplaceTaskRequest = CreateTaskRequest;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTaskRequest {
-    /// `null` is refused: a task always has a title.
+    /// May be omitted but not `null`: a task always has a title.
     #[serde(default, deserialize_with = "present")]
-    #[salvo(schema(value_type = Option<String>))]
+    #[salvo(schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
     pub title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[salvo(schema(value_type = Option<String>))]
+    #[salvo(schema(value_type = Option<String>, max_length = 10000, pattern = r"^[^\x00]*$"))]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[salvo(schema(value_type = Option<Status>))]
+    #[salvo(schema(value_type = Status, required = false))]
     pub status: Option<Option<Status>>,
     #[serde(default, deserialize_with = "present")]
-    #[salvo(schema(value_type = Option<Priority>))]
+    #[salvo(schema(value_type = Priority, required = false))]
     pub priority: Option<Option<Priority>>,
     #[serde(default, deserialize_with = "present")]
     #[salvo(schema(value_type = Option<DateTime<Utc>>))]
@@ -124,8 +148,10 @@ pub enum TaskSort {
 #[salvo(parameters(default_parameter_in = Query))]
 pub struct ListTasksQuery {
     /// Page size, 1-100 (default 20).
+    #[salvo(parameter(minimum = 1, maximum = 100))]
     pub limit: Option<u64>,
     /// Number of matching tasks to skip (default 0).
+    #[salvo(parameter(minimum = 0, maximum = 1000000))]
     pub offset: Option<u64>,
     pub status: Option<Status>,
     pub priority: Option<Priority>,
@@ -133,7 +159,8 @@ pub struct ListTasksQuery {
     pub due_before: Option<DateTime<Utc>>,
     /// Only tasks due strictly after this instant (RFC 3339).
     pub due_after: Option<DateTime<Utc>>,
-    /// Case-insensitive substring of the title or description.
+    /// Case-insensitive substring of the title or description (at most 200 characters).
+    #[salvo(parameter(max_length = 200, pattern = r"^[^\x00]*$"))]
     pub q: Option<String>,
     /// Sort key; prefix with `-` for descending (default `-created_at`).
     pub sort: Option<TaskSort>,
@@ -144,7 +171,9 @@ pub struct ListTasksQuery {
 #[salvo(parameters(default_parameter_in = Query))]
 pub struct PageQuery {
     /// Page size, 1-100 (default 20).
+    #[salvo(parameter(minimum = 1, maximum = 100))]
     pub limit: Option<u64>,
     /// Number of items to skip (default 0).
+    #[salvo(parameter(minimum = 0, maximum = 1000000))]
     pub offset: Option<u64>,
 }

@@ -137,6 +137,12 @@ pub fn openapi() -> OpenApi {
         .merge_router(&api_router())
 }
 
+fn is_reserved_path(path: &str) -> bool {
+    ["/api/", "/health/", "/apidocs", "/metrics"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+}
+
 struct MetricsEndpoint(PrometheusHandle);
 
 #[async_trait]
@@ -214,7 +220,10 @@ impl Application {
         root.push(openapi().into_router(OPENAPI_PATH))
             .push(SwaggerUi::new(OPENAPI_PATH).into_router("apidocs"))
             .push(
-                Router::with_path("{**path}")
+                // The front end owns every path the API, health and docs routes do not, so
+                // that unknown API paths stay plain 404s and `Allow` lists only real methods.
+                Router::with_filter_fn(|req, _| !is_reserved_path(req.uri().path()))
+                    .path("{**path}")
                     .hoop(static_headers)
                     .get(StaticDir::new([static_dir]).defaults("index.html")),
             )

@@ -155,10 +155,16 @@ pub async fn verify_credentials(
     email: &str,
     password: &str,
 ) -> Result<user::Model> {
-    let found = user::Entity::find()
-        .filter(user::Column::Email.eq(validate::normalize_email(email)))
-        .one(db)
-        .await?;
+    let email = validate::normalize_email(email);
+    // PostgreSQL text cannot hold NUL; such an email cannot exist, so skip the lookup.
+    let found = if email.contains('\0') {
+        None
+    } else {
+        user::Entity::find()
+            .filter(user::Column::Email.eq(email))
+            .one(db)
+            .await?
+    };
     let Some(user) = found else {
         hasher.verify_dummy(password).await?;
         return Err(AppError::InvalidCredentials);
@@ -229,7 +235,8 @@ pub async fn change_password(
     errors.finish(())?;
     let user = get(db, id).await?;
     if !hasher.verify(&user.password_hash, current).await? {
-        return Err(AppError::validation("current_password", "is incorrect"));
+        // Well-formed but wrong: a refusal of the action, not a malformed request.
+        return Err(AppError::Forbidden("The current password is incorrect."));
     }
     let password_hash = hasher.hash(new).await?;
     let txn = db.begin().await?;

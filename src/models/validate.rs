@@ -32,44 +32,57 @@ impl Errors {
     }
 }
 
-pub fn name(errors: &mut Errors, raw: &str) -> String {
-    let trimmed = raw.trim();
-    let len = trimmed.chars().count();
-    if len == 0 || len > NAME_MAX {
-        errors.add("name", format!("must be 1-{NAME_MAX} characters"));
-    } else if trimmed.chars().any(char::is_control) {
-        errors.add("name", "must not contain control characters");
+/// Whitespace as the OpenAPI patterns (ECMAScript `\s`) see it: Unicode White_Space plus
+/// the byte-order mark, so that validation and the published schema agree exactly.
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
+}
+
+fn trim_spaces(raw: &str) -> &str {
+    raw.trim_matches(is_space)
+}
+
+/// A one-line text such as a name or a title: at most `max` characters as sent, not blank,
+/// no control characters. Returned trimmed.
+fn line(errors: &mut Errors, field: &str, raw: &str, max: usize) -> String {
+    let trimmed = trim_spaces(raw);
+    if trimmed.is_empty() || raw.chars().count() > max {
+        errors.add(field, format!("must be 1-{max} characters and not blank"));
+    } else if raw.chars().any(char::is_control) {
+        errors.add(field, "must not contain control characters");
     }
     trimmed.to_string()
 }
 
+pub fn name(errors: &mut Errors, raw: &str) -> String {
+    line(errors, "name", raw, NAME_MAX)
+}
+
 /// Trimmed and lower-cased; the same normalisation applies at registration and login.
 pub fn normalize_email(raw: &str) -> String {
-    raw.trim().to_lowercase()
+    trim_spaces(raw).to_lowercase()
 }
 
 pub fn email(errors: &mut Errors, raw: &str) -> String {
-    let email = normalize_email(raw);
-    if !is_plausible_email(&email) {
+    if raw.chars().count() > EMAIL_MAX || !is_plausible_email(trim_spaces(raw)) {
         errors.add("email", "must be a valid email address");
     }
-    email
+    normalize_email(raw)
 }
 
+/// local@domain.tld: a local part of 1-64 characters and at least two non-empty domain
+/// labels, with no whitespace, control characters or extra `@` anywhere.
 fn is_plausible_email(email: &str) -> bool {
-    if email.len() > EMAIL_MAX || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
-    }
+    let forbidden = |c: char| is_space(c) || c.is_control() || c == '@';
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
-    !local.is_empty()
-        && local.len() <= 64
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
+    let local_len = local.chars().count();
+    (1..=64).contains(&local_len)
+        && !local.chars().any(forbidden)
+        && !domain.chars().any(forbidden)
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(|label| !label.is_empty())
 }
 
 pub fn password(errors: &mut Errors, field: &str, raw: &str) {
@@ -83,17 +96,7 @@ pub fn password(errors: &mut Errors, field: &str, raw: &str) {
 }
 
 pub fn title(errors: &mut Errors, raw: &str) -> String {
-    let trimmed = raw.trim();
-    let len = trimmed.chars().count();
-    if len == 0 || len > TITLE_MAX {
-        errors.add(
-            "title",
-            format!("must be 1-{TITLE_MAX} characters after trimming"),
-        );
-    } else if trimmed.chars().any(char::is_control) {
-        errors.add("title", "must not contain control characters");
-    }
-    trimmed.to_string()
+    line(errors, "title", raw, TITLE_MAX)
 }
 
 /// Free text keeps newlines and tabs, but never NUL (PostgreSQL text cannot store it).
@@ -166,8 +169,11 @@ mod tests {
         let mut errors = Errors::default();
         assert_eq!(title(&mut errors, "  hi  "), "hi");
         title(&mut errors, "   ");
+        title(&mut errors, "\u{feff}");
         title(&mut errors, &"t".repeat(201));
-        assert_eq!(errors.0.len(), 2);
+        title(&mut errors, &format!(" {}", "t".repeat(200)));
+        title(&mut errors, "tab\tinside");
+        assert_eq!(errors.0.len(), 5);
     }
 
     #[test]

@@ -170,7 +170,8 @@ pub async fn update_me(
 }
 
 /// Change password; every existing session and access token stops working.
-#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 400, 401, 413, 415, 422, 429, 503))]
+/// A wrong current password is a 403.
+#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 400, 401, 403, 413, 415, 422, 429, 503))]
 pub async fn change_password(
     depot: &mut Depot,
     body: Payload<ChangePasswordRequest>,

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# Load benchmark of taskapi against PostgreSQL with in-run baselines (pgbench, raw argon2id).
+#
+#   deploy/bench/run.sh                      # DURATION=20s by default
+#   DURATION=15s deploy/bench/run.sh
+#
+# Knobs (environment): DURATION (wrk/pgbench run length, "20s" or "1m"), CONNS (64),
+# POOL (server DB pool size, 16), USERS (64), TASKS_PER_USER (100), PGBENCH_SCALE (10),
+# BENCH_PORT (18080), TASKAPI_BIN (default target/release/taskapi), PERF=1 (extra
+# profiled read and write runs with `perf record`; needs linux-perf and a binary with symbols),
+# KEEP_DB=1 (keep the scratch databases).
+#
+# Everything talks to 127.0.0.1 only. The shared PostgreSQL server on 127.0.0.1:5432 is only
+# used through createdb/dropdb of scratch databases; it is never stopped or reconfigured.
+# Raw outputs go to deploy/bench/results/<timestamp>/ (gitignored); the summary goes to stdout.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+DURATION=${DURATION:-20s}
+CONNS=${CONNS:-64}
+POOL=${POOL:-16}
+USERS=${USERS:-64}
+TASKS_PER_USER=${TASKS_PER_USER:-100}
+PGBENCH_SCALE=${PGBENCH_SCALE:-10}
+PORT=${BENCH_PORT:-18080}
+BIN=${TASKAPI_BIN:-$ROOT/target/release/taskapi}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${BENCH_OUT:-$HERE/results/$STAMP}
+export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
+DB=taskapi_bench_$$
+PGB_DB=taskapi_pgbench_$$
+VENV=$HERE/.venv
+SERVER_PID=""
+WATCH_PID=""
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# "20s" / "1m" / "90" -> seconds, for pgbench -T and the argon2 run.
+duration_secs() {
+  local d=$1
+  case "$d" in
+    *m) echo $(( ${d%m} * 60 )) ;;
+    *s) echo "${d%s}" ;;
+    *) echo "$d" ;;
+  esac
+}
+SECS=$(duration_secs "$DURATION")
+
+cleanup() {
+  local rc=$?
+  if [[ -n "$WATCH_PID" ]]; then kill "$WATCH_PID" 2>/dev/null || true; fi
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [[ "${KEEP_DB:-0}" != 1 ]]; then
+    dropdb --if-exists "$DB" 2>/dev/null || true
+    dropdb --if-exists "$PGB_DB" 2>/dev/null || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT INT TERM
+
+# ---------------------------------------------------------------- tools
+install_tools() {
+  local need=()
+  command -v wrk >/dev/null || need+=(wrk)
+  # pgbench ships in postgresql-client-15 on Debian 12; postgresql-contrib pulls it in otherwise.
+  command -v pgbench >/dev/null || need+=(postgresql-client)
+  command -v psql >/dev/null || need+=(postgresql-client)
+  command -v python3 >/dev/null || need+=(python3 python3-venv)
+  if [[ "${PERF:-0}" == 1 ]] && ! command -v perf >/dev/null; then need+=(linux-perf); fi
+  if ((${#need[@]})); then
+    log "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import argon2' 2>/dev/null; then
+    log "creating $VENV with argon2-cffi"
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check argon2-cffi
+  fi
+}
+
+# ---------------------------------------------------------------- helpers
+rss_kb() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# Samples VmRSS every 200 ms into $2 (max so far) until killed; at most 30 minutes.
+rss_watch() {
+  local pid=$1 out=$2 max=0 v i
+  echo 0 >"$out"
+  for ((i = 0; i < 9000; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    v=$(rss_kb "$pid" VmRSS)
+    if [[ -n "$v" ]] && ((v > max)); then max=$v; echo "$max" >"$out"; fi
+    sleep 0.2
+  done
+}
+
+# Peak RSS of the server during one scenario: VmHWM reset before (clear_refs 5), read after,
+# combined with the sampled VmRSS maximum in case the kernel refuses the reset.
+start_rss() {
+  echo 5 >"/proc/$SERVER_PID/clear_refs" 2>/dev/null || true
+  rss_watch "$SERVER_PID" "$OUT/rss-$1.sampled" &
+  WATCH_PID=$!
+}
+stop_rss() {
+  kill "$WATCH_PID" 2>/dev/null || true
+  wait "$WATCH_PID" 2>/dev/null || true
+  WATCH_PID=""
+  local hwm sampled
+  hwm=$(rss_kb "$SERVER_PID" VmHWM)
+  sampled=$(cat "$OUT/rss-$1.sampled")
+  echo "$(( hwm > sampled ? hwm : sampled ))" >"$OUT/rss-$1.peak"
+}
+
+wrk_run() { # name script threads conns [duration]
+  local name=$1 script=$2 threads=$3 conns=$4 dur=${5:-$DURATION}
+  log "wrk $name: -t$threads -c$conns -d$dur"
+  wrk -t"$threads" -c"$conns" -d"$dur" --timeout 10s --latency \
+    -s "$HERE/lua/$script" "http://127.0.0.1:$PORT" >"$OUT/wrk-$name.txt" 2>&1
+}
+
+server_alive() { kill -0 "$SERVER_PID" 2>/dev/null || { log "server died; see $OUT/server.out"; exit 1; }; }
+
+# ---------------------------------------------------------------- start
+install_tools
+[[ -x "$BIN" ]] || { echo "missing $BIN: cd $ROOT && cargo build --release --bin taskapi" >&2; exit 1; }
+mkdir -p "$OUT"
+log "results in $OUT"
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "nproc: $(nproc)"
+  echo "cpu: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+  echo "memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "kernel: $(uname -r)"
+  echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
+  echo "postgresql: $(psql -d postgres -Atc 'show server_version')"
+  echo "pgbench: $(pgbench --version)"
+  echo "wrk: $(wrk -v 2>&1 | head -1)"
+  echo "taskapi binary: $BIN ($(stat -c %s "$BIN") bytes, built $(date -u -r "$BIN" +%Y-%m-%dT%H:%M:%SZ))"
+  echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty tree)')"
+  echo "note: load generators (wrk, pgbench), PostgreSQL and taskapi all share these cores"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+# ---------------------------------------------------------------- baselines
+log "pgbench baselines on scratch database $PGB_DB (scale $PGBENCH_SCALE)"
+createdb "$PGB_DB"
+pgbench -i -q -s "$PGBENCH_SCALE" "$PGB_DB" >"$OUT/pgbench-init.txt" 2>&1
+pgbench -S -M prepared -c "$CONNS" -j 2 -T "$SECS" "$PGB_DB" >"$OUT/pgbench-select.txt" 2>&1
+
+# Writes: one INSERT per transaction into a table shaped like `tasks` (same columns and indexes, no FK).
+psql -q -d "$PGB_DB" -v ON_ERROR_STOP=1 <<'SQL'
+CREATE TABLE bench_tasks (
+  id uuid PRIMARY KEY,
+  user_id uuid NOT NULL,
+  title varchar(200) NOT NULL,
+  description text,
+  status varchar(16) NOT NULL,
+  priority smallint NOT NULL,
+  due_date timestamptz,
+  version integer NOT NULL DEFAULT 1,
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL
+);
+CREATE INDEX bench_tasks_user_created ON bench_tasks (user_id, created_at);
+CREATE INDEX bench_tasks_user_due ON bench_tasks (user_id, due_date);
+SQL
+cat >"$OUT/pgbench-insert.sql" <<'SQL'
+\set uid random(1, 64)
+INSERT INTO bench_tasks (id, user_id, title, description, status, priority, due_date, version, created_at, updated_at) VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(:uid::text, 12, '0'))::uuid, 'bench task', 'created by pgbench', 'todo', 2, now() + interval '30 days', 1, now(), now());
+SQL
+pgbench -n -M prepared -c "$CONNS" -j 2 -T "$SECS" -f "$OUT/pgbench-insert.sql" "$PGB_DB" >"$OUT/pgbench-insert.txt" 2>&1
+grep -E '^tps' "$OUT/pgbench-select.txt" "$OUT/pgbench-insert.txt" >&2 || true
+
+log "raw argon2id rate ($(nproc) processes, ${SECS}s)"
+"$VENV/bin/python" "$HERE/argon2_rate.py" --seconds "$SECS" --procs "$(nproc)" >"$OUT/argon2.json"
+cat "$OUT/argon2.json" >&2
+
+# ---------------------------------------------------------------- server on PostgreSQL
+createdb "$DB"
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
+export JWT_SECRET_KEY="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export TASKAPI_SERVER__PORT=$PORT
+export TASKAPI_LOG__DIR=$OUT/server-logs
+export TASKAPI_LOG__LEVEL=warn
+export TASKAPI_LIMITS__AUTH_PER_IP_PER_MINUTE=100000000
+export TASKAPI_LIMITS__PER_USER_PER_MINUTE=100000000
+export TASKAPI_AUTH__ACCESS_TOKEN_TTL_SECS=86400
+export TASKAPI_DATABASE__MAX_CONNECTIONS=$POOL
+export TASKAPI_SERVER__SHUTDOWN_GRACE_SECS=5
+
+log "starting $BIN on 127.0.0.1:$PORT (pool $POOL)"
+(cd "$ROOT" && exec "$BIN" serve) >"$OUT/server.out" 2>&1 &
+SERVER_PID=$!
+"$VENV/bin/python" -c "import sys; sys.path.insert(0, '$HERE'); import httpkit; print(round(httpkit.wait_ready($PORT, 60), 3))" >"$OUT/ready-seconds.txt"
+sleep 3
+rss_kb "$SERVER_PID" VmRSS >"$OUT/idle-rss.kb"
+log "idle RSS $(cat "$OUT/idle-rss.kb") kB"
+
+"$VENV/bin/python" "$HERE/seed.py" --port "$PORT" --users "$USERS" --tasks-per-user "$TASKS_PER_USER" --out "$OUT/seed" | tee "$OUT/seed.txt" >&2
+psql -q -d "$DB" -c 'VACUUM ANALYZE' >/dev/null
+rss_kb "$SERVER_PID" VmRSS >"$OUT/after-seed-rss.kb"
+
+export BENCH_LUA_DIR=$HERE/lua
+export BENCH_TASKS_FILE=$OUT/seed/tasks.txt
+export BENCH_CREDS_FILE=$OUT/seed/creds.txt
+
+wrk_run warmup get_task.lua 2 "$CONNS" 3s
+for spec in "get get_task.lua" "list list_tasks.lua" "patch patch_task.lua" "create create_task.lua" "login login.lua"; do
+  read -r name script <<<"$spec"
+  server_alive
+  start_rss "$name"
+  wrk_run "$name" "$script" 2 "$CONNS"
+  stop_rss "$name"
+  grep -E 'Requests/sec|Non-2xx|Socket errors' "$OUT/wrk-$name.txt" >&2 || true
+done
+
+# Login at full concurrency while a light reader measures how much logins hurt reads.
+server_alive
+start_rss login-mixed
+wrk_run read-under-login get_task.lua 1 4 &
+READER=$!
+wrk_run login-mixed login.lua 2 "$CONNS"
+wait "$READER"
+stop_rss login-mixed
+grep -E 'Requests/sec|99%' "$OUT/wrk-login-mixed.txt" "$OUT/wrk-read-under-login.txt" >&2 || true
+server_alive
+
+if [[ "${PERF:-0}" == 1 ]]; then
+  for spec in "get get_task.lua" "create create_task.lua"; do
+    read -r name script <<<"$spec"
+    log "perf record during an extra $name run"
+    wrk_run "perf-$name" "$script" 2 "$CONNS" &
+    WRK_BG=$!
+    sleep 2
+    perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/perf-$name.data" -- sleep $((SECS > 6 ? SECS - 4 : 2)) >/dev/null 2>&1 || true
+    wait "$WRK_BG"
+    perf report -i "$OUT/perf-$name.data" --stdio --no-children --percent-limit 0.7 -g none --sort dso,symbol \
+      >"$OUT/perf-$name.txt" 2>/dev/null || true
+    perf report -i "$OUT/perf-$name.data" --stdio --children --percent-limit 3 -g none --sort symbol \
+      >"$OUT/perf-$name-children.txt" 2>/dev/null || true
+  done
+fi
+
+kill -TERM "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=""
+
+# ---------------------------------------------------------------- start-up on SQLite
+log "start-up to ready on SQLite (5 fresh + 5 migrated runs)"
+(cd "$ROOT" && "$VENV/bin/python" "$HERE/startup_probe.py" --bin "$BIN" --port $((PORT + 1)) \
+  --workdir "$OUT/startup" --runs 5) >"$OUT/startup.json"
+cat "$OUT/startup.json" >&2
+
+cat >"$OUT/meta.json" <<EOF
+{"wrk_args": "-t2 -c$CONNS -d$DURATION --latency --timeout 10s", "pool": $POOL, "users": $USERS, "tasks_per_user": $TASKS_PER_USER}
+EOF
+
+# ---------------------------------------------------------------- summary
+{
+  echo "## taskapi benchmark $STAMP"
+  echo
+  echo '```'
+  cat "$OUT/machine.txt"
+  echo '```'
+  echo
+  "$VENV/bin/python" "$HERE/summarize.py" "$OUT"
+} | tee "$OUT/summary.md"
