@@ -65,10 +65,10 @@ ENV TASKAPI_SERVER__HOST=0.0.0.0 \
 USER 65532:65532
 EXPOSE 8080
 
-# No HEALTHCHECK: distroless has no shell or curl, and the binary has no probe subcommand.
-# Orchestrators probe over HTTP instead:
-#   GET /health/live   liveness  (process is up)
-#   GET /health/ready  readiness (database reachable; 503 otherwise)
-# Kubernetes: see deploy/k8s/base/deployment.yaml. Compose gates on Postgres health only.
+# Distroless has no shell or curl, so the binary probes its own GET /health/ready.
+# Kubernetes ignores HEALTHCHECK and uses the HTTP probes in deploy/k8s/base/deployment.yaml
+# (/health/live for liveness, /health/ready for readiness).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/app/taskapi", "healthcheck"]
 ENTRYPOINT ["/app/taskapi"]
 CMD ["serve"]

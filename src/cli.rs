@@ -41,6 +41,13 @@ pub enum Command {
     Openapi,
     /// Print the effective configuration with secrets redacted.
     Config,
+    /// Probe this instance's readiness endpoint; exit 0 when ready (for container
+    /// HEALTHCHECKs in images without curl).
+    Healthcheck {
+        /// Probe `/health/live` instead of `/health/ready`.
+        #[arg(long)]
+        live: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -55,6 +62,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Openapi => {
             println!("{}", openapi().to_pretty_json()?);
             Ok(())
+        }
+        Command::Healthcheck { live } => {
+            let settings = Settings::load()?;
+            let path = if live {
+                "/health/live"
+            } else {
+                "/health/ready"
+            };
+            crate::health_probe::probe(settings.server.port, path).await
         }
         Command::Config => {
             let settings = Settings::load()?;

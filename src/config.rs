@@ -69,6 +69,9 @@ pub struct AuthSettings {
 pub struct LogSettings {
     /// `RUST_LOG`-style directives; `RUST_LOG` itself wins when set.
     pub level: String,
+    /// Write logs to stdout at all (containers read them there).
+    pub stdout: bool,
+    /// Bunyan JSON on stdout; `false` gives compact human-readable lines.
     pub json_stdout: bool,
     pub file_enabled: bool,
     pub dir: PathBuf,
@@ -120,6 +123,7 @@ impl Default for Settings {
             },
             log: LogSettings {
                 level: "info".into(),
+                stdout: true,
                 json_stdout: true,
                 file_enabled: true,
                 dir: PathBuf::from("logs"),

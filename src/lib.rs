@@ -7,6 +7,7 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod extract;
+pub mod health_probe;
 pub mod metrics;
 pub mod middleware;
 pub mod models;

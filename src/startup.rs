@@ -62,9 +62,12 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         db::migrate(&db).await.context("running migrations")?;
     }
     let jwt = JwtKeys::new(&jwt_secret(&settings), &settings.auth);
+    let hasher = PasswordHasher::new(settings.auth.hash_concurrency);
+    let warming = hasher.clone();
+    tokio::spawn(async move { warming.warm_up().await });
     Ok(AppState {
         db,
-        hasher: PasswordHasher::new(settings.auth.hash_concurrency),
+        hasher,
         limits: Arc::new(Limits::new(settings.limits.clone())),
         jwt: Arc::new(jwt),
         settings: Arc::new(settings),

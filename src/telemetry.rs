@@ -50,10 +50,10 @@ pub fn subscriber(
     } else {
         (None, None)
     };
-    let stdout_layer = if settings.json_stdout {
-        BunyanFormattingLayer::new(name.to_string(), std::io::stdout).boxed()
-    } else {
-        tracing_subscriber::fmt::layer().compact().boxed()
+    let stdout_layer = match (settings.stdout, settings.json_stdout) {
+        (false, _) => None,
+        (true, true) => Some(BunyanFormattingLayer::new(name.to_string(), std::io::stdout).boxed()),
+        (true, false) => Some(tracing_subscriber::fmt::layer().compact().boxed()),
     };
     let subscriber = Registry::default()
         .with(filter(settings, sql_logging))

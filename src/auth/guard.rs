@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::entities::user::Role;
 use crate::error::AppError;
 use crate::models::users;
+use crate::routes::{write_exhausted, write_quota};
 use crate::state::AppState;
 
 #[derive(Debug, Clone)]
@@ -43,7 +44,11 @@ fn bearer_token(req: &Request) -> Result<&str, AppError> {
     Ok(token.trim())
 }
 
-async fn resolve(req: &Request, state: &AppState) -> Result<CurrentUser, AppError> {
+async fn resolve(
+    req: &Request,
+    state: &AppState,
+    res: &mut Response,
+) -> Result<CurrentUser, AppError> {
     let token = bearer_token(req)?;
     let claims = state
         .jwt
@@ -57,7 +62,11 @@ async fn resolve(req: &Request, state: &AppState) -> Result<CurrentUser, AppErro
     if !account.active || account.token_version != claims.ver {
         return Err(AppError::Unauthorized("Invalid or expired token."));
     }
-    state.limits.check_user(account.id)?;
+    let quota = state
+        .limits
+        .check_user(account.id)
+        .inspect_err(|err| write_exhausted(res, err))?;
+    write_quota(res, &quota);
     Ok(CurrentUser {
         id: account.id,
         role: account.role,
@@ -81,7 +90,7 @@ pub async fn authenticate(
             return;
         }
     };
-    match resolve(req, &state).await {
+    match resolve(req, &state, res).await {
         Ok(user) => {
             tracing::Span::current().record("user_id", tracing::field::display(user.id));
             depot.insert_typed(user);

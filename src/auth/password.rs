@@ -82,6 +82,14 @@ impl PasswordHasher {
         self.run(move || verify_blocking(&stored, &password)).await
     }
 
+    /// Computes the dummy hash ahead of time so the first unknown-email login is not slower
+    /// than the rest (which would be a timing signal).
+    pub async fn warm_up(&self) {
+        if let Err(err) = self.verify_dummy("warm-up").await {
+            tracing::warn!(error = %err, "password hasher warm-up failed");
+        }
+    }
+
     /// Spends the same effort as a real verification and always fails.
     pub async fn verify_dummy(&self, password: &str) -> anyhow::Result<bool> {
         let dummy = match self.dummy_hash.get() {

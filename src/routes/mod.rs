@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use salvo::http::HeaderValue;
 use salvo::prelude::*;
 
+use crate::auth::throttle::Quota;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -28,7 +29,7 @@ pub fn client_ip(req: &Request) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// Per-IP limit for the unauthenticated auth routes (register, login, refresh).
+/// Per-IP limit for the unauthenticated auth routes (register, login, refresh, logout).
 #[handler]
 pub async fn limit_by_ip(
     req: &mut Request,
@@ -38,28 +39,27 @@ pub async fn limit_by_ip(
 ) {
     let verdict = app_state(depot).and_then(|state| state.limits.check_ip(client_ip(req)));
     match verdict {
-        Ok(quota) => {
-            let headers = res.headers_mut();
-            for (name, value) in [
-                ("ratelimit-limit", quota.limit.to_string()),
-                ("ratelimit-remaining", quota.remaining.to_string()),
-                ("ratelimit-reset", quota.reset_secs.to_string()),
-            ] {
-                if let Ok(value) = HeaderValue::from_str(&value) {
-                    headers.insert(name, value);
-                }
-            }
-        }
+        Ok(quota) => write_quota(res, &quota),
         Err(err) => {
-            if let AppError::TooManyRequests { retry_after_secs } = &err
-                && let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string())
-            {
-                res.headers_mut()
-                    .insert("ratelimit-remaining", HeaderValue::from_static("0"));
-                res.headers_mut().insert("ratelimit-reset", value);
-            }
+            write_exhausted(res, &err);
             err.write(req, depot, res).await;
             ctrl.skip_rest();
         }
+    }
+}
+
+/// `RateLimit-*` headers (IETF draft) describing the caller's remaining budget.
+pub fn write_quota(res: &mut Response, quota: &Quota) {
+    let headers = res.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(quota.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(quota.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(quota.reset_secs));
+}
+
+pub fn write_exhausted(res: &mut Response, err: &AppError) {
+    if let AppError::TooManyRequests { retry_after_secs } = err {
+        let headers = res.headers_mut();
+        headers.insert("ratelimit-remaining", HeaderValue::from(0u32));
+        headers.insert("ratelimit-reset", HeaderValue::from(*retry_after_secs));
     }
 }

@@ -52,13 +52,13 @@ fn init_telemetry() {
     INIT.get_or_init(|| {
         let mut log = Settings::default().log;
         log.dir = log_dir();
-        log.json_stdout = true;
+        // The file log records everything; stdout stays quiet unless TEST_LOG is set.
+        log.stdout = std::env::var("TEST_LOG").is_ok();
         log.level = std::env::var("TEST_LOG").unwrap_or_else(|_| "info".into());
         let (subscriber, guard) =
             taskapi::telemetry::subscriber("taskapi-test", &log, false).expect("telemetry");
         // Keep the file writer alive for the whole process.
         std::mem::forget(guard);
-        // Test output stays quiet unless TEST_LOG is set; the file log still records everything.
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
 }

@@ -272,6 +272,18 @@ async fn sigterm_drains_in_flight_requests() {
         .recv_timeout(Duration::from_secs(30))
         .expect("server started");
 
+    let healthcheck = || {
+        Command::new(env!("CARGO_BIN_EXE_taskapi"))
+            .arg("healthcheck")
+            .env("TASKAPI_SERVER__PORT", port.to_string())
+            .output()
+            .expect("run healthcheck")
+    };
+    assert!(
+        healthcheck().status.success(),
+        "healthcheck of a ready server"
+    );
+
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let email = crate::helpers::unique_email("drain");
@@ -339,6 +351,10 @@ async fn sigterm_drains_in_flight_requests() {
         .expect("join")
         .expect("wait");
     assert!(status.success(), "exit status {status:?}");
+    assert!(
+        !healthcheck().status.success(),
+        "healthcheck of a stopped server"
+    );
     let late_reply = late.await.expect("join");
     assert!(
         !late_reply.starts_with("HTTP/1.1 200"),
