@@ -266,6 +266,24 @@ impl TestApp {
         .await
     }
 
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    pub async fn logout(&self, refresh_token: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/logout",
+            None,
+            json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
     /// Registers a fresh account and returns (access token, user id, email).
     pub async fn new_user(&self, prefix: &str) -> (String, String, String) {
         let email = unique_email(prefix);

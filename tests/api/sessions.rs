@@ -25,13 +25,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
         .await;
     assert_eq!(stored, 0);
 
-    let rotated = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": first}),
-        )
-        .await;
+    let rotated = app.refresh(&first).await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
     let second = rotated.body["refresh_token"]
         .as_str()
@@ -48,30 +42,12 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     );
 
     // Replaying the spent token is theft: it fails and kills the newer token too.
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": first}),
-    )
-    .await
-    .problem(401);
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": second}),
-    )
-    .await
-    .problem(401);
+    app.refresh(&first).await.problem(401);
+    app.refresh(&second).await.problem(401);
     // Another login is a separate family and is unaffected.
     let other = app.login(&email, PASSWORD).await;
     let third = other.body["refresh_token"].as_str().expect("refresh");
-    let ok = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": third}),
-        )
-        .await;
+    let ok = app.refresh(&third).await;
     assert_eq!(ok.status, StatusCode::OK);
     for bad in [
         json!({"refresh_token": "garbage"}),
@@ -100,21 +76,9 @@ async fn logout_revokes_one_session_and_logout_all_revokes_everything() {
         .to_string();
     let laptop_access = laptop.body["access_token"].as_str().expect("a").to_string();
 
-    let out = app
-        .post(
-            "/api/v1/auth/logout",
-            None,
-            json!({"refresh_token": phone_refresh}),
-        )
-        .await;
+    let out = app.logout(&phone_refresh).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": phone_refresh}),
-    )
-    .await
-    .problem(401);
+    app.refresh(&phone_refresh).await.problem(401);
     // Idempotent and silent for unknown tokens.
     let again = app
         .post(
@@ -147,13 +111,7 @@ async fn logout_revokes_one_session_and_logout_all_revokes_everything() {
     app.get("/api/v1/auth/me", Some(&laptop_access))
         .await
         .problem(401);
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": laptop_refresh}),
-    )
-    .await
-    .problem(401);
+    app.refresh(&laptop_refresh).await.problem(401);
     assert_eq!(app.login(&email, PASSWORD).await.status, StatusCode::OK);
 }
 
@@ -223,13 +181,7 @@ async fn password_change_requires_the_current_one_and_revokes_sessions() {
         .await;
     assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
     app.get("/api/v1/auth/me", Some(&access)).await.problem(401);
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": refresh}),
-    )
-    .await
-    .problem(401);
+    app.refresh(&refresh).await.problem(401);
     app.login(&email, PASSWORD).await.problem(401);
     assert_eq!(
         app.login(&email, "brand new password").await.status,
@@ -353,29 +305,11 @@ async fn attacker_walkthrough() {
     .await
     .problem(422);
     // Stolen refresh token used twice: the family dies, and the thief's rotation too.
-    let stolen = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": refresh}),
-        )
-        .await;
+    let stolen = app.refresh(&refresh).await;
     assert_eq!(stolen.status, StatusCode::OK);
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": refresh}),
-    )
-    .await
-    .problem(401);
+    app.refresh(&refresh).await.problem(401);
     let thief = stolen.body["refresh_token"].as_str().expect("r");
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": thief}),
-    )
-    .await
-    .problem(401);
+    app.refresh(&thief).await.problem(401);
     let alice_view = app.get(&path, Some(&alice)).await;
     assert_eq!(alice_view.body, secret);
     assert_eq!(

@@ -59,13 +59,7 @@ async fn every_route_works_on_sqlite() {
         StatusCode::NO_CONTENT
     );
 
-    let rotated = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": refresh}),
-        )
-        .await;
+    let rotated = app.refresh(&refresh).await;
     assert_eq!(rotated.status, StatusCode::OK);
     let token = rotated.body["access_token"]
         .as_str()
