@@ -63,6 +63,8 @@ pub struct AuthSettings {
     pub refresh_token_ttl_secs: u64,
     /// Concurrent argon2 computations; 0 means one per CPU core.
     pub hash_concurrency: usize,
+    /// How long an account's auth state may be served from memory (see `auth::cache`); 0 disables.
+    pub state_cache_ttl_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +122,7 @@ impl Default for Settings {
                 access_token_ttl_secs: 15 * 60,
                 refresh_token_ttl_secs: 14 * 24 * 3600,
                 hash_concurrency: 0,
+                state_cache_ttl_ms: 1000,
             },
             log: LogSettings {
                 level: "info".into(),

@@ -16,6 +16,7 @@ use salvo::oapi::swagger_ui::SwaggerUi;
 use salvo::prelude::*;
 use salvo::serve_static::StaticDir;
 
+use crate::auth::cache::AuthCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::auth::throttle::Limits;
@@ -69,6 +70,9 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         db,
         hasher,
         limits: Arc::new(Limits::new(settings.limits.clone())),
+        auth_cache: Arc::new(AuthCache::new(Duration::from_millis(
+            settings.auth.state_cache_ttl_ms,
+        ))),
         jwt: Arc::new(jwt),
         settings: Arc::new(settings),
         admin_lock: Arc::default(),

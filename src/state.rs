@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sea_orm::DatabaseConnection;
 
+use crate::auth::cache::AuthCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::auth::throttle::Limits;
@@ -16,6 +17,7 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub hasher: PasswordHasher,
     pub limits: Arc<Limits>,
+    pub auth_cache: Arc<AuthCache>,
     /// Serialises admin role/activation changes (see `models::users::admin_update`).
     pub admin_lock: Arc<tokio::sync::Mutex<()>>,
     /// Set when shutdown begins so readiness fails and load balancers stop sending traffic.

@@ -53,6 +53,9 @@ pub struct AuthState {
 }
 
 pub async fn auth_state(state: &AppState, id: Uuid) -> Result<Option<AuthState>> {
+    if let Some(cached) = state.auth_cache.get(id) {
+        return Ok(Some(cached));
+    }
     let row = user::Entity::find_by_id(id)
         .select_only()
         .columns([
@@ -64,12 +67,16 @@ pub async fn auth_state(state: &AppState, id: Uuid) -> Result<Option<AuthState>>
         .into_tuple::<(Uuid, Role, bool, i32)>()
         .one(&state.db)
         .await?;
-    Ok(row.map(|(id, role, active, token_version)| AuthState {
+    let found = row.map(|(id, role, active, token_version)| AuthState {
         id,
         role,
         active,
         token_version,
-    }))
+    });
+    if let Some(account) = &found {
+        state.auth_cache.put(account.clone());
+    }
+    Ok(found)
 }
 
 /// Atomically claims a one-time event. Exactly one caller ever gets `true`, even across
@@ -305,6 +312,7 @@ pub async fn admin_update(
         }
     }
     txn.commit().await?;
+    state.auth_cache.invalidate(id);
     get(&state.db, updated.id).await
 }
 
@@ -321,6 +329,7 @@ pub async fn delete(state: &AppState, id: Uuid) -> Result<()> {
     // Tasks and refresh tokens go with the user through ON DELETE CASCADE.
     user::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
+    state.auth_cache.invalidate(id);
     Ok(())
 }
 

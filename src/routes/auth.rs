@@ -144,6 +144,7 @@ pub async fn logout_all(depot: &mut Depot) -> Result<NoContent> {
     let caller = CurrentUser::from_depot(depot)?;
     sessions::revoke_all(&state.db, caller.id).await?;
     users::revoke_access_tokens(&state.db, caller.id).await?;
+    state.auth_cache.invalidate(caller.id);
     tracing::info!(event = "logout_all", user_id = %caller.id, "all sessions revoked");
     Ok(NoContent)
 }
@@ -190,6 +191,7 @@ pub async fn change_password(
         &new_password,
     )
     .await?;
+    state.auth_cache.invalidate(caller.id);
     tracing::info!(event = "password_change", user_id = %caller.id, "password changed; sessions revoked");
     Ok(NoContent)
 }
