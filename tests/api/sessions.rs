@@ -47,7 +47,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     // Another login is a separate family and is unaffected.
     let other = app.login(&email, PASSWORD).await;
     let third = other.body["refresh_token"].as_str().expect("refresh");
-    let ok = app.refresh(&third).await;
+    let ok = app.refresh(third).await;
     assert_eq!(ok.status, StatusCode::OK);
     for bad in [
         json!({"refresh_token": "garbage"}),
@@ -309,7 +309,7 @@ async fn attacker_walkthrough() {
     assert_eq!(stolen.status, StatusCode::OK);
     app.refresh(&refresh).await.problem(401);
     let thief = stolen.body["refresh_token"].as_str().expect("r");
-    app.refresh(&thief).await.problem(401);
+    app.refresh(thief).await.problem(401);
     let alice_view = app.get(&path, Some(&alice)).await;
     assert_eq!(alice_view.body, secret);
     assert_eq!(
