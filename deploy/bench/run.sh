@@ -232,18 +232,26 @@ grep -E 'Requests/sec|99%' "$OUT/wrk-login-mixed.txt" "$OUT/wrk-read-under-login
 server_alive
 
 if [[ "${PERF:-0}" == 1 ]]; then
-  for spec in "get get_task.lua" "create create_task.lua"; do
+  # Extra runs (not part of the table): where the CPU goes during reads, lists and writes.
+  # 1) system-wide samples split by process (taskapi vs postgres vs wrk),
+  # 2) taskapi's own samples by DSO and symbol (needs a binary with symbols, e.g. built with
+  #    CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only into another target dir).
+  PSECS=$((SECS > 6 ? SECS - 3 : 3))
+  for spec in "get get_task.lua" "list list_tasks.lua" "create create_task.lua"; do
     read -r name script <<<"$spec"
-    log "perf record during an extra $name run"
-    wrk_run "perf-$name" "$script" 2 "$CONNS" &
+    log "perf during an extra $name run"
+    wrk_run "perf-$name" "$script" 2 "$CONNS" "$((2 * PSECS + 6))s" &
     WRK_BG=$!
     sleep 2
-    perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/perf-$name.data" -- sleep $((SECS > 6 ? SECS - 4 : 2)) >/dev/null 2>&1 || true
+    perf record -a -F 499 -o "$OUT/perf-$name-system.data" -- sleep "$PSECS" >/dev/null 2>&1 || true
+    perf record -F 999 -p "$SERVER_PID" -o "$OUT/perf-$name.data" -- sleep "$PSECS" >/dev/null 2>&1 || true
     wait "$WRK_BG"
-    perf report -i "$OUT/perf-$name.data" --stdio --no-children --percent-limit 0.7 -g none --sort dso,symbol \
-      >"$OUT/perf-$name.txt" 2>/dev/null || true
-    perf report -i "$OUT/perf-$name.data" --stdio --children --percent-limit 3 -g none --sort symbol \
-      >"$OUT/perf-$name-children.txt" 2>/dev/null || true
+    perf report -i "$OUT/perf-$name-system.data" --stdio --sort comm --percent-limit 0.5 \
+      >"$OUT/perf-$name-by-process.txt" 2>/dev/null || true
+    perf report -i "$OUT/perf-$name.data" --stdio --sort dso --percent-limit 0.5 \
+      >"$OUT/perf-$name-by-dso.txt" 2>/dev/null || true
+    perf report -i "$OUT/perf-$name.data" --stdio --sort dso,symbol --percent-limit 0.4 \
+      >"$OUT/perf-$name-symbols.txt" 2>/dev/null || true
   done
 fi
 

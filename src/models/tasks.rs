@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, Order,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 use uuid::Uuid;
 
@@ -314,21 +314,34 @@ fn sorted(query: Select<task::Entity>, sort: TaskSort) -> Select<task::Entity> {
         .order_by(task::Column::Id, order)
 }
 
+/// A page row plus the number of rows matching the filters, computed by the same query
+/// (`COUNT(*) OVER ()`) so a page costs one round trip instead of two.
+#[derive(Debug, FromQueryResult)]
+struct CountedTask {
+    #[sea_orm(nested)]
+    task: task::Model,
+    total_matching: i64,
+}
+
 pub async fn list(
     db: &DatabaseConnection,
     owner: Uuid,
     filter: &TaskFilter,
 ) -> Result<(Vec<task::Model>, u64)> {
-    let total = filtered(owner, filter).count(db).await?;
-    if filter.offset >= total {
-        return Ok((Vec::new(), total));
-    }
-    let items = sorted(filtered(owner, filter), filter.sort)
+    let rows = sorted(filtered(owner, filter), filter.sort)
+        .column_as(Expr::cust("COUNT(*) OVER ()"), "total_matching")
         .limit(filter.limit)
         .offset(filter.offset)
+        .into_model::<CountedTask>()
         .all(db)
         .await?;
-    Ok((items, total))
+    let total = match rows.first() {
+        Some(row) => u64::try_from(row.total_matching).unwrap_or(0),
+        // Past the last page the window has no row to ride on; count separately.
+        None if filter.offset > 0 => filtered(owner, filter).count(db).await?,
+        None => 0,
+    };
+    Ok((rows.into_iter().map(|row| row.task).collect(), total))
 }
 
 #[cfg(test)]
