@@ -8,6 +8,7 @@ pub mod entities;
 pub mod error;
 pub mod extract;
 pub mod health_probe;
+pub mod memory;
 pub mod metrics;
 pub mod middleware;
 pub mod models;

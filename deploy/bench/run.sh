@@ -118,9 +118,18 @@ stop_rss() {
 
 wrk_run() { # name script threads conns [duration]
   local name=$1 script=$2 threads=$3 conns=$4 dur=${5:-$DURATION}
+  note_interference "wrk-$name"
   log "wrk $name: -t$threads -c$conns -d$dur"
   wrk -t"$threads" -c"$conns" -d"$dur" --timeout 10s --latency \
     -s "$HERE/lua/$script" "http://127.0.0.1:$PORT" >"$OUT/wrk-$name.txt" 2>&1
+}
+
+# Other CPU-heavy work on the 2 cores (builds, tests) skews every number: record it per scenario.
+note_interference() { # label
+  local busy
+  busy=$(ps -eo pid=,comm= | awk '$2 ~ /^(rustc|cargo|cc1|cc1plus|ld|lld|clang|node|pytest|chrome)$/ {print $2"("$1")"}' | sort | tr '\n' ' ')
+  echo "$1 loadavg=$(cut -d' ' -f1-3 /proc/loadavg) busy=[${busy}]" >>"$OUT/interference.txt"
+  if [[ -n "$busy" ]]; then log "WARNING: other CPU-heavy processes during $1: $busy"; fi
 }
 
 server_alive() { kill -0 "$SERVER_PID" 2>/dev/null || { log "server died; see $OUT/server.out"; exit 1; }; }
@@ -151,6 +160,7 @@ cat "$OUT/machine.txt" >&2
 log "pgbench baselines on scratch database $PGB_DB (scale $PGBENCH_SCALE)"
 createdb "$PGB_DB"
 pgbench -i -q -s "$PGBENCH_SCALE" "$PGB_DB" >"$OUT/pgbench-init.txt" 2>&1
+note_interference pgbench-select
 pgbench -S -M prepared -c "$CONNS" -j 2 -T "$SECS" "$PGB_DB" >"$OUT/pgbench-select.txt" 2>&1
 
 # Writes: one INSERT per transaction into a table shaped like `tasks` (same columns and indexes, no FK).
@@ -174,10 +184,12 @@ cat >"$OUT/pgbench-insert.sql" <<'SQL'
 \set uid random(1, 64)
 INSERT INTO bench_tasks (id, user_id, title, description, status, priority, due_date, version, created_at, updated_at) VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(:uid::text, 12, '0'))::uuid, 'bench task', 'created by pgbench', 'todo', 2, now() + interval '30 days', 1, now(), now());
 SQL
+note_interference pgbench-insert
 pgbench -n -M prepared -c "$CONNS" -j 2 -T "$SECS" -f "$OUT/pgbench-insert.sql" "$PGB_DB" >"$OUT/pgbench-insert.txt" 2>&1
 grep -E '^tps' "$OUT/pgbench-select.txt" "$OUT/pgbench-insert.txt" >&2 || true
 
 log "raw argon2id rate ($(nproc) processes, ${SECS}s)"
+note_interference argon2
 "$VENV/bin/python" "$HERE/argon2_rate.py" --seconds "$SECS" --procs "$(nproc)" >"$OUT/argon2.json"
 cat "$OUT/argon2.json" >&2
 
@@ -200,7 +212,10 @@ SERVER_PID=$!
 "$VENV/bin/python" -c "import sys; sys.path.insert(0, '$HERE'); import httpkit; print(round(httpkit.wait_ready($PORT, 60), 3))" >"$OUT/ready-seconds.txt"
 sleep 3
 rss_kb "$SERVER_PID" VmRSS >"$OUT/idle-rss.kb"
-log "idle RSS $(cat "$OUT/idle-rss.kb") kB"
+# Blocking-pool threads (used for the start-up password-hash warm-up) linger ~10 s; measure again after.
+sleep 12
+rss_kb "$SERVER_PID" VmRSS >"$OUT/idle-rss-15s.kb"
+log "idle RSS $(cat "$OUT/idle-rss.kb") kB at 3 s, $(cat "$OUT/idle-rss-15s.kb") kB at 15 s after ready"
 
 "$VENV/bin/python" "$HERE/seed.py" --port "$PORT" --users "$USERS" --tasks-per-user "$TASKS_PER_USER" --out "$OUT/seed" | tee "$OUT/seed.txt" >&2
 psql -q -d "$DB" -c 'VACUUM ANALYZE' >/dev/null
@@ -210,15 +225,26 @@ export BENCH_LUA_DIR=$HERE/lua
 export BENCH_TASKS_FILE=$OUT/seed/tasks.txt
 export BENCH_CREDS_FILE=$OUT/seed/creds.txt
 
+# Database transactions (autocommit statements count one each) per HTTP request, from pg_stat_database.
+db_xacts() { psql -d "$DB" -Atc "select xact_commit + xact_rollback from pg_stat_database where datname = current_database()"; }
+
 wrk_run warmup get_task.lua 2 "$CONNS" 3s
 for spec in "get get_task.lua" "list list_tasks.lua" "patch patch_task.lua" "create create_task.lua" "login login.lua"; do
   read -r name script <<<"$spec"
   server_alive
+  sleep 2 # let backends flush their statistics
+  X0=$(db_xacts)
   start_rss "$name"
   wrk_run "$name" "$script" 2 "$CONNS"
   stop_rss "$name"
+  sleep 2
+  echo "$(( $(db_xacts) - X0 - 1 ))" >"$OUT/xacts-$name.txt"
   grep -E 'Requests/sec|Non-2xx|Socket errors' "$OUT/wrk-$name.txt" >&2 || true
 done
+
+# Ceiling of the HTTP stack alone (no database, no auth): GET /health/live. Info only.
+note_interference wrk-live
+wrk -t2 -c"$CONNS" -d"$DURATION" --timeout 10s --latency "http://127.0.0.1:$PORT/health/live" >"$OUT/wrk-live.txt" 2>&1
 
 # Login at full concurrency while a light reader measures how much logins hurt reads.
 server_alive

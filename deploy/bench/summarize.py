@@ -80,6 +80,13 @@ def mb(kb):
     return None if kb is None else kb / 1024.0
 
 
+def xact_ratio(d, key, w):
+    x = read_int(os.path.join(d, f"xacts-{key}.txt"))
+    if x is None or not w.get("requests"):
+        return "n/a"
+    return f"{x / w['requests']:.2f}"
+
+
 def verdict(ok):
     if ok is None:
         return "n/a"
@@ -96,6 +103,7 @@ def main():
         ("login", "POST /api/v1/auth/login"),
         ("login-mixed", "POST /api/v1/auth/login (with 4-conn read load)"),
         ("read-under-login", "GET /api/v1/tasks/{id} at 4 conns during login load"),
+        ("live", "(info) GET /health/live: HTTP stack only, no DB, no auth"),
     ]
     wrk = {key: parse_wrk(os.path.join(d, f"wrk-{key}.txt")) for key, _ in scenarios}
     peak = {key: read_int(os.path.join(d, f"rss-{key}.peak")) for key, _ in scenarios}
@@ -111,15 +119,15 @@ def main():
     print(f"wrk {meta.get('wrk_args', '')}; server pool size {meta.get('pool', '?')}; "
           f"{meta.get('users', '?')} users x {meta.get('tasks_per_user', '?')} seeded tasks")
     print()
-    print("| scenario | req/s | p50 ms | p99 ms | requests | non-2xx | socket errors | peak server RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| scenario | req/s | p50 ms | p99 ms | requests | non-2xx | socket errors | peak server RSS MB | DB xacts/req |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key, label in scenarios:
         w = wrk[key]
         if w is None:
             continue
         rss_key = "login-mixed" if key == "read-under-login" else key
         print(f"| {label} | {fmt(w['rps'])} | {fmt(w['p50'], 2)} | {fmt(w['p99'], 2)} | {w['requests']} | "
-              f"{w['non2xx']} | {w['socket_errors']} | {fmt(mb(peak.get(rss_key)))} |")
+              f"{w['non2xx']} | {w['socket_errors']} | {fmt(mb(peak.get(rss_key)))} | {xact_ratio(d, key, w)} |")
     print()
     print("### Baselines")
     print()
@@ -163,7 +171,10 @@ def main():
     p99 = rul["p99"] if rul else None
     print(f"| read p99 during login load | {fmt(p99, 2)} ms | | | < 20 ms | {verdict(None if p99 is None else p99 < 20)} |")
     idle = mb(idle_kb)
-    print(f"| idle RSS after start-up (PostgreSQL) | {fmt(idle)} MB | | | <= 30 MB | {verdict(None if idle is None else idle <= 30)} |")
+    print(f"| idle RSS 3 s after ready (PostgreSQL) | {fmt(idle)} MB | | | <= 30 MB | {verdict(None if idle is None else idle <= 30)} |")
+    idle15 = mb(read_int(os.path.join(d, "idle-rss-15s.kb")))
+    if idle15 is not None:
+        print(f"| idle RSS 15 s after ready (PostgreSQL) | {fmt(idle15)} MB | | | <= 30 MB | {verdict(idle15 <= 30)} |")
     if startup and startup.get("sqlite_idle_rss_kb"):
         s_idle = mb(max(startup["sqlite_idle_rss_kb"]))
         print(f"| idle RSS 1 s after ready (SQLite) | {fmt(s_idle)} MB | | | <= 30 MB | {verdict(s_idle <= 30)} |")
@@ -175,6 +186,14 @@ def main():
         m_med = startup["migrated_db_median_ms"]
         print(f"| start-up to ready, SQLite, fresh file (median of {len(startup['fresh_db_ms'])}) | {fmt(f_med)} ms | | | <= 300 ms | {verdict(f_med <= 300)} |")
         print(f"| start-up to ready, SQLite, migrated file (median of {len(startup['migrated_db_ms'])}) | {fmt(m_med)} ms | | | <= 300 ms | {verdict(m_med <= 300)} |")
+    inter = os.path.join(d, "interference.txt")
+    if os.path.exists(inter):
+        noisy = [line.strip() for line in open(inter) if "busy=[]" not in line]
+        if noisy:
+            print()
+            print("WARNING: other CPU-heavy processes ran during some measurements (numbers for those are skewed):")
+            for line in noisy:
+                print(f"- {line}")
     bad = {k: (w["non2xx"], w["socket_errors"]) for k, w in wrk.items() if w and (w["non2xx"] or w["socket_errors"])}
     if bad:
         print()
