@@ -161,15 +161,41 @@ pub fn conflict_on_unique(err: DbErr, message: &str) -> AppError {
     }
 }
 
+/// Whether a database error means "the database is not reachable right now" (pool
+/// exhausted, connection lost, server shutting down or restarting) rather than a bug.
+fn is_transient(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner)) => {
+            match inner.as_ref() {
+                Sqlx::Io(_)
+                | Sqlx::Tls(_)
+                | Sqlx::Protocol(_)
+                | Sqlx::PoolTimedOut
+                | Sqlx::PoolClosed
+                | Sqlx::WorkerCrashed => true,
+                // SQLSTATE 08xxx connection exceptions, 57xxx operator intervention
+                // (e.g. 57P01 admin shutdown), 53300 too many connections.
+                Sqlx::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || code.starts_with("57") || code == "53300"
+                }),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
-        match &err {
-            // Pool exhausted or database unreachable: the request may succeed later.
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                AppError::Unavailable("The database is temporarily unavailable; retry shortly.")
-            }
-            _ => AppError::Internal(anyhow::Error::new(err)),
+        if is_transient(&err) {
+            // The request may well succeed once the database is back.
+            tracing::warn!(error = %err, "database unavailable");
+            AppError::Unavailable("The database is temporarily unavailable; retry shortly.")
+        } else {
+            AppError::Internal(anyhow::Error::new(err))
         }
     }
 }

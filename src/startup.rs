@@ -64,8 +64,6 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     }
     let jwt = JwtKeys::new(&jwt_secret(&settings), &settings.auth);
     let hasher = PasswordHasher::new(settings.auth.hash_concurrency);
-    let warming = hasher.clone();
-    tokio::spawn(async move { warming.warm_up().await });
     Ok(AppState {
         db,
         hasher,

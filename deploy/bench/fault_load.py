@@ -184,6 +184,12 @@ def cmd_analyze_outage(args):
     ok &= verdict(bool(inside) and not bad_inside, "outage/503-problem-json",
                   f"{len(inside) - len(bad_inside)}/{len(inside)} responses completed during the outage were 503 application/problem+json"
                   + (f"; others: {[(e.get('status'), e.get('ctype'), e.get('error'), e.get('body')) for e in bad_inside[:5]]}" if bad_inside else ""))
+    unexpected = [e for e in writes if e.get("status") not in (201, 503)]
+    ok &= verdict(not unexpected, "outage/no-other-statuses",
+                  "every response in the whole run was 201 or 503" if not unexpected else
+                  f"{len(unexpected)} other outcomes (time relative to the stop): "
+                  f"{[(round(e['start'] - stop_begin, 3), round(e['end'] - stop_begin, 3), e.get('status'), e.get('error'), e.get('body')) for e in unexpected[:5]]}")
+
     ready_inside = [e for e in ready if down <= e["end"] <= up_begin]
     ready_lat = [e["end"] - e["start"] for e in ready_inside]
     ready_503 = [e for e in ready_inside if e.get("status") == 503]

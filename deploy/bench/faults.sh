@@ -9,7 +9,7 @@
 #    again. Checks: process stays up, 503 problem+json during the outage, /health/ready 503,
 #    recovery without restart, every acknowledged task id is in the database.
 # 2. SIGTERM mid-load: no 5xx among answered requests, exit status 0, acknowledged writes durable.
-# 3. Slow and malformed clients: slowloris (50 conns, 1 header byte/s) while /health/live is
+# 3. Slow and malformed clients: slowloris (50 conns, 1 header byte/s, 35 s) while /health/live is
 #    probed, 10 MB bodies (Content-Length and chunked), deeply nested JSON, broken JSON,
 #    non-HTTP bytes, a 1 MB header; then the server must still be healthy.
 #
@@ -145,8 +145,8 @@ start_server abuse
 # Each start gets a new JWT secret, so the earlier tokens are void: register a fresh user.
 "$PY" "$HERE/fault_load.py" users --port "$PORT" --count 1 --out "$OUT/tokens-abuse.txt"
 TOKEN=$(awk 'NR==1 {print $2}' "$OUT/tokens-abuse.txt")
-log "slowloris: ${SLOW_CONNS:-50} connections for ${SLOW_SECS:-20}s"
-check "$PY" "$HERE/fault_load.py" slowloris --port "$PORT" --conns "${SLOW_CONNS:-50}" --seconds "${SLOW_SECS:-20}"
+log "slowloris: ${SLOW_CONNS:-50} connections for ${SLOW_SECS:-35}s"
+check "$PY" "$HERE/fault_load.py" slowloris --port "$PORT" --conns "${SLOW_CONNS:-50}" --seconds "${SLOW_SECS:-35}"
 check "$PY" "$HERE/fault_load.py" healthy --port "$PORT" --pid "$SERVER_PID" --label after-slowloris
 check "$PY" "$HERE/fault_load.py" bigbody --port "$PORT" --token "$TOKEN"
 check "$PY" "$HERE/fault_load.py" nested --port "$PORT" --token "$TOKEN"

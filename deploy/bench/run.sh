@@ -6,6 +6,8 @@
 #
 # Knobs (environment): DURATION (wrk/pgbench run length, "20s" or "1m"), CONNS (64),
 # POOL (server DB pool size, 16), USERS (64), TASKS_PER_USER (100), PGBENCH_SCALE (10),
+# PG_SSLMODE (prefer: the server's URL and pgbench both use libpq/sqlx's default, which is TLS
+# when the server offers it, as Debian's does; "disable" turns TLS off for both),
 # BENCH_PORT (18080), TASKAPI_BIN (default target/release/taskapi), PERF=1 (extra
 # profiled read and write runs with `perf record`; needs linux-perf and a binary with symbols),
 # KEEP_DB=1 (keep the scratch databases).
@@ -27,7 +29,8 @@ PORT=${BENCH_PORT:-18080}
 BIN=${TASKAPI_BIN:-$ROOT/target/release/taskapi}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${BENCH_OUT:-$HERE/results/$STAMP}
-export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres
+PG_SSLMODE=${PG_SSLMODE:-prefer}
+export PGHOST=127.0.0.1 PGPORT=5432 PGUSER=postgres PGSSLMODE=$PG_SSLMODE
 DB=taskapi_bench_$$
 PGB_DB=taskapi_pgbench_$$
 VENV=$HERE/.venv
@@ -147,7 +150,7 @@ log "results in $OUT"
   echo "memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
   echo "kernel: $(uname -r)"
   echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
-  echo "postgresql: $(psql -d postgres -Atc 'show server_version')"
+  echo "postgresql: $(psql -d postgres -Atc 'show server_version') (ssl=$(psql -d postgres -Atc 'show ssl'); client sslmode=$PG_SSLMODE for pgbench and taskapi)"
   echo "pgbench: $(pgbench --version)"
   echo "wrk: $(wrk -v 2>&1 | head -1)"
   echo "taskapi binary: $BIN ($(stat -c %s "$BIN") bytes, built $(date -u -r "$BIN" +%Y-%m-%dT%H:%M:%SZ))"
@@ -195,7 +198,7 @@ cat "$OUT/argon2.json" >&2
 
 # ---------------------------------------------------------------- server on PostgreSQL
 createdb "$DB"
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB?sslmode=$PG_SSLMODE"
 export JWT_SECRET_KEY="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export TASKAPI_SERVER__PORT=$PORT
 export TASKAPI_LOG__DIR=$OUT/server-logs
