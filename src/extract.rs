@@ -183,7 +183,8 @@ impl<T: EndpointArgRegister> EndpointArgRegister for Query<T> {
     }
 }
 
-/// The `{id}` path segment as a UUID. A malformed id cannot name any resource, so it is a 404.
+/// The `{id}` path segment as a UUID. A malformed id cannot name any resource, so it is a
+/// 404 (detail "Resource not found.", whatever the route).
 #[derive(Debug, Clone, Copy)]
 pub struct ResourceId(pub Uuid);
 

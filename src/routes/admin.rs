@@ -4,7 +4,7 @@
 use salvo::prelude::*;
 
 use crate::auth::CurrentUser;
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::extract::{Payload, Query, ResourceId};
 use crate::models::users;
 use crate::models::validate::{self, Errors};
@@ -12,13 +12,6 @@ use crate::requests::{AdminUpdateUserRequest, PageQuery};
 use crate::routes::app_state;
 use crate::routes::responses::{NoContent, Ok200};
 use crate::views::{UserPage, UserView};
-
-fn user_not_found(err: AppError) -> AppError {
-    match err {
-        AppError::NotFound(_) => AppError::NotFound("User"),
-        other => other,
-    }
-}
 
 /// List all users (paginated).
 #[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 401, 403, 422, 429, 503))]
@@ -40,7 +33,7 @@ pub async fn list_users(depot: &mut Depot, query: Query<PageQuery>) -> Result<Ok
 #[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 401, 403, 404, 429, 503))]
 pub async fn get_user(depot: &mut Depot, id: ResourceId) -> Result<Ok200<UserView>> {
     let state = app_state(depot)?;
-    let user = users::get(&state.db, id.0).await.map_err(user_not_found)?;
+    let user = users::get(&state.db, id.0).await?;
     Ok(Ok200(user.into()))
 }
 
@@ -54,9 +47,7 @@ pub async fn update_user(
     let state = app_state(depot)?;
     let admin = CurrentUser::from_depot(depot)?;
     let AdminUpdateUserRequest { role, active } = body.0;
-    let user = users::admin_update(&state, id.0, role, active)
-        .await
-        .map_err(user_not_found)?;
+    let user = users::admin_update(&state, id.0, role, active).await?;
     tracing::info!(event = "admin_user_update", admin_id = %admin.id, target_user_id = %user.id, role = user.role.as_str(), active = user.active, "user updated by admin");
     Ok(Ok200(user.into()))
 }
@@ -66,7 +57,7 @@ pub async fn update_user(
 pub async fn delete_user(depot: &mut Depot, id: ResourceId) -> Result<NoContent> {
     let state = app_state(depot)?;
     let admin = CurrentUser::from_depot(depot)?;
-    users::delete(&state, id.0).await.map_err(user_not_found)?;
+    users::delete(&state, id.0).await?;
     tracing::info!(event = "admin_user_delete", admin_id = %admin.id, target_user_id = %id.0, "user deleted by admin");
     Ok(NoContent)
 }

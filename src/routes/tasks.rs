@@ -2,7 +2,7 @@ use salvo::http::header::{IF_MATCH, IF_NONE_MATCH};
 use salvo::prelude::*;
 
 use crate::auth::CurrentUser;
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::extract::{Payload, Query, ResourceId};
 use crate::metrics::{TASKS_CREATED, TASKS_DELETED, TASKS_UPDATED};
 use crate::models::tasks::{self, TaskChanges, TaskFilter, TaskInput};
@@ -87,20 +87,11 @@ pub async fn list(depot: &mut Depot, query: Query<ListTasksQuery>) -> Result<Ok2
 pub async fn get(req: &mut Request, depot: &mut Depot, id: ResourceId) -> Result<TaskReply> {
     let state = app_state(depot)?;
     let caller = CurrentUser::from_depot(depot)?;
-    let task = tasks::get(&state.db, caller.id, id.0)
-        .await
-        .map_err(not_found_as_task)?;
+    let task = tasks::get(&state.db, caller.id, id.0).await?;
     if not_modified(req, task.version) {
         return Ok(TaskReply::NotModified(task.version));
     }
     Ok(TaskReply::Fresh(task.into()))
-}
-
-fn not_found_as_task(err: AppError) -> AppError {
-    match err {
-        AppError::NotFound(_) => AppError::NotFound("Task"),
-        other => other,
-    }
 }
 
 async fn apply(
@@ -146,9 +137,7 @@ pub async fn patch(
 pub async fn delete(req: &mut Request, depot: &mut Depot, id: ResourceId) -> Result<NoContent> {
     let state = app_state(depot)?;
     let caller = CurrentUser::from_depot(depot)?;
-    tasks::delete(&state.db, caller.id, id.0, if_match(req))
-        .await
-        .map_err(not_found_as_task)?;
+    tasks::delete(&state.db, caller.id, id.0, if_match(req)).await?;
     metrics::counter!(TASKS_DELETED).increment(1);
     tracing::info!(event = "task_delete", user_id = %caller.id, task_id = %id.0, "task deleted");
     Ok(NoContent)
