@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::error::{Problem, write_problem};
 use crate::metrics as app_metrics;
-use crate::routes::app_state;
+use crate::state::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
 const FALLBACK_TIMEOUT_SECS: u64 = 30;
@@ -45,7 +45,8 @@ pub async fn request_context(
         path = %req.uri().path(),
         user_id = tracing::field::Empty,
     );
-    let timeout = app_state(depot).map_or(
+    // Borrowed, not cloned: this runs on every request.
+    let timeout = depot.get_typed::<AppState>().map_or(
         std::time::Duration::from_secs(FALLBACK_TIMEOUT_SECS),
         |state| state.settings.request_timeout(),
     );
