@@ -55,8 +55,9 @@ ADMIN_TOKEN="$(token_for admin)"   # first user: admin, so admin routes are reac
 PASSWORD_TOKEN="$(token_for changer)"
 LOGOUT_TOKEN="$(token_for leaver)"
 
-st() { "$VENV/bin/schemathesis" run "$base/apidocs/openapi.json" --checks all --seed "$SEED" \
-  --generation-deterministic --workers 1 --suppress-health-check too_slow,filter_too_much "$@"; }
+# Run from the scratch directory: schemathesis and hypothesis keep caches in the cwd.
+st() { (cd "$TMP" && "$VENV/bin/schemathesis" run "$base/apidocs/openapi.json" --checks all --seed "$SEED" \
+  --generation-deterministic --workers 1 --suppress-health-check too_slow,filter_too_much "$@"); }
 
 status=0
 echo "== fuzz: every route except the token-revoking ones (admin token) =="
