@@ -80,17 +80,12 @@ pub async fn authenticate(
     res: &mut Response,
     ctrl: &mut FlowCtrl,
 ) {
-    let state = match depot.get_typed::<AppState>() {
-        Ok(state) => state.clone(),
-        Err(_) => {
-            AppError::Internal(anyhow::anyhow!("state missing"))
-                .write(req, depot, res)
-                .await;
-            ctrl.skip_rest();
-            return;
-        }
+    // Borrowed, not cloned: this runs on every authenticated request.
+    let outcome = match depot.get_typed::<AppState>() {
+        Ok(state) => resolve(req, state, res).await,
+        Err(_) => Err(AppError::Internal(anyhow::anyhow!("state missing"))),
     };
-    match resolve(req, &state, res).await {
+    match outcome {
         Ok(user) => {
             tracing::Span::current().record("user_id", tracing::field::display(user.id));
             depot.insert_typed(user);
