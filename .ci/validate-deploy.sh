@@ -32,7 +32,7 @@ PY_PACKAGES=(
   "yamllint==1.38.0"
 )
 # Kubernetes version the manifests are validated against (besides the validator's default).
-# 1.30 is the oldest supported target: the Deployment uses the preStop `sleep` action.
+# 1.30 is the oldest supported target.
 K8S_MIN_VERSION="1.30.0"
 
 cd "$ROOT"
@@ -300,13 +300,15 @@ PY
 kustomize_render() {
   kubectl kustomize deploy/k8s/base >"$WORK/k8s-base.yaml"
   kubectl kustomize deploy/k8s/overlays/production >"$WORK/k8s-production.yaml"
+  kubectl kustomize deploy/k8s/overlays/production-with-redis >"$WORK/k8s-with-redis.yaml"
 }
 
 k8s_schema() {
   local v
   for v in "" "$K8S_MIN_VERSION"; do
     kubernetes-validate --strict --quiet ${v:+-k "$v"} \
-      "$WORK/k8s-base.yaml" "$WORK/k8s-production.yaml" deploy/k8s/base/secret.example.yaml
+      "$WORK/k8s-base.yaml" "$WORK/k8s-production.yaml" "$WORK/k8s-with-redis.yaml" \
+      deploy/k8s/base/secret.example.yaml
   done
   # Each base manifest on its own, too (the rendered files cover patches and the overlay).
   local f files=()
@@ -317,8 +319,8 @@ k8s_schema() {
 }
 
 k8s_policy() {
-  "$PY" - "$WORK/k8s-base.yaml" "$WORK/k8s-production.yaml" <<'PY'
-import sys, yaml
+  "$PY" - "$WORK/k8s-base.yaml" "$WORK/k8s-production.yaml" "$WORK/k8s-with-redis.yaml" <<'PY'
+import ipaddress, sys, yaml
 problems = []
 def need(cond, msg):
     if not cond:
@@ -329,7 +331,8 @@ base, prod = load(sys.argv[1]), load(sys.argv[2])
 base_kustomization = yaml.safe_load(open("deploy/k8s/base/kustomization.yaml"))
 need("secret.example.yaml" not in base_kustomization.get("resources", []),
      "secret.example.yaml must not be a kustomize resource")
-for name, objs in (("base", base), ("production", prod)):
+with_redis = load(sys.argv[3])
+for name, objs in (("base", base), ("production", prod), ("production-with-redis", with_redis)):
     need(("Secret", "taskapi-secrets") not in objs, f"{name}: must not render a Secret")
     for kind in ("Namespace", "ConfigMap", "Service", "Deployment", "HorizontalPodAutoscaler",
                  "PodDisruptionBudget", "Job"):
@@ -382,6 +385,51 @@ for name, objs in (("base", base), ("production", prod)):
     need(objs[("PodDisruptionBudget", "taskapi")]["spec"].get("minAvailable") == 2, f"{name}: PDB minAvailable 2")
     svc = objs[("Service", "taskapi")]["spec"]
     need(svc["selector"] == spec["selector"]["matchLabels"], f"{name}: Service selector must match the Deployment")
+    # Multi-replica wiring (issue #10): trusted proxies, drain delay within the grace period.
+    proxies = [p.strip() for p in cm.get("TASKAPI_SERVER__TRUSTED_PROXIES", "").split(",") if p.strip()]
+    need(proxies, f"{name}: ConfigMap must set TASKAPI_SERVER__TRUSTED_PROXIES (the ingress CIDRs)")
+    for p in proxies:
+        try:
+            net = ipaddress.ip_network(p, strict=False)
+            need(net.prefixlen > 0, f"{name}: trusted proxy {p} trusts every address")
+        except ValueError:
+            problems.append(f"{name}: trusted proxy {p!r} is not a CIDR")
+    drain = int(cm.get("TASKAPI_SERVER__SHUTDOWN_DRAIN_DELAY_SECS", "0"))
+    grace = int(cm.get("TASKAPI_SERVER__SHUTDOWN_GRACE_SECS", "20"))
+    pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    need(drain > 0, f"{name}: TASKAPI_SERVER__SHUTDOWN_DRAIN_DELAY_SECS must be set (>0)")
+    need(pod.get("terminationGracePeriodSeconds", 30) >= pre_stop + drain + grace,
+         f"{name}: terminationGracePeriodSeconds must cover preStop {pre_stop} + drain {drain} + grace {grace}")
+
+# REDIS_URL comes from the Secret (documented in the example, never in the ConfigMap).
+example = yaml.safe_load(open("deploy/k8s/base/secret.example.yaml"))
+need({"DATABASE_URL", "JWT_SECRET_KEY", "REDIS_URL"} <= set(example.get("stringData", {})),
+     "secret.example.yaml must document DATABASE_URL, JWT_SECRET_KEY and REDIS_URL")
+for name, objs in (("base", base), ("production", prod), ("production-with-redis", with_redis)):
+    need("REDIS_URL" not in objs[("ConfigMap", "taskapi-config")]["data"], f"{name}: REDIS_URL belongs in the Secret")
+# The in-cluster Redis of production-with-redis.
+need(("Deployment", "redis") not in prod, "production must not render Redis (external or the -with-redis overlay)")
+rdep, rsvc = with_redis.get(("Deployment", "redis")), with_redis.get(("Service", "redis"))
+need(rdep is not None and rsvc is not None, "production-with-redis: Deployment and Service redis")
+need(("NetworkPolicy", "redis") in with_redis, "production-with-redis: NetworkPolicy redis")
+if rdep and rsvc:
+    rpod = rdep["spec"]["template"]["spec"]
+    rc = rpod["containers"][0]
+    need(rdep["spec"]["replicas"] == 1 and rdep["spec"]["strategy"]["type"] == "Recreate",
+         "redis: one replica, Recreate (two would split the counters)")
+    need(rsvc["spec"]["selector"] == rdep["spec"]["selector"]["matchLabels"], "redis: Service selector must match")
+    need(any(p["port"] == 6379 for p in rsvc["spec"]["ports"]), "redis: Service port 6379")
+    need(rpod.get("securityContext", {}).get("runAsNonRoot") is True
+         and rpod["securityContext"].get("seccompProfile", {}).get("type") == "RuntimeDefault", "redis: pod security")
+    rsc = rc.get("securityContext", {})
+    need(rsc.get("allowPrivilegeEscalation") is False and rsc.get("readOnlyRootFilesystem") is True
+         and rsc.get("capabilities", {}).get("drop") == ["ALL"], "redis: container security")
+    need("readinessProbe" in rc and "livenessProbe" in rc, "redis: probes")
+    need(all(k in rc.get("resources", {}).get(t, {}) for t in ("requests", "limits") for k in ("cpu", "memory")),
+         "redis: cpu/memory requests and limits")
+    keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in rc.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+    need("REDIS_PASSWORD" in keys, "redis: password from taskapi-secrets/REDIS_PASSWORD")
+    need("requirepass" in " ".join(rc.get("command", []) + rc.get("args", [])), "redis: requirepass must be set")
 
 # What the production overlay changes.
 bc = base[("Deployment", "taskapi")]["spec"]["template"]["spec"]["containers"][0]
@@ -419,7 +467,7 @@ check "promtool check rules" promtool check rules deploy/prometheus/alerts.yml
 check "promtool test rules" promtool test rules deploy/prometheus/alerts_test.yml
 check "grafana dashboard queries" dashboard_checks
 check "grafana provisioning" grafana_provisioning
-check "kustomize render (base, production)" kustomize_render
+check "kustomize render (base, production, production-with-redis)" kustomize_render
 if [[ -s "$WORK/k8s-production.yaml" ]]; then
   check "kubernetes-validate --strict" k8s_schema
   check "kubernetes policy (probes, security, overlay)" k8s_policy
