@@ -78,24 +78,65 @@ async fn postgres_admin_url() -> String {
 
 async fn start_container() -> String {
     use testcontainers_modules::postgres::Postgres;
+    use testcontainers_modules::testcontainers::ImageExt;
     use testcontainers_modules::testcontainers::runners::AsyncRunner;
-    // The container must outlive every test runtime, so it runs on a thread of its own.
-    let (tx, rx) = std::sync::mpsc::channel();
+    // The container must outlive every test runtime, so it runs on a thread of its own. That
+    // thread keeps it until the process exits, when `remove_container_at_exit` asks for it
+    // to be removed: statics are never dropped, so without that hook every run would leave
+    // a PostgreSQL container behind.
+    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<std::sync::mpsc::Sender<()>>();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async move {
-            let container = Postgres::default().start().await.expect(
-                "start PostgreSQL with testcontainers (Docker needed, or set TEST_DATABASE_URL)",
-            );
+            // The major version of docker-compose.yml; `DROP DATABASE … WITH (FORCE)`
+            // (used on every test's teardown) needs PostgreSQL 13 or newer.
+            let container = Postgres::default()
+                .with_tag("17-alpine")
+                .start()
+                .await
+                .expect(
+                    "start PostgreSQL with testcontainers (Docker needed, or set TEST_DATABASE_URL)",
+                );
             let port = container.get_host_port_ipv4(5432).await.expect("port");
-            tx.send(format!(
-                "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
-            ))
-            .expect("send url");
-            std::future::pending::<()>().await;
+            url_tx
+                .send(format!(
+                    "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
+                ))
+                .expect("send url");
+            if let Ok(done) = stop_rx.await {
+                let _ = container.rm().await;
+                let _ = done.send(());
+            }
         });
     });
-    rx.recv().expect("container url")
+    *CONTAINER_STOP.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop_tx);
+    // SAFETY: registers a plain `extern "C" fn` without captured state; it runs once at exit.
+    unsafe {
+        libc::atexit(remove_container_at_exit);
+    }
+    url_rx.recv().expect("container url")
+}
+
+/// Asks the container thread to remove the testcontainers PostgreSQL and waits for it.
+type ContainerStop = tokio::sync::oneshot::Sender<std::sync::mpsc::Sender<()>>;
+static CONTAINER_STOP: std::sync::Mutex<Option<ContainerStop>> = std::sync::Mutex::new(None);
+
+/// Runs from `exit()`, when the test harness is done: other threads (the container's
+/// runtime among them) still run at that point, so it can hand the removal to them.
+extern "C" fn remove_container_at_exit() {
+    let stop = CONTAINER_STOP
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let Some(stop) = stop else {
+        return;
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    if stop.send(done_tx).is_ok() {
+        // Bounded, so that a wedged Docker daemon cannot hang the test binary's exit.
+        let _ = done_rx.recv_timeout(std::time::Duration::from_secs(30));
+    }
 }
 
 fn with_database(admin_url: &str, db_name: &str) -> String {

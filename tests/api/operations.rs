@@ -1,6 +1,7 @@
 //! Operability: health, metrics, request ids, logs, graceful shutdown and the CLI.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{TestApp, log_dir, spawn_app};
+use crate::helpers::{TempDir, TestApp, log_dir, spawn_app};
 
 #[tokio::test]
 async fn health_endpoints_report_liveness_and_readiness() {
@@ -238,14 +239,51 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A fresh, empty working directory for a spawned binary, removed on drop. It is under the
+/// system temp dir, not the checkout: dotenvy looks for `.env` in the working directory and
+/// its parents, and the compose instructions put one at the root of the checkout.
+fn scratch_dir(purpose: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!(
+        "taskapi-{purpose}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    TempDir(dir)
+}
+
+/// The server binary with an empty environment, run in `workdir`: neither the developer's
+/// shell variables nor a `.env` reach it, only what the test sets explicitly.
+fn taskapi(workdir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_taskapi"));
+    command.env_clear().current_dir(workdir);
+    command
+}
+
+/// Regression: the binary used to inherit the test's working directory (the checkout) and
+/// environment, so after `cp .env.example .env` with real secrets the production-profile
+/// test found a secret there and served forever instead of refusing to start.
+#[test]
+fn spawned_binary_sees_only_what_the_test_sets() {
+    let dir = scratch_dir("isolated");
+    let output = taskapi(&dir.0).arg("config").output().expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let effective: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let defaults =
+        serde_json::to_value(taskapi::config::Settings::default().redacted()).expect("json");
+    assert_eq!(effective, defaults);
+}
+
 /// SIGTERM while a request is in flight: the request completes, then the process exits 0.
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests() {
-    let dir =
-        std::env::temp_dir().join(format!("taskapi-sigterm-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let scratch = scratch_dir("sigterm");
+    let dir = scratch.0.clone();
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+    let mut child = taskapi(&dir)
         .arg("serve")
         .env(
             "DATABASE_URL",
@@ -273,7 +311,7 @@ async fn sigterm_drains_in_flight_requests() {
         .expect("server started");
 
     let healthcheck = || {
-        Command::new(env!("CARGO_BIN_EXE_taskapi"))
+        taskapi(&dir)
             .arg("healthcheck")
             .env("TASKAPI_SERVER__PORT", port.to_string())
             .output()
@@ -360,20 +398,17 @@ async fn sigterm_drains_in_flight_requests() {
         !late_reply.starts_with("HTTP/1.1 200"),
         "served after SIGTERM: {late_reply}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn cli_help_lists_every_subcommand() {
-    let output = Command::new(env!("CARGO_BIN_EXE_taskapi"))
-        .arg("--help")
-        .output()
-        .expect("run");
+    let dir = scratch_dir("help");
+    let output = taskapi(&dir.0).arg("--help").output().expect("run");
     let help = String::from_utf8_lossy(&output.stdout);
     for sub in ["serve", "migrate", "create-admin", "openapi", "config"] {
         assert!(help.contains(sub), "{sub} missing from --help");
     }
-    let migrate = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+    let migrate = taskapi(&dir.0)
         .args(["migrate", "--help"])
         .output()
         .expect("run");
@@ -382,7 +417,8 @@ fn cli_help_lists_every_subcommand() {
 
 #[test]
 fn config_subcommand_redacts_secrets() {
-    let output = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+    let dir = scratch_dir("config");
+    let output = taskapi(&dir.0)
         .arg("config")
         .env("JWT_SECRET_KEY", crate::helpers::JWT_SECRET)
         .env(
@@ -404,16 +440,16 @@ fn config_subcommand_redacts_secrets() {
 
 #[test]
 fn production_profile_refuses_to_start_without_a_secret() {
-    let output = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+    let dir = scratch_dir("production");
+    let output = taskapi(&dir.0)
         .arg("serve")
         .env("TASKAPI_PROFILE", "production")
-        .env_remove("JWT_SECRET_KEY")
         .env("TASKAPI_SERVER__PORT", "0")
         .output()
         .expect("run");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("JWT"));
-    let short = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+    let short = taskapi(&dir.0)
         .arg("serve")
         .env("JWT_SECRET_KEY", "too-short")
         .env("TASKAPI_SERVER__PORT", "0")
@@ -427,7 +463,8 @@ fn production_profile_refuses_to_start_without_a_secret() {
 async fn create_admin_and_migrate_subcommands_work_on_postgres() {
     let app = spawn_app().await;
     let db_url = app.state.settings.database_url();
-    let status = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+    let dir = scratch_dir("create-admin");
+    let status = taskapi(&dir.0)
         .args(["migrate", "status"])
         .env("DATABASE_URL", &db_url)
         .output()
@@ -437,7 +474,7 @@ async fn create_admin_and_migrate_subcommands_work_on_postgres() {
         String::from_utf8_lossy(&status.stdout).contains("m20261125_000001_create_users_and_tasks")
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taskapi"))
+    let mut child = taskapi(&dir.0)
         .args([
             "create-admin",
             "--email",
@@ -446,7 +483,6 @@ async fn create_admin_and_migrate_subcommands_work_on_postgres() {
             "Boss",
         ])
         .env("DATABASE_URL", &db_url)
-        .env_remove("TASKAPI_ADMIN_PASSWORD")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
