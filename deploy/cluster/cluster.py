@@ -40,6 +40,10 @@ PROXY_SOURCE = "127.0.0.2"
 LOAD_WORKERS = int(ENV.get("CLUSTER_LOAD_WORKERS", "8"))
 LOAD_RATE = float(ENV.get("CLUSTER_LOAD_RATE", "20"))  # requests per second per worker
 DRAIN_DELAY_SECS = int(ENV.get("CLUSTER_DRAIN_DELAY_SECS", "2"))
+# CLUSTER_REPLICA_REDIS=0: replicas without REDIS_URL (each keeps its own counters), and only
+# the limit and revocation checks run. A baseline by hand, to see what Redis changes; the
+# checks are expected to FAIL then.
+REPLICA_REDIS = ENV.get("CLUSTER_REPLICA_REDIS", "1") != "0"
 REVOCATION_BOUND_MS = 50.0
 
 # Limits as configured on every replica (the defaults, spelled out so the checks use them).
@@ -223,7 +227,7 @@ def replica_env(index):
     env.update({
         "DATABASE_URL": DB_URL,
         "JWT_SECRET_KEY": ENV["CLUSTER_JWT_SECRET"],
-        "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}",
+        **({"REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}"} if REPLICA_REDIS else {}),
         "TASKAPI_PROFILE": "development",
         "TASKAPI_SERVER__HOST": "127.0.0.1",
         "TASKAPI_SERVER__PORT": str(REPLICA_PORTS[index]),
@@ -907,6 +911,8 @@ def main():
     os.makedirs(os.path.join(RUN, "pids"), exist_ok=True)
     for port in [LB_PORT, REDIS_PORT, *REPLICA_PORTS]:
         s = socket.socket()
+        # Like the servers themselves: connections of a previous run in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
@@ -933,7 +939,7 @@ def main():
         log("cluster up")
 
         check_round_robin()
-        check_ready_reports_redis("up", "Redis running")
+        check_ready_reports_redis("up" if REPLICA_REDIS else "disabled", "Redis running")
         _, admin_token, _, _ = register_and_login("admin-" + secrets.token_hex(4) + "@cluster.example.com", name="Admin")
         accounts = load_accounts()
         log(f"{len(accounts)} load users ready; limits")
@@ -942,6 +948,8 @@ def main():
         check_account_ceiling()
         log("revocation")
         check_revocation(admin_token)
+        if not REPLICA_REDIS:
+            raise StopIteration("baseline without Redis: limits and revocation only")
         log("SIGKILL under load")
         check_sigkill(cluster, accounts)
         log("rolling restart under load")
@@ -952,6 +960,8 @@ def main():
         check_shared_limit_after_restart()
         log("expand-only migration, old and new side by side")
         check_expand_migration(cluster, accounts)
+    except StopIteration as exc:
+        log(str(exc))
     except KeyboardInterrupt as exc:
         R.check("harness ran to completion", False, f"interrupted: {exc}")
     except Exception as exc:  # noqa: BLE001 - report any harness error as a failed check, then clean up
