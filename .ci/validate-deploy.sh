@@ -178,6 +178,39 @@ if problems:
 PY
 }
 
+# docker-compose.replicas.yml on top of docker-compose.yml: three app replicas behind HAProxy.
+compose_replicas_semantics() {
+  compose_with_dummies -f docker-compose.replicas.yml config --format json >"$WORK/compose-replicas.json"
+  "$PY" - "$WORK/compose-replicas.json" deploy/haproxy/haproxy.cfg <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+cfg = open(sys.argv[2]).read()
+s = c["services"]
+problems = []
+def need(cond, msg):
+    if not cond:
+        problems.append(msg)
+app, lb = s["app"], s.get("lb", {})
+need(app.get("deploy", {}).get("replicas") == 3, "app must run 3 replicas")
+need(not app.get("ports"), "replicas must not publish ports (only the load balancer does)")
+need(lb.get("image", "").startswith("haproxy:"), "lb must be HAProxy")
+need(any(p.get("target") == 8080 for p in lb.get("ports", [])), "lb must publish 8080")
+need(app.get("depends_on", {}).get("migrate", {}).get("condition") == "service_completed_successfully",
+     "replicas must wait for the one-shot migrate service")
+env = app.get("environment", {})
+need(env.get("TASKAPI_SERVER__MIGRATE_ON_START") == "false", "replicas must not migrate at start-up")
+need(env.get("REDIS_URL") == "redis://redis:6379", "replicas need REDIS_URL")
+subnets = [p["subnet"] for p in c.get("networks", {}).get("default", {}).get("ipam", {}).get("config", [])]
+need(subnets and env.get("TASKAPI_SERVER__TRUSTED_PROXIES") == ",".join(subnets),
+     "TASKAPI_SERVER__TRUSTED_PROXIES must be the compose network's subnet")
+for needle in ("balance roundrobin", "option forwardfor", "uri /health/ready", "server-template app 3 app:8080"):
+    need(needle in cfg, f"haproxy.cfg lacks `{needle}`")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+}
+
 dockerfile_structure() {
   "$PY" - Dockerfile .dockerignore <<'PY'
 import re, sys
@@ -460,8 +493,9 @@ check "Dockerfile and .dockerignore structure" dockerfile_structure
 check "docker compose config -q" compose_with_dummies config -q
 check "docker compose refuses to start without secrets" compose_requires_secrets
 check "docker compose services wiring" compose_semantics
+check "docker compose replicas override (HAProxy, 3 replicas)" compose_replicas_semantics
 check "yamllint" yamllint -s -d '{extends: default, rules: {line-length: {max: 160}, document-start: disable, truthy: {check-keys: false}}}' \
-  docker-compose.yml deploy
+  docker-compose.yml docker-compose.replicas.yml deploy
 check "promtool check config" promtool check config deploy/prometheus/prometheus.yml
 check "promtool check rules" promtool check rules deploy/prometheus/alerts.yml
 check "promtool test rules" promtool test rules deploy/prometheus/alerts_test.yml
