@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 /// Shortest accepted HMAC secret: HS256 keys shorter than the hash output weaken it (RFC 7518 §3.2).
@@ -27,6 +28,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub limits: LimitSettings,
+    pub redis: RedisSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +37,8 @@ pub struct ServerSettings {
     pub port: u16,
     /// Serve `/metrics` on this separate port instead of the API port, when set.
     pub metrics_port: Option<u16>,
+    /// Serve the front end from this directory instead of the copy embedded in the
+    /// binary (front-end development); empty (the default) serves the embedded copy.
     pub static_dir: PathBuf,
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
@@ -42,6 +46,53 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// Run pending migrations at start-up; Kubernetes turns this off and uses a Job instead.
     pub migrate_on_start: bool,
+    /// After SIGTERM, keep accepting and serving (readiness already 503) this long before
+    /// closing the listener, so load balancers see the instance leave before it refuses
+    /// connections (like a preStop sleep). 0 closes the listener at once.
+    #[serde(default)]
+    pub shutdown_drain_delay_secs: u64,
+    /// Peers (CIDRs) allowed to say who the client is through `forwarded_header`; empty
+    /// means the TCP peer is always the client. A comma-separated string is accepted too.
+    #[serde(deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Which header the trusted proxies set: `x-forwarded-for` or `forwarded` (RFC 7239).
+    /// Only one is read, so a client cannot smuggle the other through a proxy that
+    /// appends to one and passes the other on untouched.
+    pub forwarded_header: ForwardedHeader,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    XForwardedFor,
+    Forwarded,
+}
+
+/// Accepts `["10.0.0.0/8", "127.0.0.1"]` or `"10.0.0.0/8, 127.0.0.1"` (what an
+/// environment variable can carry); a bare address means a single host.
+fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items: Vec<String> = match Raw::deserialize(deserializer)? {
+        Raw::List(items) => items,
+        Raw::Text(text) => text.split(',').map(str::to_string).collect(),
+    };
+    items
+        .iter()
+        .map(|item| item.trim())
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("not a CIDR or IP address: {item:?}"))
+                })
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +103,23 @@ pub struct DatabaseSettings {
     pub min_connections: u32,
     pub acquire_timeout_secs: u64,
     pub sql_logging: bool,
+    /// PostgreSQL `statement_timeout` set on every pooled connection; 0 disables.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+    /// Client-side deadline: a request still running after this long pings the database,
+    /// and if the ping gets no answer either, it ends with 503 instead of waiting for the
+    /// request timeout (a stalled server or network is not covered by `statement_timeout`).
+    /// 0 disables.
+    #[serde(default = "default_stall_check_after_ms")]
+    pub stall_check_after_ms: u64,
+}
+
+fn default_statement_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_stall_check_after_ms() -> u64 {
+    3_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +160,24 @@ pub struct LimitSettings {
     /// First lock duration; it doubles with each further failure, up to `login_lock_max_secs`.
     pub login_lock_base_secs: u64,
     pub login_lock_max_secs: u64,
+    /// Failed logins for one account, across every address that has not logged in to it
+    /// successfully before, within `account_window_secs`, before such addresses are refused.
+    pub account_failures_before_lock: u32,
+    pub account_window_secs: u64,
+    /// Consecutive wrong current passwords on `POST /auth/password` before every session
+    /// of the account is revoked (the caller may hold a stolen token).
+    pub password_failures_before_revoke: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedisSettings {
+    /// `redis://…` (or `REDIS_URL`); unset keeps every limit and the revocation fan-out in
+    /// this process only, which is right for a single instance and wrong for replicas.
+    pub url: Option<String>,
+    /// Prefix of every key and channel, so that several deployments can share one Redis.
+    pub key_prefix: String,
+    /// Budget of one Redis command; past it the request falls back to local limits.
+    pub command_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -102,11 +188,14 @@ impl Default for Settings {
                 host: "127.0.0.1".into(),
                 port: 8080,
                 metrics_port: None,
-                static_dir: PathBuf::from("static"),
+                static_dir: PathBuf::new(),
                 body_limit_bytes: 1024 * 1024,
                 request_timeout_secs: 30,
                 shutdown_grace_secs: 20,
                 migrate_on_start: true,
+                shutdown_drain_delay_secs: 0,
+                trusted_proxies: Vec::new(),
+                forwarded_header: ForwardedHeader::XForwardedFor,
             },
             database: DatabaseSettings {
                 url: String::new(),
@@ -114,6 +203,8 @@ impl Default for Settings {
                 min_connections: 1,
                 acquire_timeout_secs: 5,
                 sql_logging: false,
+                statement_timeout_ms: default_statement_timeout_ms(),
+                stall_check_after_ms: default_stall_check_after_ms(),
             },
             auth: AuthSettings {
                 jwt_secret: None,
@@ -139,6 +230,14 @@ impl Default for Settings {
                 login_failures_before_lock: 5,
                 login_lock_base_secs: 30,
                 login_lock_max_secs: 15 * 60,
+                account_failures_before_lock: 20,
+                account_window_secs: 15 * 60,
+                password_failures_before_revoke: 10,
+            },
+            redis: RedisSettings {
+                url: None,
+                key_prefix: "taskapi:".into(),
+                command_timeout_ms: 250,
             },
         }
     }
@@ -185,6 +284,7 @@ impl Settings {
                     .only(&["JWT_SECRET_KEY"])
                     .map(|_| "auth.jwt_secret".into()),
             )
+            .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()))
     }
 
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
@@ -225,6 +325,7 @@ impl Settings {
             copy.auth.jwt_secret = Some("<redacted>".into());
         }
         copy.database.url = redact_url_password(&copy.database.url);
+        copy.redis.url = copy.redis.url.as_deref().map(redact_url_password);
         copy
     }
 }
@@ -277,15 +378,37 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_accept_lists_and_comma_separated_text() {
+        let settings = with(&[("server.trusted_proxies", "10.0.0.0/8, 127.0.0.2")]).expect("valid");
+        let shown: Vec<String> = settings
+            .server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "127.0.0.2/32"]);
+        assert!(with(&[("server.trusted_proxies", "not-an-ip")]).is_err());
+        assert!(
+            with(&[])
+                .expect("defaults")
+                .server
+                .trusted_proxies
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn redaction_hides_secret_and_db_password() {
         let secret = "s".repeat(40);
         let settings = with(&[
             ("auth.jwt_secret", secret.as_str()),
             ("database.url", "postgres://app:hunter2@db:5432/tasks"),
+            ("redis.url", "redis://default:s3cret@cache:6379"),
         ])
         .expect("valid");
         let shown = serde_json::to_string(&settings.redacted()).expect("serializes");
         assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("s3cret"));
         assert!(!shown.contains(&secret));
         assert!(shown.contains("postgres://app:<redacted>@db:5432/tasks"));
     }

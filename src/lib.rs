@@ -2,18 +2,22 @@
 
 pub mod auth;
 pub mod cli;
+pub mod client_ip;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod entities;
 pub mod error;
 pub mod extract;
 pub mod health_probe;
+pub mod limits;
 pub mod memory;
 pub mod metrics;
 pub mod middleware;
 pub mod models;
 pub mod requests;
 pub mod routes;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

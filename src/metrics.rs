@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use salvo::http::Method;
+use salvo::oapi::{OpenApi, PathItemType};
 use sea_orm::{DatabaseBackend, DatabaseConnection};
 
 pub const HTTP_REQUESTS: &str = "http_requests_total";
@@ -19,6 +21,21 @@ pub const TASKS_UPDATED: &str = "tasks_updated_total";
 pub const TASKS_DELETED: &str = "tasks_deleted_total";
 pub const DB_POOL: &str = "db_pool_connections";
 pub const BUILD_INFO: &str = "taskapi_build_info";
+/// 1 while the configured Redis answers, 0 while its breaker is open.
+pub const REDIS_UP: &str = "redis_up";
+pub const REDIS_ERRORS: &str = "redis_errors_total";
+/// Limit checks answered by the local in-memory fallback because Redis was unavailable.
+pub const LIMIT_FALLBACKS: &str = "rate_limit_fallbacks_total";
+/// Requests refused with 429, by the limit that refused them.
+pub const LIMIT_REFUSALS: &str = "rate_limit_refusals_total";
+/// Auth-cache invalidations received from other replicas.
+pub const REVOCATIONS_RECEIVED: &str = "auth_revocations_received_total";
+
+/// Every `outcome` the login and refresh counters use, registered at 0 on start-up.
+pub const LOGIN_OUTCOMES: &[&str] = &["success", "failure", "throttled"];
+pub const REFRESH_OUTCOMES: &[&str] = &["success", "rejected"];
+/// `status` label of a request whose client went away before the response (nginx's 499).
+pub const STATUS_CANCELLED: u16 = 499;
 
 /// Latency buckets from 1 ms (cached reads) to 10 s (timeouts).
 const DURATION_BUCKETS: &[f64] = &[
@@ -73,26 +90,127 @@ fn describe() {
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
 }
 
-pub struct RequestTimer {
-    started: Instant,
+/// The `method` label: one of the standard verbs, or `OTHER`. Clients choose the method,
+/// and every invented one would otherwise create a set of series that is never removed.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
 }
 
-pub fn request_started() -> RequestTimer {
+/// One request in flight. Finish it with its status; if it is dropped unfinished (the
+/// client disconnected and the server cancelled the handler) it still leaves the in-flight
+/// gauge and is counted with status 499, so the gauge cannot leak.
+pub struct RequestTimer {
+    started: Instant,
+    method: &'static str,
+    route: String,
+    finished: bool,
+}
+
+/// `route` is the label used if the request is cancelled before it finishes.
+pub fn request_started(method: &'static str, route: String) -> RequestTimer {
     gauge!(HTTP_IN_FLIGHT).increment(1.0);
     RequestTimer {
         started: Instant::now(),
+        method,
+        route,
+        finished: false,
     }
 }
 
 impl RequestTimer {
-    pub fn finish(self, method: &str, route: &str, status: u16) {
+    pub fn finish(mut self, route: String, status: u16) {
+        self.route = route;
+        self.record(status);
+    }
+
+    fn record(&mut self, status: u16) {
+        self.finished = true;
         gauge!(HTTP_IN_FLIGHT).decrement(1.0);
         let elapsed = self.started.elapsed().as_secs_f64();
-        let (method, route) = (method.to_string(), route.to_string());
-        counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
+        let route = std::mem::take(&mut self.route);
+        counter!(HTTP_REQUESTS, "method" => self.method, "route" => route.clone(), "status" => status.to_string())
             .increment(1);
-        histogram!(HTTP_DURATION, "method" => method, "route" => route).record(elapsed);
+        histogram!(HTTP_DURATION, "method" => self.method, "route" => route).record(elapsed);
     }
+}
+
+impl Drop for RequestTimer {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.record(STATUS_CANCELLED);
+        }
+    }
+}
+
+/// Registers every counter family with its known label values at 0, so that error-rate
+/// queries and dashboards have data on a healthy service and `rate()` sees the first
+/// increment after a restart. HTTP series come from the API description: each documented
+/// (method, route, status), plus 500 (any route can fail) and 499 (cancelled requests). Probe and scrape routes are
+/// left out: they are not counted (see `middleware::is_probe`).
+pub fn register_known_series(api: &OpenApi) {
+    // Once per process: the registry is global, and tests build many applications.
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| register(api));
+}
+
+fn register(api: &OpenApi) {
+    for name in [REGISTRATIONS, TASKS_CREATED, TASKS_UPDATED, TASKS_DELETED] {
+        counter!(name).increment(0);
+    }
+    for outcome in LOGIN_OUTCOMES {
+        counter!(LOGINS, "outcome" => *outcome).increment(0);
+    }
+    for outcome in REFRESH_OUTCOMES {
+        counter!(REFRESHES, "outcome" => *outcome).increment(0);
+    }
+    gauge!(HTTP_IN_FLIGHT).increment(0.0);
+    for (path, item) in api.paths.iter() {
+        if is_probe_route(path) {
+            continue;
+        }
+        for (method, operation) in item.operations.iter() {
+            let method = operation_method(*method);
+            let statuses = operation
+                .responses
+                .keys()
+                .filter_map(|code| code.parse::<u16>().ok())
+                .chain([500, STATUS_CANCELLED]);
+            for status in statuses {
+                counter!(HTTP_REQUESTS, "method" => method, "route" => path.clone(), "status" => status.to_string())
+                    .increment(0);
+            }
+        }
+    }
+}
+
+fn operation_method(kind: PathItemType) -> &'static str {
+    match kind {
+        PathItemType::Get => "GET",
+        PathItemType::Post => "POST",
+        PathItemType::Put => "PUT",
+        PathItemType::Delete => "DELETE",
+        PathItemType::Options => "OPTIONS",
+        PathItemType::Head => "HEAD",
+        PathItemType::Patch => "PATCH",
+        PathItemType::Trace => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// Health probes and metric scrapes: frequent, machine-made, and not user traffic.
+pub fn is_probe_route(route: &str) -> bool {
+    route == "/metrics" || route.starts_with("/health/")
 }
 
 /// Refreshes the pool gauges; called on every scrape so they are current.

@@ -19,12 +19,17 @@ use salvo::serve_static::StaticDir;
 use crate::auth::cache::AuthCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
-use crate::auth::throttle::Limits;
-use crate::auth::{authenticate, require_admin};
-use crate::config::Settings;
+use crate::client_ip::ClientIpResolver;
+use crate::cluster::{RedisLink, Revocations};
+use crate::config::{Profile, Settings};
 use crate::error::ProblemCatcher;
+use crate::limits::Limits;
 use crate::middleware::{api_headers, request_context, security_headers, static_headers};
-use crate::routes::{admin, auth, health, limit_by_ip, tasks};
+use crate::models::sessions;
+use crate::routes::frontend::{EmbeddedFrontEnd, apidocs_headers};
+use crate::routes::guard::{authenticate, limit_by_ip, require_admin};
+use crate::routes::responses::{head_content_length, with_head};
+use crate::routes::{admin, auth, health, tasks};
 use crate::state::AppState;
 use crate::{db, metrics as app_metrics};
 
@@ -60,17 +65,34 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         .await
         .context("connecting to the database")?;
     if settings.server.migrate_on_start {
-        db::migrate(&db).await.context("running migrations")?;
+        // Through a pool of its own: the server pool's statement timeout must not cut a
+        // long schema change short.
+        let admin = db::connect_unbounded(&settings)
+            .await
+            .context("connecting to the database for migrations")?;
+        db::migrate(&admin).await.context("running migrations")?;
+        admin.close().await.ok();
     }
     let jwt = JwtKeys::new(&jwt_secret(&settings), &settings.auth);
     let hasher = PasswordHasher::new(settings.auth.hash_concurrency);
+    let redis = RedisLink::from_settings(&settings.redis)?;
+    if redis.is_none() && settings.profile == Profile::Production {
+        tracing::warn!(
+            "REDIS_URL is not set: rate limits, login lockouts and revocation fan-out are per process. Fine for one instance; with replicas set REDIS_URL."
+        );
+    }
+    let auth_cache = Arc::new(AuthCache::new(Duration::from_millis(
+        settings.auth.state_cache_ttl_ms,
+    )));
+    let revocations = Arc::new(Revocations::new(auth_cache, redis.clone()));
+    revocations.spawn_listener();
     Ok(AppState {
         db,
         hasher,
-        limits: Arc::new(Limits::new(settings.limits.clone())),
-        auth_cache: Arc::new(AuthCache::new(Duration::from_millis(
-            settings.auth.state_cache_ttl_ms,
-        ))),
+        limits: Arc::new(Limits::new(settings.limits.clone(), redis.clone())),
+        revocations,
+        redis,
+        client_ip: Arc::new(ClientIpResolver::new(&settings.server)),
         jwt: Arc::new(jwt),
         settings: Arc::new(settings),
         admin_lock: Arc::default(),
@@ -184,6 +206,7 @@ fn service(router: Router, state: &AppState) -> Service {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let metrics = app_metrics::install()?;
+        app_metrics::register_known_series(&openapi());
         let (acceptor, port) = bind(&settings.server.host, settings.server.port).await?;
         let (metrics_acceptor, metrics_port) = match settings.server.metrics_port {
             Some(metrics_port) => {
@@ -222,16 +245,22 @@ impl Application {
                 root.push(Router::with_path("metrics").get(MetricsEndpoint(self.metrics.clone())));
         }
         let static_dir = self.state.settings.server.static_dir.clone();
-        root.push(openapi().into_router(OPENAPI_PATH))
-            .push(SwaggerUi::new(OPENAPI_PATH).into_router("apidocs"))
-            .push(
-                // The front end owns every path the API, health and docs routes do not, so
-                // that unknown API paths stay plain 404s and `Allow` lists only real methods.
-                Router::with_filter_fn(|req, _| !is_reserved_path(req.uri().path()))
-                    .path("{**path}")
-                    .hoop(static_headers)
-                    .get(StaticDir::new([static_dir]).defaults("index.html")),
-            )
+        // The front end owns every path the API, health and docs routes do not, so that
+        // unknown API paths stay plain 404s and `Allow` lists only real methods. It is
+        // embedded in the binary unless `server.static_dir` names a directory to serve.
+        let front_end = Router::with_filter_fn(|req, _| !is_reserved_path(req.uri().path()))
+            .path("{**path}")
+            .hoop(static_headers);
+        let front_end = if static_dir.as_os_str().is_empty() {
+            front_end.get(EmbeddedFrontEnd)
+        } else {
+            front_end.get(StaticDir::new([static_dir]).defaults("index.html"))
+        };
+        let docs = Router::new()
+            .hoop(apidocs_headers)
+            .push(openapi().into_router(OPENAPI_PATH))
+            .push(SwaggerUi::new(OPENAPI_PATH).into_router("apidocs"));
+        with_head(root.push(docs).push(front_end)).hoop(head_content_length)
     }
 
     /// Serves until SIGINT/SIGTERM.
@@ -239,8 +268,12 @@ impl Application {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `shutdown` resolves, then drains: readiness fails at once, no new
-    /// connections are accepted, in-flight requests get the configured grace period.
+    /// Serves until `shutdown` resolves, then drains so that a rolling restart behind a load
+    /// balancer loses nothing (see `crate::shutdown`): readiness turns 503 and HTTP/1
+    /// responses carry `Connection: close` at once; the server keeps accepting for
+    /// `server.shutdown_drain_delay_secs`; then the listener closes (new connections are
+    /// refused, not accepted and reset), idle connections close, and in-flight requests get
+    /// `server.shutdown_grace_secs`.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -248,12 +281,15 @@ impl Application {
         let router = self.router();
         let state = self.state.clone();
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
-        let server = Server::new(self.acceptor);
+        let drain_delay = Duration::from_secs(state.settings.server.shutdown_drain_delay_secs);
+        let (acceptor, listener) = crate::shutdown::closable(self.acceptor);
+        let server = Server::new(acceptor);
         let handle = server.handle();
         let metrics_server = self.metrics_acceptor.map(|acceptor| {
             let server = Server::new(acceptor);
             let handle = server.handle();
-            let router = Router::with_path("metrics").get(MetricsEndpoint(self.metrics.clone()));
+            let router =
+                with_head(Router::with_path("metrics").get(MetricsEndpoint(self.metrics.clone())));
             let service = service(router, &state);
             (
                 tokio::spawn(async move { server.serve(service).await }),
@@ -264,17 +300,28 @@ impl Application {
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!(
+                drain_delay_secs = drain_delay.as_secs(),
                 grace_secs = grace.as_secs(),
                 "shutdown signal received; draining"
             );
             drain_state.start_draining();
+            if !drain_delay.is_zero() {
+                tokio::time::sleep(drain_delay).await;
+            }
+            listener.close().await;
             handle.stop_graceful(Some(grace));
             if let Some((_, metrics_handle)) = &metrics_server {
                 metrics_handle.stop_graceful(Some(grace));
             }
         });
         tracing::info!(port = self.port, "taskapi listening");
+        // Housekeeping: dead refresh-token rows are deleted in bounded batches.
+        let purge = tokio::spawn(sessions::purge_periodically(
+            state.db.clone(),
+            sessions::PURGE_EVERY,
+        ));
         server.serve(service(router, &state)).await;
+        purge.abort();
         state.db.close_by_ref().await.ok();
         tracing::info!("taskapi stopped");
         Ok(())

@@ -1,13 +1,17 @@
+//! The application state every handler may reach through the depot: connections, keys,
+//! limits and the cross-replica plumbing. Built once in `startup::build_state`.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sea_orm::DatabaseConnection;
 
-use crate::auth::cache::AuthCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
-use crate::auth::throttle::Limits;
+use crate::client_ip::ClientIpResolver;
+use crate::cluster::{RedisLink, Revocations};
 use crate::config::Settings;
+use crate::limits::Limits;
 
 /// Everything a handler may need, cheap to clone, injected into every request's depot.
 #[derive(Clone)]
@@ -17,7 +21,11 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub hasher: PasswordHasher,
     pub limits: Arc<Limits>,
-    pub auth_cache: Arc<AuthCache>,
+    /// Owns the auth-state cache and tells other replicas about revocations.
+    pub revocations: Arc<Revocations>,
+    /// The shared Redis, when configured (readiness reports on it).
+    pub redis: Option<RedisLink>,
+    pub client_ip: Arc<ClientIpResolver>,
     /// Serialises admin role/activation changes (see `models::users::admin_update`).
     pub admin_lock: Arc<tokio::sync::Mutex<()>>,
     /// Set when shutdown begins so readiness fails and load balancers stop sending traffic.

@@ -156,33 +156,35 @@ impl PasswordHasher {
         }
     }
 
+    /// Runs `work` on the blocking pool once a permit is free. The permit and the working
+    /// memory move into the blocking task and are released only when the hash is done, so
+    /// a cancelled request (client gone, timeout) cannot start more hashes than permits.
     async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
     where
         F: FnOnce(&mut Memory) -> anyhow::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .context("hash semaphore closed")?;
-        let mut memory = self
-            .spare
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop()
-            .unwrap_or_default();
-        let (result, memory) = tokio::task::spawn_blocking(move || {
+        let spare = Arc::clone(&self.spare);
+        tokio::task::spawn_blocking(move || {
+            let mut memory = spare
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .pop()
+                .unwrap_or_default();
             let result = work(&mut memory);
-            (result, memory)
+            spare
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(memory);
+            drop(permit);
+            result
         })
         .await
-        .context("hashing task panicked")?;
-        self.spare
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(memory);
-        result
+        .context("hashing task panicked")?
     }
 
     pub async fn hash(&self, password: &str) -> anyhow::Result<String> {

@@ -2,22 +2,24 @@
 //! the admin rules (the last active admin can be neither demoted, deactivated nor deleted).
 
 use chrono::Utc;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Alias, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
+use crate::auth::cache::AuthState;
 use crate::auth::password::PasswordHasher;
 use crate::entities::user::{self, Role};
 use crate::error::{AppError, Result, conflict_on_unique};
+use crate::models::sessions;
 use crate::models::validate::{self, Errors};
 use crate::requests::RegisterRequest;
-use crate::state::AppState;
 
 const DUPLICATE_EMAIL: &str = "An account with this email already exists.";
 const LAST_ADMIN: &str = "This is the last active administrator; promote another user first.";
+pub const WRONG_PASSWORD: &str = "The current password is incorrect.";
 
 /// A registration that passed validation.
 #[derive(Debug)]
@@ -43,19 +45,8 @@ impl TryFrom<RegisterRequest> for NewUser {
     }
 }
 
-/// What the auth guard needs to know about an account on every request.
-#[derive(Debug, Clone)]
-pub struct AuthState {
-    pub id: Uuid,
-    pub role: Role,
-    pub active: bool,
-    pub token_version: i32,
-}
-
-pub async fn auth_state(state: &AppState, id: Uuid) -> Result<Option<AuthState>> {
-    if let Some(cached) = state.auth_cache.get(id) {
-        return Ok(Some(cached));
-    }
+/// What the auth guard needs to know about the account (see `auth::cache`).
+pub async fn auth_state<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<AuthState>> {
     let row = user::Entity::find_by_id(id)
         .select_only()
         .columns([
@@ -65,18 +56,26 @@ pub async fn auth_state(state: &AppState, id: Uuid) -> Result<Option<AuthState>>
             user::Column::TokenVersion,
         ])
         .into_tuple::<(Uuid, Role, bool, i32)>()
-        .one(&state.db)
+        .one(conn)
         .await?;
-    let found = row.map(|(id, role, active, token_version)| AuthState {
+    Ok(row.map(|(id, role, active, token_version)| AuthState {
         id,
         role,
         active,
         token_version,
-    });
-    if let Some(account) = &found {
-        state.auth_cache.put(account.clone());
+    }))
+}
+
+/// The login email, normalised. Longer than any valid address is refused before it costs
+/// a lookup, a hash or a limiter key.
+pub fn login_email(raw: &str) -> Result<String> {
+    if raw.chars().count() > validate::EMAIL_MAX {
+        return Err(AppError::validation(
+            "email",
+            format!("must be at most {} characters", validate::EMAIL_MAX),
+        ));
     }
-    Ok(found)
+    Ok(validate::normalize_email(raw))
 }
 
 /// Atomically claims a one-time event. Exactly one caller ever gets `true`, even across
@@ -217,19 +216,15 @@ pub async fn update_name(db: &DatabaseConnection, id: Uuid, raw_name: &str) -> R
     Ok(active.update(db).await?)
 }
 
-/// Makes every access token issued so far fail (the guard compares versions).
-pub async fn revoke_access_tokens<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<()> {
-    user::Entity::update_many()
-        .col_expr(
-            user::Column::TokenVersion,
-            Expr::col(user::Column::TokenVersion).add(1),
-        )
-        .filter(user::Column::Id.eq(id))
-        .exec(conn)
-        .await?;
-    Ok(())
+/// Rules for a new password, checked before the current one costs a hash.
+pub fn check_new_password(new: &str) -> Result<()> {
+    let mut errors = Errors::default();
+    validate::password(&mut errors, "new_password", new);
+    errors.finish(())
 }
 
+/// Replaces the password after checking the current one; every session and access token
+/// of the account stops working. A wrong current password is a 403.
 pub async fn change_password(
     db: &DatabaseConnection,
     hasher: &PasswordHasher,
@@ -237,13 +232,11 @@ pub async fn change_password(
     current: &str,
     new: &str,
 ) -> Result<()> {
-    let mut errors = Errors::default();
-    validate::password(&mut errors, "new_password", new);
-    errors.finish(())?;
+    check_new_password(new)?;
     let user = get(db, id).await?;
     if !hasher.verify(&user.password_hash, current).await? {
         // Well-formed but wrong: a refusal of the action, not a malformed request.
-        return Err(AppError::Forbidden("The current password is incorrect."));
+        return Err(AppError::Forbidden(WRONG_PASSWORD));
     }
     let password_hash = hasher.hash(new).await?;
     let txn = db.begin().await?;
@@ -251,8 +244,7 @@ pub async fn change_password(
     active.password_hash = Set(password_hash);
     active.updated_at = Set(Utc::now());
     active.update(&txn).await?;
-    revoke_access_tokens(&txn, id).await?;
-    crate::models::sessions::revoke_all(&txn, id).await?;
+    sessions::revoke_user(&txn, id).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -278,16 +270,19 @@ fn keeps_admin_rights(user: &user::Model) -> bool {
     user.role == Role::Admin && user.active
 }
 
+/// Changes role and/or activation. `admin_lock` serialises these changes within the
+/// process: SQLite has no row locks (and SQLite deployments are single-process); on
+/// PostgreSQL the row locks of `other_active_admins` also hold across replicas.
+/// Returns the user and whether their access was revoked (announce it after).
 pub async fn admin_update(
-    state: &AppState,
+    db: &DatabaseConnection,
+    admin_lock: &tokio::sync::Mutex<()>,
     id: Uuid,
     role: Option<Role>,
     active: Option<bool>,
-) -> Result<user::Model> {
-    // SQLite has no row locks; this process-wide lock serialises admin changes there
-    // (SQLite deployments are single-process by nature).
-    let _guard = state.admin_lock.lock().await;
-    let txn = state.db.begin().await?;
+) -> Result<(user::Model, bool)> {
+    let _guard = admin_lock.lock().await;
+    let txn = db.begin().await?;
     let user = user::Entity::find_by_id(id)
         .one(&txn)
         .await?
@@ -303,22 +298,28 @@ pub async fn admin_update(
     model.role = Set(new_role);
     model.active = Set(new_active);
     model.updated_at = Set(Utc::now());
-    let updated = model.update(&txn).await?;
+    model.update(&txn).await?;
     if changed {
-        // Tokens carry the role; make clients fetch new ones that say the truth.
-        revoke_access_tokens(&txn, id).await?;
-        if !new_active {
-            crate::models::sessions::revoke_all(&txn, id).await?;
+        // Tokens carry the role: make clients fetch new ones that say the truth. A
+        // deactivated account loses its sessions as well.
+        if new_active {
+            sessions::revoke_access_tokens(&txn, id).await?;
+        } else {
+            sessions::revoke_user(&txn, id).await?;
         }
     }
     txn.commit().await?;
-    state.auth_cache.invalidate(id);
-    get(&state.db, updated.id).await
+    // Read back: the version bump happened in SQL, so the model in hand is stale.
+    Ok((get(db, id).await?, changed))
 }
 
-pub async fn delete(state: &AppState, id: Uuid) -> Result<()> {
-    let _guard = state.admin_lock.lock().await;
-    let txn = state.db.begin().await?;
+pub async fn delete(
+    db: &DatabaseConnection,
+    admin_lock: &tokio::sync::Mutex<()>,
+    id: Uuid,
+) -> Result<()> {
+    let _guard = admin_lock.lock().await;
+    let txn = db.begin().await?;
     let user = user::Entity::find_by_id(id)
         .one(&txn)
         .await?
@@ -329,7 +330,6 @@ pub async fn delete(state: &AppState, id: Uuid) -> Result<()> {
     // Tasks and refresh tokens go with the user through ON DELETE CASCADE.
     user::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
-    state.auth_cache.invalidate(id);
     Ok(())
 }
 

@@ -47,7 +47,11 @@ pub async fn update_user(
     let state = app_state(depot)?;
     let admin = CurrentUser::from_depot(depot)?;
     let AdminUpdateUserRequest { role, active } = body.0;
-    let user = users::admin_update(&state, id.0, role, active).await?;
+    let (user, revoked) =
+        users::admin_update(&state.db, &state.admin_lock, id.0, role, active).await?;
+    if revoked {
+        state.revocations.announce(user.id).await;
+    }
     tracing::info!(event = "admin_user_update", admin_id = %admin.id, target_user_id = %user.id, role = user.role.as_str(), active = user.active, "user updated by admin");
     Ok(Ok200(user.into()))
 }
@@ -57,7 +61,8 @@ pub async fn update_user(
 pub async fn delete_user(depot: &mut Depot, id: ResourceId) -> Result<NoContent> {
     let state = app_state(depot)?;
     let admin = CurrentUser::from_depot(depot)?;
-    users::delete(&state, id.0).await?;
+    users::delete(&state.db, &state.admin_lock, id.0).await?;
+    state.revocations.announce(id.0).await;
     tracing::info!(event = "admin_user_delete", admin_id = %admin.id, target_user_id = %id.0, "user deleted by admin");
     Ok(NoContent)
 }

@@ -5,11 +5,12 @@ use crate::entities::user;
 use crate::error::{AppError, Result};
 use crate::extract::Payload;
 use crate::metrics::{LOGINS, REFRESHES, REGISTRATIONS};
+use crate::models::sessions::{self, Rotation};
 use crate::models::users::{self, NewUser};
-use crate::models::{sessions, validate};
 use crate::requests::{
     ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, UpdateMeRequest,
 };
+use crate::routes::guard::write_exhausted;
 use crate::routes::responses::{Created, NoContent, Ok200};
 use crate::routes::{app_state, client_ip};
 use crate::state::AppState;
@@ -28,7 +29,7 @@ pub async fn register(
     let tag = email_tag(&new.email);
     let user = users::register(&state.db, &state.hasher, new).await?;
     metrics::counter!(REGISTRATIONS).increment(1);
-    tracing::info!(event = "register", user_id = %user.id, email = %tag, role = user.role.as_str(), client_ip = %client_ip(req), "account registered");
+    tracing::info!(event = "register", user_id = %user.id, email = %tag, role = user.role.as_str(), client_ip = %client_ip(req, &state), "account registered");
     Ok(Created {
         location: format!("/api/v1/admin/users/{}", user.id),
         etag: None,
@@ -57,20 +58,26 @@ async fn tokens_for(
 pub async fn login(
     req: &mut Request,
     depot: &mut Depot,
+    res: &mut Response,
     body: Payload<LoginRequest>,
 ) -> Result<Ok200<TokenResponse>> {
     let state = app_state(depot)?;
     let LoginRequest { email, password } = body.0;
-    let email = validate::normalize_email(&email);
-    let (tag, ip) = (email_tag(&email), client_ip(req));
-    if let Err(err) = state.limits.check_login(&email, ip) {
-        metrics::counter!(LOGINS, "outcome" => "throttled").increment(1);
-        tracing::warn!(event = "login", outcome = "throttled", email = %tag, client_ip = %ip, "login throttled");
-        return Err(err);
-    }
+    let email = users::login_email(&email)?;
+    let (tag, ip) = (email_tag(&email), client_ip(req, &state));
+    // Counted before the password is checked, so concurrent guesses cannot overrun it.
+    let attempt = match state.limits.reserve_login(&email, ip).await {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            metrics::counter!(LOGINS, "outcome" => "throttled").increment(1);
+            tracing::warn!(event = "login", outcome = "throttled", email = %tag, client_ip = %ip, "login throttled");
+            write_exhausted(res, &refusal);
+            return Err(refusal.into());
+        }
+    };
     match users::verify_credentials(&state.db, &state.hasher, &email, &password).await {
         Ok(user) => {
-            state.limits.record_login_success(&email, ip);
+            state.limits.login_succeeded(&attempt).await;
             metrics::counter!(LOGINS, "outcome" => "success").increment(1);
             tracing::info!(event = "login", outcome = "success", user_id = %user.id, email = %tag, client_ip = %ip, "login succeeded");
             let session = sessions::start(
@@ -82,7 +89,6 @@ pub async fn login(
             Ok(Ok200(tokens_for(&state, user, session).await?))
         }
         Err(AppError::InvalidCredentials) => {
-            state.limits.record_login_failure(&email, ip);
             metrics::counter!(LOGINS, "outcome" => "failure").increment(1);
             tracing::info!(event = "login", outcome = "failure", email = %tag, client_ip = %ip, "login failed");
             Err(AppError::InvalidCredentials)
@@ -101,12 +107,17 @@ pub async fn refresh(
 ) -> Result<Ok200<TokenResponse>> {
     let state = app_state(depot)?;
     let ttl = state.settings.auth.refresh_token_ttl_secs;
-    let (user_id, issued) = match sessions::rotate(&state.db, &body.0.refresh_token, ttl).await {
-        Ok(rotated) => rotated,
-        Err(err) => {
-            metrics::counter!(REFRESHES, "outcome" => "rejected").increment(1);
-            tracing::info!(event = "refresh", outcome = "rejected", client_ip = %client_ip(req), "refresh rejected");
-            return Err(err);
+    let rejected = |state: &AppState| {
+        metrics::counter!(REFRESHES, "outcome" => "rejected").increment(1);
+        tracing::info!(event = "refresh", outcome = "rejected", client_ip = %client_ip(req, state), "refresh rejected");
+        sessions::INVALID
+    };
+    let (user_id, issued) = match sessions::rotate(&state.db, &body.0.refresh_token, ttl).await? {
+        Rotation::Rotated(user_id, issued) => (user_id, issued),
+        Rotation::Invalid => return Err(rejected(&state)),
+        Rotation::Reused { user_id, .. } => {
+            state.revocations.announce(user_id).await;
+            return Err(rejected(&state));
         }
     };
     let user = users::get(&state.db, user_id)
@@ -116,7 +127,7 @@ pub async fn refresh(
         return Err(AppError::Unauthorized("Invalid or expired refresh token."));
     }
     metrics::counter!(REFRESHES, "outcome" => "success").increment(1);
-    tracing::info!(event = "refresh", outcome = "success", user_id = %user.id, client_ip = %client_ip(req), "tokens refreshed");
+    tracing::info!(event = "refresh", outcome = "success", user_id = %user.id, client_ip = %client_ip(req, &state), "tokens refreshed");
     Ok(Ok200(tokens_for(&state, user, issued).await?))
 }
 
@@ -132,7 +143,7 @@ pub async fn logout(
     let state = app_state(depot)?;
     let revoked_for = sessions::logout(&state.db, &body.0.refresh_token).await?;
     if let Some(user_id) = revoked_for {
-        tracing::info!(event = "logout", user_id = %user_id, client_ip = %client_ip(req), "session revoked");
+        tracing::info!(event = "logout", user_id = %user_id, client_ip = %client_ip(req, &state), "session revoked");
     }
     Ok(NoContent)
 }
@@ -142,9 +153,8 @@ pub async fn logout(
 pub async fn logout_all(depot: &mut Depot) -> Result<NoContent> {
     let state = app_state(depot)?;
     let caller = CurrentUser::from_depot(depot)?;
-    sessions::revoke_all(&state.db, caller.id).await?;
-    users::revoke_access_tokens(&state.db, caller.id).await?;
-    state.auth_cache.invalidate(caller.id);
+    sessions::revoke_user(&state.db, caller.id).await?;
+    state.revocations.announce(caller.id).await;
     tracing::info!(event = "logout_all", user_id = %caller.id, "all sessions revoked");
     Ok(NoContent)
 }
@@ -171,10 +181,13 @@ pub async fn update_me(
 }
 
 /// Change password; every existing session and access token stops working.
-/// A wrong current password is a 403.
+/// A wrong current password is a 403. Wrong guesses back off like logins (429), and
+/// after `limits.password_failures_before_revoke` in a row every session of the account
+/// is revoked: whoever keeps guessing holds a token they should not have.
 #[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 400, 401, 403, 413, 415, 422, 429, 503))]
 pub async fn change_password(
     depot: &mut Depot,
+    res: &mut Response,
     body: Payload<ChangePasswordRequest>,
 ) -> Result<NoContent> {
     let state = app_state(depot)?;
@@ -183,15 +196,34 @@ pub async fn change_password(
         current_password,
         new_password,
     } = body.0;
-    users::change_password(
+    // A malformed new password is the caller's typo, not a guess: refuse it uncounted.
+    users::check_new_password(&new_password)?;
+    let attempt = state
+        .limits
+        .reserve_password_check(caller.id)
+        .await
+        .inspect_err(|refusal| write_exhausted(res, refusal))?;
+    let changed = users::change_password(
         &state.db,
         &state.hasher,
         caller.id,
         &current_password,
         &new_password,
     )
-    .await?;
-    state.auth_cache.invalidate(caller.id);
-    tracing::info!(event = "password_change", user_id = %caller.id, "password changed; sessions revoked");
-    Ok(NoContent)
+    .await;
+    match changed {
+        Ok(()) => {
+            state.limits.password_check_succeeded(&attempt).await;
+            state.revocations.announce(caller.id).await;
+            tracing::info!(event = "password_change", user_id = %caller.id, "password changed; sessions revoked");
+            Ok(NoContent)
+        }
+        Err(AppError::Forbidden(why)) if state.limits.should_revoke_after(&attempt) => {
+            sessions::revoke_user(&state.db, caller.id).await?;
+            state.revocations.announce(caller.id).await;
+            tracing::warn!(event = "password_change", outcome = "revoked", user_id = %caller.id, failures = attempt.failures, "repeated wrong current password; all sessions revoked");
+            Err(AppError::Forbidden(why))
+        }
+        Err(err) => Err(err),
+    }
 }

@@ -368,6 +368,95 @@ impl TestApp {
     }
 }
 
+/// A Redis URL for tests: TEST_REDIS_URL, or a testcontainers Redis started once per test
+/// binary (and removed at exit, like the PostgreSQL one).
+pub async fn redis_url() -> String {
+    static URL: OnceCell<String> = OnceCell::const_new();
+    URL.get_or_init(|| async {
+        if let Ok(url) = std::env::var("TEST_REDIS_URL") {
+            return url;
+        }
+        start_redis_container().await
+    })
+    .await
+    .clone()
+}
+
+async fn start_redis_container() -> String {
+    use testcontainers_modules::redis::Redis;
+    use testcontainers_modules::testcontainers::ImageExt;
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<std::sync::mpsc::Sender<()>>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            // The tag docker-compose.yml uses.
+            let container =
+                Redis::default().with_tag("7-alpine").start().await.expect(
+                    "start Redis with testcontainers (Docker needed, or set TEST_REDIS_URL)",
+                );
+            let port = container.get_host_port_ipv4(6379).await.expect("port");
+            url_tx
+                .send(format!("redis://127.0.0.1:{port}"))
+                .expect("send url");
+            if let Ok(done) = stop_rx.await {
+                let _ = container.rm().await;
+                let _ = done.send(());
+            }
+        });
+    });
+    *REDIS_STOP.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop_tx);
+    // SAFETY: registers a plain `extern "C" fn` without captured state; it runs once at exit.
+    unsafe {
+        libc::atexit(remove_redis_at_exit);
+    }
+    url_rx.recv().expect("redis url")
+}
+
+static REDIS_STOP: std::sync::Mutex<Option<ContainerStop>> = std::sync::Mutex::new(None);
+
+extern "C" fn remove_redis_at_exit() {
+    let stop = REDIS_STOP.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let Some(stop) = stop else {
+        return;
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    if stop.send(done_tx).is_ok() {
+        let _ = done_rx.recv_timeout(std::time::Duration::from_secs(30));
+    }
+}
+
+/// Settings that put an app on a Redis of its own: a fresh key prefix per test, so tests
+/// sharing one Redis never see each other's counters or revocations.
+pub async fn use_redis(settings: &mut Settings, prefix: &str) {
+    settings.redis.url = Some(redis_url().await);
+    settings.redis.key_prefix = format!("test:{prefix}:");
+}
+
+impl TestApp {
+    /// Another replica: a second server on this app's database (and with these settings
+    /// plus `customize`), as a load balancer would see it.
+    pub async fn spawn_replica(&self, customize: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = (*self.state.settings).clone();
+        settings.server.port = 0;
+        customize(&mut settings);
+        let app = Application::build(settings).await.expect("build replica");
+        let port = app.port();
+        let state = app.state().clone();
+        tokio::spawn(app.run_until(std::future::pending()));
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            client: self.client.clone(),
+            state,
+            // The first app owns (and drops) the database.
+            pg_admin_url: None,
+            db_name: self.db_name.clone(),
+            _tempdir: None,
+        }
+    }
+}
+
 impl Drop for TestApp {
     /// Drops this test's PostgreSQL database so repeated runs leave nothing behind.
     fn drop(&mut self) {

@@ -3,9 +3,12 @@
 mod admin;
 mod auth;
 mod errors;
+mod hardening_input;
+mod hardening_ops;
 mod helpers;
 mod openapi;
 mod operations;
+mod replicas;
 mod sessions;
 mod sqlite;
 mod tasks;

@@ -1,0 +1,373 @@
+//! Limits, lockouts and revocation as several replicas see them: shared through Redis,
+//! keyed by the real client behind trusted proxies, and safe against concurrent guesses.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app, spawn_app_with, use_redis};
+
+async fn login_from(app: &TestApp, forwarded_for: &str, email: &str, password: &str) -> StatusCode {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("login sent")
+        .status()
+}
+
+/// Statuses of `n` concurrent wrong-password logins for one email, spread over `apps`.
+async fn concurrent_failed_logins(apps: &[&TestApp], email: &str, n: usize) -> (usize, usize) {
+    let requests = (0..n).map(|i| {
+        let app = apps[i % apps.len()];
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": "wrong password!"}))
+            .send()
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|sent| sent.expect("login sent").status())
+        .collect();
+    let unauthorized = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        unauthorized + throttled,
+        n,
+        "only 401 and 429 expected: {statuses:?}"
+    );
+    (unauthorized, throttled)
+}
+
+#[tokio::test]
+async fn concurrent_logins_cannot_exceed_the_lock_budget() {
+    let app = spawn_app().await;
+    let (_, _, email) = app.new_user("race").await;
+    // Default budget: five failures per (email, address), then locked.
+    let (unauthorized, throttled) = concurrent_failed_logins(&[&app], &email, 25).await;
+    assert_eq!((unauthorized, throttled), (5, 20));
+    // The owner's right password is refused too while the pair is locked.
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn login_budget_is_shared_by_replicas_through_redis() {
+    let prefix = Uuid::new_v4().simple().to_string();
+    let a = spawn_app_with(Backend::Postgres, |_| {}).await;
+    let mut settings = (*a.state.settings).clone();
+    use_redis(&mut settings, &prefix).await;
+    let a = a.spawn_replica(|s| *s = settings.clone()).await;
+    let b = a.spawn_replica(|_| {}).await;
+    let c = a.spawn_replica(|_| {}).await;
+    let (_, _, email) = a.new_user("shared").await;
+    // In memory each replica would allow five: through Redis the three allow five in all.
+    let (unauthorized, throttled) = concurrent_failed_logins(&[&a, &b, &c], &email, 24).await;
+    assert_eq!((unauthorized, throttled), (5, 19));
+}
+
+#[tokio::test]
+async fn per_ip_limit_counts_across_replicas_and_names_its_limit() {
+    let prefix = Uuid::new_v4().simple().to_string();
+    let first = spawn_app().await;
+    let mut settings = (*first.state.settings).clone();
+    use_redis(&mut settings, &prefix).await;
+    settings.limits.auth_per_ip_per_minute = 4;
+    let a = first.spawn_replica(|s| *s = settings.clone()).await;
+    let b = a.spawn_replica(|_| {}).await;
+    for app in [&a, &b, &a, &b] {
+        let reply = app.logout("not-a-token").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    }
+    let refused = b.logout("not-a-token").await;
+    refused.problem(429);
+    assert_eq!(refused.header("ratelimit-limit"), Some("4"));
+    assert_eq!(refused.header("ratelimit-remaining"), Some("0"));
+    let retry_after = refused.header("retry-after").expect("retry-after");
+    assert_eq!(refused.header("ratelimit-reset"), Some(retry_after));
+    assert!(
+        retry_after
+            .parse::<u64>()
+            .is_ok_and(|secs| (1..=60).contains(&secs))
+    );
+}
+
+#[tokio::test]
+async fn revocation_on_one_replica_is_honoured_by_the_others() {
+    let prefix = Uuid::new_v4().simple().to_string();
+    let first = spawn_app().await;
+    let mut settings = (*first.state.settings).clone();
+    use_redis(&mut settings, &prefix).await;
+    // A long cache TTL, so only the pub/sub message can explain B's change of mind.
+    settings.auth.state_cache_ttl_ms = 60_000;
+    let a = first.spawn_replica(|s| *s = settings.clone()).await;
+    let b = a.spawn_replica(|_| {}).await;
+    let (token, _, _) = a.new_user("revoked").await;
+    // B bypasses its cache until its revocation listener is subscribed; wait for that.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !subscribed(&b).await {
+        assert!(Instant::now() < deadline, "replica B never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Now B caches the account's state.
+    assert_eq!(
+        b.get("/api/v1/auth/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    let revoked = a
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/auth/logout-all",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if b.get("/api/v1/auth/me", Some(&token)).await.status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica B still accepts a revoked token"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// True once B serves auth state from its cache, i.e. its revocation listener is up.
+async fn subscribed(app: &TestApp) -> bool {
+    let probe = uuid::Uuid::now_v7();
+    let cache = app.state.revocations.cache();
+    cache.put(
+        taskapi::auth::cache::AuthState {
+            id: probe,
+            role: taskapi::entities::user::Role::User,
+            active: true,
+            token_version: 0,
+        },
+        cache.epoch(),
+    );
+    cache.get(probe).is_some()
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_untrusted_peers_are_ignored() {
+    // No trusted proxies (the default): every request below comes from 127.0.0.1.
+    let app = spawn_app_with(Backend::Postgres, |s| s.limits.auth_per_ip_per_minute = 3).await;
+    for spoof in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        assert_eq!(
+            login_from(&app, spoof, "nobody@example.com", "irrelevant").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_from(&app, "198.51.100.4", "nobody@example.com", "irrelevant").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn clients_behind_a_trusted_proxy_have_their_own_budgets() {
+    let app = spawn_app_with(Backend::Postgres, |s| {
+        s.limits.auth_per_ip_per_minute = 2;
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("cidr")];
+    })
+    .await;
+    // The proxy appends the client it saw; whatever the client sent before is ignored.
+    for chain in ["1.1.1.1, 203.0.113.1", "2.2.2.2, 203.0.113.1"] {
+        assert_eq!(
+            login_from(&app, chain, "x@example.com", "irrelevant").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_from(&app, "3.3.3.3, 203.0.113.1", "x@example.com", "irrelevant").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_from(&app, "203.0.113.2", "x@example.com", "irrelevant").await,
+        StatusCode::UNAUTHORIZED,
+        "another client behind the same proxy keeps its budget"
+    );
+}
+
+#[tokio::test]
+async fn distributed_guessing_hits_the_account_ceiling_but_not_the_owner() {
+    let app = spawn_app_with(Backend::Postgres, |s| {
+        s.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("cidr")];
+        s.limits.account_failures_before_lock = 8;
+    })
+    .await;
+    let (_, _, email) = app.new_user("target").await;
+    // The owner logs in from home once (new_user logged in from 127.0.0.1; do it from home).
+    assert_eq!(
+        login_from(&app, "192.0.2.200", &email, PASSWORD).await,
+        StatusCode::OK
+    );
+    // Ten addresses, each below its own lock threshold of five.
+    let mut statuses = Vec::new();
+    for address in 1..=10 {
+        for _ in 0..2 {
+            statuses.push(
+                login_from(
+                    &app,
+                    &format!("198.51.100.{address}"),
+                    &email,
+                    "guess guess",
+                )
+                .await,
+            );
+        }
+    }
+    let unauthorized = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(unauthorized, 8, "{statuses:?}");
+    assert!(
+        statuses[8..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS)
+    );
+    // Even the right password from a new address waits; from home it works.
+    assert_eq!(
+        login_from(&app, "198.51.100.99", &email, PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login_from(&app, "192.0.2.200", &email, PASSWORD).await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_back_off_and_then_revoke_every_session() {
+    let app = spawn_app_with(Backend::Postgres, |s| {
+        s.limits.login_failures_before_lock = 3;
+        s.limits.password_failures_before_revoke = 3;
+    })
+    .await;
+    let (token, _, email) = app.new_user("oracle").await;
+    let change = |current: &'static str| json!({"current_password": current, "new_password": "a brand new password"});
+    for _ in 0..2 {
+        let reply = app
+            .post("/api/v1/auth/password", Some(&token), change("guess guess"))
+            .await;
+        reply.problem(403);
+    }
+    // The third wrong guess revokes everything: this token included.
+    app.post("/api/v1/auth/password", Some(&token), change("guess guess"))
+        .await
+        .problem(403);
+    app.post("/api/v1/auth/password", Some(&token), change(PASSWORD))
+        .await
+        .problem(401);
+    // A fresh login's attempt meets the lock the guesses left behind.
+    let login = app.login(&email, PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    let fresh = login.body["access_token"].as_str().expect("token");
+    let locked = app
+        .post("/api/v1/auth/password", Some(fresh), change(PASSWORD))
+        .await;
+    locked.problem(429);
+    assert!(locked.header("retry-after").is_some());
+}
+
+#[tokio::test]
+async fn password_guessing_without_back_off_was_an_oracle() {
+    // 30 wrong guesses in a row used to be 30 × 403; now the lock stops them early.
+    let app = spawn_app().await;
+    let (token, _, _) = app.new_user("oracle2").await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let reply = app
+            .post(
+                "/api/v1/auth/password",
+                Some(&token),
+                json!({"current_password": "guess guess", "new_password": "a brand new password"}),
+            )
+            .await;
+        statuses.push(reply.status);
+    }
+    assert_eq!(&statuses[..5], &[StatusCode::FORBIDDEN; 5]);
+    assert!(
+        statuses[5..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn refresh_token_reuse_revokes_live_access_tokens() {
+    let app = spawn_app().await;
+    let (_, _, email) = app.new_user("reuse").await;
+    let login = app.login(&email, PASSWORD).await;
+    let first_access = login.body["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
+    let first_refresh = login.body["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    let rotated = app.refresh(&first_refresh).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let second_access = rotated.body["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&second_access))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The spent token comes back: someone else has it.
+    app.refresh(&first_refresh).await.problem(401);
+    for token in [&first_access, &second_access] {
+        app.get("/api/v1/auth/me", Some(token)).await.problem(401);
+    }
+}
+
+#[tokio::test]
+async fn oversized_login_email_is_refused_before_it_reaches_the_limiter() {
+    let app = spawn_app().await;
+    let huge = format!("{}@example.com", "a".repeat(300_000));
+    let reply = app.login(&huge, "irrelevant").await;
+    assert_eq!(reply.invalid_fields(), ["email"]);
+    assert_eq!(app.state.limits.local_entries(), 0);
+}
+
+#[tokio::test]
+async fn redis_outage_falls_back_to_local_limits_without_errors() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        // Nothing listens there: every Redis call fails and the breaker opens.
+        s.redis.url = Some("redis://127.0.0.1:1".into());
+        s.limits.auth_per_ip_per_minute = 3;
+    })
+    .await;
+    let (token, _, _) = app.new_user("fallback").await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    // register + login spent two of three; the third passes, the fourth is refused locally.
+    assert_eq!(app.logout("x").await.status, StatusCode::NO_CONTENT);
+    app.logout("x").await.problem(429);
+}
