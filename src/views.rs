@@ -98,4 +98,8 @@ pub struct HealthView {
     pub database: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub migrations: Option<&'static str>,
+    /// `up`, `down` or `disabled`. Informational: a Redis outage degrades limits to
+    /// per-replica ones but does not take the instance out of rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<&'static str>,
 }

@@ -370,4 +370,24 @@ async fn redis_outage_falls_back_to_local_limits_without_errors() {
     // register + login spent two of three; the third passes, the fourth is refused locally.
     assert_eq!(app.logout("x").await.status, StatusCode::NO_CONTENT);
     app.logout("x").await.problem(429);
+    // Readiness tells the truth about Redis but keeps the instance in rotation.
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.body["redis"], "down");
+}
+
+#[tokio::test]
+async fn readiness_reports_a_reachable_redis() {
+    let prefix = Uuid::new_v4().simple().to_string();
+    let first = spawn_app().await;
+    let mut settings = (*first.state.settings).clone();
+    use_redis(&mut settings, &prefix).await;
+    let app = first.spawn_replica(|s| *s = settings.clone()).await;
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.body["redis"], "up");
+    assert_eq!(
+        first.get("/health/ready", None).await.body["redis"],
+        "disabled"
+    );
 }
