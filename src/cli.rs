@@ -50,6 +50,21 @@ pub enum Command {
     },
 }
 
+/// A start-up failure that happens before logging is configured (invalid configuration)
+/// still leaves one bunyan-shaped JSON line on stdout, where log collectors look.
+fn log_early_failure(err: &dyn std::fmt::Display) {
+    let line = serde_json::json!({
+        "v": 0,
+        "name": "taskapi",
+        "msg": "start-up failed",
+        "level": 50,
+        "pid": std::process::id(),
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "error": err.to_string(),
+    });
+    println!("{line}");
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum MigrateDirection {
     Up,
@@ -78,14 +93,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            let settings = Settings::load()?;
+            let settings = Settings::load().inspect_err(|err| log_early_failure(err))?;
             let _guard = telemetry::init(&settings.log, settings.database.sql_logging)?;
-            let app = Application::build(settings).await?;
+            // Logged through the subscriber (JSON on stdout and in the log file) before the
+            // error reaches main, which prints it to stderr as well: log collectors read the
+            // former, a person at a terminal the latter. The guard flushes the file on return.
+            let app = Application::build(settings).await.inspect_err(|err| {
+                tracing::error!(error = %format!("{err:#}"), "start-up failed");
+            })?;
             app.run_until_stopped().await
         }
         Command::Migrate { direction } => {
             let settings = Settings::load()?;
-            let db = db::connect(&settings).await?;
+            let db = db::connect_unbounded(&settings).await?;
             match direction {
                 MigrateDirection::Up => Migrator::up(&db, None).await?,
                 MigrateDirection::Down => Migrator::down(&db, Some(1)).await?,
@@ -125,7 +145,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 Err(other) => return Err(other.into()),
             };
-            let db = db::connect(&settings).await?;
+            let db = db::connect_unbounded(&settings).await?;
             db::migrate(&db).await?;
             let hasher = PasswordHasher::new(settings.auth.hash_concurrency);
             let user = users::create_admin(&db, &hasher, new).await?;

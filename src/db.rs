@@ -1,14 +1,36 @@
 //! Connection pool for PostgreSQL or the embedded SQLite file, and migrations.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use migration::{Migrator, MigratorTrait, SchemaManager};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, FromQueryResult, Statement};
 
 use crate::config::Settings;
 
+/// The pool the server uses: every PostgreSQL statement is bounded by
+/// `database.statement_timeout_ms`, so a lock wait or runaway query ends with an error
+/// (SQLSTATE 57014, mapped to 503) instead of holding the request until its timeout.
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
+    let timeout = settings.database.statement_timeout_ms;
+    open(
+        settings,
+        (timeout > 0).then(|| Duration::from_millis(timeout)),
+    )
+    .await
+}
+
+/// A pool without a statement timeout, for migrations and other admin commands: a
+/// schema change on a large table may legitimately run longer than any request should.
+pub async fn connect_unbounded(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
+    open(settings, None).await
+}
+
+async fn open(
+    settings: &Settings,
+    statement_timeout: Option<Duration>,
+) -> Result<DatabaseConnection, DbErr> {
     let url = settings.database_url();
     if let Some(path) = sqlite_file(&url)
         && let Some(dir) = Path::new(path).parent()
@@ -19,6 +41,10 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
     }
     let db = &settings.database;
     let mut options = ConnectOptions::new(url);
+    if let Some(timeout) = statement_timeout {
+        // Sent as a start-up parameter: no extra round trip; ignored by SQLite.
+        options.statement_timeout(timeout);
+    }
     options
         .max_connections(db.max_connections)
         .min_connections(db.min_connections)
@@ -55,8 +81,54 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
-pub async fn pending_migrations(db: &DatabaseConnection) -> Result<usize, DbErr> {
-    Ok(Migrator::get_pending_migrations(db).await?.len())
+/// How the database's applied migrations compare with the ones this binary knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationState {
+    /// Known to this binary but not applied: the schema is behind the code.
+    pub pending: usize,
+    /// Applied but unknown to this binary: a newer version migrated the database. Migrations
+    /// are expand-only (see the README), so this binary still works against it.
+    pub unknown: usize,
+}
+
+impl MigrationState {
+    pub fn is_ready(self) -> bool {
+        self.pending == 0
+    }
+}
+
+#[derive(FromQueryResult)]
+struct AppliedVersion {
+    version: String,
+}
+
+/// Read-only comparison of applied and known migrations, safe for a readiness probe: unlike
+/// the migrator's own status check it never creates the migration table and does not fail
+/// when the database is ahead of this binary (which would take every old pod out of
+/// service during a rolling deploy).
+pub async fn migration_state(db: &DatabaseConnection) -> Result<MigrationState, DbErr> {
+    let table = Migrator::migration_table_name().to_string();
+    let known: HashSet<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    let applied: HashSet<String> = if SchemaManager::new(db).has_table(&table).await? {
+        let backend = db.get_database_backend();
+        // The table name comes from the migrator, never from input.
+        let sql = format!("SELECT version FROM {table}");
+        AppliedVersion::find_by_statement(Statement::from_string(backend, sql))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|row| row.version)
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    Ok(MigrationState {
+        pending: known.difference(&applied).count(),
+        unknown: applied.difference(&known).count(),
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,12 @@ use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 const PROBLEM_BASE: &str = "https://taskapi.dev/problems/";
+/// `Retry-After` of every 503: long enough for a pool to reconnect or a load balancer to
+/// move on, short enough that a client does not give up on a brief outage.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u16 = 5;
+/// Detail of the 503 an API call gets while the database schema is behind this binary.
+pub const MIGRATIONS_PENDING: &str =
+    "The database schema is not migrated yet (migrations pending); retry shortly.";
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -188,8 +194,34 @@ fn is_transient(err: &DbErr) -> bool {
     }
 }
 
+/// Whether the error says a table or column this binary expects does not exist: the
+/// database has not been migrated to this version yet (e.g. pods started before the
+/// migrate Job finished). That is an operational state, not a bug, so it is a 503.
+fn is_schema_behind(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let (DbErr::Exec(RuntimeErr::SqlxError(inner)) | DbErr::Query(RuntimeErr::SqlxError(inner))) =
+        err
+    else {
+        return false;
+    };
+    let Sqlx::Database(db) = inner.as_ref() else {
+        return false;
+    };
+    // PostgreSQL: 42P01 undefined_table, 42703 undefined_column. SQLite has no SQLSTATE,
+    // only its message.
+    db.code()
+        .is_some_and(|code| code == "42P01" || code == "42703")
+        || db.message().starts_with("no such table")
+        || db.message().starts_with("no such column")
+}
+
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
+        if is_schema_behind(&err) {
+            tracing::warn!(error = %err, "database schema behind this binary");
+            return AppError::Unavailable(MIGRATIONS_PENDING);
+        }
         if is_transient(&err) {
             // The request may well succeed once the database is back.
             tracing::warn!(error = %err, "database unavailable");
@@ -209,6 +241,15 @@ pub fn write_problem(res: &mut Response, problem: &Problem) {
     if status == StatusCode::UNAUTHORIZED {
         res.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    // Every 503 (database down, schema behind, draining, timeout, stalled database) is
+    // temporary by definition; say when to come back (RFC 9110 §10.2.3).
+    if status == StatusCode::SERVICE_UNAVAILABLE && !res.headers().contains_key(header::RETRY_AFTER)
+    {
+        res.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+        );
     }
     res.body(ResBody::Once(body.into()));
 }

@@ -1,7 +1,13 @@
-//! Cross-cutting hoops: request ids and spans, request timeout, HTTP metrics, security headers.
+//! Cross-cutting hoops: request ids and spans, request timeout, database stall deadline,
+//! HTTP metrics, draining, security headers.
 
-use salvo::http::{HeaderValue, StatusCode};
+use std::borrow::Cow;
+use std::future::Future;
+use std::time::Duration;
+
+use salvo::http::{HeaderValue, StatusCode, Version, header};
 use salvo::prelude::*;
+use sea_orm::DatabaseConnection;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -11,6 +17,11 @@ use crate::state::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
 const FALLBACK_TIMEOUT_SECS: u64 = 30;
+/// How long the stall check's ping may take before the database counts as stalled.
+const STALL_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest client-chosen string (method, path) copied into a log line. Anything longer is
+/// cut, so one request cannot write megabytes of log.
+const MAX_LOGGED_CHARS: usize = 256;
 
 /// Accept a caller's request id only if it is short and harmless to log and echo.
 fn sanitize_request_id(raw: &str) -> Option<&str> {
@@ -21,9 +32,84 @@ fn sanitize_request_id(raw: &str) -> Option<&str> {
     ok.then_some(raw)
 }
 
+/// `raw` cut to at most `max` characters (on a character boundary), marked when cut.
+fn capped(raw: &str, max: usize) -> Cow<'_, str> {
+    match raw.char_indices().nth(max) {
+        None => Cow::Borrowed(raw),
+        Some((cut, _)) => Cow::Owned(format!("{}…[{} bytes]", &raw[..cut], raw.len())),
+    }
+}
+
+/// The route label: the matched route template, never a raw path.
+fn route_label(matched: &str, status: u16) -> String {
+    match matched {
+        "" if matches!(status, 404 | 405 | app_metrics::STATUS_CANCELLED) => {
+            "unmatched".to_string()
+        }
+        path => format!("/{path}"),
+    }
+}
+
+enum Outcome {
+    Completed,
+    TimedOut,
+    DatabaseStalled,
+}
+
+/// Runs the rest of the chain under the request timeout and, when `stall` is set, the
+/// client-side database deadline: every `after`, a request still running pings the
+/// database; no answer within `STALL_PROBE_TIMEOUT` means the database (or the network to
+/// it) is stalled, and waiting for the request timeout would only hold the client.
+async fn run_bounded(
+    work: impl Future<Output = bool>,
+    timeout: Duration,
+    stall: Option<(Duration, DatabaseConnection)>,
+) -> Outcome {
+    let watch_for_stall = async move {
+        let Some((after, db)) = stall else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(after).await;
+            if !matches!(
+                tokio::time::timeout(STALL_PROBE_TIMEOUT, db.ping()).await,
+                Ok(Ok(()))
+            ) {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = work => Outcome::Completed,
+        () = tokio::time::sleep(timeout) => Outcome::TimedOut,
+        () = watch_for_stall => Outcome::DatabaseStalled,
+    }
+}
+
+/// Logs a request the client abandoned: the handler future is dropped without running to
+/// its end, so nothing after the `await` in `request_context` runs.
+struct CancelLog {
+    span: tracing::Span,
+    armed: bool,
+}
+
+impl Drop for CancelLog {
+    fn drop(&mut self) {
+        if self.armed {
+            self.span.in_scope(|| {
+                tracing::info!(
+                    status = app_metrics::STATUS_CANCELLED,
+                    "request cancelled: the client went away before the response"
+                );
+            });
+        }
+    }
+}
+
 /// Wraps the whole request: one span carrying the request id (so every log line of the
-/// request has it), the `x-request-id` response header, the request timeout, and the
-/// RED metrics keyed by route template.
+/// request has it), the `x-request-id` response header, the request timeout, the database
+/// stall deadline, `Connection: close` while draining, and the RED metrics keyed by route
+/// template. Health probes and scrapes are neither counted nor logged above debug.
 #[handler]
 pub async fn request_context(
     req: &mut Request,
@@ -37,54 +123,109 @@ pub async fn request_context(
         .and_then(|v| v.to_str().ok())
         .and_then(sanitize_request_id)
         .map_or_else(|| Uuid::now_v7().to_string(), str::to_string);
-    let method = req.method().as_str().to_string();
+    let method = app_metrics::method_label(req.method());
+    let probe = app_metrics::is_probe_route(&route_label(req.matched_path(), 200));
     let span = tracing::info_span!(
         "http_request",
         request_id = %request_id,
-        method = %method,
-        path = %req.uri().path(),
+        method = method,
+        // Only set for invented methods, and never at full length.
+        raw_method = tracing::field::Empty,
+        path = %capped(req.uri().path(), MAX_LOGGED_CHARS),
         user_id = tracing::field::Empty,
     );
-    // Borrowed, not cloned: this runs on every request.
-    let timeout = depot.get_typed::<AppState>().map_or(
-        std::time::Duration::from_secs(FALLBACK_TIMEOUT_SECS),
-        |state| state.settings.request_timeout(),
-    );
-    let timer = app_metrics::request_started();
-    let outcome = tokio::time::timeout(
-        timeout,
+    if method == "OTHER" {
+        span.record(
+            "raw_method",
+            tracing::field::display(capped(req.method().as_str(), 32)),
+        );
+    }
+    // Borrowed, not cloned: this runs on every request. Only the pool handle is cloned,
+    // and only when the stall check is on.
+    let (timeout, stall) = match depot.get_typed::<AppState>() {
+        Ok(state) => {
+            let after = state.settings.database.stall_check_after_ms;
+            (
+                state.settings.request_timeout(),
+                (after > 0 && !probe).then(|| (Duration::from_millis(after), state.db.clone())),
+            )
+        }
+        Err(_) => (Duration::from_secs(FALLBACK_TIMEOUT_SECS), None),
+    };
+    let timer = (!probe).then(|| {
+        app_metrics::request_started(
+            method,
+            route_label(req.matched_path(), app_metrics::STATUS_CANCELLED),
+        )
+    });
+    let mut cancel_log = CancelLog {
+        span: span.clone(),
+        armed: true,
+    };
+    let outcome = run_bounded(
         ctrl.call_next(req, depot, res).instrument(span.clone()),
+        timeout,
+        stall,
     )
     .await;
-    if outcome.is_err() {
-        span.in_scope(|| tracing::warn!(timeout_secs = timeout.as_secs(), "request timed out"));
-        write_problem(
-            res,
-            &Problem {
-                problem_type: "https://taskapi.dev/problems/timeout".into(),
-                title: "Service Unavailable".into(),
-                status: 503,
-                detail: format!(
-                    "The request did not complete within {} seconds.",
-                    timeout.as_secs()
-                ),
-                errors: None,
-            },
-        );
+    cancel_log.armed = false;
+    match outcome {
+        Outcome::Completed => {}
+        Outcome::TimedOut => {
+            span.in_scope(|| tracing::warn!(timeout_secs = timeout.as_secs(), "request timed out"));
+            write_problem(
+                res,
+                &Problem {
+                    problem_type: "https://taskapi.dev/problems/timeout".into(),
+                    title: "Service Unavailable".into(),
+                    status: 503,
+                    detail: format!(
+                        "The request did not complete within {} seconds.",
+                        timeout.as_secs()
+                    ),
+                    errors: None,
+                },
+            );
+        }
+        Outcome::DatabaseStalled => {
+            span.in_scope(|| tracing::warn!("database did not answer; request abandoned"));
+            write_problem(
+                res,
+                &Problem {
+                    problem_type: "https://taskapi.dev/problems/service-unavailable".into(),
+                    title: "Service Unavailable".into(),
+                    status: 503,
+                    detail: "The database is not answering; retry shortly.".into(),
+                    errors: None,
+                },
+            );
+        }
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
+    // While draining, every HTTP/1 response closes its connection, so keep-alive clients
+    // reconnect (through the load balancer, to another instance) instead of reusing a
+    // connection this instance is about to close. HTTP/2 has no such header (GOAWAY is
+    // sent by the server's graceful stop).
+    let draining = depot
+        .get_typed::<AppState>()
+        .is_ok_and(AppState::is_draining);
+    if draining && req.version() <= Version::HTTP_11 {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
-    let route = match req.matched_path() {
-        "" if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED => {
-            "unmatched".to_string()
-        }
-        path => format!("/{path}"),
-    };
-    timer.finish(&method, &route, status.as_u16());
+    let route = route_label(req.matched_path(), status.as_u16());
+    if let Some(timer) = timer {
+        timer.finish(route.clone(), status.as_u16());
+    }
     span.in_scope(|| {
-        tracing::info!(status = status.as_u16(), route = %route, "request completed");
+        if probe {
+            tracing::debug!(status = status.as_u16(), route = %route, "request completed");
+        } else {
+            tracing::info!(status = status.as_u16(), route = %route, "request completed");
+        }
     });
 }
 
@@ -131,7 +272,7 @@ pub async fn static_headers(res: &mut Response) {
 
 #[cfg(test)]
 mod tests {
-    use super::sanitize_request_id;
+    use super::{capped, sanitize_request_id};
 
     #[test]
     fn request_ids_are_sanitized() {
@@ -139,5 +280,15 @@ mod tests {
         assert_eq!(sanitize_request_id("bad id\n"), None);
         assert_eq!(sanitize_request_id(&"a".repeat(129)), None);
         assert_eq!(sanitize_request_id(""), None);
+    }
+
+    #[test]
+    fn logged_strings_are_capped_on_char_boundaries() {
+        assert_eq!(capped("short", 10), "short");
+        let long = "é".repeat(1000);
+        let cut = capped(&long, 256);
+        assert!(cut.starts_with(&"é".repeat(256)));
+        assert!(cut.ends_with("…[2000 bytes]"));
+        assert!(cut.len() < 600);
     }
 }

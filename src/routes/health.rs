@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use salvo::http::StatusCode;
+use salvo::http::{HeaderValue, StatusCode, header};
 use salvo::prelude::*;
 
 use crate::db;
+use crate::error::UNAVAILABLE_RETRY_AFTER_SECS;
 use crate::routes::app_state;
 use crate::views::HealthView;
 
@@ -22,60 +23,59 @@ pub async fn live(res: &mut Response) {
     }));
 }
 
-/// Ready for traffic: database reachable within 2 s and fully migrated; 503 otherwise or while draining.
+fn unavailable(
+    status: &'static str,
+    database: Option<&'static str>,
+    migrations: Option<&'static str>,
+) -> (StatusCode, HealthView) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        HealthView {
+            status,
+            database,
+            migrations,
+        },
+    )
+}
+
+/// Ready for traffic: database reachable within 2 s and every migration this binary knows is
+/// applied (a database *ahead* of the binary stays ready: migrations are expand-only);
+/// 503 otherwise or while draining. Read-only: the probe never writes to the database.
 #[endpoint(tags("health"), status_codes(200, 503), responses((status_code = 200, body = HealthView), (status_code = 503, body = HealthView)))]
 pub async fn ready(depot: &mut Depot, res: &mut Response) {
     let (status, view) = match app_state(depot) {
-        Ok(state) if state.is_draining() => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            HealthView {
-                status: "draining",
-                database: None,
-                migrations: None,
-            },
-        ),
+        Ok(state) if state.is_draining() => unavailable("draining", None, None),
         Ok(state) => {
-            let pending = tokio::time::timeout(READY_DB_TIMEOUT, async {
+            let migrations = tokio::time::timeout(READY_DB_TIMEOUT, async {
                 state.db.ping().await?;
-                db::pending_migrations(&state.db).await
+                db::migration_state(&state.db).await
             })
             .await;
-            match pending {
-                Ok(Ok(0)) => (
+            match migrations {
+                Ok(Ok(migrations)) if migrations.is_ready() => (
                     StatusCode::OK,
                     HealthView {
                         status: "ready",
                         database: Some("ok"),
-                        migrations: Some("applied"),
+                        migrations: Some(if migrations.unknown > 0 {
+                            "ahead"
+                        } else {
+                            "applied"
+                        }),
                     },
                 ),
-                Ok(Ok(_)) => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    HealthView {
-                        status: "unavailable",
-                        database: Some("ok"),
-                        migrations: Some("pending"),
-                    },
-                ),
-                Ok(Err(_)) | Err(_) => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    HealthView {
-                        status: "unavailable",
-                        database: Some("unreachable"),
-                        migrations: None,
-                    },
-                ),
+                Ok(Ok(_)) => unavailable("migrations pending", Some("ok"), Some("pending")),
+                Ok(Err(_)) | Err(_) => unavailable("unavailable", Some("unreachable"), None),
             }
         }
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            HealthView {
-                status: "unavailable",
-                database: None,
-                migrations: None,
-            },
-        ),
+        Err(_) => unavailable("unavailable", None, None),
     };
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+        );
+    }
     res.status_code(status);
     res.render(Json(view));
 }
