@@ -2,8 +2,8 @@
 //! version), so that authenticated requests do not all pay a database round trip.
 //!
 //! Revocations (logout-all, password change, role change, deactivation, deletion)
-//! invalidate the entry on the replica that made them at once and, through
-//! [`crate::cluster::Revocations`], on every other replica within milliseconds. The TTL
+//! invalidate the entry on the replica that made them at once, and on every other replica
+//! within milliseconds through the revocation fan-out (`cluster::revocations`). The TTL
 //! (`auth.state_cache_ttl_ms`, 1 s) is only the safety net for a lost message; while the
 //! fan-out is disconnected the cache is bypassed entirely.
 
