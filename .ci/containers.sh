@@ -36,6 +36,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/taskapi-containers.XXXXXX")"
 chmod 0755 "$WORK"
 STARTED_DOCKERD=""
 CREATED_DOTENV=""
+SERVICE_STANDINS=""
 RESULTS=()
 FIGURES=()
 FAILED=0
@@ -44,6 +45,7 @@ SCRIPT_START=$SECONDS
 log() { printf '[containers] %s\n' "$*" >&2; }
 
 # step NAME CMD...: runs CMD with its output in a log file, shown only on failure.
+# CMD runs in a condition, where `set -e` does not apply: step functions check explicitly.
 step() {
   local name="$1" start=$SECONDS out
   shift
@@ -70,6 +72,7 @@ compose_replicas() {
 cleanup() {
   local rc=$?
   set +e
+  [[ -n "${SERVICE_STANDINS:-}" ]] && kill "$SERVICE_STANDINS" 2>/dev/null
   if docker info >/dev/null 2>&1; then
     docker rm -f "$RO_NAME" >/dev/null 2>&1
     docker volume rm -f taskapi-ci-logs taskapi-ci-data >/dev/null 2>&1
@@ -108,12 +111,13 @@ wait_for() {
 # --- tools --------------------------------------------------------------------------------
 engine() {
   if ! command -v dockerd >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+    apt-get update -qq || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null || return 1
   fi
   command -v debootstrap >/dev/null \
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; } \
+    || return 1
   if ! docker info >/dev/null 2>&1; then
     setsid dockerd --storage-driver overlay2 >/var/log/taskapi-dockerd.log 2>&1 </dev/null &
     STARTED_DOCKERD=$!
@@ -136,23 +140,24 @@ compose_v2() {
     >"$TRIXIE_APT/sources.list"
   local apt=(-o "Dir::Etc::SourceList=$TRIXIE_APT/sources.list" -o Dir::Etc::SourceParts=/dev/null
     -o "Dir::State::Lists=$TRIXIE_APT/lists" -o "Dir::Cache=$TRIXIE_APT/cache")
-  apt-get "${apt[@]}" update -qq
+  apt-get "${apt[@]}" update -qq || return 1
   chmod 0777 "$WORK/deb" # apt-get download runs as the unprivileged _apt user
-  (cd "$WORK/deb" && apt-get "${apt[@]}" download -qq docker-compose)
-  dpkg-deb -x "$WORK"/deb/docker-compose_*.deb "$WORK/deb/x"
-  install -D -m 0755 "$WORK/deb/x/usr/libexec/docker/cli-plugins/docker-compose" "$PLUGIN_DIR/docker-compose"
+  (cd "$WORK/deb" && apt-get "${apt[@]}" download -qq docker-compose) || return 1
+  dpkg-deb -x "$WORK"/deb/docker-compose_*.deb "$WORK/deb/x" || return 1
+  install -D -m 0755 "$WORK/deb/x/usr/libexec/docker/cli-plugins/docker-compose" "$PLUGIN_DIR/docker-compose" \
+    || return 1
   docker compose version
 }
 
 newman_install() {
   command -v npm >/dev/null || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-  }
+  } || return 1
   if [[ ! -x "$NEWMAN_HOME/node_modules/.bin/newman" ]] \
     || ! cmp -s tests/postman/package-lock.json "$NEWMAN_HOME/package-lock.json"; then
     mkdir -p "$NEWMAN_HOME"
-    cp tests/postman/package.json tests/postman/package-lock.json "$NEWMAN_HOME/"
-    npm ci --prefix "$NEWMAN_HOME" --no-audit --no-fund --loglevel=error
+    cp tests/postman/package.json tests/postman/package-lock.json "$NEWMAN_HOME/" || return 1
+    npm ci --prefix "$NEWMAN_HOME" --no-audit --no-fund --loglevel=error || return 1
   fi
   "$NEWMAN_HOME/node_modules/.bin/newman" --version
 }
@@ -160,7 +165,7 @@ newman_install() {
 # --- image --------------------------------------------------------------------------------
 build_image() {
   local start=$SECONDS size
-  docker build -t taskapi:local .
+  docker build -t taskapi:local . || return 1
   size="$(docker image inspect -f '{{.Size}}' taskapi:local)"
   FIGURES+=("image taskapi:local: $((size / 1000 / 1000)) MB ($size bytes) on the stand-in distroless base of $(($(docker image inspect -f '{{.Size}}' gcr.io/distroless/cc-debian12:nonroot) / 1000 / 1000)) MB; docker build $((SECONDS - start)) s")
 }
@@ -172,7 +177,7 @@ is_healthy() { [[ "$(health_of "$1")" == healthy ]]; }
 run_readonly() {
   docker rm -f "$RO_NAME" >/dev/null 2>&1 || true
   docker run -d --name "$RO_NAME" --read-only --cap-drop ALL --security-opt no-new-privileges \
-    -e JWT_SECRET_KEY="$(random_hex 32)" "$@" taskapi:local >/dev/null
+    -e JWT_SECRET_KEY="$(random_hex 32)" "$@" taskapi:local >/dev/null || return 1
   wait_for 60 is_healthy "$RO_NAME" || {
     echo "not healthy: $(health_of "$RO_NAME")"
     docker logs "$RO_NAME" 2>&1 | tail -n 30
@@ -182,30 +187,30 @@ run_readonly() {
 
 readonly_with_log_volume() {
   docker volume rm -f taskapi-ci-logs taskapi-ci-data >/dev/null 2>&1 || true
-  run_readonly -v taskapi-ci-logs:/app/logs -v taskapi-ci-data:/app/data
-  local user uid
+  run_readonly -v taskapi-ci-logs:/app/logs -v taskapi-ci-data:/app/data || return 1
+  local user uid pid
   user="$(docker inspect -f '{{.Config.User}}' "$RO_NAME")"
-  uid="$(docker top "$RO_NAME" -o uid | tail -n 1 | tr -d ' ')"
+  pid="$(docker inspect -f '{{.State.Pid}}' "$RO_NAME")"
+  uid="$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")"
   echo "configured user $user, process uid $uid"
-  [[ "$user" == 65532:65532 && "$uid" == 65532 ]]
+  [[ "$user" == 65532:65532 && "$uid" == 65532 ]] || return 1
   # The file log landed in the volume (read with the bookworm base: the image has no shell).
   docker run --rm -v taskapi-ci-logs:/logs:ro taskapi-offline/debian:bookworm \
-    sh -c 'ls /logs; grep -h "taskapi listening" /logs/app.log.*' | tail -n 3
-  local start_ns end_ns
+    sh -c 'ls /logs && grep -h "taskapi listening" /logs/app.log.*' || return 1
+  local start_ns end_ns code
   start_ns=$(date +%s%N)
-  docker stop -t 10 "$RO_NAME" >/dev/null
+  docker stop -t 10 "$RO_NAME" >/dev/null || return 1
   end_ns=$(date +%s%N)
-  local code
   code="$(docker inspect -f '{{.State.ExitCode}}' "$RO_NAME")"
   FIGURES+=("read-only container: uid $uid, healthy, stopped in $(((end_ns - start_ns) / 1000000)) ms with exit code $code")
   [[ "$code" == 0 ]]
 }
 
 readonly_without_log_volume() {
-  run_readonly -v taskapi-ci-data:/app/data
+  run_readonly -v taskapi-ci-data:/app/data || return 1
   # The service warns (one JSON line) and keeps logging to stdout.
-  docker logs "$RO_NAME" 2>&1 | grep '"log directory is not writable' | head -n 1
-  docker logs "$RO_NAME" 2>&1 | grep -q '"taskapi listening'
+  docker logs "$RO_NAME" 2>&1 | grep '"log directory is not writable' || return 1
+  docker logs "$RO_NAME" 2>&1 | grep '"taskapi listening' || return 1
   docker rm -f "$RO_NAME" >/dev/null
   docker volume rm -f taskapi-ci-logs taskapi-ci-data >/dev/null
 }
@@ -235,19 +240,21 @@ compose_images_present() {
 
 compose_up() {
   # Grafana has no Debian package and no image here; every other service starts.
-  compose up -d --build --wait --wait-timeout 180 app postgres redis prometheus
+  compose up -d --build --wait --wait-timeout 180 app postgres redis prometheus || return 1
   compose ps --format '{{.Service}} {{.State}} {{.Health}}'
 }
 
 newman_against_stack() {
   local report="$WORK/newman.json"
+  local rc=0
   "$NEWMAN_HOME/node_modules/.bin/newman" run postman_collection.json \
     --env-var "baseUrl=http://127.0.0.1:$HTTP_PORT" --reporters cli,json \
-    --reporter-json-export "$report" --color off --timeout-request 30000
+    --reporter-json-export "$report" --color off --timeout-request 30000 || rc=$?
   FIGURES+=("$(node -e '
 const a = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).run.stats.assertions;
 console.log(`newman against the compose stack: ${a.total - a.failed} assertions passed, ${a.failed} failed`);
 ' "$report")")
+  return "$rc"
 }
 
 prometheus_scraped_app() {
@@ -268,46 +275,47 @@ for (const x of t) console.log(`${x.labels.job} ${x.scrapeUrl} ${x.health}`);
 ' "$targets"
   # And the app's own series are queryable.
   curl -fsS "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode 'query=taskapi_build_info' \
-    | grep -q '"taskapi_build_info"'
+    | grep -o '"__name__":"taskapi_build_info"[^}]*'
 }
 
 # --- replicas -----------------------------------------------------------------------------
 replicas_up() {
-  compose_replicas up -d --build --wait --wait-timeout 240 lb
+  compose_replicas up -d --build --wait --wait-timeout 240 lb || return 1
   compose_replicas ps --format '{{.Name}} {{.State}} {{.Health}}'
 }
 
-# HAProxy's CSV statistics: "<server> <status> <total sessions>" per replica.
+# HAProxy's CSV statistics: "<server>,<status>,<total sessions>" per replica slot in use.
 lb_servers() {
   curl -fsS "http://127.0.0.1:$STATS_PORT/stats;csv" \
-    | awk -F, '$1 == "taskapi" && $2 != "BACKEND" && $2 != "FRONTEND" && $18 != "MAINT" { print $2, $18, $8 }'
+    | awk -F, '$1 == "taskapi" && $2 != "BACKEND" && $2 != "FRONTEND" && $18 !~ /MAINT/ { print $2 "," $18 "," $8 }'
 }
 
 replicas_serve_through_lb() {
-  three_up() { [[ "$(lb_servers | awk '$2 == "UP"' | wc -l)" == 3 ]]; }
+  three_up() { [[ "$(lb_servers | awk -F, '$2 == "UP"' | wc -l)" == 3 ]]; }
   wait_for 60 three_up || { lb_servers; return 1; }
   local base="http://127.0.0.1:$HTTP_PORT" email token i code
   before="$(lb_servers)"
   email="replica-$(random_hex 4)@example.com"
   curl -fsS "$base/api/v1/auth/register" -H 'content-type: application/json' \
-    -d "{\"name\":\"Replica\",\"email\":\"$email\",\"password\":\"correct horse battery\"}" >/dev/null
+    -d "{\"name\":\"Replica\",\"email\":\"$email\",\"password\":\"correct horse battery\"}" >/dev/null || return 1
   token="$(curl -fsS "$base/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"email\":\"$email\",\"password\":\"correct horse battery\"}" \
     | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).access_token))')"
+  [[ -n "$token" && "$token" != undefined ]] || { echo "no access token"; return 1; }
   curl -fsS "$base/api/v1/tasks" -H "authorization: Bearer $token" -H 'content-type: application/json' \
-    -d '{"title":"made through the load balancer"}' >/dev/null
+    -d '{"title":"made through the load balancer"}' >/dev/null || return 1
   # The token and the task are good on every replica: each request lands on the next one.
   for i in $(seq 1 12); do
     code="$(curl -s -o "$WORK/list.json" -w '%{http_code}' "$base/api/v1/tasks" -H "authorization: Bearer $token")"
     [[ "$code" == 200 ]] || { echo "request $i: HTTP $code"; cat "$WORK/list.json"; return 1; }
-    grep -q 'made through the load balancer' "$WORK/list.json"
+    grep -q 'made through the load balancer' "$WORK/list.json" || { echo "request $i: task missing"; return 1; }
   done
   after="$(lb_servers)"
   echo "before: $before"
   echo "after:  $after"
   # Round robin: every replica took part of the 15 requests.
   local served
-  served="$(join <(sort <<<"$before") <(sort <<<"$after") | awk '$5 > $3 { n++ } END { print n + 0 }')"
+  served="$(join -t, <(sort <<<"$before") <(sort <<<"$after") | awk -F, '$5 > $3 { n++ } END { print n + 0 }')"
   FIGURES+=("replicas: 3 UP behind HAProxy; $served of 3 served the 15 requests through the load balancer")
   [[ "$served" == 3 ]]
 }
@@ -348,8 +356,20 @@ baseline="$(docker ps -aq | wc -l)"
 if [[ "$baseline" != 0 ]]; then
   log "warning: $baseline containers existed before this run"
 fi
-step "offline stand-in images (deploy/offline-images/build.sh)" bash deploy/offline-images/build.sh || exit 1
+step "offline stand-ins for the image build: rust, distroless (deploy/offline-images/build.sh)" \
+  bash deploy/offline-images/build.sh rust distroless || exit 1
+# The service stand-ins mostly wait on Debian's mirror, the image build on the CPU: side by side.
+bash deploy/offline-images/build.sh postgres redis prometheus haproxy >"$WORK/service-standins.log" 2>&1 &
+SERVICE_STANDINS=$!
 step "docker build -t taskapi:local ." build_image || exit 1
+service_standins() {
+  local rc=0
+  wait "$SERVICE_STANDINS" || rc=$?
+  SERVICE_STANDINS=""
+  cat "$WORK/service-standins.log"
+  return "$rc"
+}
+step "offline stand-ins for the services: postgres, redis, prometheus, haproxy" service_standins || exit 1
 step "run --read-only --cap-drop ALL, writable /app/logs: healthy, uid 65532, clean stop" readonly_with_log_volume || true
 step "run --read-only without a writable log dir: stdout-only with a warning" readonly_without_log_volume || true
 compose_env

@@ -20,14 +20,18 @@
 # pulled by a developer is never replaced. Base file systems come from debootstrap
 # (--variant=minbase) and are imported as taskapi-offline/debian:{bookworm,trixie}.
 #
-# Usage: bash deploy/offline-images/build.sh [--force]   (root, Debian, a running dockerd)
+# Usage: bash deploy/offline-images/build.sh [--force] [NAME...]   (root, Debian, a running dockerd)
+#   NAME: rust, distroless, postgres, redis, prometheus, haproxy (default: all of them)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 FORCE=0
-[[ "${1:-}" == --force ]] && FORCE=1
+[[ "${1:-}" == --force ]] && { FORCE=1; shift; }
+WANTED=("$@")
+((${#WANTED[@]})) || WANTED=(rust distroless postgres redis prometheus haproxy)
+wanted() { [[ " ${WANTED[*]} " == *" $1 "* ]]; }
 
 log() { printf '[offline-images] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -135,14 +139,15 @@ wait "$bookworm_pid" || die "bookworm base failed"
 wait "$trixie_pid" || die "trixie base failed"
 
 # Stand-ins whose context is this directory (entrypoint scripts).
-standin gcr.io/distroless/cc-debian12:nonroot distroless.Dockerfile "$HERE"
-standin postgres:17-alpine postgres.Dockerfile "$HERE"
-standin redis:7-alpine redis.Dockerfile "$HERE"
-standin prom/prometheus:v3.5.0 prometheus.Dockerfile "$HERE"
-standin haproxy:3.0-alpine haproxy.Dockerfile "$HERE"
-
-standin "rust:${RUST_VERSION}-slim-bookworm" rust.Dockerfile @rust \
-  "RUST_FULL_VERSION=$RUST_FULL" "TOOLCHAIN=$RUST_TOOLCHAIN"
+if wanted rust; then
+  standin "rust:${RUST_VERSION}-slim-bookworm" rust.Dockerfile @rust \
+    "RUST_FULL_VERSION=$RUST_FULL" "TOOLCHAIN=$RUST_TOOLCHAIN"
+fi
+if wanted distroless; then standin gcr.io/distroless/cc-debian12:nonroot distroless.Dockerfile "$HERE"; fi
+if wanted postgres; then standin postgres:17-alpine postgres.Dockerfile "$HERE"; fi
+if wanted redis; then standin redis:7-alpine redis.Dockerfile "$HERE"; fi
+if wanted prometheus; then standin prom/prometheus:v3.5.0 prometheus.Dockerfile "$HERE"; fi
+if wanted haproxy; then standin haproxy:3.0-alpine haproxy.Dockerfile "$HERE"; fi
 
 log "stand-ins ready: $(docker images --format '{{.Repository}}:{{.Tag}} {{.Size}}' \
   --filter label=org.taskapi.offline-standin --filter dangling=false | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
