@@ -391,3 +391,33 @@ async fn readiness_reports_a_reachable_redis() {
         "disabled"
     );
 }
+
+#[tokio::test]
+async fn every_429_carries_the_headers_of_the_limit_that_refused_it() {
+    let app = spawn_app_with(Backend::Postgres, |s| s.limits.per_user_per_minute = 2).await;
+    let (token, _, email) = app.new_user("hints").await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.get("/api/v1/auth/me", Some(&token)).await.status,
+            StatusCode::OK
+        );
+    }
+    let per_user = app.get("/api/v1/auth/me", Some(&token)).await;
+    per_user.problem(429);
+    assert_eq!(per_user.header("ratelimit-limit"), Some("2"));
+    assert_eq!(per_user.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(
+        per_user.header("ratelimit-reset"),
+        per_user.header("retry-after")
+    );
+    // A login lock is not a counted window: it must not advertise the per-IP budget.
+    for _ in 0..5 {
+        app.login(&email, "wrong password!").await.problem(401);
+    }
+    let locked = app.login(&email, "wrong password!").await;
+    locked.problem(429);
+    assert_eq!(locked.header("ratelimit-limit"), None);
+    assert_eq!(locked.header("ratelimit-remaining"), Some("0"));
+    let retry_after = locked.header("retry-after").expect("retry-after");
+    assert_eq!(locked.header("ratelimit-reset"), Some(retry_after));
+}
