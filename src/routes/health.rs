@@ -20,6 +20,7 @@ pub async fn live(res: &mut Response) {
         status: "ok",
         database: None,
         migrations: None,
+        redis: None,
     }));
 }
 
@@ -34,6 +35,7 @@ fn unavailable(
             status,
             database,
             migrations,
+            redis: None,
         },
     )
 }
@@ -46,11 +48,18 @@ pub async fn ready(depot: &mut Depot, res: &mut Response) {
     let (status, view) = match app_state(depot) {
         Ok(state) if state.is_draining() => unavailable("draining", None, None),
         Ok(state) => {
-            let migrations = tokio::time::timeout(READY_DB_TIMEOUT, async {
+            let database = tokio::time::timeout(READY_DB_TIMEOUT, async {
                 state.db.ping().await?;
                 db::migration_state(&state.db).await
-            })
-            .await;
+            });
+            let redis = async {
+                match &state.redis {
+                    Some(link) if link.ping().await => "up",
+                    Some(_) => "down",
+                    None => "disabled",
+                }
+            };
+            let (migrations, redis) = tokio::join!(database, redis);
             match migrations {
                 Ok(Ok(migrations)) if migrations.is_ready() => (
                     StatusCode::OK,
@@ -62,6 +71,7 @@ pub async fn ready(depot: &mut Depot, res: &mut Response) {
                         } else {
                             "applied"
                         }),
+                        redis: Some(redis),
                     },
                 ),
                 Ok(Ok(_)) => unavailable("migrations pending", Some("ok"), Some("pending")),
