@@ -1,3 +1,6 @@
+//! `refresh_tokens`: one row per issued refresh token (its SHA-256, never the token), grouped
+//! in families (one per login) so that reuse of a spent token can revoke the whole family.
+
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

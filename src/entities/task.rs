@@ -1,3 +1,5 @@
+//! `tasks`: owned by one user; `version` is bumped on every write and served as the ETag.
+
 use salvo::oapi::ToSchema;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

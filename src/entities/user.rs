@@ -1,3 +1,6 @@
+//! `users`: accounts with argon2id hashes, a role, an active flag and `token_version`, the
+//! counter that every access token must match (bumping it revokes them all).
+
 use salvo::oapi::ToSchema;
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};

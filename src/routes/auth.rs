@@ -1,3 +1,7 @@
+//! Account routes under `/api/v1/auth`: register, login, refresh-token rotation, logout
+//! (one session or all), the caller's profile and password change. Limits and lockouts are
+//! decided in `crate::limits`; these handlers only reserve, settle and report.
+
 use salvo::prelude::*;
 
 use crate::auth::CurrentUser;

@@ -1,3 +1,6 @@
+//! Task routes under `/api/v1/tasks`: owner-only CRUD. Another user's task is a 404,
+//! byte-identical to a missing one; `ETag`/`If-Match`/`If-None-Match` carry the version.
+
 use salvo::http::header::{IF_MATCH, IF_NONE_MATCH};
 use salvo::prelude::*;
 
