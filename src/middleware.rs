@@ -125,15 +125,26 @@ pub async fn request_context(
         .map_or_else(|| Uuid::now_v7().to_string(), str::to_string);
     let method = app_metrics::method_label(req.method());
     let probe = app_metrics::is_probe_route(&route_label(req.matched_path(), 200));
-    let span = tracing::info_span!(
-        "http_request",
-        request_id = %request_id,
-        method = method,
-        // Only set for invented methods, and never at full length.
-        raw_method = tracing::field::Empty,
-        path = %capped(req.uri().path(), MAX_LOGGED_CHARS),
-        user_id = tracing::field::Empty,
-    );
+    // Probes get a debug-level span: the span's own start/end lines are written at its level.
+    macro_rules! request_span {
+        ($level:expr) => {
+            tracing::span!(
+                $level,
+                "http_request",
+                request_id = %request_id,
+                method = method,
+                // Only set for invented methods, and never at full length.
+                raw_method = tracing::field::Empty,
+                path = %capped(req.uri().path(), MAX_LOGGED_CHARS),
+                user_id = tracing::field::Empty,
+            )
+        };
+    }
+    let span = if probe {
+        request_span!(tracing::Level::DEBUG)
+    } else {
+        request_span!(tracing::Level::INFO)
+    };
     if method == "OTHER" {
         span.record(
             "raw_method",
