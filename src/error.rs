@@ -222,6 +222,14 @@ impl From<DbErr> for AppError {
             tracing::warn!(error = %err, "database schema behind this binary");
             return AppError::Unavailable(MIGRATIONS_PENDING);
         }
+        if crate::models::txn::is_contention(&err) {
+            // A deadlock, serialization failure or busy SQLite that outlasted the retries
+            // (models::txn): a lost race, not a bug; the client may simply try again.
+            tracing::warn!(error = %err, "database contention");
+            return AppError::Unavailable(
+                "The database is busy with concurrent changes; retry shortly.",
+            );
+        }
         if is_transient(&err) {
             // The request may well succeed once the database is back.
             tracing::warn!(error = %err, "database unavailable");

@@ -251,13 +251,15 @@ pub async fn security_headers(res: &mut Response) {
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
 }
 
-/// API responses are per-user: never stored by shared caches, always revalidated.
+/// Every API response is personal (tokens, profiles, a user's own tasks): no cache, shared
+/// or private, may store it (`no-store`; RFC 6749 §5.1 requires it for token responses),
+/// and `Pragma` covers HTTP/1.0 caches. ETags keep working: clients revalidate what they
+/// hold themselves with `If-None-Match`, and `If-Match` is unaffected.
 #[handler]
 pub async fn api_headers(res: &mut Response) {
-    res.headers_mut().insert(
-        "cache-control",
-        HeaderValue::from_static("private, no-cache"),
-    );
+    let headers = res.headers_mut();
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    headers.insert("pragma", HeaderValue::from_static("no-cache"));
 }
 
 /// The front end has no inline code, so it can run under a strict policy.

@@ -2,26 +2,63 @@
 //! `role`, `user_id` or `id` is a 422 rather than silently ignored or, worse, honoured.
 
 use chrono::{DateTime, Utc};
-use salvo::oapi::{ToParameters, ToSchema};
+use salvo::oapi::{Components, ComposeSchema, RefOr, Schema, ToParameters, ToSchema};
 use serde::{Deserialize, Deserializer};
 
 use crate::entities::task::{Priority, Status};
 use crate::entities::user::Role;
+use crate::models::validate;
+
+/// An instant sent by a client: a strict RFC 3339 `date-time` whose UTC value lies in years
+/// 0001-9999, at microsecond precision (see [`validate::instant`]). Anything else fails to
+/// deserialize, which the extractors turn into a 422 naming the field or parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        validate::instant(&raw)
+            .map(Timestamp)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<Timestamp> for DateTime<Utc> {
+    fn from(value: Timestamp) -> Self {
+        value.0
+    }
+}
+
+/// Documented as what it is on the wire: a `date-time` string.
+impl ToSchema for Timestamp {
+    fn to_schema(components: &mut Components) -> RefOr<Schema> {
+        DateTime::<Utc>::to_schema(components)
+    }
+}
+
+impl ComposeSchema for Timestamp {
+    fn compose(components: &mut Components, _generics: Vec<RefOr<Schema>>) -> RefOr<Schema> {
+        DateTime::<Utc>::to_schema(components)
+    }
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// 1-100 characters, not blank, no control characters.
+    /// 1-100 characters, not blank, no control, invisible (zero-width, bidi) characters,
+    /// no word mixing Latin, Greek, Cyrillic or Armenian letters.
     #[salvo(schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb][^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*$"
     ))]
     pub name: String,
-    /// Trimmed and lower-cased before use.
+    /// Trimmed and lower-cased before use (no other normalisation); no invisible
+    /// characters, no local part or domain label mixing Latin, Greek, Cyrillic or Armenian.
     #[salvo(schema(
         max_length = 254,
-        pattern = r"^\s*[^\s@\x00-\x1f\x7f-\x9f]{1,64}@[^\s@.\x00-\x1f\x7f-\x9f]+(\.[^\s@.\x00-\x1f\x7f-\x9f]+)+\s*$"
+        pattern = r"^\s*[^\s@\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]{1,64}@[^\s@.\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]+(\.[^\s@.\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]+)+\s*$"
     ))]
     pub email: String,
     /// 8-128 characters.
@@ -45,11 +82,12 @@ pub struct RefreshRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
-    /// 1-100 characters, not blank, no control characters.
+    /// 1-100 characters, not blank, no control, invisible (zero-width, bidi) characters,
+    /// no word mixing Latin, Greek, Cyrillic or Armenian letters.
     #[salvo(schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb][^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*$"
     ))]
     pub name: String,
 }
@@ -66,11 +104,12 @@ pub struct ChangePasswordRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
-    /// 1-200 characters, not blank, no control characters; stored trimmed.
+    /// 1-200 characters, not blank, no control or invisible (zero-width, bidi) characters;
+    /// stored trimmed.
     #[salvo(schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb][^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*$"
     ))]
     pub title: String,
     /// At most 10,000 characters; no NUL.
@@ -78,7 +117,8 @@ pub struct CreateTaskRequest {
     pub description: Option<String>,
     pub status: Option<Status>,
     pub priority: Option<Priority>,
-    pub due_date: Option<DateTime<Utc>>,
+    /// RFC 3339; its UTC value must lie in years 0001-9999. Kept to the microsecond.
+    pub due_date: Option<Timestamp>,
 }
 
 /// Full replacement: omitted optional fields go back to their defaults.
@@ -90,7 +130,7 @@ pub type ReplaceTaskRequest = CreateTaskRequest;
 pub struct PatchTaskRequest {
     /// May be omitted but not `null`: a task always has a title.
     #[serde(default, deserialize_with = "present")]
-    #[salvo(schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"))]
+    #[salvo(schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb][^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*$"))]
     pub title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[salvo(schema(value_type = Option<String>, max_length = 10000, pattern = r"^[^\x00]*$"))]
@@ -103,7 +143,7 @@ pub struct PatchTaskRequest {
     pub priority: Option<Option<Priority>>,
     #[serde(default, deserialize_with = "present")]
     #[salvo(schema(value_type = Option<DateTime<Utc>>))]
-    pub due_date: Option<Option<DateTime<Utc>>>,
+    pub due_date: Option<Option<Timestamp>>,
 }
 
 /// Distinguishes "field present (maybe null)" from "field absent" in a PATCH body.
@@ -155,10 +195,10 @@ pub struct ListTasksQuery {
     pub offset: Option<u64>,
     pub status: Option<Status>,
     pub priority: Option<Priority>,
-    /// Only tasks due strictly before this instant (RFC 3339).
-    pub due_before: Option<DateTime<Utc>>,
-    /// Only tasks due strictly after this instant (RFC 3339).
-    pub due_after: Option<DateTime<Utc>>,
+    /// Only tasks due strictly before this instant (RFC 3339, years 0001-9999 in UTC).
+    pub due_before: Option<Timestamp>,
+    /// Only tasks due strictly after this instant (RFC 3339, years 0001-9999 in UTC).
+    pub due_after: Option<Timestamp>,
     /// Case-insensitive substring of the title or description (at most 200 characters).
     #[salvo(parameter(max_length = 200, pattern = r"^[^\x00]*$"))]
     pub q: Option<String>,

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_create_users_and_tasks;
 mod m20261125_000002_create_refresh_tokens;
+mod m20261126_000003_index_refresh_token_expiry;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_users_and_tasks::Migration),
             Box::new(m20261125_000002_create_refresh_tokens::Migration),
+            Box::new(m20261126_000003_index_refresh_token_expiry::Migration),
         ]
     }
 }

@@ -2,5 +2,6 @@
 
 pub mod sessions;
 pub mod tasks;
+pub mod txn;
 pub mod users;
 pub mod validate;

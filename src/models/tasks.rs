@@ -38,7 +38,7 @@ impl TryFrom<CreateTaskRequest> for TaskInput {
             description,
             status: req.status.unwrap_or_default(),
             priority: req.priority.unwrap_or_default(),
-            due_date: req.due_date,
+            due_date: req.due_date.map(Into::into),
         })
     }
 }
@@ -80,7 +80,7 @@ impl TryFrom<PatchTaskRequest> for TaskChanges {
             description,
             status,
             priority,
-            due_date: req.due_date,
+            due_date: req.due_date.map(|due| due.map(Into::into)),
         })
     }
 }
@@ -134,8 +134,8 @@ impl TryFrom<ListTasksQuery> for TaskFilter {
             offset,
             status: query.status,
             priority: query.priority,
-            due_before: query.due_before,
-            due_after: query.due_after,
+            due_before: query.due_before.map(Into::into),
+            due_after: query.due_after.map(Into::into),
             search,
             sort: query.sort.unwrap_or_default(),
         })
@@ -143,7 +143,7 @@ impl TryFrom<ListTasksQuery> for TaskFilter {
 }
 
 pub async fn create(db: &DatabaseConnection, owner: Uuid, input: TaskInput) -> Result<task::Model> {
-    let now = Utc::now();
+    let now = validate::now();
     Ok(task::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(owner),
@@ -203,7 +203,7 @@ pub async fn update(
             task::Column::Version,
             Expr::col(task::Column::Version).add(1),
         )
-        .col_expr(task::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(task::Column::UpdatedAt, Expr::value(validate::now()))
         .filter(task::Column::Id.eq(id))
         .filter(task::Column::UserId.eq(owner));
     if let Some(version) = expected_version {

@@ -1,9 +1,13 @@
 //! Success responses that carry more than a JSON body (status, Location, ETag), each
-//! documenting itself in the OpenAPI spec.
+//! documenting itself in the OpenAPI spec; the caching policy of API responses; and HEAD
+//! wherever GET is routed.
 
-use salvo::http::{HeaderValue, StatusCode, header};
+use std::sync::Arc;
+
+use salvo::http::{HeaderValue, Method, ResBody, StatusCode, header};
 use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
 use salvo::prelude::*;
+use salvo::routing::{FilterInfo, MethodFilter};
 use serde::Serialize;
 
 use crate::error::AppError;
@@ -138,5 +142,51 @@ impl EndpointOutRegister for TaskReply {
             "304",
             oapi::Response::new("Not modified (If-None-Match matched)"),
         );
+    }
+}
+
+fn routes_only_get(router: &Router) -> bool {
+    router.goal.is_some()
+        && router.filters.len() == 1
+        && matches!(router.filters[0].info(), FilterInfo::Method(method) if method == Method::GET)
+}
+
+/// Adds a HEAD route next to every GET route of `router` (RFC 9110 §9.3.2: HEAD is allowed
+/// wherever GET is): same hoops, same goal, so status and headers (ETag, RateLimit-*,
+/// cache policy) are those of GET. Salvo drops the body of a HEAD response itself. Apply
+/// to the served tree, not the one the OpenAPI document is generated from.
+pub fn with_head(mut router: Router) -> Router {
+    let children = std::mem::take(&mut router.routers);
+    for child in children {
+        let child = with_head(child);
+        let head = routes_only_get(&child).then(|| {
+            let mut head = Router::with_filter(MethodFilter(Method::HEAD));
+            head.hoops = child.hoops.clone();
+            head.goal = child.goal.as_ref().map(Arc::clone);
+            head
+        });
+        router.routers.push(child);
+        if let Some(head) = head {
+            router.routers.push(head);
+        }
+    }
+    router
+}
+
+/// A HEAD response states the `Content-Length` the GET body would have had; without this
+/// hook it would be lost with the body salvo drops.
+#[handler]
+pub async fn head_content_length(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    ctrl.call_next(req, depot, res).await;
+    if req.method() == Method::HEAD
+        && let ResBody::Once(bytes) = &res.body
+    {
+        let length = HeaderValue::from(bytes.len());
+        res.headers_mut().insert(header::CONTENT_LENGTH, length);
     }
 }

@@ -1,0 +1,82 @@
+//! Write transactions that behave alike on PostgreSQL and SQLite, and what to do when
+//! concurrent writers collide.
+//!
+//! SQLite starts a plain `BEGIN` as a *read* transaction and upgrades it at the first
+//! write; if another connection committed in between, the upgrade fails at once with
+//! `SQLITE_BUSY` ("database is locked") without waiting for the busy timeout. A
+//! read-then-write transaction must therefore start `BEGIN IMMEDIATE`, which takes the
+//! write lock up front and waits (busy timeout) instead of failing. PostgreSQL ignores
+//! the mode. PostgreSQL can still abort one of two transactions with a deadlock (40P01)
+//! or serialization failure (40001); those, and a busy timeout that ran out on SQLite,
+//! are lost races: retried here a few times, then reported as 503 (never 500).
+
+use std::future::Future;
+use std::time::Duration;
+
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+
+/// Attempts of a transaction that lost a race, including the first.
+const ATTEMPTS: u32 = 3;
+
+/// Begins a transaction that will write: `BEGIN IMMEDIATE` on SQLite, plain on PostgreSQL.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
+}
+
+/// Whether `err` means "another transaction got in the way; the same work may succeed if
+/// started again": PostgreSQL deadlock or serialization failure, SQLite busy or locked
+/// (primary result codes 5 and 6, with any extended code).
+pub fn is_contention(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let (DbErr::Exec(RuntimeErr::SqlxError(inner))
+    | DbErr::Query(RuntimeErr::SqlxError(inner))
+    | DbErr::Conn(RuntimeErr::SqlxError(inner))) = err
+    else {
+        return false;
+    };
+    let Sqlx::Database(db) = inner.as_ref() else {
+        return false;
+    };
+    let Some(code) = db.code() else {
+        return false;
+    };
+    if db
+        .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        // SQLite reports extended result codes; the primary code is the low byte.
+        code.parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+    } else {
+        code == "40P01" || code == "40001"
+    }
+}
+
+/// Runs `work` (one whole transaction) again when it fails with contention, at most
+/// [`ATTEMPTS`] times in all, after a short randomised pause so that the colliding
+/// writers do not collide again in lockstep.
+pub async fn retrying<T, F, Fut>(mut work: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    let mut attempt = 1;
+    loop {
+        match work().await {
+            Err(err) if attempt < ATTEMPTS && is_contention(&err) => {
+                tracing::debug!(error = %err, attempt, "transaction lost a race; retrying");
+                let pause = rand::random_range(5..=25u64) * u64::from(attempt);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
