@@ -8,6 +8,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Shortest accepted HMAC secret: HS256 keys shorter than the hash output weaken it (RFC 7518 §3.2).
@@ -124,7 +125,9 @@ fn default_stall_check_after_ms() -> u64 {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthSettings {
-    pub jwt_secret: Option<String>,
+        /// Never printed: `Debug` shows `[REDACTED]`, serialisation writes `<redacted>`.
+    #[serde(serialize_with = "redacted_secret")]
+    pub jwt_secret: Option<SecretString>,
     pub issuer: String,
     pub audience: String,
     pub access_token_ttl_secs: u64,
@@ -294,10 +297,8 @@ impl Settings {
     }
 
     fn check_secret(&self) -> Result<(), ConfigError> {
-        match self.auth.jwt_secret.as_deref() {
-            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
-                Err(ConfigError::SecretTooShort(secret.len()))
-            }
+                match self.auth.jwt_secret.as_ref().map(|s| s.expose_secret().len()) {
+            Some(len) if len < MIN_JWT_SECRET_BYTES => Err(ConfigError::SecretTooShort(len)),
             None if self.profile == Profile::Production => {
                 Err(ConfigError::SecretMissingInProduction)
             }
@@ -321,26 +322,35 @@ impl Settings {
     /// A copy safe to print: secrets and passwords in URLs are replaced.
     pub fn redacted(&self) -> Settings {
         let mut copy = self.clone();
-        if copy.auth.jwt_secret.is_some() {
-            copy.auth.jwt_secret = Some("<redacted>".into());
-        }
+        
         copy.database.url = redact_url_password(&copy.database.url);
         copy.redis.url = copy.redis.url.as_deref().map(redact_url_password);
         copy
     }
 }
 
-fn redact_url_password(url: &str) -> String {
-    // scheme://user:password@host/… -> scheme://user:<redacted>@host/…
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
-        None => url.to_string(),
+/// `scheme://user:password@host/…` → `scheme://user:<redacted>@host/…`; anything that is
+/// not a URL with a password is returned as it is.
+fn redact_url_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            if parsed.set_password(Some("<redacted>")).is_err() {
+                return "<redacted>".into();
+            }
+            // The placeholder's brackets come back percent-encoded; show them plainly.
+            parsed.to_string().replace("%3Credacted%3E", "<redacted>")
+        }
+        _ => raw.to_string(),
+    }
+}
+
+fn redacted_secret<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_some("<redacted>"),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -410,6 +420,7 @@ mod tests {
         assert!(!shown.contains("hunter2"));
         assert!(!shown.contains("s3cret"));
         assert!(!shown.contains(&secret));
+        assert!(!format!("{settings:?}").contains(&secret), "Debug must not show the secret");
         assert!(shown.contains("postgres://app:<redacted>@db:5432/tasks"));
     }
 }
