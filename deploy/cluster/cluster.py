@@ -45,6 +45,7 @@ DRAIN_DELAY_SECS = int(ENV.get("CLUSTER_DRAIN_DELAY_SECS", "2"))
 # checks are expected to FAIL then.
 REPLICA_REDIS = ENV.get("CLUSTER_REPLICA_REDIS", "1") != "0"
 REVOCATION_BOUND_MS = 50.0
+OUTAGE_SECS = 6.0
 
 # Limits as configured on every replica (the defaults, spelled out so the checks use them).
 AUTH_PER_IP = 30
@@ -879,7 +880,9 @@ def check_redis_outage(cluster, accounts):
         login, _, _ = c.request("POST", f"{API}/auth/login", {"email": email, "password": PASSWORD})
         c.close()
         all_up = all(cluster.server_up(f"r{i + 1}") for i in range(3))
-        time.sleep(1)
+        # Keep Redis away for at least OUTAGE_SECS under load.
+        time.sleep(max(1.0, OUTAGE_SECS - (time.monotonic() - stopped_at)))
+        outage = time.monotonic() - stopped_at
         cluster.redis = Proc("redis", cluster.redis.argv)
         cluster.start_redis()
         restarted_at = time.monotonic()
@@ -889,7 +892,8 @@ def check_redis_outage(cluster, accounts):
         time.sleep(2)
     five_xx = sum(v for k, v in load.statuses.items() if k.split()[-1].startswith("5"))
     transport = sum(v for k, v in load.statuses.items() if not k.split()[-1].isdigit())
-    R.figure(f"Redis stopped: replicas reported it down after {detect:.1f}s, up again {recover:.1f}s after the restart; "
+    R.figure(f"Redis stopped for {outage:.1f}s under load: replicas reported it down after {detect:.1f}s, up again "
+             f"{recover:.1f}s after the restart; "
              f"{load.total} requests, {five_xx} 5xx, {transport} transport errors; per-IP limit during the outage: "
              f"429 after {n} (per-replica fallback)")
     R.check("Redis down: readiness stays 200 on every replica and reports redis \"down\", HAProxy keeps all 3 UP",
