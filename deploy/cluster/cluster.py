@@ -224,7 +224,11 @@ class Proc:
 
 
 def replica_env(index):
-    env = dict(ENV)
+    # Nothing of the caller's taskapi configuration leaks in (CI exports TASKAPI_BIN, a
+    # developer may have REDIS_URL or TASKAPI_* set): the replicas see exactly this.
+    env = {k: v for k, v in ENV.items()
+           if not k.startswith(("TASKAPI_", "CLUSTER_"))
+           and k not in ("REDIS_URL", "DATABASE_URL", "JWT_SECRET_KEY", "RUST_LOG")}
     env.update({
         "DATABASE_URL": DB_URL,
         "JWT_SECRET_KEY": ENV["CLUSTER_JWT_SECRET"],
@@ -244,8 +248,6 @@ def replica_env(index):
         "TASKAPI_LIMITS__LOGIN_FAILURES_BEFORE_LOCK": str(LOGIN_FAILURES_BEFORE_LOCK),
         "TASKAPI_LIMITS__ACCOUNT_FAILURES_BEFORE_LOCK": str(ACCOUNT_FAILURES_BEFORE_LOCK),
     })
-    for key in ("RUST_LOG", "TASKAPI_CONFIG", "TASKAPI_REDIS__URL"):
-        env.pop(key, None)
     return env
 
 
