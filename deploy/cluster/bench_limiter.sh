@@ -90,21 +90,32 @@ python3 "$ROOT/deploy/bench/seed.py" --port "$PORT" --users "$USERS" --tasks-per
 export BENCH_LUA_DIR=$ROOT/deploy/bench/lua BENCH_TASKS_FILE=$OUT/seed/tasks.txt
 stop_pid "$SERVER_PID"
 
-declare -A RESULTS
+declare -A RESULTS CPU
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for round in $(seq 1 "$ROUNDS"); do
   # Alternate the order so that drift (other load, caches) does not favour one mode.
   if ((round % 2)); then order="memory redis"; else order="redis memory"; fi
   for mode in $order; do
     start_server "$mode"
     wrk -t"$THREADS" -c"$CONNS" -d3s -s "$BENCH_LUA_DIR/get_task.lua" "http://127.0.0.1:$PORT" >/dev/null 2>&1
+    # CPU time of taskapi and redis-server per request: unlike req/s, it does not depend on
+    # what else the machine runs at the same time.
+    app0=$(cpu_ticks "$SERVER_PID") redis0=$(cpu_ticks "$REDIS_PID")
     wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s --latency -s "$BENCH_LUA_DIR/get_task.lua" \
       "http://127.0.0.1:$PORT" >"$OUT/wrk-$mode-$round.txt" 2>&1
+    app1=$(cpu_ticks "$SERVER_PID") redis1=$(cpu_ticks "$REDIS_PID")
     rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-$mode-$round.txt")
+    reqs=$(awk '/requests in/ {print $1}' "$OUT/wrk-$mode-$round.txt")
     p99=$(awk '$1 == "99%" {print $2}' "$OUT/wrk-$mode-$round.txt")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$OUT/wrk-$mode-$round.txt")
+    app_us=$(awk -v t=$((app1 - app0)) -v n="$reqs" -v hz="$HZ" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }')
+    redis_us=$(awk -v t=$((redis1 - redis0)) -v n="$reqs" -v hz="$HZ" 'BEGIN { printf "%.0f", t * 1e6 / hz / n }')
     RESULTS[$mode]+="$rps "
-    log "round $round $mode: $rps req/s, p99 $p99, non-2xx ${non2xx:-0}"
-    printf 'round %s  %-6s  %10s req/s  p99 %-8s non-2xx %s\n' "$round" "$mode" "$rps" "$p99" "${non2xx:-0}"
+    CPU[$mode]+="$((app_us + redis_us)) "
+    log "round $round $mode: $rps req/s, p99 $p99, non-2xx ${non2xx:-0}, CPU/request taskapi ${app_us} us + redis ${redis_us} us"
+    printf 'round %s  %-6s  %10s req/s  p99 %-8s non-2xx %-3s CPU per request: taskapi %4s us, redis-server %3s us\n' \
+      "$round" "$mode" "$rps" "$p99" "${non2xx:-0}" "$app_us" "$redis_us"
     stop_pid "$SERVER_PID"
     SERVER_PID=""
   done
@@ -113,5 +124,9 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 mem=$(echo "${RESULTS[memory]}" | median)
 red=$(echo "${RESULTS[redis]}" | median)
+mem_cpu=$(echo "${CPU[memory]}" | median)
+red_cpu=$(echo "${CPU[redis]}" | median)
 printf 'median in-memory %s req/s, Redis-backed %s req/s, ratio %.3f (binary %s, wrk -t%s -c%s -d%s, %s rounds)\n' \
   "$mem" "$red" "$(awk -v r="$red" -v m="$mem" 'BEGIN { print r / m }')" "$BIN" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS"
+printf 'median CPU per request (taskapi + redis-server): in-memory %s us, Redis-backed %s us, ratio %.3f\n' \
+  "$mem_cpu" "$red_cpu" "$(awk -v r="$red_cpu" -v m="$mem_cpu" 'BEGIN { print m / r }')"
