@@ -32,8 +32,12 @@ pub const LIMIT_REFUSALS: &str = "rate_limit_refusals_total";
 pub const REVOCATIONS_RECEIVED: &str = "auth_revocations_received_total";
 
 /// Every `outcome` the login and refresh counters use, registered at 0 on start-up.
-pub const LOGIN_OUTCOMES: &[&str] = &["success", "failure", "throttled"];
+pub const LOGIN_OUTCOMES: &[&str] = &["success", "failure", "throttled", "cancelled"];
 pub const REFRESH_OUTCOMES: &[&str] = &["success", "rejected"];
+/// `limit` label values of the rate-limit counters (`limits::Kind::label`) and `op` values
+/// of `redis_errors_total` (`RedisLink::run` callers), registered at 0 on start-up.
+pub const LIMIT_KINDS: &[&str] = &["auth_per_ip", "per_user", "login", "password_check"];
+pub const REDIS_OPS: &[&str] = &["window", "reserve", "clear", "publish"];
 /// `status` label of a request whose client went away before the response (nginx's 499).
 pub const STATUS_CANCELLED: u16 = 499;
 
@@ -153,6 +157,36 @@ impl Drop for RequestTimer {
     }
 }
 
+/// Counts a login whose client went away before its outcome was known (the handler was
+/// dropped mid-check) as `auth_login_total{outcome="cancelled"}`, unless settled first.
+pub struct LoginInProgress {
+    settled: bool,
+}
+
+impl LoginInProgress {
+    pub fn start() -> Self {
+        Self { settled: false }
+    }
+
+    /// The outcome is known (and counted by the caller).
+    pub fn settle(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for LoginInProgress {
+    fn drop(&mut self) {
+        if !self.settled {
+            counter!(LOGINS, "outcome" => "cancelled").increment(1);
+            tracing::info!(
+                event = "login",
+                outcome = "cancelled",
+                "login abandoned by the client"
+            );
+        }
+    }
+}
+
 /// Registers every counter family with its known label values at 0, so that error-rate
 /// queries and dashboards have data on a healthy service and `rate()` sees the first
 /// increment after a restart. HTTP series come from the API description: each documented
@@ -173,6 +207,14 @@ fn register(api: &OpenApi) {
     }
     for outcome in REFRESH_OUTCOMES {
         counter!(REFRESHES, "outcome" => *outcome).increment(0);
+    }
+    counter!(REVOCATIONS_RECEIVED).increment(0);
+    for kind in LIMIT_KINDS {
+        counter!(LIMIT_REFUSALS, "limit" => *kind).increment(0);
+        counter!(LIMIT_FALLBACKS, "limit" => *kind).increment(0);
+    }
+    for op in REDIS_OPS {
+        counter!(REDIS_ERRORS, "op" => *op).increment(0);
     }
     gauge!(HTTP_IN_FLIGHT).increment(0.0);
     for (path, item) in api.paths.iter() {

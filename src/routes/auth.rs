@@ -79,7 +79,11 @@ pub async fn login(
             return Err(refusal.into());
         }
     };
-    match users::verify_credentials(&state.db, &state.hasher, &email, &password).await {
+    // A client that disconnects during the check still leaves an outcome in the metrics.
+    let in_progress = crate::metrics::LoginInProgress::start();
+    let verified = users::verify_credentials(&state.db, &state.hasher, &email, &password).await;
+    in_progress.settle();
+    match verified {
         Ok(user) => {
             state.limits.login_succeeded(&attempt).await;
             metrics::counter!(LOGINS, "outcome" => "success").increment(1);

@@ -133,16 +133,36 @@ async fn invented_methods_share_one_label_and_logged_fields_are_capped() {
 // ---------------------------------------------------------------------------------------
 // Item 11: a client that goes away mid-request is accounted for.
 
-/// Holds an exclusive lock on `tasks` from another connection until dropped/rolled back.
-async fn lock_tasks(app: &TestApp) -> sea_orm::DatabaseTransaction {
+/// Holds an exclusive lock on `table` from another connection until rolled back.
+async fn lock_table(app: &TestApp, table: &str) -> sea_orm::DatabaseTransaction {
     let db = Database::connect(app.state.settings.database_url())
         .await
         .expect("second connection");
     let txn = db.begin().await.expect("begin");
-    txn.execute_unprepared("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+    txn.execute_unprepared(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
         .await
-        .expect("lock tasks");
+        .expect("lock");
     txn
+}
+
+async fn lock_tasks(app: &TestApp) -> sea_orm::DatabaseTransaction {
+    lock_table(app, "tasks").await
+}
+
+/// Polls /metrics until the series reaches `at_least`.
+async fn wait_for_metric(app: &TestApp, name: &str, labels: &[(&str, &str)], at_least: f64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let text = app.get("/metrics", None).await.text;
+        if metric_value(&text, name, labels).unwrap_or(0.0) >= at_least {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} {labels:?} never reached {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until some session of this test's database waits for a lock.
@@ -191,19 +211,7 @@ async fn cancelled_requests_are_counted_as_499_and_leave_the_in_flight_gauge() {
     // The client gives up while the handler waits for the database.
     drop(stream);
 
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let text = app.get("/metrics", None).await.text;
-        let now = metric_value(&text, "http_requests_total", &labels).unwrap_or(0.0);
-        if now >= before + 1.0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "cancelled request never counted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_metric(&app, "http_requests_total", &labels, before + 1.0).await;
     lock.rollback().await.expect("release");
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while !read_log_lines()
@@ -216,6 +224,29 @@ async fn cancelled_requests_are_counted_as_499_and_leave_the_in_flight_gauge() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // A login abandoned during the credential check still has an outcome.
+    let cancelled = [("outcome", "cancelled")];
+    let before = metric_value(
+        &app.get("/metrics", None).await.text,
+        "auth_login_total",
+        &cancelled,
+    )
+    .unwrap_or(0.0);
+    let lock = lock_table(&app, "users").await;
+    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let body = json!({"email": "someone@example.com", "password": "whatever password"}).to_string();
+    let request = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    wait_for_lock_waiter(&app).await;
+    drop(stream);
+    wait_for_metric(&app, "auth_login_total", &cancelled, before + 1.0).await;
+    lock.rollback().await.expect("release");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -517,6 +548,11 @@ async fn counter_families_are_exported_at_zero_before_their_first_event() {
         ),
         ("auth_login_total", vec![("outcome", "failure")]),
         ("auth_login_total", vec![("outcome", "success")]),
+        ("auth_login_total", vec![("outcome", "cancelled")]),
+        ("rate_limit_refusals_total", vec![("limit", "login")]),
+        ("rate_limit_fallbacks_total", vec![("limit", "auth_per_ip")]),
+        ("redis_errors_total", vec![("op", "reserve")]),
+        ("auth_revocations_received_total", vec![]),
         ("auth_refresh_total", vec![("outcome", "rejected")]),
         ("auth_registrations_total", vec![]),
         ("tasks_created_total", vec![]),
