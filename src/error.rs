@@ -5,7 +5,7 @@
 use salvo::http::{HeaderValue, ResBody, StatusCode, header};
 use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
 use salvo::prelude::*;
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
 use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -167,6 +167,35 @@ pub fn conflict_on_unique(err: DbErr, message: &str) -> AppError {
     }
 }
 
+/// Whether `err` means "another transaction got in the way; the same work may succeed if
+/// started again": PostgreSQL deadlock or serialization failure, SQLite busy or locked
+/// (primary result codes 5 and 6, with any extended code).
+pub fn is_contention(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let (DbErr::Exec(RuntimeErr::SqlxError(inner))
+    | DbErr::Query(RuntimeErr::SqlxError(inner))
+    | DbErr::Conn(RuntimeErr::SqlxError(inner))) = err
+    else {
+        return false;
+    };
+    let Sqlx::Database(db) = inner.as_ref() else {
+        return false;
+    };
+    let Some(code) = db.code() else {
+        return false;
+    };
+    if db
+        .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+        .is_some()
+    {
+        // SQLite reports extended result codes; the primary code is the low byte.
+        code.parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+    } else {
+        code == "40P01" || code == "40001"
+    }
+}
+
 /// Whether a database error means "the database is not reachable right now" (pool
 /// exhausted, connection lost, server shutting down or restarting) rather than a bug.
 fn is_transient(err: &DbErr) -> bool {
@@ -222,7 +251,7 @@ impl From<DbErr> for AppError {
             tracing::warn!(error = %err, "database schema behind this binary");
             return AppError::Unavailable(MIGRATIONS_PENDING);
         }
-        if crate::models::txn::is_contention(&err) {
+        if is_contention(&err) {
             // A deadlock, serialization failure or busy SQLite that outlasted the retries
             // (models::txn): a lost race, not a bug; the client may simply try again.
             tracing::warn!(error = %err, "database contention");

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::entities::task::{Priority, Status};
 use crate::entities::user::Role;
-use crate::models::validate;
+use crate::validate;
 
 /// An instant sent by a client: a strict RFC 3339 `date-time` whose UTC value lies in years
 /// 0001-9999, at microsecond precision (see [`validate::instant`]). Anything else fails to

@@ -4,4 +4,3 @@ pub mod sessions;
 pub mod tasks;
 pub mod txn;
 pub mod users;
-pub mod validate;

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::auth::refresh;
 use crate::entities::{refresh_token, user};
 use crate::error::{AppError, Result};
-use crate::models::{txn, validate};
+use crate::models::txn;
+use crate::validate;
 
 pub const INVALID: AppError = AppError::Unauthorized("Invalid or expired refresh token.");
 

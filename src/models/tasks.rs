@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::entities::task::{self, Priority, Status};
 use crate::error::{AppError, Result};
-use crate::models::validate::{self, Errors};
 use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, TaskSort};
+use crate::validate::{self, Errors};
 
 const NOT_FOUND: AppError = AppError::NotFound("Task");
 

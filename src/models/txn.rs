@@ -14,8 +14,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 
 /// Attempts of a transaction that lost a race, including the first.
@@ -30,35 +30,6 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
-/// Whether `err` means "another transaction got in the way; the same work may succeed if
-/// started again": PostgreSQL deadlock or serialization failure, SQLite busy or locked
-/// (primary result codes 5 and 6, with any extended code).
-pub fn is_contention(err: &DbErr) -> bool {
-    use sea_orm::sqlx::Error as Sqlx;
-    let (DbErr::Exec(RuntimeErr::SqlxError(inner))
-    | DbErr::Query(RuntimeErr::SqlxError(inner))
-    | DbErr::Conn(RuntimeErr::SqlxError(inner))) = err
-    else {
-        return false;
-    };
-    let Sqlx::Database(db) = inner.as_ref() else {
-        return false;
-    };
-    let Some(code) = db.code() else {
-        return false;
-    };
-    if db
-        .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
-        .is_some()
-    {
-        // SQLite reports extended result codes; the primary code is the low byte.
-        code.parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
-    } else {
-        code == "40P01" || code == "40001"
-    }
-}
-
 /// Runs `work` (one whole transaction) again when it fails with contention, at most
 /// [`ATTEMPTS`] times in all, after a short randomised pause so that the colliding
 /// writers do not collide again in lockstep.
@@ -70,7 +41,7 @@ where
     let mut attempt = 1;
     loop {
         match work().await {
-            Err(err) if attempt < ATTEMPTS && is_contention(&err) => {
+            Err(err) if attempt < ATTEMPTS && crate::error::is_contention(&err) => {
                 tracing::debug!(error = %err, attempt, "transaction lost a race; retrying");
                 let pause = rand::random_range(5..=25u64) * u64::from(attempt);
                 tokio::time::sleep(Duration::from_millis(pause)).await;

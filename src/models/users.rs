@@ -14,8 +14,8 @@ use crate::auth::password::PasswordHasher;
 use crate::entities::user::{self, Role};
 use crate::error::{AppError, Result, conflict_on_unique};
 use crate::models::sessions;
-use crate::models::validate::{self, Errors};
 use crate::requests::RegisterRequest;
+use crate::validate::{self, Errors};
 
 const DUPLICATE_EMAIL: &str = "An account with this email already exists.";
 const LAST_ADMIN: &str = "This is the last active administrator; promote another user first.";

@@ -7,10 +7,10 @@ use crate::auth::CurrentUser;
 use crate::error::Result;
 use crate::extract::{Payload, Query, ResourceId};
 use crate::models::users;
-use crate::models::validate::{self, Errors};
 use crate::requests::{AdminUpdateUserRequest, PageQuery};
 use crate::routes::app_state;
 use crate::routes::responses::{NoContent, Ok200};
+use crate::validate::{self, Errors};
 use crate::views::{UserPage, UserView};
 
 /// List all users (paginated).

@@ -604,7 +604,7 @@ async fn a_postgres_deadlock_is_a_503_problem_not_a_500() {
     let err = deadlock(&app.state.db, &first, &second)
         .await
         .expect_err("one of the two is the deadlock victim");
-    assert!(txn::is_contention(&err), "{err}");
+    assert!(taskapi::error::is_contention(&err), "{err}");
     assert_eq!(
         AppError::from(err).status(),
         StatusCode::SERVICE_UNAVAILABLE
@@ -634,7 +634,8 @@ async fn a_postgres_deadlock_is_a_503_problem_not_a_500() {
 #[tokio::test]
 async fn stale_refresh_tokens_are_purged_in_bounded_batches() {
     use chrono::Duration;
-    use taskapi::models::{sessions, validate};
+    use taskapi::models::sessions;
+    use taskapi::validate;
 
     for backend in BACKENDS {
         let app = spawn_app_with(backend, |_| {}).await;
@@ -677,4 +678,89 @@ async fn stale_refresh_tokens_are_purged_in_bounded_batches() {
                 .expect("purge");
         assert_eq!(none, 0);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// #16.4: conditional requests per RFC 9110 §13.
+
+async fn conditional(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    header: (&str, &str),
+) -> Reply {
+    let mut request = app
+        .client
+        .request(method.clone(), app.url(path))
+        .bearer_auth(token)
+        .header(header.0, header.1);
+    if method != Method::DELETE {
+        request = request.json(&json!({"title": "changed"}));
+    }
+    TestApp::read(request.send().await.expect("sent")).await
+}
+
+#[tokio::test]
+async fn conditional_requests_follow_rfc_9110() {
+    let app = spawn_app().await;
+    let (token, _, _) = app.new_user("conditional").await;
+    let task = app.create_task(&token, json!({"title": "v1"})).await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    for method in [Method::PUT, Method::PATCH] {
+        // Version 1: a weak tag never satisfies If-Match (strong comparison).
+        let weak = conditional(&app, method.clone(), &path, &token, ("if-match", "W/\"1\"")).await;
+        weak.problem(412);
+        // If-None-Match: * on an existing task refuses the write.
+        let star = conditional(&app, method.clone(), &path, &token, ("if-none-match", "*")).await;
+        star.problem(412);
+        let current = app.get(&path, Some(&token)).await.body["version"]
+            .as_i64()
+            .expect("version");
+        let naming_current = format!("W/\"{current}\"");
+        let none_match = conditional(
+            &app,
+            method.clone(),
+            &path,
+            &token,
+            ("if-none-match", &naming_current),
+        )
+        .await;
+        none_match.problem(412);
+        // A list that contains the current tag matches.
+        let list = format!("\"{}\", \"{current}\"", current + 5);
+        let listed = conditional(&app, method.clone(), &path, &token, ("if-match", &list)).await;
+        assert_eq!(listed.status, StatusCode::OK, "{method}: {}", listed.text);
+        assert_eq!(listed.body["version"], current + 1);
+        // A list without it does not; nor does If-None-Match naming another version stop it.
+        let stale = format!("\"{current}\", \"{}\"", current + 7);
+        conditional(&app, method.clone(), &path, &token, ("if-match", &stale))
+            .await
+            .problem(412);
+        let other = conditional(&app, method.clone(), &path, &token, ("if-none-match", "\"999\""))
+            .await;
+        assert_eq!(other.status, StatusCode::OK, "{method}: {}", other.text);
+    }
+    let version = app.get(&path, Some(&token)).await.body["version"]
+        .as_i64()
+        .expect("version");
+    conditional(&app, Method::DELETE, &path, &token, ("if-match", &format!("W/\"{version}\"")))
+        .await
+        .problem(412);
+    conditional(&app, Method::DELETE, &path, &token, ("if-none-match", "*"))
+        .await
+        .problem(412);
+    let deleted = conditional(
+        &app,
+        Method::DELETE,
+        &path,
+        &token,
+        ("if-match", &format!("\"0\", \"{version}\"")),
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    // Conditions never reveal someone else's (or a missing) task: still a 404.
+    conditional(&app, Method::DELETE, &path, &token, ("if-match", "*"))
+        .await
+        .problem(404);
 }
