@@ -125,7 +125,7 @@ fn default_stall_check_after_ms() -> u64 {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthSettings {
-        /// Never printed: `Debug` shows `[REDACTED]`, serialisation writes `<redacted>`.
+    /// Never printed: `Debug` shows `[REDACTED]`, serialisation writes `<redacted>`.
     #[serde(serialize_with = "redacted_secret")]
     pub jwt_secret: Option<SecretString>,
     pub issuer: String,
@@ -297,7 +297,12 @@ impl Settings {
     }
 
     fn check_secret(&self) -> Result<(), ConfigError> {
-                match self.auth.jwt_secret.as_ref().map(|s| s.expose_secret().len()) {
+        match self
+            .auth
+            .jwt_secret
+            .as_ref()
+            .map(|s| s.expose_secret().len())
+        {
             Some(len) if len < MIN_JWT_SECRET_BYTES => Err(ConfigError::SecretTooShort(len)),
             None if self.profile == Profile::Production => {
                 Err(ConfigError::SecretMissingInProduction)
@@ -322,7 +327,7 @@ impl Settings {
     /// A copy safe to print: secrets and passwords in URLs are replaced.
     pub fn redacted(&self) -> Settings {
         let mut copy = self.clone();
-        
+
         copy.database.url = redact_url_password(&copy.database.url);
         copy.redis.url = copy.redis.url.as_deref().map(redact_url_password);
         copy
@@ -420,7 +425,10 @@ mod tests {
         assert!(!shown.contains("hunter2"));
         assert!(!shown.contains("s3cret"));
         assert!(!shown.contains(&secret));
-        assert!(!format!("{settings:?}").contains(&secret), "Debug must not show the secret");
+        assert!(
+            !format!("{settings:?}").contains(&secret),
+            "Debug must not show the secret"
+        );
         assert!(shown.contains("postgres://app:<redacted>@db:5432/tasks"));
     }
 }
