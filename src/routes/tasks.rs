@@ -5,7 +5,7 @@ use salvo::http::header::{IF_MATCH, IF_NONE_MATCH};
 use salvo::prelude::*;
 
 use crate::auth::CurrentUser;
-use crate::error::Result;
+use crate::error::{AppError, Result};
 use crate::extract::{Payload, Query, ResourceId};
 use crate::metrics::{TASKS_CREATED, TASKS_DELETED, TASKS_UPDATED};
 use crate::models::tasks::{self, TaskChanges, TaskFilter, TaskInput};
@@ -14,42 +14,140 @@ use crate::routes::app_state;
 use crate::routes::responses::{Created, NoContent, Ok200, TaskReply, etag};
 use crate::views::{TaskPage, TaskView};
 
-/// The version a client's `If-Match` demands: `None` when absent or `*`. A header that
-/// names no version of ours can never match, so it yields an impossible version (-> 412).
-fn if_match(req: &Request) -> Option<i32> {
-    let raw = req
-        .headers()
-        .get(IF_MATCH)?
-        .to_str()
-        .ok()
-        .unwrap_or("")
-        .trim();
-    if raw == "*" {
-        return None;
+/// An `If-Match` / `If-None-Match` field value (RFC 9110 §8.8.3, §13.1): `*` or a list
+/// of entity tags, each strong (`"3"`) or weak (`W/"3"`).
+#[derive(Debug, PartialEq, Eq)]
+enum TagList {
+    Any,
+    Tags(Vec<(bool, String)>),
+}
+
+impl TagList {
+    /// All field lines of `name` combined. A malformed value names no tag (so it can never
+    /// satisfy `If-Match`, and never makes `If-None-Match` fail); an absent field is `None`.
+    fn from_request(req: &Request, name: salvo::http::HeaderName) -> Option<Self> {
+        let mut values = req.headers().get_all(name).iter().peekable();
+        values.peek()?;
+        let mut tags = Vec::new();
+        for value in values {
+            let Some(raw) = value.to_str().ok() else {
+                return Some(TagList::Tags(Vec::new()));
+            };
+            if raw.trim() == "*" {
+                return Some(TagList::Any);
+            }
+            match parse_tags(raw) {
+                Some(mut parsed) => tags.append(&mut parsed),
+                None => return Some(TagList::Tags(Vec::new())),
+            }
+        }
+        Some(TagList::Tags(tags))
     }
-    Some(parse_etag(raw).unwrap_or(-1))
+
+    /// Strong comparison (If-Match): a weak tag never matches.
+    fn matches_strongly(&self, version: i32) -> bool {
+        let current = version.to_string();
+        match self {
+            TagList::Any => true,
+            TagList::Tags(tags) => tags.iter().any(|(weak, tag)| !weak && *tag == current),
+        }
+    }
+
+    /// Weak comparison (If-None-Match): `W/"3"` and `"3"` both name version 3.
+    fn matches_weakly(&self, version: i32) -> bool {
+        let current = version.to_string();
+        match self {
+            TagList::Any => true,
+            TagList::Tags(tags) => tags.iter().any(|(_, tag)| *tag == current),
+        }
+    }
 }
 
-fn parse_etag(raw: &str) -> Option<i32> {
-    raw.trim()
-        .trim_start_matches("W/")
-        .strip_prefix('"')?
-        .strip_suffix('"')?
-        .parse()
-        .ok()
+/// `1#entity-tag`: `[W/]"opaque"` items separated by commas and optional whitespace. The
+/// opaque part may itself contain commas, so the list is scanned, not split.
+fn parse_tags(raw: &str) -> Option<Vec<(bool, String)>> {
+    let mut tags = Vec::new();
+    let mut rest = raw.trim_start_matches([' ', '\t', ',']);
+    while !rest.is_empty() {
+        let (weak, quoted) = match rest.strip_prefix("W/") {
+            Some(after) => (true, after),
+            None => (false, rest),
+        };
+        let body = quoted.strip_prefix('"')?;
+        let end = body.find('"')?;
+        let opaque = &body[..end];
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return None;
+        }
+        tags.push((weak, opaque.to_string()));
+        rest = body[end + 1..].trim_start_matches([' ', '\t']);
+        match rest.strip_prefix(',') {
+            Some(after) => rest = after.trim_start_matches([' ', '\t', ',']),
+            None if rest.is_empty() => {}
+            None => return None,
+        }
+    }
+    Some(tags)
 }
 
-/// Whether `If-None-Match` already names this version (or is `*`).
+/// The preconditions of a write (PUT, PATCH, DELETE), RFC 9110 §13.2.2: `If-Match` passes
+/// only if it names the current version with a strong tag (or is `*`); then
+/// `If-None-Match` fails if it names the current version (weakly) or is `*`.
+struct WriteConditions {
+    if_match: Option<TagList>,
+    if_none_match: Option<TagList>,
+}
+
+impl WriteConditions {
+    fn from_request(req: &Request) -> Self {
+        Self {
+            if_match: TagList::from_request(req, IF_MATCH),
+            if_none_match: TagList::from_request(req, IF_NONE_MATCH),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.if_match.is_none() && self.if_none_match.is_none()
+    }
+
+    fn allow(&self, version: i32) -> bool {
+        self.if_match
+            .as_ref()
+            .is_none_or(|tags| tags.matches_strongly(version))
+            && !self
+                .if_none_match
+                .as_ref()
+                .is_some_and(|tags| tags.matches_weakly(version))
+    }
+}
+
+/// The version a conditional write must still find (compare-and-set in the model), after
+/// checking the request's preconditions against the current task: `None` when the request
+/// has none. The check and the write are two statements, but the write only happens if
+/// the version is still the one checked, so a concurrent change in between is a 412 too.
+async fn expected_version(
+    req: &Request,
+    db: &sea_orm::DatabaseConnection,
+    owner: uuid::Uuid,
+    id: uuid::Uuid,
+) -> Result<Option<i32>> {
+    let conditions = WriteConditions::from_request(req);
+    if conditions.is_empty() {
+        return Ok(None);
+    }
+    let task = tasks::get(db, owner, id).await?;
+    if !conditions.allow(task.version) {
+        return Err(AppError::PreconditionFailed);
+    }
+    Ok(Some(task.version))
+}
+
+/// Whether `If-None-Match` already names this version (or is `*`): a GET answers 304.
 fn not_modified(req: &Request, version: i32) -> bool {
-    let Some(raw) = req
-        .headers()
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    raw.split(',')
-        .any(|tag| tag.trim() == "*" || parse_etag(tag) == Some(version))
+    TagList::from_request(req, IF_NONE_MATCH).is_some_and(|tags| tags.matches_weakly(version))
 }
 
 /// Create a task owned by the caller.
@@ -105,7 +203,8 @@ async fn apply(
 ) -> Result<TaskReply> {
     let state = app_state(depot)?;
     let caller = CurrentUser::from_depot(depot)?;
-    let task = tasks::update(&state.db, caller.id, id.0, changes, if_match(req)).await?;
+    let expected = expected_version(req, &state.db, caller.id, id.0).await?;
+    let task = tasks::update(&state.db, caller.id, id.0, changes, expected).await?;
     metrics::counter!(TASKS_UPDATED).increment(1);
     tracing::info!(event = "task_update", user_id = %caller.id, task_id = %task.id, version = task.version, "task updated");
     Ok(TaskReply::Fresh(task.into()))
@@ -140,7 +239,8 @@ pub async fn patch(
 pub async fn delete(req: &mut Request, depot: &mut Depot, id: ResourceId) -> Result<NoContent> {
     let state = app_state(depot)?;
     let caller = CurrentUser::from_depot(depot)?;
-    tasks::delete(&state.db, caller.id, id.0, if_match(req)).await?;
+    let expected = expected_version(req, &state.db, caller.id, id.0).await?;
+    tasks::delete(&state.db, caller.id, id.0, expected).await?;
     metrics::counter!(TASKS_DELETED).increment(1);
     tracing::info!(event = "task_delete", user_id = %caller.id, task_id = %id.0, "task deleted");
     Ok(NoContent)
@@ -148,13 +248,30 @@ pub async fn delete(req: &mut Request, depot: &mut Depot, id: ResourceId) -> Res
 
 #[cfg(test)]
 mod tests {
-    use super::parse_etag;
+    use super::{TagList, parse_tags};
 
     #[test]
-    fn etags_parse_strong_and_weak() {
-        assert_eq!(parse_etag("\"7\""), Some(7));
-        assert_eq!(parse_etag("W/\"7\""), Some(7));
-        assert_eq!(parse_etag("7"), None);
-        assert_eq!(parse_etag("\"x\""), None);
+    fn entity_tag_lists_parse_per_rfc_9110() {
+        assert_eq!(
+            parse_tags(r#""1", W/"2" ,"a,b""#),
+            Some(vec![
+                (false, "1".into()),
+                (true, "2".into()),
+                (false, "a,b".into())
+            ])
+        );
+        assert_eq!(parse_tags("7"), None);
+        assert_eq!(parse_tags(r#""1" "2""#), None);
+        assert_eq!(parse_tags(r#""1"#), None);
+    }
+
+    #[test]
+    fn if_match_is_strong_and_if_none_match_is_weak() {
+        let list = TagList::Tags(parse_tags(r#""1", W/"2""#).expect("tags"));
+        assert!(list.matches_strongly(1));
+        assert!(!list.matches_strongly(2));
+        assert!(list.matches_weakly(2));
+        assert!(!list.matches_weakly(3));
+        assert!(TagList::Any.matches_strongly(9));
     }
 }

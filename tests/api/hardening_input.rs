@@ -737,16 +737,28 @@ async fn conditional_requests_follow_rfc_9110() {
         conditional(&app, method.clone(), &path, &token, ("if-match", &stale))
             .await
             .problem(412);
-        let other = conditional(&app, method.clone(), &path, &token, ("if-none-match", "\"999\""))
-            .await;
+        let other = conditional(
+            &app,
+            method.clone(),
+            &path,
+            &token,
+            ("if-none-match", "\"999\""),
+        )
+        .await;
         assert_eq!(other.status, StatusCode::OK, "{method}: {}", other.text);
     }
     let version = app.get(&path, Some(&token)).await.body["version"]
         .as_i64()
         .expect("version");
-    conditional(&app, Method::DELETE, &path, &token, ("if-match", &format!("W/\"{version}\"")))
-        .await
-        .problem(412);
+    conditional(
+        &app,
+        Method::DELETE,
+        &path,
+        &token,
+        ("if-match", &format!("W/\"{version}\"")),
+    )
+    .await
+    .problem(412);
     conditional(&app, Method::DELETE, &path, &token, ("if-none-match", "*"))
         .await
         .problem(412);
