@@ -195,7 +195,9 @@ impl Handler for MetricsEndpoint {
     }
 }
 
-fn service(router: Router, state: &AppState) -> Service {
+/// The hoops and catcher every listener runs behind. Public so that tests can mount a
+/// route the API does not have (one that panics) behind exactly this chain.
+pub fn service(router: Router, state: &AppState) -> Service {
     Service::new(router)
         .catcher(Catcher::new(ProblemCatcher))
         .hoop(affix_state::inject(state.clone()))

@@ -1,7 +1,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app_on};
 
 fn admin_routes(id: &str) -> Vec<(Method, String, Option<serde_json::Value>)> {
     vec![
@@ -16,9 +16,9 @@ fn admin_routes(id: &str) -> Vec<(Method, String, Option<serde_json::Value>)> {
     ]
 }
 
-#[tokio::test]
-async fn admin_routes_need_a_token_and_the_admin_role() {
-    let app = spawn_app().await;
+both_backends!(admin_routes_need_a_token_and_the_admin_role);
+async fn admin_routes_need_a_token_and_the_admin_role(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (_admin, admin_id, _) = app.new_user("root").await;
     let (user, user_id, _) = app.new_user("pleb").await;
     for (method, path, body) in admin_routes(&admin_id) {
@@ -39,9 +39,9 @@ async fn admin_routes_need_a_token_and_the_admin_role() {
     assert_eq!(me.body["id"], user_id.as_str());
 }
 
-#[tokio::test]
-async fn admin_lists_and_reads_users_with_pagination() {
-    let app = spawn_app().await;
+both_backends!(admin_lists_and_reads_users_with_pagination);
+async fn admin_lists_and_reads_users_with_pagination(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (admin, admin_id, _) = app.new_user("root").await;
     for i in 0..4 {
         app.new_user(&format!("member{i}")).await;
@@ -77,9 +77,9 @@ async fn admin_lists_and_reads_users_with_pagination() {
         .problem(404);
 }
 
-#[tokio::test]
-async fn admin_changes_roles_and_the_change_takes_effect() {
-    let app = spawn_app().await;
+both_backends!(admin_changes_roles_and_the_change_takes_effect);
+async fn admin_changes_roles_and_the_change_takes_effect(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (admin, _, _) = app.new_user("root").await;
     let (user, user_id, email) = app.new_user("promotee").await;
     let path = format!("/api/v1/admin/users/{user_id}");
@@ -123,9 +123,9 @@ async fn admin_changes_roles_and_the_change_takes_effect() {
     .problem(404);
 }
 
-#[tokio::test]
-async fn the_last_admin_can_be_neither_demoted_nor_deleted() {
-    let app = spawn_app().await;
+both_backends!(the_last_admin_can_be_neither_demoted_nor_deleted);
+async fn the_last_admin_can_be_neither_demoted_nor_deleted(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (admin, admin_id, _) = app.new_user("root").await;
     let path = format!("/api/v1/admin/users/{admin_id}");
     app.request(
@@ -199,39 +199,115 @@ async fn demote(app: &TestApp, token: &str, target: &str) -> crate::helpers::Rep
     .await
 }
 
-#[tokio::test]
-async fn concurrent_mutual_demotion_leaves_an_admin() {
-    let app = spawn_app().await;
-    let (first, first_id, _) = app.new_user("a1").await;
-    let (_, second_id, second_email) = app.new_user("a2").await;
-    app.request(
-        Method::PATCH,
-        &format!("/api/v1/admin/users/{second_id}"),
-        Some(&first),
-        Some(json!({"role": "admin"})),
-    )
-    .await;
-    let second = app.login(&second_email, crate::helpers::PASSWORD).await;
-    let second = second.body["access_token"]
+async fn token(app: &TestApp, email: &str) -> String {
+    let login = app.login(email, crate::helpers::PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    login.body["access_token"]
         .as_str()
         .expect("token")
-        .to_string();
+        .to_string()
+}
+
+/// Two admins, `(id, email)` each, demote each other at the same moment, the first through
+/// `via_first` and the second through `via_second`. Exactly one demotion wins; the other
+/// is refused cleanly (its token was revoked by the winner, its target became the last
+/// admin, or the database chose it as the deadlock victim: 503, retry), never a 500.
+/// Returns the admin left standing.
+async fn mutual_demotion<'a>(
+    via_first: &TestApp,
+    via_second: &TestApp,
+    first: (&'a str, &'a str),
+    second: (&'a str, &'a str),
+) -> (&'a str, &'a str) {
+    let first_token = token(via_first, first.1).await;
+    let promoted = set_role(via_first, &first_token, second.0, "admin").await;
+    assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.text);
+    let second_token = token(via_second, second.1).await;
     let (a, b) = tokio::join!(
-        demote(&app, &first, &second_id),
-        demote(&app, &second, &first_id)
+        demote(via_first, &first_token, second.0),
+        demote(via_second, &second_token, first.0)
     );
     let statuses = [a.status.as_u16(), b.status.as_u16()];
-    assert!(statuses.contains(&200), "{statuses:?}");
     assert_eq!(
-        app.count("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}: {} / {}",
+        a.text,
+        b.text
+    );
+    let loser = if a.status == StatusCode::OK { &b } else { &a };
+    assert!(
+        matches!(loser.status.as_u16(), 401 | 403 | 409 | 503),
+        "{}: {}",
+        loser.status,
+        loser.text
+    );
+    loser.problem(loser.status.as_u16());
+    assert_eq!(
+        via_first
+            .count("SELECT COUNT(*) AS n FROM users WHERE role = 'admin'")
             .await,
         1
     );
+    if a.status == StatusCode::OK {
+        first
+    } else {
+        second
+    }
 }
 
+async fn set_role(app: &TestApp, token: &str, target: &str, role: &str) -> crate::helpers::Reply {
+    app.request(
+        Method::PATCH,
+        &format!("/api/v1/admin/users/{target}"),
+        Some(token),
+        Some(json!({ "role": role })),
+    )
+    .await
+}
+
+both_backends!(concurrent_mutual_demotion_leaves_an_admin);
+/// On one server the in-process admin lock serialises the two demotions; on SQLite (one
+/// process by design) that lock is the whole guard.
+async fn concurrent_mutual_demotion_leaves_an_admin(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let (_, first_id, first_email) = app.new_user("a1").await;
+    let (_, second_id, second_email) = app.new_user("a2").await;
+    mutual_demotion(
+        &app,
+        &app,
+        (&first_id, &first_email),
+        (&second_id, &second_email),
+    )
+    .await;
+}
+
+/// PostgreSQL only: two replicas on one database, where each server's in-process lock
+/// sees only its own request and the database's row locks must decide. (SQLite
+/// deployments are a single process, so there is no second server to race.)
 #[tokio::test]
-async fn deleting_a_user_deletes_their_tasks() {
-    let app = spawn_app().await;
+async fn mutual_demotion_through_two_replicas_leaves_an_admin() {
+    let app = spawn_app_on(Backend::Postgres).await;
+    let replica = app.spawn_replica(|_| {}).await;
+    let (_, first_id, first_email) = app.new_user("r1").await;
+    let (_, second_id, second_email) = app.new_user("r2").await;
+    let (mut admin, mut other) = ((&*first_id, &*first_email), (&*second_id, &*second_email));
+    // A few rounds, alternating which server carries which admin's request.
+    for round in 0..4 {
+        let (via_first, via_second) = if round % 2 == 0 {
+            (&app, &replica)
+        } else {
+            (&replica, &app)
+        };
+        if mutual_demotion(via_first, via_second, admin, other).await != admin {
+            std::mem::swap(&mut admin, &mut other);
+        }
+    }
+}
+
+both_backends!(deleting_a_user_deletes_their_tasks);
+async fn deleting_a_user_deletes_their_tasks(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (admin, _, _) = app.new_user("root").await;
     let (user, user_id, email) = app.new_user("leaver").await;
     let (keeper, _, _) = app.new_user("keeper").await;
@@ -266,9 +342,9 @@ async fn deleting_a_user_deletes_their_tasks() {
     .problem(404);
 }
 
-#[tokio::test]
-async fn deactivated_users_cannot_log_in_or_use_tokens() {
-    let app = spawn_app().await;
+both_backends!(deactivated_users_cannot_log_in_or_use_tokens);
+async fn deactivated_users_cannot_log_in_or_use_tokens(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (admin, _, _) = app.new_user("root").await;
     let (user, user_id, email) = app.new_user("paused").await;
     let path = format!("/api/v1/admin/users/{user_id}");

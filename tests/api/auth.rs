@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, spawn_app, unique_email};
+use crate::helpers::{Backend, PASSWORD, both_backends, spawn_app_on, unique_email};
 
 fn keys(value: &Value) -> BTreeSet<String> {
     value.as_object().expect("object").keys().cloned().collect()
@@ -11,9 +11,9 @@ fn keys(value: &Value) -> BTreeSet<String> {
 
 const USER_KEYS: [&str; 6] = ["active", "created_at", "email", "id", "name", "role"];
 
-#[tokio::test]
-async fn register_returns_the_user_without_any_secret() {
-    let app = spawn_app().await;
+both_backends!(register_returns_the_user_without_any_secret);
+async fn register_returns_the_user_without_any_secret(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let reply = app
         .register("Ada", " Ada.Lovelace@Example.COM ", PASSWORD)
         .await;
@@ -39,9 +39,9 @@ async fn register_returns_the_user_without_any_secret() {
     assert_eq!(stored, 1);
 }
 
-#[tokio::test]
-async fn first_user_is_admin_and_later_users_are_not() {
-    let app = spawn_app().await;
+both_backends!(first_user_is_admin_and_later_users_are_not);
+async fn first_user_is_admin_and_later_users_are_not(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let first = app
         .register("First", &unique_email("first"), PASSWORD)
         .await;
@@ -52,9 +52,9 @@ async fn first_user_is_admin_and_later_users_are_not() {
     assert_eq!(second.body["role"], "user");
 }
 
-#[tokio::test]
-async fn simultaneous_first_registrations_make_exactly_one_admin() {
-    let app = spawn_app().await;
+both_backends!(simultaneous_first_registrations_make_exactly_one_admin);
+async fn simultaneous_first_registrations_make_exactly_one_admin(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let attempts = (0..8).map(|i| {
         let app = &app;
         async move {
@@ -73,9 +73,9 @@ async fn simultaneous_first_registrations_make_exactly_one_admin() {
     );
 }
 
-#[tokio::test]
-async fn duplicate_email_is_a_conflict_regardless_of_case() {
-    let app = spawn_app().await;
+both_backends!(duplicate_email_is_a_conflict_regardless_of_case);
+async fn duplicate_email_is_a_conflict_regardless_of_case(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let email = unique_email("dup");
     assert_eq!(
         app.register("One", &email, PASSWORD).await.status,
@@ -86,9 +86,9 @@ async fn duplicate_email_is_a_conflict_regardless_of_case() {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM users").await, 1);
 }
 
-#[tokio::test]
-async fn registration_validation_lists_each_bad_field() {
-    let app = spawn_app().await;
+both_backends!(registration_validation_lists_each_bad_field);
+async fn registration_validation_lists_each_bad_field(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let cases = [
         (
             json!({"name": "", "email": "a@b.co", "password": PASSWORD}),
@@ -131,9 +131,9 @@ async fn registration_validation_lists_each_bad_field() {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM users").await, 1);
 }
 
-#[tokio::test]
-async fn role_and_unknown_fields_in_register_are_rejected_not_honoured() {
-    let app = spawn_app().await;
+both_backends!(role_and_unknown_fields_in_register_are_rejected_not_honoured);
+async fn role_and_unknown_fields_in_register_are_rejected_not_honoured(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     // Take the admin seat first so a smuggled role would be visible.
     app.new_user("owner").await;
     for extra in [
@@ -156,9 +156,9 @@ async fn role_and_unknown_fields_in_register_are_rejected_not_honoured() {
         .problem(422);
 }
 
-#[tokio::test]
-async fn login_returns_bearer_token_with_pinned_claims() {
-    let app = spawn_app().await;
+both_backends!(login_returns_bearer_token_with_pinned_claims);
+async fn login_returns_bearer_token_with_pinned_claims(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let email = unique_email("login");
     app.register("Login", &email, PASSWORD).await;
     let reply = app.login(&email.to_uppercase(), PASSWORD).await;
@@ -191,9 +191,9 @@ async fn login_returns_bearer_token_with_pinned_claims() {
     assert_eq!(claims["sub"], reply.body["user"]["id"]);
 }
 
-#[tokio::test]
-async fn unknown_email_and_wrong_password_are_indistinguishable() {
-    let app = spawn_app().await;
+both_backends!(unknown_email_and_wrong_password_are_indistinguishable);
+async fn unknown_email_and_wrong_password_are_indistinguishable(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let email = unique_email("victim");
     app.register("Victim", &email, PASSWORD).await;
     let wrong_password = app.login(&email, "not the password").await;
@@ -205,9 +205,9 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
     assert_eq!(unknown_email.header("www-authenticate"), Some("Bearer"));
 }
 
-#[tokio::test]
-async fn login_validates_its_body() {
-    let app = spawn_app().await;
+both_backends!(login_validates_its_body);
+async fn login_validates_its_body(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     app.post("/api/v1/auth/login", None, json!({"email": "a@b.co"}))
         .await
         .problem(422);

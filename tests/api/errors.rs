@@ -4,11 +4,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app_on, spawn_app_with};
 
-#[tokio::test]
-async fn framework_errors_are_problem_json() {
-    let app = spawn_app().await;
+both_backends!(framework_errors_are_problem_json);
+async fn framework_errors_are_problem_json(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("errors").await;
     app.get("/api/v1/nothing-here", None).await.problem(404);
     app.get("/definitely/not/here", None).await.problem(404);
@@ -22,9 +22,9 @@ async fn framework_errors_are_problem_json() {
         .problem(405);
 }
 
-#[tokio::test]
-async fn malformed_bodies_and_wrong_content_types() {
-    let app = spawn_app().await;
+both_backends!(malformed_bodies_and_wrong_content_types);
+async fn malformed_bodies_and_wrong_content_types(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("bodies").await;
     let send = |content_type: Option<&'static str>, body: Vec<u8>| {
         let mut request = app
@@ -75,9 +75,9 @@ async fn malformed_bodies_and_wrong_content_types() {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM tasks").await, 1);
 }
 
-#[tokio::test]
-async fn oversized_and_pathological_bodies_are_refused_without_harm() {
-    let app = spawn_app().await;
+both_backends!(oversized_and_pathological_bodies_are_refused_without_harm);
+async fn oversized_and_pathological_bodies_are_refused_without_harm(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("huge").await;
     let keep = app.create_task(&token, json!({"title": "survivor"})).await;
 
@@ -148,9 +148,9 @@ async fn oversized_and_pathological_bodies_are_refused_without_harm() {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM tasks").await, 2);
 }
 
-#[tokio::test]
-async fn html_is_never_served_for_errors_even_when_asked() {
-    let app = spawn_app().await;
+both_backends!(html_is_never_served_for_errors_even_when_asked);
+async fn html_is_never_served_for_errors_even_when_asked(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     for (method, path) in [
         (Method::GET, "/api/v1/missing"),
         (Method::GET, "/api/v1/tasks"),
@@ -172,4 +172,93 @@ async fn html_is_never_served_for_errors_even_when_asked() {
         );
         assert!(!reply.text.contains("<html"));
     }
+}
+
+/// A request that does not finish within `server.request_timeout_secs` is answered with
+/// the timeout problem (503 with Retry-After), not left hanging. Here the client sends
+/// only half of its body; no stored data is involved, so SQLite serves it.
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_a_503_problem() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app_with(Backend::Sqlite, |s| s.server.request_timeout_secs = 1).await;
+    let body = br#"{"email":"slow@example.com","password":"never finished"}"#;
+    let mut stream = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body[..10]).await.expect("half a body");
+    let mut response = Vec::new();
+    // Bounded, so that a server that never answers fails the test instead of hanging it.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .expect("an answer before the client gives up")
+    .expect("read");
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+    let head = head.to_lowercase();
+    assert!(head.starts_with("http/1.1 503"), "{response}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{response}"
+    );
+    assert!(head.contains("retry-after: "), "{response}");
+    let problem: serde_json::Value = serde_json::from_str(body).expect("problem json");
+    assert_eq!(problem["status"], 503);
+    assert_eq!(problem["type"], "https://taskapi.dev/problems/timeout");
+}
+
+#[salvo::handler]
+async fn explode() -> &'static str {
+    panic!("deliberate panic in a test route")
+}
+
+#[salvo::handler]
+async fn still_fine() -> &'static str {
+    "fine"
+}
+
+/// No API route can panic on purpose, so the test mounts one behind the production
+/// service chain (`startup::service`: catcher, state, request context, `CatchPanic`). The
+/// panic becomes a 500 problem that reveals nothing, the request id is still attached,
+/// and the server keeps serving.
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_problem_and_the_server_lives_on() {
+    use salvo::prelude::*;
+
+    let app = spawn_app_on(Backend::Sqlite).await;
+    let router = Router::new()
+        .push(Router::with_path("explode").get(explode))
+        .push(Router::with_path("fine").get(still_fine));
+    let service = taskapi::startup::service(router, &app.state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    let acceptor = salvo::conn::tcp::TcpAcceptor::try_from(listener).expect("acceptor");
+    tokio::spawn(Server::new(acceptor).serve(service));
+
+    let reply = TestApp::read(
+        app.client
+            .get(format!("{address}/explode"))
+            .header("x-request-id", "panic-req-1")
+            .send()
+            .await
+            .expect("an answer, not a dropped connection"),
+    )
+    .await;
+    let problem = reply.problem(500);
+    assert!(!reply.text.contains("deliberate"), "{}", reply.text);
+    assert!(!reply.text.contains("panicked"), "{}", reply.text);
+    assert_eq!(problem["status"], 500);
+    assert_eq!(reply.header("x-request-id"), Some("panic-req-1"));
+    let fine = app.client.get(format!("{address}/fine")).send().await;
+    assert_eq!(fine.expect("still serving").status(), StatusCode::OK);
 }

@@ -1,6 +1,13 @@
-//! `spawn_app()`: a real taskapi server on port 0 over a brand-new database.
-//! PostgreSQL comes from TEST_DATABASE_URL (one fresh database per test) or, when that
-//! is unset, from a testcontainers PostgreSQL started once per test binary.
+//! `spawn_app_on(backend)`: a real taskapi server on port 0 over a brand-new database, on
+//! PostgreSQL or SQLite. PostgreSQL comes from TEST_DATABASE_URL (one fresh database per
+//! test) or, when that is unset, from a testcontainers PostgreSQL started once per test
+//! binary, and only when a PostgreSQL test runs. SQLite is a file in a fresh temp dir.
+//!
+//! `both_backends!` turns one test body into a test per backend, so the whole HTTP suite
+//! runs on both databases.
+//!
+//! Nothing here reads the developer's environment beyond the TEST_* variables: apps are
+//! built from `Settings::default()`, never `Settings::load()` (which reads `.env`).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -25,6 +32,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:port` of the separate metrics listener, when one is configured.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub state: AppState,
     /// Admin connection URL of the server and the name of this test's database.
@@ -159,9 +168,48 @@ pub fn test_settings(database_url: String) -> Settings {
     settings
 }
 
+/// PostgreSQL; kept until the last callers move to `spawn_app_on`.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(Backend::Postgres, |_| {}).await
+    spawn_app_on(Backend::Postgres).await
 }
+
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// One `#[tokio::test]` per database backend for each named test body, an ordinary
+/// `async fn name(backend: Backend)` next to it:
+///
+/// ```ignore
+/// both_backends!(the_name);
+/// async fn the_name(backend: Backend) {
+///     let app = spawn_app_on(backend).await;
+/// }
+/// ```
+///
+/// generates `mod the_name { #[tokio::test] async fn postgres() #[tokio::test] async fn
+/// sqlite() }` (a module and a function may share a name), so the runs are reported as
+/// `the_name::postgres` and `the_name::sqlite`, and `cargo test sqlite` or
+/// `cargo test the_name` select by backend or by test. The body stays a plain function,
+/// which rustfmt formats and the compiler checks like any other.
+macro_rules! both_backends {
+    ($($test:ident),+ $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test]
+                async fn postgres() {
+                    super::$test($crate::helpers::Backend::Postgres).await
+                }
+
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$test($crate::helpers::Backend::Sqlite).await
+                }
+            }
+        )+
+    };
+}
+pub(crate) use both_backends;
 
 pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
     init_telemetry();
@@ -187,10 +235,12 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
     customize(&mut settings);
     let app = Application::build(settings).await.expect("build app");
     let port = app.port();
+    let metrics_address = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
     let state = app.state().clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        metrics_address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -443,10 +493,12 @@ impl TestApp {
         customize(&mut settings);
         let app = Application::build(settings).await.expect("build replica");
         let port = app.port();
+        let metrics_address = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
         let state = app.state().clone();
         tokio::spawn(app.run_until(std::future::pending()));
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
+            metrics_address,
             client: self.client.clone(),
             state,
             // The first app owns (and drops) the database.

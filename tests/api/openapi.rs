@@ -1,7 +1,11 @@
+//! The OpenAPI document: every route, body, status and security requirement, the same
+//! from the server and from `taskapi openapi`. None of this touches stored data, so the
+//! server runs on SQLite: these checks never need (or start) PostgreSQL.
+
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{Backend, TempDir, spawn_app_on};
 
 /// (method, path, protected, has body, statuses that must be documented)
 const ROUTES: &[(&str, &str, bool, bool, &[&str])] = &[
@@ -113,7 +117,7 @@ const ROUTES: &[(&str, &str, bool, bool, &[&str])] = &[
 
 #[tokio::test]
 async fn spec_documents_every_route_body_status_and_security() {
-    let app = spawn_app().await;
+    let app = spawn_app_on(Backend::Sqlite).await;
     let reply = app.get("/apidocs/openapi.json", None).await;
     assert_eq!(reply.status, StatusCode::OK);
     let spec = &reply.body;
@@ -178,7 +182,7 @@ async fn spec_documents_every_route_body_status_and_security() {
 
 #[tokio::test]
 async fn swagger_ui_is_served() {
-    let app = spawn_app().await;
+    let app = spawn_app_on(Backend::Sqlite).await;
     let reply = app.get("/apidocs", None).await;
     let ui = if reply.status.is_redirection() {
         app.get("/apidocs/", None).await
@@ -189,13 +193,52 @@ async fn swagger_ui_is_served() {
     assert!(ui.text.to_lowercase().contains("swagger"));
 }
 
+/// The document `taskapi openapi` prints (for client generators and CI) is the one the
+/// server serves: every path, every method, every schema.
 #[tokio::test]
 async fn openapi_subcommand_prints_the_same_paths() {
+    // An empty working directory and environment: a developer's `.env` must not matter.
+    let dir =
+        std::env::temp_dir().join(format!("taskapi-openapi-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let dir = TempDir(dir);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_taskapi"))
         .arg("openapi")
+        .env_clear()
+        .current_dir(&dir.0)
         .output()
         .expect("run taskapi openapi");
-    assert!(output.status.success());
-    let spec: Value = serde_json::from_slice(&output.stdout).expect("json");
-    assert!(spec["paths"]["/api/v1/tasks/{id}"]["patch"].is_object());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let app = spawn_app_on(Backend::Sqlite).await;
+    let served = app.get("/apidocs/openapi.json", None).await;
+    assert_eq!(served.status, StatusCode::OK);
+    let paths = |spec: &Value| -> Vec<(String, Vec<String>)> {
+        spec["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .map(|(path, item)| {
+                let methods = item.as_object().expect("path item").keys().cloned();
+                (path.clone(), methods.collect())
+            })
+            .collect()
+    };
+    // Listed first so that a difference reads as a route list, not a JSON dump.
+    assert_eq!(paths(&printed), paths(&served.body));
+    // And it is the full list this file knows, not an empty or partial document.
+    let known: std::collections::BTreeSet<&str> = ROUTES.iter().map(|(_, p, ..)| *p).collect();
+    let printed_paths: std::collections::BTreeSet<&str> = printed["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(printed_paths, known);
+    assert_eq!(printed["paths"], served.body["paths"]);
+    assert_eq!(printed["components"], served.body["components"]);
 }

@@ -10,11 +10,13 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{TempDir, TestApp, log_dir, spawn_app};
+use crate::helpers::{
+    Backend, TempDir, TestApp, both_backends, log_dir, spawn_app_on, spawn_app_with,
+};
 
-#[tokio::test]
-async fn health_endpoints_report_liveness_and_readiness() {
-    let app = spawn_app().await;
+both_backends!(health_endpoints_report_liveness_and_readiness);
+async fn health_endpoints_report_liveness_and_readiness(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let live = app.get("/health/live", None).await;
     assert_eq!(live.status, StatusCode::OK);
     assert_eq!(live.body["status"], "ok");
@@ -22,13 +24,59 @@ async fn health_endpoints_report_liveness_and_readiness() {
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(
         ready.body,
-        json!({"status": "ready", "database": "ok", "migrations": "applied"})
+        json!({"status": "ready", "database": "ok", "migrations": "applied", "redis": "disabled"})
     );
 }
 
+both_backends!(readiness_reports_draining);
+/// Readiness while shutting down: out of rotation at once (503 `draining`, Retry-After,
+/// the connection closed), while liveness stays up so nothing restarts the process.
+async fn readiness_reports_draining(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    assert_eq!(app.get("/health/ready", None).await.status, StatusCode::OK);
+    app.state.start_draining();
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text
+    );
+    assert_eq!(ready.body["status"], "draining");
+    assert!(ready.header("retry-after").is_some());
+    assert_eq!(ready.header("connection"), Some("close"));
+    let live = app.get("/health/live", None).await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert_eq!(live.header("connection"), Some("close"));
+}
+
+both_backends!(readiness_reports_pending_migrations_until_they_are_applied);
+/// Readiness before the migrations ran (Kubernetes runs them in a Job, `migrate_on_start`
+/// off): 503 `migrations pending` until they are applied, then ready without a restart.
+async fn readiness_reports_pending_migrations_until_they_are_applied(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.server.migrate_on_start = false).await;
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text
+    );
+    assert_eq!(ready.body["status"], "migrations pending");
+    assert_eq!(ready.body["database"], "ok");
+    assert_eq!(ready.body["migrations"], "pending");
+    assert!(ready.header("retry-after").is_some());
+    taskapi::db::migrate(&app.state.db).await.expect("migrate");
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.body["migrations"], "applied");
+}
+
+/// PostgreSQL only: it drops the test's database under the running server. (A SQLite file
+/// that disappears stays readable through the open handles, so there is no outage to see.)
 #[tokio::test]
 async fn ready_turns_503_when_the_database_goes_away() {
-    let app = spawn_app().await;
+    let app = spawn_app_on(Backend::Postgres).await;
     assert_eq!(app.get("/health/ready", None).await.status, StatusCode::OK);
     let admin = sea_orm::Database::connect(app.pg_admin_url.as_deref().expect("postgres"))
         .await
@@ -47,18 +95,17 @@ async fn ready_turns_503_when_the_database_goes_away() {
     assert_eq!(ready.body["status"], "unavailable");
     // Liveness does not depend on the database.
     assert_eq!(app.get("/health/live", None).await.status, StatusCode::OK);
-    // API calls fail cleanly as problem+json rather than hanging or crashing.
+    // API calls fail cleanly with the promised 503 problem (and a time to retry) rather
+    // than hanging, crashing or answering a bare 500.
     let login = app.login("someone@example.com", "whatever-password").await;
-    assert!(login.status.is_server_error(), "{}", login.text);
-    assert_eq!(
-        login.header("content-type"),
-        Some("application/problem+json")
-    );
+    login.problem(503);
+    assert!(login.header("retry-after").is_some(), "{:?}", login.headers);
 }
 
+/// No stored data involved: SQLite, so this never needs PostgreSQL.
 #[tokio::test]
 async fn request_ids_are_echoed_or_generated() {
-    let app = spawn_app().await;
+    let app = spawn_app_on(Backend::Sqlite).await;
     let echoed = app
         .client
         .get(app.url("/health/live"))
@@ -97,9 +144,9 @@ fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-#[tokio::test]
-async fn metrics_count_requests_by_route_template() {
-    let app = spawn_app().await;
+both_backends!(metrics_count_requests_by_route_template);
+async fn metrics_count_requests_by_route_template(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("metered").await;
     let task = app.create_task(&token, json!({"title": "count me"})).await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
@@ -141,18 +188,53 @@ async fn metrics_count_requests_by_route_template() {
     assert!(metric_value(&text, "auth_login_total", &[("outcome", "success")]) >= 1.0);
 }
 
+/// No stored data involved: SQLite, so this never needs PostgreSQL.
 #[tokio::test]
 async fn metrics_can_move_to_a_separate_port() {
-    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
         s.server.metrics_port = Some(0);
     })
     .await;
     app.get("/metrics", None).await.problem(404);
+    let (token, _, _) = app.new_user("scraped").await;
+    app.create_task(&token, json!({"title": "counted"})).await;
+    let metrics_address = app.metrics_address.as_deref().expect("a metrics listener");
+    assert_ne!(metrics_address, app.address);
+    let reply = TestApp::read(
+        app.client
+            .get(format!("{metrics_address}/metrics"))
+            .send()
+            .await
+            .expect("scrape"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
+    // The registry behind it is the application's: this app's traffic is in it.
+    let created = [
+        ("method", "POST"),
+        ("route", "/api/v1/tasks"),
+        ("status", "201"),
+    ];
+    assert!(metric_value(&reply.text, "http_requests_total", &created) >= 1.0);
+    assert!(reply.text.contains("taskapi_build_info"));
+    // The metrics port serves metrics only, not the API.
+    let api = app
+        .client
+        .get(format!("{metrics_address}/api/v1/tasks"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(api.status(), StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn log_file_records_auth_and_task_events_with_the_request_id() {
-    let app = spawn_app().await;
+both_backends!(log_file_records_auth_and_task_events_with_the_request_id);
+async fn log_file_records_auth_and_task_events_with_the_request_id(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let email = crate::helpers::unique_email("logged");
     app.register("Logged", &email, crate::helpers::PASSWORD)
         .await;
@@ -459,9 +541,9 @@ fn production_profile_refuses_to_start_without_a_secret() {
     assert!(String::from_utf8_lossy(&short.stderr).contains("32"));
 }
 
-#[tokio::test]
-async fn create_admin_and_migrate_subcommands_work_on_postgres() {
-    let app = spawn_app().await;
+both_backends!(create_admin_and_migrate_subcommands_work);
+async fn create_admin_and_migrate_subcommands_work(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let db_url = app.state.settings.database_url();
     let dir = scratch_dir("create-admin");
     let status = taskapi(&dir.0)

@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app, spawn_app_with, use_redis};
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, both_backends, redis_url, spawn_app_on, spawn_app_with, use_redis,
+};
 
 async fn login_from(app: &TestApp, forwarded_for: &str, email: &str, password: &str) -> StatusCode {
     app.client
@@ -50,9 +52,9 @@ async fn concurrent_failed_logins(apps: &[&TestApp], email: &str, n: usize) -> (
     (unauthorized, throttled)
 }
 
-#[tokio::test]
-async fn concurrent_logins_cannot_exceed_the_lock_budget() {
-    let app = spawn_app().await;
+both_backends!(concurrent_logins_cannot_exceed_the_lock_budget);
+async fn concurrent_logins_cannot_exceed_the_lock_budget(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (_, _, email) = app.new_user("race").await;
     // Default budget: five failures per (email, address), then locked.
     let (unauthorized, throttled) = concurrent_failed_logins(&[&app], &email, 25).await;
@@ -64,10 +66,12 @@ async fn concurrent_logins_cannot_exceed_the_lock_budget() {
     );
 }
 
+/// PostgreSQL only: several replicas share one PostgreSQL in production; SQLite is the
+/// single-process deployment, so there is no second replica on it to share with.
 #[tokio::test]
 async fn login_budget_is_shared_by_replicas_through_redis() {
     let prefix = Uuid::new_v4().simple().to_string();
-    let a = spawn_app_with(Backend::Postgres, |_| {}).await;
+    let a = spawn_app_on(Backend::Postgres).await;
     let mut settings = (*a.state.settings).clone();
     use_redis(&mut settings, &prefix).await;
     let a = a.spawn_replica(|s| *s = settings.clone()).await;
@@ -79,10 +83,12 @@ async fn login_budget_is_shared_by_replicas_through_redis() {
     assert_eq!((unauthorized, throttled), (5, 19));
 }
 
+/// PostgreSQL only: several replicas share one PostgreSQL in production; SQLite is the
+/// single-process deployment, so there is no second replica on it to share with.
 #[tokio::test]
 async fn per_ip_limit_counts_across_replicas_and_names_its_limit() {
     let prefix = Uuid::new_v4().simple().to_string();
-    let first = spawn_app().await;
+    let first = spawn_app_on(Backend::Postgres).await;
     let mut settings = (*first.state.settings).clone();
     use_redis(&mut settings, &prefix).await;
     settings.limits.auth_per_ip_per_minute = 4;
@@ -105,10 +111,12 @@ async fn per_ip_limit_counts_across_replicas_and_names_its_limit() {
     );
 }
 
+/// PostgreSQL only: several replicas share one PostgreSQL in production; SQLite is the
+/// single-process deployment, so there is no second replica on it to share with.
 #[tokio::test]
 async fn revocation_on_one_replica_is_honoured_by_the_others() {
     let prefix = Uuid::new_v4().simple().to_string();
-    let first = spawn_app().await;
+    let first = spawn_app_on(Backend::Postgres).await;
     let mut settings = (*first.state.settings).clone();
     use_redis(&mut settings, &prefix).await;
     // A long cache TTL, so only the pub/sub message can explain B's change of mind.
@@ -165,10 +173,10 @@ async fn subscribed(app: &TestApp) -> bool {
     cache.get(probe).is_some()
 }
 
-#[tokio::test]
-async fn forwarded_headers_from_untrusted_peers_are_ignored() {
+both_backends!(forwarded_headers_from_untrusted_peers_are_ignored);
+async fn forwarded_headers_from_untrusted_peers_are_ignored(backend: Backend) {
     // No trusted proxies (the default): every request below comes from 127.0.0.1.
-    let app = spawn_app_with(Backend::Postgres, |s| s.limits.auth_per_ip_per_minute = 3).await;
+    let app = spawn_app_with(backend, |s| s.limits.auth_per_ip_per_minute = 3).await;
     for spoof in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
         assert_eq!(
             login_from(&app, spoof, "nobody@example.com", "irrelevant").await,
@@ -181,9 +189,9 @@ async fn forwarded_headers_from_untrusted_peers_are_ignored() {
     );
 }
 
-#[tokio::test]
-async fn clients_behind_a_trusted_proxy_have_their_own_budgets() {
-    let app = spawn_app_with(Backend::Postgres, |s| {
+both_backends!(clients_behind_a_trusted_proxy_have_their_own_budgets);
+async fn clients_behind_a_trusted_proxy_have_their_own_budgets(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.limits.auth_per_ip_per_minute = 2;
         s.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("cidr")];
     })
@@ -206,9 +214,9 @@ async fn clients_behind_a_trusted_proxy_have_their_own_budgets() {
     );
 }
 
-#[tokio::test]
-async fn distributed_guessing_hits_the_account_ceiling_but_not_the_owner() {
-    let app = spawn_app_with(Backend::Postgres, |s| {
+both_backends!(distributed_guessing_hits_the_account_ceiling_but_not_the_owner);
+async fn distributed_guessing_hits_the_account_ceiling_but_not_the_owner(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.server.trusted_proxies = vec!["127.0.0.1/32".parse().expect("cidr")];
         s.limits.account_failures_before_lock = 8;
     })
@@ -255,9 +263,9 @@ async fn distributed_guessing_hits_the_account_ceiling_but_not_the_owner() {
     );
 }
 
-#[tokio::test]
-async fn wrong_current_passwords_back_off_and_then_revoke_every_session() {
-    let app = spawn_app_with(Backend::Postgres, |s| {
+both_backends!(wrong_current_passwords_back_off_and_then_revoke_every_session);
+async fn wrong_current_passwords_back_off_and_then_revoke_every_session(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.limits.login_failures_before_lock = 3;
         s.limits.password_failures_before_revoke = 3;
     })
@@ -288,10 +296,10 @@ async fn wrong_current_passwords_back_off_and_then_revoke_every_session() {
     assert!(locked.header("retry-after").is_some());
 }
 
-#[tokio::test]
-async fn password_guessing_without_back_off_was_an_oracle() {
+both_backends!(password_guessing_without_back_off_was_an_oracle);
+async fn password_guessing_without_back_off_was_an_oracle(backend: Backend) {
     // 30 wrong guesses in a row used to be 30 × 403; now the lock stops them early.
-    let app = spawn_app().await;
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("oracle2").await;
     let mut statuses = Vec::new();
     for _ in 0..8 {
@@ -313,9 +321,9 @@ async fn password_guessing_without_back_off_was_an_oracle() {
     );
 }
 
-#[tokio::test]
-async fn refresh_token_reuse_revokes_live_access_tokens() {
-    let app = spawn_app().await;
+both_backends!(refresh_token_reuse_revokes_live_access_tokens);
+async fn refresh_token_reuse_revokes_live_access_tokens(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (_, _, email) = app.new_user("reuse").await;
     let login = app.login(&email, PASSWORD).await;
     let first_access = login.body["access_token"]
@@ -345,18 +353,18 @@ async fn refresh_token_reuse_revokes_live_access_tokens() {
     }
 }
 
-#[tokio::test]
-async fn oversized_login_email_is_refused_before_it_reaches_the_limiter() {
-    let app = spawn_app().await;
+both_backends!(oversized_login_email_is_refused_before_it_reaches_the_limiter);
+async fn oversized_login_email_is_refused_before_it_reaches_the_limiter(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let huge = format!("{}@example.com", "a".repeat(300_000));
     let reply = app.login(&huge, "irrelevant").await;
     assert_eq!(reply.invalid_fields(), ["email"]);
     assert_eq!(app.state.limits.local_entries(), 0);
 }
 
-#[tokio::test]
-async fn redis_outage_falls_back_to_local_limits_without_errors() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+both_backends!(redis_outage_falls_back_to_local_limits_without_errors);
+async fn redis_outage_falls_back_to_local_limits_without_errors(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         // Nothing listens there: every Redis call fails and the breaker opens.
         s.redis.url = Some("redis://127.0.0.1:1".into());
         s.limits.auth_per_ip_per_minute = 3;
@@ -376,25 +384,28 @@ async fn redis_outage_falls_back_to_local_limits_without_errors() {
     assert_eq!(ready.body["redis"], "down");
 }
 
-#[tokio::test]
-async fn readiness_reports_a_reachable_redis() {
-    let prefix = Uuid::new_v4().simple().to_string();
-    let first = spawn_app().await;
-    let mut settings = (*first.state.settings).clone();
-    use_redis(&mut settings, &prefix).await;
-    let app = first.spawn_replica(|s| *s = settings.clone()).await;
+both_backends!(readiness_reports_a_reachable_redis);
+async fn readiness_reports_a_reachable_redis(backend: Backend) {
+    let redis = redis_url().await;
+    let prefix = format!("test:{}:", Uuid::new_v4().simple());
+    let app = spawn_app_with(backend, |s| {
+        s.redis.url = Some(redis);
+        s.redis.key_prefix = prefix;
+    })
+    .await;
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
     assert_eq!(ready.body["redis"], "up");
+    let without = spawn_app_on(backend).await;
     assert_eq!(
-        first.get("/health/ready", None).await.body["redis"],
+        without.get("/health/ready", None).await.body["redis"],
         "disabled"
     );
 }
 
-#[tokio::test]
-async fn every_429_carries_the_headers_of_the_limit_that_refused_it() {
-    let app = spawn_app_with(Backend::Postgres, |s| s.limits.per_user_per_minute = 2).await;
+both_backends!(every_429_carries_the_headers_of_the_limit_that_refused_it);
+async fn every_429_carries_the_headers_of_the_limit_that_refused_it(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.limits.per_user_per_minute = 2).await;
     let (token, _, email) = app.new_user("hints").await;
     for _ in 0..2 {
         assert_eq!(

@@ -4,11 +4,13 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, spawn_app, spawn_app_with, unique_email};
+use crate::helpers::{
+    Backend, PASSWORD, both_backends, spawn_app_on, spawn_app_with, unique_email,
+};
 
-#[tokio::test]
-async fn refresh_rotates_and_reuse_revokes_the_family() {
-    let app = spawn_app().await;
+both_backends!(refresh_rotates_and_reuse_revokes_the_family);
+async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let email = unique_email("rotor");
     app.register("Rotor", &email, PASSWORD).await;
     let login = app.login(&email, PASSWORD).await;
@@ -62,9 +64,9 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
         .problem(422);
 }
 
-#[tokio::test]
-async fn logout_revokes_one_session_and_logout_all_revokes_everything() {
-    let app = spawn_app().await;
+both_backends!(logout_revokes_one_session_and_logout_all_revokes_everything);
+async fn logout_revokes_one_session_and_logout_all_revokes_everything(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let email = unique_email("leaver");
     app.register("Leaver", &email, PASSWORD).await;
     let phone = app.login(&email, PASSWORD).await;
@@ -115,9 +117,9 @@ async fn logout_revokes_one_session_and_logout_all_revokes_everything() {
     assert_eq!(app.login(&email, PASSWORD).await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn me_and_profile_update() {
-    let app = spawn_app().await;
+both_backends!(me_and_profile_update);
+async fn me_and_profile_update(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, id, email) = app.new_user("self").await;
     let me = app.get("/api/v1/auth/me", Some(&token)).await;
     assert_eq!(me.body["id"], id.as_str());
@@ -148,9 +150,9 @@ async fn me_and_profile_update() {
     app.get("/api/v1/auth/me", None).await.problem(401);
 }
 
-#[tokio::test]
-async fn password_change_requires_the_current_one_and_revokes_sessions() {
-    let app = spawn_app().await;
+both_backends!(password_change_requires_the_current_one_and_revokes_sessions);
+async fn password_change_requires_the_current_one_and_revokes_sessions(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let email = unique_email("changer");
     app.register("Changer", &email, PASSWORD).await;
     let login = app.login(&email, PASSWORD).await;
@@ -189,9 +191,9 @@ async fn password_change_requires_the_current_one_and_revokes_sessions() {
     );
 }
 
-#[tokio::test]
-async fn per_ip_limit_answers_429_with_retry_after() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.limits.auth_per_ip_per_minute = 3).await;
+both_backends!(per_ip_limit_answers_429_with_retry_after);
+async fn per_ip_limit_answers_429_with_retry_after(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.limits.auth_per_ip_per_minute = 3).await;
     for _ in 0..3 {
         let reply = app.login("nobody@example.com", "whatever-password").await;
         reply.problem(401);
@@ -213,9 +215,9 @@ async fn per_ip_limit_answers_429_with_retry_after() {
     assert_eq!(app.get("/health/live", None).await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn per_user_limit_answers_429() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.limits.per_user_per_minute = 5).await;
+both_backends!(per_user_limit_answers_429);
+async fn per_user_limit_answers_429(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.limits.per_user_per_minute = 5).await;
     let (token, _, _) = app.new_user("busy").await;
     for _ in 0..5 {
         assert_eq!(
@@ -234,9 +236,9 @@ async fn per_user_limit_answers_429() {
     );
 }
 
-#[tokio::test]
-async fn repeated_failures_lock_the_account_for_this_client_then_expire() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
+both_backends!(repeated_failures_lock_the_account_for_this_client_then_expire);
+async fn repeated_failures_lock_the_account_for_this_client_then_expire(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.limits.login_failures_before_lock = 3;
         s.limits.login_lock_base_secs = 2;
         s.limits.login_lock_max_secs = 4;
@@ -261,10 +263,10 @@ async fn repeated_failures_lock_the_account_for_this_client_then_expire() {
     assert_eq!(app.login(&email, PASSWORD).await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn attacker_walkthrough() {
+both_backends!(attacker_walkthrough);
+async fn attacker_walkthrough(backend: Backend) {
     // Mallory registers, tries to escalate, probes Alice's data and replays tokens.
-    let app = spawn_app().await;
+    let app = spawn_app_on(backend).await;
     let (alice, alice_id, _) = app.new_user("alice").await;
     let secret = app
         .create_task(&alice, json!({"title": "launch codes"}))
@@ -317,4 +319,180 @@ async fn attacker_walkthrough() {
             .await,
         1
     );
+}
+
+/// Every refresh token row of this test's database expires now (as if its lifetime had
+/// passed): set through the entity, so it works the same on both databases.
+async fn expire_all_refresh_tokens(app: &crate::helpers::TestApp) {
+    use sea_orm::EntityTrait;
+    use sea_orm::sea_query::Expr;
+    use taskapi::entities::refresh_token;
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::ExpiresAt, Expr::value(past))
+        .exec(&app.state.db)
+        .await
+        .expect("expire refresh tokens");
+}
+
+both_backends!(an_expired_refresh_token_is_refused_without_revoking_anything);
+/// An expired refresh token is an ordinary 401: not theft, so the access token of the
+/// same login keeps working and a new login starts a working session.
+async fn an_expired_refresh_token_is_refused_without_revoking_anything(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let (_, _, email) = app.new_user("expiring").await;
+    let login = app.login(&email, PASSWORD).await;
+    let access = login.body["access_token"].as_str().expect("a").to_string();
+    let refresh = login.body["refresh_token"].as_str().expect("r").to_string();
+    expire_all_refresh_tokens(&app).await;
+    let refused = app.refresh(&refresh).await;
+    refused.problem(401);
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+    // Refused again the same way, not mistaken for a reused (spent) token.
+    app.refresh(&refresh).await.problem(401);
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&access)).await.status,
+        StatusCode::OK
+    );
+    let again = app.login(&email, PASSWORD).await;
+    let fresh = again.body["refresh_token"].as_str().expect("r");
+    assert_eq!(app.refresh(fresh).await.status, StatusCode::OK);
+}
+
+both_backends!(a_deactivated_user_cannot_refresh);
+/// Deactivation ends every session; and should a session outlive it (the flag set
+/// directly in the database, without the revocation the API does), refresh still checks
+/// the account and refuses.
+async fn a_deactivated_user_cannot_refresh(backend: Backend) {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use taskapi::entities::user;
+
+    let app = spawn_app_on(backend).await;
+    let (admin, _, _) = app.new_user("root").await;
+    let (_, user_id, email) = app.new_user("sleeper").await;
+    let login = app.login(&email, PASSWORD).await;
+    let refresh = login.body["refresh_token"].as_str().expect("r").to_string();
+    let path = format!("/api/v1/admin/users/{user_id}");
+    let off = app
+        .request(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.text);
+    app.refresh(&refresh).await.problem(401);
+    // Reactivated, the account needs a new login: the old session stays dead.
+    let on = app
+        .request(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"active": true})),
+        )
+        .await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.text);
+    app.refresh(&refresh).await.problem(401);
+
+    // A live session, then the flag alone flips (no session revocation).
+    let login = app.login(&email, PASSWORD).await;
+    let refresh = login.body["refresh_token"].as_str().expect("r").to_string();
+    let id = uuid::Uuid::parse_str(&user_id).expect("uuid");
+    user::Entity::update_many()
+        .col_expr(user::Column::Active, Expr::value(false))
+        .filter(user::Column::Id.eq(id))
+        .exec(&app.state.db)
+        .await
+        .expect("deactivate directly");
+    app.refresh(&refresh).await.problem(401);
+}
+
+both_backends!(two_refreshes_of_one_token_at_once_yield_one_new_session_then_revoke_it);
+/// The same refresh token presented twice at once (two tabs, a retried request): exactly
+/// one gets the new pair, the other a 401, never a 500. The second presentation is a
+/// spent token coming back, which reuse detection cannot tell from theft, so the family
+/// dies, including the winner's new refresh token.
+async fn two_refreshes_of_one_token_at_once_yield_one_new_session_then_revoke_it(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let (_, _, email) = app.new_user("twins").await;
+    let login = app.login(&email, PASSWORD).await;
+    let refresh = login.body["refresh_token"].as_str().expect("r").to_string();
+    let (a, b) = tokio::join!(app.refresh(&refresh), app.refresh(&refresh));
+    let (winner, loser) = if a.status == StatusCode::OK {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(winner.status, StatusCode::OK, "{}", winner.text);
+    loser.problem(401);
+    let rotated = winner.body["refresh_token"].as_str().expect("r");
+    assert_ne!(rotated, refresh);
+    app.refresh(rotated).await.problem(401);
+    app.refresh(&refresh).await.problem(401);
+    // A new login is unaffected.
+    assert_eq!(app.login(&email, PASSWORD).await.status, StatusCode::OK);
+}
+
+both_backends!(profile_and_password_changes_need_a_valid_token);
+/// PATCH /auth/me and POST /auth/password without a token, with a malformed or forged
+/// one, and with one revoked by logout-all: 401 problems with `WWW-Authenticate`, and
+/// nothing changes.
+async fn profile_and_password_changes_need_a_valid_token(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let (token, _, email) = app.new_user("guarded").await;
+    let revoked = app.login(&email, PASSWORD).await.body["access_token"]
+        .as_str()
+        .expect("a")
+        .to_string();
+    let forged = {
+        // Right claims, wrong key.
+        let parts: Vec<&str> = token.split('.').collect();
+        format!("{}.{}.{}", parts[0], parts[1], "A".repeat(43))
+    };
+    let out = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/logout-all",
+            Some(&revoked),
+            None,
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    // logout-all revoked every access token of the account: log in again for a live one.
+    let token = app.login(&email, PASSWORD).await.body["access_token"]
+        .as_str()
+        .expect("a")
+        .to_string();
+    assert_ne!(token, revoked);
+
+    let rename = json!({"name": "Hijacked"});
+    let change = json!({"current_password": PASSWORD, "new_password": "hijacked password"});
+    for bad in [
+        None,
+        Some("garbage"),
+        Some(forged.as_str()),
+        Some(revoked.as_str()),
+    ] {
+        for (method, path, body) in [
+            (Method::PATCH, "/api/v1/auth/me", &rename),
+            (Method::POST, "/api/v1/auth/password", &change),
+        ] {
+            let reply = app
+                .request(method.clone(), path, bad, Some(body.clone()))
+                .await;
+            reply.problem(401);
+            assert_eq!(
+                reply.header("www-authenticate"),
+                Some("Bearer"),
+                "{method} {path}"
+            );
+        }
+    }
+    let me = app.get("/api/v1/auth/me", Some(&token)).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text);
+    assert_eq!(me.body["name"], "guarded");
+    assert_eq!(app.login(&email, PASSWORD).await.status, StatusCode::OK);
+    app.login(&email, "hijacked password").await.problem(401);
 }

@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app_on};
 
 const TASK_KEYS: [&str; 9] = [
     "created_at",
@@ -21,9 +21,9 @@ fn task_keys(task: &Value) -> BTreeSet<String> {
     task.as_object().expect("object").keys().cloned().collect()
 }
 
-#[tokio::test]
-async fn create_then_fetch_through_location() {
-    let app = spawn_app().await;
+both_backends!(create_then_fetch_through_location);
+async fn create_then_fetch_through_location(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("creator").await;
     let reply = app
         .post("/api/v1/tasks", Some(&token), json!({"title": "  Write report  ", "description": "Q3", "priority": "high", "due_date": "2026-12-31T17:00:00+01:00"}))
@@ -49,9 +49,9 @@ async fn create_then_fetch_through_location() {
     assert_eq!(fetched.body, reply.body);
 }
 
-#[tokio::test]
-async fn defaults_apply_when_optional_fields_are_omitted() {
-    let app = spawn_app().await;
+both_backends!(defaults_apply_when_optional_fields_are_omitted);
+async fn defaults_apply_when_optional_fields_are_omitted(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("defaults").await;
     let task = app.create_task(&token, json!({"title": "Minimal"})).await;
     assert_eq!(task["status"], "todo");
@@ -60,9 +60,9 @@ async fn defaults_apply_when_optional_fields_are_omitted() {
     assert_eq!(task["due_date"], Value::Null);
 }
 
-#[tokio::test]
-async fn task_validation_limits() {
-    let app = spawn_app().await;
+both_backends!(task_validation_limits);
+async fn task_validation_limits(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("validator").await;
     let cases = [
         (json!({"title": ""}), "title"),
@@ -101,9 +101,9 @@ async fn task_validation_limits() {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM tasks").await, 1);
 }
 
-#[tokio::test]
-async fn ownership_and_identity_fields_cannot_be_mass_assigned() {
-    let app = spawn_app().await;
+both_backends!(ownership_and_identity_fields_cannot_be_mass_assigned);
+async fn ownership_and_identity_fields_cannot_be_mass_assigned(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("mass").await;
     let (_, other_id, _) = app.new_user("other").await;
     for extra in [
@@ -143,9 +143,9 @@ async fn ownership_and_identity_fields_cannot_be_mass_assigned() {
     assert_eq!(unchanged.body, task);
 }
 
-#[tokio::test]
-async fn put_replaces_and_resets_omitted_fields() {
-    let app = spawn_app().await;
+both_backends!(put_replaces_and_resets_omitted_fields);
+async fn put_replaces_and_resets_omitted_fields(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("replacer").await;
     let task = app
         .create_task(&token, json!({"title": "Old", "status": "done", "priority": "high", "due_date": "2027-01-01T00:00:00Z"}))
@@ -178,9 +178,9 @@ async fn put_replaces_and_resets_omitted_fields() {
     .problem(422);
 }
 
-#[tokio::test]
-async fn patch_changes_only_what_is_sent_and_null_clears() {
-    let app = spawn_app().await;
+both_backends!(patch_changes_only_what_is_sent_and_null_clears);
+async fn patch_changes_only_what_is_sent_and_null_clears(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("patcher").await;
     let task = app
         .create_task(&token, json!({"title": "Keep", "description": "remove me", "due_date": "2027-01-01T00:00:00Z"}))
@@ -233,9 +233,9 @@ async fn patch_changes_only_what_is_sent_and_null_clears() {
     .problem(422);
 }
 
-#[tokio::test]
-async fn delete_removes_the_task() {
-    let app = spawn_app().await;
+both_backends!(delete_removes_the_task);
+async fn delete_removes_the_task(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("deleter").await;
     let task = app.create_task(&token, json!({"title": "Bye"})).await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
@@ -249,9 +249,9 @@ async fn delete_removes_the_task() {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM tasks").await, 0);
 }
 
-#[tokio::test]
-async fn another_users_task_is_a_404_on_every_route_and_stays_intact() {
-    let app = spawn_app().await;
+both_backends!(another_users_task_is_a_404_on_every_route_and_stays_intact);
+async fn another_users_task_is_a_404_on_every_route_and_stays_intact(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (alice, _, _) = app.new_user("alice").await;
     let (mallory, _, _) = app.new_user("mallory").await;
     let task = app
@@ -298,9 +298,9 @@ async fn another_users_task_is_a_404_on_every_route_and_stays_intact() {
     assert_eq!(intact.body, task);
 }
 
-#[tokio::test]
-async fn malformed_ids_are_not_found() {
-    let app = spawn_app().await;
+both_backends!(malformed_ids_are_not_found);
+async fn malformed_ids_are_not_found(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("ids").await;
     for path in [
         "/api/v1/tasks/not-a-uuid",
@@ -332,9 +332,9 @@ fn titles(reply: &crate::helpers::Reply) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn list_filters_sorts_and_only_shows_own_tasks() {
-    let app = spawn_app().await;
+both_backends!(list_filters_sorts_and_only_shows_own_tasks);
+async fn list_filters_sorts_and_only_shows_own_tasks(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("lister").await;
     let (other, _, _) = app.new_user("neighbour").await;
     seed(&app, &token).await;
@@ -397,9 +397,9 @@ async fn list_filters_sorts_and_only_shows_own_tasks() {
     }
 }
 
-#[tokio::test]
-async fn pagination_is_bounded_and_complete() {
-    let app = spawn_app().await;
+both_backends!(pagination_is_bounded_and_complete);
+async fn pagination_is_bounded_and_complete(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("pager").await;
     for i in 0..25 {
         app.create_task(&token, json!({"title": format!("task {i:02}")}))
@@ -454,9 +454,9 @@ async fn pagination_is_bounded_and_complete() {
     app.get(&long_q, Some(&token)).await.problem(422);
 }
 
-#[tokio::test]
-async fn etags_support_conditional_requests() {
-    let app = spawn_app().await;
+both_backends!(etags_support_conditional_requests);
+async fn etags_support_conditional_requests(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("etag").await;
     let task = app.create_task(&token, json!({"title": "versioned"})).await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
@@ -522,11 +522,11 @@ async fn etags_support_conditional_requests() {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
 }
 
+both_backends!(concurrent_patches_with_if_match_lose_no_update);
 /// Many clients read-modify-write one task with If-Match. Every 2xx corresponds to
 /// exactly one version step, so no acknowledged update was silently overwritten.
-#[tokio::test]
-async fn concurrent_patches_with_if_match_lose_no_update() {
-    let app = spawn_app().await;
+async fn concurrent_patches_with_if_match_lose_no_update(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, _, _) = app.new_user("racer").await;
     let task = app.create_task(&token, json!({"title": "counter 0"})).await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
@@ -577,4 +577,47 @@ async fn concurrent_patches_with_if_match_lose_no_update() {
         .max_by_key(|(v, _)| *v)
         .expect("at least one success");
     assert_eq!(final_task.body["title"], last.1.as_str());
+}
+
+/// Search ignores case for every letter, not only ASCII: the query is lowercased in Rust
+/// (Unicode) and the column by the database's `lower()`.
+async fn search_ignores_case_beyond_ascii(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let (token, _, _) = app.new_user("umlaut").await;
+    app.create_task(&token, json!({"title": "Über den Fluss"}))
+        .await;
+    app.create_task(&token, json!({"title": "ärger im Büro"}))
+        .await;
+    for (query, expected) in [
+        ("über", "Über den Fluss"),
+        ("ÜBER", "Über den Fluss"),
+        ("ÄRGER", "ärger im Büro"),
+        ("büro", "ärger im Büro"),
+    ] {
+        let reply = app
+            .get(
+                &format!("/api/v1/tasks?q={}", url_encode(query)),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.text);
+        assert_eq!(titles(&reply), [expected], "{query}");
+    }
+}
+
+fn url_encode(raw: &str) -> String {
+    raw.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+#[tokio::test]
+async fn search_ignores_case_beyond_ascii_on_postgres() {
+    search_ignores_case_beyond_ascii(Backend::Postgres).await;
+}
+
+/// Known defect, kept visible rather than dropped: SQLite's built-in `lower()` folds only
+/// ASCII, so "über" does not find "Über" there. Run with `--ignored` once it is fixed.
+#[tokio::test]
+#[ignore = "app defect: SQLite lower() folds only ASCII letters, so non-ASCII search is case-sensitive on SQLite"]
+async fn search_ignores_case_beyond_ascii_on_sqlite() {
+    search_ignores_case_beyond_ascii(Backend::Sqlite).await;
 }

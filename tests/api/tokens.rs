@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{JWT_SECRET, TestApp, spawn_app};
+use crate::helpers::{Backend, JWT_SECRET, TestApp, both_backends, spawn_app_on, spawn_app_with};
 
 fn now() -> u64 {
     taskapi::auth::jwt::unix_now()
@@ -42,9 +42,9 @@ async fn assert_rejected(app: &TestApp, header: Option<String>) {
     );
 }
 
-#[tokio::test]
-async fn a_valid_token_works_and_every_forgery_fails() {
-    let app = spawn_app().await;
+both_backends!(a_valid_token_works_and_every_forgery_fails);
+async fn a_valid_token_works_and_every_forgery_fails(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (token, user_id, _) = app.new_user("holder").await;
     assert_eq!(
         app.get("/api/v1/tasks", Some(&token)).await.status,
@@ -135,9 +135,9 @@ async fn a_valid_token_works_and_every_forgery_fails() {
     }
 }
 
-#[tokio::test]
-async fn a_deleted_users_token_stops_working() {
-    let app = spawn_app().await;
+both_backends!(a_deleted_users_token_stops_working);
+async fn a_deleted_users_token_stops_working(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (admin, _, _) = app.new_user("admin").await;
     let (token, user_id, _) = app.new_user("doomed").await;
     assert_eq!(
@@ -156,9 +156,9 @@ async fn a_deleted_users_token_stops_working() {
     app.get("/api/v1/tasks", Some(&token)).await.problem(401);
 }
 
-#[tokio::test]
-async fn an_expired_token_from_a_short_lifetime_is_rejected() {
-    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Postgres, |s| {
+both_backends!(an_expired_token_from_a_short_lifetime_is_rejected);
+async fn an_expired_token_from_a_short_lifetime_is_rejected(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.auth.access_token_ttl_secs = 1;
     })
     .await;
