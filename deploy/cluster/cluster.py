@@ -799,7 +799,7 @@ def check_revocation(admin_token, label_suffix=""):
 
 def server_counters(cluster, name):
     row = cluster.servers()[name]
-    return {k: int(row.get(k) or 0) for k in ("scur", "qcur", "eresp", "econ", "wretr", "wredis")}
+    return {k: int(row.get(k) or 0) for k in ("scur", "qcur", "eresp", "srv_abrt", "econ", "wretr", "wredis")}
 
 
 def check_sigkill(cluster, accounts):
@@ -815,15 +815,15 @@ def check_sigkill(cluster, accounts):
         time.sleep(3)
         c1 = server_counters(cluster, "r2")
     failures = load.failure_count() - before
-    # Requests in flight on r2 when it died: HAProxy counts each response the dead server
-    # broke off (eresp); the sessions open on it just before the kill (scur + qcur) are a
-    # second estimate. Broken GETs are replayed elsewhere (retry-on empty-response), broken
-    # POSTs are not (they may have been executed).
-    broken = c1["eresp"] - c0["eresp"]
+    # Requests in flight on r2 when it died, three counts of real events, each a lower bound:
+    # responses the dead server broke off (eresp), transfers it aborted (srv_abrt), and the
+    # sessions open on it just before the kill (scur + qcur). Broken GETs are replayed
+    # elsewhere (retry-on empty-response), broken POSTs are not (they may have been executed).
+    broken = max(c1["eresp"] - c0["eresp"], c1["srv_abrt"] - c0["srv_abrt"])
     in_flight = max(broken, c0["scur"] + c0["qcur"])
     retried = c1["wretr"] - c0["wretr"]
     R.figure(f"SIGKILL of r2 under load: {failures} failed of {load.total}; in flight on r2 at the kill: {in_flight} "
-             f"(responses broken off: {broken}, sessions open just before: {c0['scur'] + c0['qcur']}); "
+             f"(responses broken off or aborted: {broken}, sessions open just before: {c0['scur'] + c0['qcur']}); "
              f"HAProxy retries {retried}, connection errors {c1['econ'] - c0['econ']}; marked down after {detect * 1000:.0f} ms")
     R.check("SIGKILL of one replica under load: failures <= requests in flight on it",
             before == 0 and down and failures <= in_flight,
