@@ -10,11 +10,11 @@ use redis::Script;
 use super::{AccountCeiling, Backoff, KNOWN_ADDRESS_TTL, Reservation, Settle};
 use crate::cluster::RedisLink;
 
-/// INCR a fixed window and return (count, ms left); the first hit starts the window.
+/// INCRBY a fixed window and return (count, ms left); the first hit starts the window.
 static WINDOW: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local n = redis.call('INCR', KEYS[1])
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -98,13 +98,15 @@ impl RedisStore {
         Self { link }
     }
 
-    pub async fn window_hit(&self, key: &str, window_ms: u64) -> Option<(u64, u64)> {
+    /// Adds `units` to the window: (count including them, ms left).
+    pub async fn window_hit(&self, key: &str, window_ms: u64, units: u32) -> Option<(u64, u64)> {
         let key = tagged(&self.link, key);
         self.link
             .run("window", |mut conn| async move {
                 WINDOW
                     .key(key)
                     .arg(window_ms.max(1))
+                    .arg(units)
                     .invoke_async::<(u64, i64)>(&mut conn)
                     .await
             })

@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{
-    Backend, PASSWORD, TestApp, both_backends, redis_url, spawn_app_on, spawn_app_with, use_redis,
+    Backend, PASSWORD, TestApp, both_backends, redis_url, spawn_app, spawn_app_with, use_redis,
 };
 
 async fn login_from(app: &TestApp, forwarded_for: &str, email: &str, password: &str) -> StatusCode {
@@ -54,7 +54,7 @@ async fn concurrent_failed_logins(apps: &[&TestApp], email: &str, n: usize) -> (
 
 both_backends!(concurrent_logins_cannot_exceed_the_lock_budget);
 async fn concurrent_logins_cannot_exceed_the_lock_budget(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (_, _, email) = app.new_user("race").await;
     // Default budget: five failures per (email, address), then locked.
     let (unauthorized, throttled) = concurrent_failed_logins(&[&app], &email, 25).await;
@@ -71,7 +71,7 @@ async fn concurrent_logins_cannot_exceed_the_lock_budget(backend: Backend) {
 #[tokio::test]
 async fn login_budget_is_shared_by_replicas_through_redis() {
     let prefix = Uuid::new_v4().simple().to_string();
-    let a = spawn_app_on(Backend::Postgres).await;
+    let a = spawn_app(Backend::Postgres).await;
     let mut settings = (*a.state.settings).clone();
     use_redis(&mut settings, &prefix).await;
     let a = a.spawn_replica(|s| *s = settings.clone()).await;
@@ -88,7 +88,7 @@ async fn login_budget_is_shared_by_replicas_through_redis() {
 #[tokio::test]
 async fn per_ip_limit_counts_across_replicas_and_names_its_limit() {
     let prefix = Uuid::new_v4().simple().to_string();
-    let first = spawn_app_on(Backend::Postgres).await;
+    let first = spawn_app(Backend::Postgres).await;
     let mut settings = (*first.state.settings).clone();
     use_redis(&mut settings, &prefix).await;
     settings.limits.auth_per_ip_per_minute = 4;
@@ -116,7 +116,7 @@ async fn per_ip_limit_counts_across_replicas_and_names_its_limit() {
 #[tokio::test]
 async fn revocation_on_one_replica_is_honoured_by_the_others() {
     let prefix = Uuid::new_v4().simple().to_string();
-    let first = spawn_app_on(Backend::Postgres).await;
+    let first = spawn_app(Backend::Postgres).await;
     let mut settings = (*first.state.settings).clone();
     use_redis(&mut settings, &prefix).await;
     // A long cache TTL, so only the pub/sub message can explain B's change of mind.
@@ -299,7 +299,7 @@ async fn wrong_current_passwords_back_off_and_then_revoke_every_session(backend:
 both_backends!(password_guessing_without_back_off_was_an_oracle);
 async fn password_guessing_without_back_off_was_an_oracle(backend: Backend) {
     // 30 wrong guesses in a row used to be 30 × 403; now the lock stops them early.
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("oracle2").await;
     let mut statuses = Vec::new();
     for _ in 0..8 {
@@ -323,7 +323,7 @@ async fn password_guessing_without_back_off_was_an_oracle(backend: Backend) {
 
 both_backends!(refresh_token_reuse_revokes_live_access_tokens);
 async fn refresh_token_reuse_revokes_live_access_tokens(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (_, _, email) = app.new_user("reuse").await;
     let login = app.login(&email, PASSWORD).await;
     let first_access = login.body["access_token"]
@@ -355,7 +355,7 @@ async fn refresh_token_reuse_revokes_live_access_tokens(backend: Backend) {
 
 both_backends!(oversized_login_email_is_refused_before_it_reaches_the_limiter);
 async fn oversized_login_email_is_refused_before_it_reaches_the_limiter(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let huge = format!("{}@example.com", "a".repeat(300_000));
     let reply = app.login(&huge, "irrelevant").await;
     assert_eq!(reply.invalid_fields(), ["email"]);
@@ -396,7 +396,7 @@ async fn readiness_reports_a_reachable_redis(backend: Backend) {
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
     assert_eq!(ready.body["redis"], "up");
-    let without = spawn_app_on(backend).await;
+    let without = spawn_app(backend).await;
     assert_eq!(
         without.get("/health/ready", None).await.body["redis"],
         "disabled"
@@ -431,4 +431,31 @@ async fn every_429_carries_the_headers_of_the_limit_that_refused_it(backend: Bac
     assert_eq!(locked.header("ratelimit-remaining"), Some("0"));
     let retry_after = locked.header("retry-after").expect("retry-after");
     assert_eq!(locked.header("ratelimit-reset"), Some(retry_after));
+}
+
+#[tokio::test]
+async fn leased_per_user_budget_never_exceeds_the_limit_across_replicas() {
+    let prefix = Uuid::new_v4().simple().to_string();
+    let first = spawn_app(Backend::Postgres).await;
+    let mut settings = (*first.state.settings).clone();
+    use_redis(&mut settings, &prefix).await;
+    // 120 a minute: each replica leases two units per Redis round trip.
+    settings.limits.per_user_per_minute = 120;
+    let a = first.spawn_replica(|s| *s = settings.clone()).await;
+    let b = a.spawn_replica(|_| {}).await;
+    let (token, _, _) = a.new_user("leases").await;
+    let mut served = 0;
+    for i in 0..130 {
+        let app = if i % 3 == 0 { &b } else { &a };
+        let reply = app.get("/api/v1/auth/me", Some(&token)).await;
+        match reply.status {
+            StatusCode::OK => served += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(reply.header("ratelimit-limit"), Some("120"));
+            }
+            other => panic!("unexpected {other}: {}", reply.text),
+        }
+    }
+    // Never above the limit; below it by at most the unspent lease of the other replica.
+    assert!((119..=120).contains(&served), "served {served}");
 }
