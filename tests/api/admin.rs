@@ -1,7 +1,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app_on};
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app};
 
 fn admin_routes(id: &str) -> Vec<(Method, String, Option<serde_json::Value>)> {
     vec![
@@ -18,7 +18,7 @@ fn admin_routes(id: &str) -> Vec<(Method, String, Option<serde_json::Value>)> {
 
 both_backends!(admin_routes_need_a_token_and_the_admin_role);
 async fn admin_routes_need_a_token_and_the_admin_role(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (_admin, admin_id, _) = app.new_user("root").await;
     let (user, user_id, _) = app.new_user("pleb").await;
     for (method, path, body) in admin_routes(&admin_id) {
@@ -41,7 +41,7 @@ async fn admin_routes_need_a_token_and_the_admin_role(backend: Backend) {
 
 both_backends!(admin_lists_and_reads_users_with_pagination);
 async fn admin_lists_and_reads_users_with_pagination(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (admin, admin_id, _) = app.new_user("root").await;
     for i in 0..4 {
         app.new_user(&format!("member{i}")).await;
@@ -79,7 +79,7 @@ async fn admin_lists_and_reads_users_with_pagination(backend: Backend) {
 
 both_backends!(admin_changes_roles_and_the_change_takes_effect);
 async fn admin_changes_roles_and_the_change_takes_effect(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (admin, _, _) = app.new_user("root").await;
     let (user, user_id, email) = app.new_user("promotee").await;
     let path = format!("/api/v1/admin/users/{user_id}");
@@ -125,7 +125,7 @@ async fn admin_changes_roles_and_the_change_takes_effect(backend: Backend) {
 
 both_backends!(the_last_admin_can_be_neither_demoted_nor_deleted);
 async fn the_last_admin_can_be_neither_demoted_nor_deleted(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (admin, admin_id, _) = app.new_user("root").await;
     let path = format!("/api/v1/admin/users/{admin_id}");
     app.request(
@@ -270,7 +270,7 @@ both_backends!(concurrent_mutual_demotion_leaves_an_admin);
 /// On one server the in-process admin lock serialises the two demotions; on SQLite (one
 /// process by design) that lock is the whole guard.
 async fn concurrent_mutual_demotion_leaves_an_admin(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (_, first_id, first_email) = app.new_user("a1").await;
     let (_, second_id, second_email) = app.new_user("a2").await;
     mutual_demotion(
@@ -287,7 +287,7 @@ async fn concurrent_mutual_demotion_leaves_an_admin(backend: Backend) {
 /// deployments are a single process, so there is no second server to race.)
 #[tokio::test]
 async fn mutual_demotion_through_two_replicas_leaves_an_admin() {
-    let app = spawn_app_on(Backend::Postgres).await;
+    let app = spawn_app(Backend::Postgres).await;
     let replica = app.spawn_replica(|_| {}).await;
     let (_, first_id, first_email) = app.new_user("r1").await;
     let (_, second_id, second_email) = app.new_user("r2").await;
@@ -307,7 +307,7 @@ async fn mutual_demotion_through_two_replicas_leaves_an_admin() {
 
 both_backends!(deleting_a_user_deletes_their_tasks);
 async fn deleting_a_user_deletes_their_tasks(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (admin, _, _) = app.new_user("root").await;
     let (user, user_id, email) = app.new_user("leaver").await;
     let (keeper, _, _) = app.new_user("keeper").await;
@@ -344,7 +344,7 @@ async fn deleting_a_user_deletes_their_tasks(backend: Backend) {
 
 both_backends!(deactivated_users_cannot_log_in_or_use_tokens);
 async fn deactivated_users_cannot_log_in_or_use_tokens(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (admin, _, _) = app.new_user("root").await;
     let (user, user_id, email) = app.new_user("paused").await;
     let path = format!("/api/v1/admin/users/{user_id}");

@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, both_backends, spawn_app_on, unique_email};
+use crate::helpers::{Backend, PASSWORD, both_backends, spawn_app, unique_email};
 
 fn keys(value: &Value) -> BTreeSet<String> {
     value.as_object().expect("object").keys().cloned().collect()
@@ -13,7 +13,7 @@ const USER_KEYS: [&str; 6] = ["active", "created_at", "email", "id", "name", "ro
 
 both_backends!(register_returns_the_user_without_any_secret);
 async fn register_returns_the_user_without_any_secret(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let reply = app
         .register("Ada", " Ada.Lovelace@Example.COM ", PASSWORD)
         .await;
@@ -41,7 +41,7 @@ async fn register_returns_the_user_without_any_secret(backend: Backend) {
 
 both_backends!(first_user_is_admin_and_later_users_are_not);
 async fn first_user_is_admin_and_later_users_are_not(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let first = app
         .register("First", &unique_email("first"), PASSWORD)
         .await;
@@ -54,7 +54,7 @@ async fn first_user_is_admin_and_later_users_are_not(backend: Backend) {
 
 both_backends!(simultaneous_first_registrations_make_exactly_one_admin);
 async fn simultaneous_first_registrations_make_exactly_one_admin(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let attempts = (0..8).map(|i| {
         let app = &app;
         async move {
@@ -75,7 +75,7 @@ async fn simultaneous_first_registrations_make_exactly_one_admin(backend: Backen
 
 both_backends!(duplicate_email_is_a_conflict_regardless_of_case);
 async fn duplicate_email_is_a_conflict_regardless_of_case(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let email = unique_email("dup");
     assert_eq!(
         app.register("One", &email, PASSWORD).await.status,
@@ -88,7 +88,7 @@ async fn duplicate_email_is_a_conflict_regardless_of_case(backend: Backend) {
 
 both_backends!(registration_validation_lists_each_bad_field);
 async fn registration_validation_lists_each_bad_field(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let cases = [
         (
             json!({"name": "", "email": "a@b.co", "password": PASSWORD}),
@@ -133,7 +133,7 @@ async fn registration_validation_lists_each_bad_field(backend: Backend) {
 
 both_backends!(role_and_unknown_fields_in_register_are_rejected_not_honoured);
 async fn role_and_unknown_fields_in_register_are_rejected_not_honoured(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     // Take the admin seat first so a smuggled role would be visible.
     app.new_user("owner").await;
     for extra in [
@@ -158,7 +158,7 @@ async fn role_and_unknown_fields_in_register_are_rejected_not_honoured(backend: 
 
 both_backends!(login_returns_bearer_token_with_pinned_claims);
 async fn login_returns_bearer_token_with_pinned_claims(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let email = unique_email("login");
     app.register("Login", &email, PASSWORD).await;
     let reply = app.login(&email.to_uppercase(), PASSWORD).await;
@@ -193,7 +193,7 @@ async fn login_returns_bearer_token_with_pinned_claims(backend: Backend) {
 
 both_backends!(unknown_email_and_wrong_password_are_indistinguishable);
 async fn unknown_email_and_wrong_password_are_indistinguishable(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let email = unique_email("victim");
     app.register("Victim", &email, PASSWORD).await;
     let wrong_password = app.login(&email, "not the password").await;
@@ -207,7 +207,7 @@ async fn unknown_email_and_wrong_password_are_indistinguishable(backend: Backend
 
 both_backends!(login_validates_its_body);
 async fn login_validates_its_body(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     app.post("/api/v1/auth/login", None, json!({"email": "a@b.co"}))
         .await
         .problem(422);

@@ -4,11 +4,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app_on, spawn_app_with};
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app, spawn_app_with};
 
 both_backends!(framework_errors_are_problem_json);
 async fn framework_errors_are_problem_json(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("errors").await;
     app.get("/api/v1/nothing-here", None).await.problem(404);
     app.get("/definitely/not/here", None).await.problem(404);
@@ -24,7 +24,7 @@ async fn framework_errors_are_problem_json(backend: Backend) {
 
 both_backends!(malformed_bodies_and_wrong_content_types);
 async fn malformed_bodies_and_wrong_content_types(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("bodies").await;
     let send = |content_type: Option<&'static str>, body: Vec<u8>| {
         let mut request = app
@@ -77,7 +77,7 @@ async fn malformed_bodies_and_wrong_content_types(backend: Backend) {
 
 both_backends!(oversized_and_pathological_bodies_are_refused_without_harm);
 async fn oversized_and_pathological_bodies_are_refused_without_harm(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("huge").await;
     let keep = app.create_task(&token, json!({"title": "survivor"})).await;
 
@@ -150,7 +150,7 @@ async fn oversized_and_pathological_bodies_are_refused_without_harm(backend: Bac
 
 both_backends!(html_is_never_served_for_errors_even_when_asked);
 async fn html_is_never_served_for_errors_even_when_asked(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     for (method, path) in [
         (Method::GET, "/api/v1/missing"),
         (Method::GET, "/api/v1/tasks"),
@@ -233,7 +233,7 @@ async fn still_fine() -> &'static str {
 async fn a_panicking_handler_is_a_500_problem_and_the_server_lives_on() {
     use salvo::prelude::*;
 
-    let app = spawn_app_on(Backend::Sqlite).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let router = Router::new()
         .push(Router::with_path("explode").get(explode))
         .push(Router::with_path("fine").get(still_fine));

@@ -5,7 +5,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, Reply, TestApp, spawn_app, spawn_app_with, unique_email};
+use crate::helpers::{
+    Backend, PASSWORD, Reply, TestApp, both_backends, spawn_app, spawn_app_with, unique_email,
+};
 
 const BACKENDS: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
 
@@ -18,9 +20,9 @@ fn assert_not_stored(reply: &Reply, what: &str) {
     assert_eq!(reply.header("pragma"), Some("no-cache"), "{what}");
 }
 
-#[tokio::test]
-async fn token_and_personal_responses_are_never_stored() {
-    let app = spawn_app().await;
+both_backends!(token_and_personal_responses_are_never_stored);
+async fn token_and_personal_responses_are_never_stored(backend: Backend) {
+    let app = spawn_app(backend).await;
     let email = unique_email("cache");
     let registered = app.register("Cache", &email, PASSWORD).await;
     assert_eq!(registered.status, StatusCode::CREATED);
@@ -200,9 +202,9 @@ async fn extreme_dates_filter_and_sort_the_same_on_both_databases() {
 // ---------------------------------------------------------------------------------------
 // #12.8: hidden and confusable characters.
 
-#[tokio::test]
-async fn invisible_and_confusable_characters_are_rejected() {
-    let app = spawn_app().await;
+both_backends!(invisible_and_confusable_characters_are_rejected);
+async fn invisible_and_confusable_characters_are_rejected(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("unicode").await;
     for (name, email) in [
         ("Ad\u{200b}min", unique_email("zwsp")),
@@ -281,13 +283,10 @@ async fn head_matches_get(app: &TestApp, path: &str, token: Option<&str>, header
     }
 }
 
-#[tokio::test]
-async fn head_answers_like_get_without_a_body() {
+both_backends!(head_answers_like_get_without_a_body);
+async fn head_answers_like_get_without_a_body(backend: Backend) {
     // The embedded front end here; the directory one is the helpers' default.
-    let app = spawn_app_with(Backend::Postgres, |s| {
-        s.server.static_dir = Default::default()
-    })
-    .await;
+    let app = spawn_app_with(backend, |s| s.server.static_dir = Default::default()).await;
     let (token, _, _) = app.new_user("head").await;
     let task = app.create_task(&token, json!({"title": "Headed"})).await;
     let task_path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
@@ -338,7 +337,8 @@ async fn head_answers_like_get_without_a_body() {
 
 #[tokio::test]
 async fn apidocs_carry_a_content_security_policy_and_frame_denial() {
-    let app = spawn_app().await;
+    // No stored data involved: SQLite, so this never needs PostgreSQL.
+    let app = spawn_app(Backend::Sqlite).await;
     for path in [
         "/apidocs/",
         "/apidocs/swagger-ui.css",
@@ -360,12 +360,13 @@ async fn apidocs_carry_a_content_security_policy_and_frame_denial() {
 
 #[tokio::test]
 async fn favicon_ico_is_served() {
+    // No stored data involved: SQLite, so this never needs PostgreSQL.
     // Embedded (the default) and from a directory (`server.static_dir`) alike.
-    let embedded = spawn_app_with(Backend::Postgres, |s| {
+    let embedded = spawn_app_with(Backend::Sqlite, |s| {
         s.server.static_dir = Default::default()
     })
     .await;
-    let from_disk = spawn_app().await;
+    let from_disk = spawn_app(Backend::Sqlite).await;
     for app in [&embedded, &from_disk] {
         let reply = app
             .client
@@ -496,7 +497,8 @@ async fn concurrent_refreshes_of_one_token_on_sqlite_never_fail_with_500() {
 async fn admins_demoting_each_other_on_two_replicas_never_get_500() {
     use taskapi::startup::Application;
 
-    let app = spawn_app().await;
+    // PostgreSQL only: replicas share one PostgreSQL; SQLite deployments are one process.
+    let app = spawn_app(Backend::Postgres).await;
     // A second replica on the same PostgreSQL database: the in-process admin lock of one
     // replica cannot serialise it against the other; only the database can.
     let url = app.state.settings.database_url();
@@ -598,7 +600,7 @@ async fn a_postgres_deadlock_is_a_503_problem_not_a_500() {
     use taskapi::error::AppError;
     use taskapi::models::txn;
 
-    let app = spawn_app().await;
+    let app = spawn_app(Backend::Postgres).await;
     let (_, first, _) = app.new_user("lock-a").await;
     let (_, second, _) = app.new_user("lock-b").await;
     let err = deadlock(&app.state.db, &first, &second)
@@ -701,9 +703,9 @@ async fn conditional(
     TestApp::read(request.send().await.expect("sent")).await
 }
 
-#[tokio::test]
-async fn conditional_requests_follow_rfc_9110() {
-    let app = spawn_app().await;
+both_backends!(conditional_requests_follow_rfc_9110);
+async fn conditional_requests_follow_rfc_9110(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("conditional").await;
     let task = app.create_task(&token, json!({"title": "v1"})).await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));

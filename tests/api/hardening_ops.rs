@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::{
-    Backend, TempDir, TestApp, log_dir, spawn_app, spawn_app_with, test_settings,
+    Backend, TempDir, TestApp, both_backends, log_dir, spawn_app, spawn_app_with, test_settings,
 };
 
 /// Upper bound for anything the tests wait for; reaching it is a failure, not a timing.
@@ -86,7 +86,8 @@ async fn completed_line(request_id: &str) -> Value {
 
 #[tokio::test]
 async fn invented_methods_share_one_label_and_logged_fields_are_capped() {
-    let app = spawn_app().await;
+    // No stored data involved: SQLite, so this never needs PostgreSQL.
+    let app = spawn_app(Backend::Sqlite).await;
     let invented = format!("BOGUS{}", uuid::Uuid::new_v4().simple()).to_uppercase();
     let method = Method::from_bytes(invented.as_bytes()).expect("method");
     let reply = app
@@ -183,7 +184,8 @@ async fn wait_for_lock_waiter(app: &TestApp) {
 
 #[tokio::test]
 async fn cancelled_requests_are_counted_as_499_and_leave_the_in_flight_gauge() {
-    let app = spawn_app().await;
+    // PostgreSQL only: the request is held on a table lock (LOCK TABLE, pg_stat_activity).
+    let app = spawn_app(Backend::Postgres).await;
     let (token, _, _) = app.new_user("cancel").await;
     let task = app.create_task(&token, json!({"title": "locked"})).await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
@@ -254,6 +256,7 @@ async fn cancelled_requests_are_counted_as_499_and_leave_the_in_flight_gauge() {
 
 #[tokio::test]
 async fn statement_timeout_turns_a_lock_wait_into_503_with_retry_after() {
+    // PostgreSQL only: statement_timeout and LOCK TABLE are PostgreSQL's.
     let app = spawn_app_with(Backend::Postgres, |s| {
         s.database.statement_timeout_ms = 500;
         // Only the server-side limit is under test here.
@@ -345,7 +348,8 @@ fn through(url: &str, port: u16) -> (String, String) {
 #[tokio::test]
 async fn a_stalled_database_gives_503_with_retry_after_not_a_hang() {
     // One app straight to the database (to set up data), one through a proxy that freezes.
-    let app = spawn_app().await;
+    // PostgreSQL only: the proxy sits on PostgreSQL's TCP connection.
+    let app = spawn_app(Backend::Postgres).await;
     let direct = app.state.settings.database_url();
     let (_, upstream) = through(&direct, 0);
     let proxy = freezing_proxy(upstream).await;
@@ -399,7 +403,8 @@ async fn a_stalled_database_gives_503_with_retry_after_not_a_hang() {
 
 #[tokio::test]
 async fn probes_and_scrapes_are_neither_counted_nor_logged_at_info() {
-    let app = spawn_app().await;
+    // No stored data involved: SQLite, so this never needs PostgreSQL.
+    let app = spawn_app(Backend::Sqlite).await;
     let probe_id = format!("probe-{}", uuid::Uuid::new_v4().simple());
     for path in ["/health/live", "/health/ready", "/metrics"] {
         let reply = app
@@ -746,6 +751,8 @@ async fn migration_table_exists(app: &TestApp) -> bool {
 
 #[tokio::test]
 async fn unmigrated_database_is_503_migrations_pending_and_readiness_writes_nothing() {
+    // PostgreSQL only: it looks for the table in information_schema (operations.rs checks
+    // the pending state on both databases).
     let app = spawn_app_with(Backend::Postgres, |s| s.server.migrate_on_start = false).await;
     let ready = app.get("/health/ready", None).await;
     assert_eq!(
@@ -780,9 +787,9 @@ async fn unmigrated_database_is_503_migrations_pending_and_readiness_writes_noth
     assert!(register.header("retry-after").is_some());
 }
 
-#[tokio::test]
-async fn a_database_migrated_by_a_newer_version_keeps_this_version_ready() {
-    let app = spawn_app().await;
+both_backends!(a_database_migrated_by_a_newer_version_keeps_this_version_ready);
+async fn a_database_migrated_by_a_newer_version_keeps_this_version_ready(backend: Backend) {
+    let app = spawn_app(backend).await;
     // The migrate Job of version N+1 ran an (expand-only) migration this binary lacks.
     app.state
         .db

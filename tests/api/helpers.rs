@@ -1,4 +1,4 @@
-//! `spawn_app_on(backend)`: a real taskapi server on port 0 over a brand-new database, on
+//! `spawn_app(backend)`: a real taskapi server on port 0 over a brand-new database, on
 //! PostgreSQL or SQLite. PostgreSQL comes from TEST_DATABASE_URL (one fresh database per
 //! test) or, when that is unset, from a testcontainers PostgreSQL started once per test
 //! binary, and only when a PostgreSQL test runs. SQLite is a file in a fresh temp dir.
@@ -168,12 +168,7 @@ pub fn test_settings(database_url: String) -> Settings {
     settings
 }
 
-/// PostgreSQL; kept until the last callers move to `spawn_app_on`.
-pub async fn spawn_app() -> TestApp {
-    spawn_app_on(Backend::Postgres).await
-}
-
-pub async fn spawn_app_on(backend: Backend) -> TestApp {
+pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
@@ -183,7 +178,7 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
 /// ```ignore
 /// both_backends!(the_name);
 /// async fn the_name(backend: Backend) {
-///     let app = spawn_app_on(backend).await;
+///     let app = spawn_app(backend).await;
 /// }
 /// ```
 ///

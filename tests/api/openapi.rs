@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TempDir, spawn_app_on};
+use crate::helpers::{Backend, TempDir, spawn_app};
 
 /// (method, path, protected, has body, statuses that must be documented)
 const ROUTES: &[(&str, &str, bool, bool, &[&str])] = &[
@@ -117,7 +117,7 @@ const ROUTES: &[(&str, &str, bool, bool, &[&str])] = &[
 
 #[tokio::test]
 async fn spec_documents_every_route_body_status_and_security() {
-    let app = spawn_app_on(Backend::Sqlite).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let reply = app.get("/apidocs/openapi.json", None).await;
     assert_eq!(reply.status, StatusCode::OK);
     let spec = &reply.body;
@@ -182,7 +182,7 @@ async fn spec_documents_every_route_body_status_and_security() {
 
 #[tokio::test]
 async fn swagger_ui_is_served() {
-    let app = spawn_app_on(Backend::Sqlite).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let reply = app.get("/apidocs", None).await;
     let ui = if reply.status.is_redirection() {
         app.get("/apidocs/", None).await
@@ -214,7 +214,7 @@ async fn openapi_subcommand_prints_the_same_paths() {
         String::from_utf8_lossy(&output.stderr)
     );
     let printed: Value = serde_json::from_slice(&output.stdout).expect("json");
-    let app = spawn_app_on(Backend::Sqlite).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let served = app.get("/apidocs/openapi.json", None).await;
     assert_eq!(served.status, StatusCode::OK);
     let paths = |spec: &Value| -> Vec<(String, Vec<String>)> {

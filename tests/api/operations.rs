@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    Backend, TempDir, TestApp, both_backends, log_dir, spawn_app_on, spawn_app_with,
+    Backend, TempDir, TestApp, both_backends, log_dir, spawn_app, spawn_app_with,
 };
 
 both_backends!(health_endpoints_report_liveness_and_readiness);
 async fn health_endpoints_report_liveness_and_readiness(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let live = app.get("/health/live", None).await;
     assert_eq!(live.status, StatusCode::OK);
     assert_eq!(live.body["status"], "ok");
@@ -32,7 +32,7 @@ both_backends!(readiness_reports_draining);
 /// Readiness while shutting down: out of rotation at once (503 `draining`, Retry-After,
 /// the connection closed), while liveness stays up so nothing restarts the process.
 async fn readiness_reports_draining(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     assert_eq!(app.get("/health/ready", None).await.status, StatusCode::OK);
     app.state.start_draining();
     let ready = app.get("/health/ready", None).await;
@@ -76,7 +76,7 @@ async fn readiness_reports_pending_migrations_until_they_are_applied(backend: Ba
 /// that disappears stays readable through the open handles, so there is no outage to see.)
 #[tokio::test]
 async fn ready_turns_503_when_the_database_goes_away() {
-    let app = spawn_app_on(Backend::Postgres).await;
+    let app = spawn_app(Backend::Postgres).await;
     assert_eq!(app.get("/health/ready", None).await.status, StatusCode::OK);
     let admin = sea_orm::Database::connect(app.pg_admin_url.as_deref().expect("postgres"))
         .await
@@ -105,7 +105,7 @@ async fn ready_turns_503_when_the_database_goes_away() {
 /// No stored data involved: SQLite, so this never needs PostgreSQL.
 #[tokio::test]
 async fn request_ids_are_echoed_or_generated() {
-    let app = spawn_app_on(Backend::Sqlite).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let echoed = app
         .client
         .get(app.url("/health/live"))
@@ -146,7 +146,7 @@ fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 both_backends!(metrics_count_requests_by_route_template);
 async fn metrics_count_requests_by_route_template(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("metered").await;
     let task = app.create_task(&token, json!({"title": "count me"})).await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
@@ -234,7 +234,7 @@ async fn metrics_can_move_to_a_separate_port() {
 
 both_backends!(log_file_records_auth_and_task_events_with_the_request_id);
 async fn log_file_records_auth_and_task_events_with_the_request_id(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let email = crate::helpers::unique_email("logged");
     app.register("Logged", &email, crate::helpers::PASSWORD)
         .await;
@@ -543,7 +543,7 @@ fn production_profile_refuses_to_start_without_a_secret() {
 
 both_backends!(create_admin_and_migrate_subcommands_work);
 async fn create_admin_and_migrate_subcommands_work(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let db_url = app.state.settings.database_url();
     let dir = scratch_dir("create-admin");
     let status = taskapi(&dir.0)

@@ -4,13 +4,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{
-    Backend, PASSWORD, both_backends, spawn_app_on, spawn_app_with, unique_email,
-};
+use crate::helpers::{Backend, PASSWORD, both_backends, spawn_app, spawn_app_with, unique_email};
 
 both_backends!(refresh_rotates_and_reuse_revokes_the_family);
 async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let email = unique_email("rotor");
     app.register("Rotor", &email, PASSWORD).await;
     let login = app.login(&email, PASSWORD).await;
@@ -66,7 +64,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
 
 both_backends!(logout_revokes_one_session_and_logout_all_revokes_everything);
 async fn logout_revokes_one_session_and_logout_all_revokes_everything(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let email = unique_email("leaver");
     app.register("Leaver", &email, PASSWORD).await;
     let phone = app.login(&email, PASSWORD).await;
@@ -119,7 +117,7 @@ async fn logout_revokes_one_session_and_logout_all_revokes_everything(backend: B
 
 both_backends!(me_and_profile_update);
 async fn me_and_profile_update(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, id, email) = app.new_user("self").await;
     let me = app.get("/api/v1/auth/me", Some(&token)).await;
     assert_eq!(me.body["id"], id.as_str());
@@ -152,7 +150,7 @@ async fn me_and_profile_update(backend: Backend) {
 
 both_backends!(password_change_requires_the_current_one_and_revokes_sessions);
 async fn password_change_requires_the_current_one_and_revokes_sessions(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let email = unique_email("changer");
     app.register("Changer", &email, PASSWORD).await;
     let login = app.login(&email, PASSWORD).await;
@@ -266,7 +264,7 @@ async fn repeated_failures_lock_the_account_for_this_client_then_expire(backend:
 both_backends!(attacker_walkthrough);
 async fn attacker_walkthrough(backend: Backend) {
     // Mallory registers, tries to escalate, probes Alice's data and replays tokens.
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (alice, alice_id, _) = app.new_user("alice").await;
     let secret = app
         .create_task(&alice, json!({"title": "launch codes"}))
@@ -339,7 +337,7 @@ both_backends!(an_expired_refresh_token_is_refused_without_revoking_anything);
 /// An expired refresh token is an ordinary 401: not theft, so the access token of the
 /// same login keeps working and a new login starts a working session.
 async fn an_expired_refresh_token_is_refused_without_revoking_anything(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (_, _, email) = app.new_user("expiring").await;
     let login = app.login(&email, PASSWORD).await;
     let access = login.body["access_token"].as_str().expect("a").to_string();
@@ -368,7 +366,7 @@ async fn a_deactivated_user_cannot_refresh(backend: Backend) {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     use taskapi::entities::user;
 
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (admin, _, _) = app.new_user("root").await;
     let (_, user_id, email) = app.new_user("sleeper").await;
     let login = app.login(&email, PASSWORD).await;
@@ -415,7 +413,7 @@ both_backends!(two_refreshes_of_one_token_at_once_yield_one_new_session_then_rev
 /// spent token coming back, which reuse detection cannot tell from theft, so the family
 /// dies, including the winner's new refresh token.
 async fn two_refreshes_of_one_token_at_once_yield_one_new_session_then_revoke_it(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (_, _, email) = app.new_user("twins").await;
     let login = app.login(&email, PASSWORD).await;
     let refresh = login.body["refresh_token"].as_str().expect("r").to_string();
@@ -440,7 +438,7 @@ both_backends!(profile_and_password_changes_need_a_valid_token);
 /// one, and with one revoked by logout-all: 401 problems with `WWW-Authenticate`, and
 /// nothing changes.
 async fn profile_and_password_changes_need_a_valid_token(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, email) = app.new_user("guarded").await;
     let revoked = app.login(&email, PASSWORD).await.body["access_token"]
         .as_str()

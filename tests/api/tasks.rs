@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app_on};
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app};
 
 const TASK_KEYS: [&str; 9] = [
     "created_at",
@@ -23,7 +23,7 @@ fn task_keys(task: &Value) -> BTreeSet<String> {
 
 both_backends!(create_then_fetch_through_location);
 async fn create_then_fetch_through_location(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("creator").await;
     let reply = app
         .post("/api/v1/tasks", Some(&token), json!({"title": "  Write report  ", "description": "Q3", "priority": "high", "due_date": "2026-12-31T17:00:00+01:00"}))
@@ -51,7 +51,7 @@ async fn create_then_fetch_through_location(backend: Backend) {
 
 both_backends!(defaults_apply_when_optional_fields_are_omitted);
 async fn defaults_apply_when_optional_fields_are_omitted(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("defaults").await;
     let task = app.create_task(&token, json!({"title": "Minimal"})).await;
     assert_eq!(task["status"], "todo");
@@ -62,7 +62,7 @@ async fn defaults_apply_when_optional_fields_are_omitted(backend: Backend) {
 
 both_backends!(task_validation_limits);
 async fn task_validation_limits(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("validator").await;
     let cases = [
         (json!({"title": ""}), "title"),
@@ -103,7 +103,7 @@ async fn task_validation_limits(backend: Backend) {
 
 both_backends!(ownership_and_identity_fields_cannot_be_mass_assigned);
 async fn ownership_and_identity_fields_cannot_be_mass_assigned(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("mass").await;
     let (_, other_id, _) = app.new_user("other").await;
     for extra in [
@@ -145,7 +145,7 @@ async fn ownership_and_identity_fields_cannot_be_mass_assigned(backend: Backend)
 
 both_backends!(put_replaces_and_resets_omitted_fields);
 async fn put_replaces_and_resets_omitted_fields(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("replacer").await;
     let task = app
         .create_task(&token, json!({"title": "Old", "status": "done", "priority": "high", "due_date": "2027-01-01T00:00:00Z"}))
@@ -180,7 +180,7 @@ async fn put_replaces_and_resets_omitted_fields(backend: Backend) {
 
 both_backends!(patch_changes_only_what_is_sent_and_null_clears);
 async fn patch_changes_only_what_is_sent_and_null_clears(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("patcher").await;
     let task = app
         .create_task(&token, json!({"title": "Keep", "description": "remove me", "due_date": "2027-01-01T00:00:00Z"}))
@@ -235,7 +235,7 @@ async fn patch_changes_only_what_is_sent_and_null_clears(backend: Backend) {
 
 both_backends!(delete_removes_the_task);
 async fn delete_removes_the_task(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("deleter").await;
     let task = app.create_task(&token, json!({"title": "Bye"})).await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
@@ -251,7 +251,7 @@ async fn delete_removes_the_task(backend: Backend) {
 
 both_backends!(another_users_task_is_a_404_on_every_route_and_stays_intact);
 async fn another_users_task_is_a_404_on_every_route_and_stays_intact(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (alice, _, _) = app.new_user("alice").await;
     let (mallory, _, _) = app.new_user("mallory").await;
     let task = app
@@ -300,7 +300,7 @@ async fn another_users_task_is_a_404_on_every_route_and_stays_intact(backend: Ba
 
 both_backends!(malformed_ids_are_not_found);
 async fn malformed_ids_are_not_found(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("ids").await;
     for path in [
         "/api/v1/tasks/not-a-uuid",
@@ -334,7 +334,7 @@ fn titles(reply: &crate::helpers::Reply) -> Vec<String> {
 
 both_backends!(list_filters_sorts_and_only_shows_own_tasks);
 async fn list_filters_sorts_and_only_shows_own_tasks(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("lister").await;
     let (other, _, _) = app.new_user("neighbour").await;
     seed(&app, &token).await;
@@ -399,7 +399,7 @@ async fn list_filters_sorts_and_only_shows_own_tasks(backend: Backend) {
 
 both_backends!(pagination_is_bounded_and_complete);
 async fn pagination_is_bounded_and_complete(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("pager").await;
     for i in 0..25 {
         app.create_task(&token, json!({"title": format!("task {i:02}")}))
@@ -456,7 +456,7 @@ async fn pagination_is_bounded_and_complete(backend: Backend) {
 
 both_backends!(etags_support_conditional_requests);
 async fn etags_support_conditional_requests(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("etag").await;
     let task = app.create_task(&token, json!({"title": "versioned"})).await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
@@ -526,7 +526,7 @@ both_backends!(concurrent_patches_with_if_match_lose_no_update);
 /// Many clients read-modify-write one task with If-Match. Every 2xx corresponds to
 /// exactly one version step, so no acknowledged update was silently overwritten.
 async fn concurrent_patches_with_if_match_lose_no_update(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("racer").await;
     let task = app.create_task(&token, json!({"title": "counter 0"})).await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
@@ -582,7 +582,7 @@ async fn concurrent_patches_with_if_match_lose_no_update(backend: Backend) {
 /// Search ignores case for every letter, not only ASCII: the query is lowercased in Rust
 /// (Unicode) and the column by the database's `lower()`.
 async fn search_ignores_case_beyond_ascii(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("umlaut").await;
     app.create_task(&token, json!({"title": "Über den Fluss"}))
         .await;

@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, JWT_SECRET, TestApp, both_backends, spawn_app_on, spawn_app_with};
+use crate::helpers::{Backend, JWT_SECRET, TestApp, both_backends, spawn_app, spawn_app_with};
 
 fn now() -> u64 {
     taskapi::auth::jwt::unix_now()
@@ -44,7 +44,7 @@ async fn assert_rejected(app: &TestApp, header: Option<String>) {
 
 both_backends!(a_valid_token_works_and_every_forgery_fails);
 async fn a_valid_token_works_and_every_forgery_fails(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (token, user_id, _) = app.new_user("holder").await;
     assert_eq!(
         app.get("/api/v1/tasks", Some(&token)).await.status,
@@ -137,7 +137,7 @@ async fn a_valid_token_works_and_every_forgery_fails(backend: Backend) {
 
 both_backends!(a_deleted_users_token_stops_working);
 async fn a_deleted_users_token_stops_working(backend: Backend) {
-    let app = spawn_app_on(backend).await;
+    let app = spawn_app(backend).await;
     let (admin, _, _) = app.new_user("admin").await;
     let (token, user_id, _) = app.new_user("doomed").await;
     assert_eq!(
