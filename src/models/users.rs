@@ -4,7 +4,7 @@
 use chrono::Utc;
 use sea_orm::sea_query::{Alias, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
@@ -13,7 +13,7 @@ use crate::auth::cache::AuthState;
 use crate::auth::password::PasswordHasher;
 use crate::entities::user::{self, Role};
 use crate::error::{AppError, Result, conflict_on_unique};
-use crate::models::sessions;
+use crate::models::{sessions, txn};
 use crate::requests::RegisterRequest;
 use crate::validate::{self, Errors};
 
@@ -249,21 +249,34 @@ pub async fn change_password(
     Ok(())
 }
 
-/// Counts active admins other than `except`, locking their rows on PostgreSQL so that
-/// two admins demoting each other at once cannot both succeed.
-async fn other_active_admins<C: ConnectionTrait>(conn: &C, except: Uuid) -> Result<usize> {
-    let admins = user::Entity::find()
-        .select_only()
-        .column(user::Column::Id)
-        .filter(user::Column::Role.eq(Role::Admin))
-        .filter(user::Column::Active.eq(true))
-        .filter(user::Column::Id.ne(except))
+/// The target account and whether another active admin remains, with the target's row
+/// and every active admin's locked in one statement, in id order: two admin changes
+/// racing on PostgreSQL (even through two replicas) then queue instead of deadlocking,
+/// and two admins demoting each other cannot both succeed.
+async fn lock_target_and_admins<C: ConnectionTrait>(
+    conn: &C,
+    target: Uuid,
+) -> Result<(user::Model, bool)> {
+    let rows = user::Entity::find()
+        .filter(
+            Condition::any().add(user::Column::Id.eq(target)).add(
+                Condition::all()
+                    .add(user::Column::Role.eq(Role::Admin))
+                    .add(user::Column::Active.eq(true)),
+            ),
+        )
         .order_by_asc(user::Column::Id)
         .lock_exclusive()
-        .into_tuple::<Uuid>()
         .all(conn)
         .await?;
-    Ok(admins.len())
+    let others = rows
+        .iter()
+        .any(|row| row.id != target && keeps_admin_rights(row));
+    let user = rows
+        .into_iter()
+        .find(|row| row.id == target)
+        .ok_or(AppError::NotFound("User"))?;
+    Ok((user, others))
 }
 
 fn keeps_admin_rights(user: &user::Model) -> bool {
@@ -271,8 +284,9 @@ fn keeps_admin_rights(user: &user::Model) -> bool {
 }
 
 /// Changes role and/or activation. `admin_lock` serialises these changes within the
-/// process: SQLite has no row locks (and SQLite deployments are single-process); on
-/// PostgreSQL the row locks of `other_active_admins` also hold across replicas.
+/// process: SQLite has no row locks (and SQLite deployments are single-process), and its
+/// write transaction starts IMMEDIATE; on PostgreSQL the row locks of
+/// `lock_target_and_admins` hold across replicas.
 /// Returns the user and whether their access was revoked (announce it after).
 pub async fn admin_update(
     db: &DatabaseConnection,
@@ -282,15 +296,12 @@ pub async fn admin_update(
     active: Option<bool>,
 ) -> Result<(user::Model, bool)> {
     let _guard = admin_lock.lock().await;
-    let txn = db.begin().await?;
-    let user = user::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound("User"))?;
+    let txn = txn::begin_write(db).await?;
+    let (user, other_admins) = lock_target_and_admins(&txn, id).await?;
     let new_role = role.unwrap_or(user.role);
     let new_active = active.unwrap_or(user.active);
     let loses_admin = keeps_admin_rights(&user) && !(new_role == Role::Admin && new_active);
-    if loses_admin && other_active_admins(&txn, id).await? == 0 {
+    if loses_admin && !other_admins {
         return Err(AppError::Conflict(LAST_ADMIN.into()));
     }
     let changed = new_role != user.role || new_active != user.active;
@@ -319,12 +330,9 @@ pub async fn delete(
     id: Uuid,
 ) -> Result<()> {
     let _guard = admin_lock.lock().await;
-    let txn = db.begin().await?;
-    let user = user::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound("User"))?;
-    if keeps_admin_rights(&user) && other_active_admins(&txn, id).await? == 0 {
+    let txn = txn::begin_write(db).await?;
+    let (user, other_admins) = lock_target_and_admins(&txn, id).await?;
+    if keeps_admin_rights(&user) && !other_admins {
         return Err(AppError::Conflict(LAST_ADMIN.into()));
     }
     // Tasks and refresh tokens go with the user through ON DELETE CASCADE.
