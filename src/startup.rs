@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use metrics_exporter_prometheus::PrometheusHandle;
 use salvo::catcher::Catcher;
 use salvo::conn::tcp::TcpAcceptor;
@@ -16,6 +15,7 @@ use salvo::oapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use salvo::oapi::swagger_ui::SwaggerUi;
 use salvo::prelude::*;
 use salvo::serve_static::StaticDir;
+use secrecy::ExposeSecret;
 
 use crate::auth::cache::AuthCache;
 use crate::auth::jwt::JwtKeys;
@@ -49,7 +49,7 @@ pub struct Application {
 /// production) a random one that invalidates all tokens at every restart.
 fn jwt_secret(settings: &Settings) -> Vec<u8> {
     match &settings.auth.jwt_secret {
-                Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
         None => {
             tracing::warn!(
                 "JWT_SECRET_KEY is not set: using a random secret for this run only. Tokens will not survive a restart and will not work across replicas. Set JWT_SECRET_KEY (>= 32 bytes) outside development."
