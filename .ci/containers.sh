@@ -165,7 +165,8 @@ newman_install() {
 # --- image --------------------------------------------------------------------------------
 build_image() {
   local start=$SECONDS size
-  docker build -t taskapi:local . || return 1
+  # --force-rm: a failed step must not leave its container behind either.
+  docker build --force-rm -t taskapi:local . || return 1
   size="$(docker image inspect -f '{{.Size}}' taskapi:local)"
   FIGURES+=("image taskapi:local: $((size / 1000 / 1000)) MB ($size bytes) on the stand-in distroless base of $(($(docker image inspect -f '{{.Size}}' gcr.io/distroless/cc-debian12:nonroot) / 1000 / 1000)) MB; docker build $((SECONDS - start)) s")
 }

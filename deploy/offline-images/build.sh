@@ -102,7 +102,7 @@ standin() {
   log "building $tag"
   local start=$SECONDS
   # The classic builder: BuildKit would want to pull its Dockerfile frontend.
-  DOCKER_BUILDKIT=0 docker build -q -f "$HERE/$dockerfile" --label "org.taskapi.offline-standin=$hash" \
+  DOCKER_BUILDKIT=0 docker build -q --force-rm -f "$HERE/$dockerfile" --label "org.taskapi.offline-standin=$hash" \
     "${@/#/--build-arg=}" -t "$tag" "$context" >"$WORK/build.log" 2>&1 || {
     tail -n 40 "$WORK/build.log" >&2
     die "building $tag failed"
