@@ -319,7 +319,10 @@ impl EndpointOutRegister for AppError {
             (403, "Authenticated but not allowed"),
             (404, "Not found (also: owned by someone else)"),
             (409, "Conflict with current state"),
-            (412, "If-Match does not match the current ETag"),
+            (
+                412,
+                "A precondition failed: If-Match names no current ETag, or If-None-Match names it",
+            ),
             (413, "Body larger than the limit"),
             (415, "Body is not application/json"),
             (422, "Validation failed"),

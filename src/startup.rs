@@ -157,12 +157,13 @@ fn api_router() -> Router {
 }
 
 pub fn openapi() -> OpenApi {
-    OpenApi::new("taskapi", env!("CARGO_PKG_VERSION"))
+    let doc = OpenApi::new("taskapi", env!("CARGO_PKG_VERSION"))
         .add_security_scheme(
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer).bearer_format("JWT")),
         )
-        .merge_router(&api_router())
+        .merge_router(&api_router());
+    crate::routes::responses::declare_middleware_headers(doc)
 }
 
 fn is_reserved_path(path: &str) -> bool {

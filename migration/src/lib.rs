@@ -5,6 +5,9 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_create_users_and_tasks;
 mod m20261125_000002_create_refresh_tokens;
 mod m20261126_000003_index_refresh_token_expiry;
+mod m20261127_000004_task_search_text;
+
+pub use m20261127_000004_task_search_text::fold_for_search;
 
 pub struct Migrator;
 
@@ -15,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_users_and_tasks::Migration),
             Box::new(m20261125_000002_create_refresh_tokens::Migration),
             Box::new(m20261126_000003_index_refresh_token_expiry::Migration),
+            Box::new(m20261127_000004_task_search_text::Migration),
         ]
     }
 }

@@ -20,6 +20,13 @@ pub struct Model {
     pub version: i32,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
+    /// `title` case-folded (`migration::fold_for_search`), written with every title; what
+    /// `q` compares with. NULL only on rows written by a binary older than the column.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub title_search: Option<String>,
+    /// `description` case-folded, kept in step with it (NULL when it is NULL).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub description_search: Option<String>,
 }
 
 #[derive(

@@ -2,6 +2,7 @@
 //! `user_id`, so another user's task is indistinguishable from a missing one.
 
 use chrono::{DateTime, Utc};
+use migration::fold_for_search;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult,
@@ -147,14 +148,16 @@ pub async fn create(db: &DatabaseConnection, owner: Uuid, input: TaskInput) -> R
     Ok(task::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(owner),
-        title: Set(input.title),
-        description: Set(input.description),
         status: Set(input.status),
         priority: Set(input.priority),
         due_date: Set(input.due_date),
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
+        title_search: Set(Some(fold_for_search(&input.title))),
+        description_search: Set(input.description.as_deref().map(fold_for_search)),
+        title: Set(input.title),
+        description: Set(input.description),
     }
     .insert(db)
     .await?)
@@ -209,11 +212,20 @@ pub async fn update(
     if let Some(version) = expected_version {
         update = update.filter(task::Column::Version.eq(version));
     }
+    // The folded copies change in the same statement as the text they mirror.
     if let Some(title) = changes.title {
-        update = update.col_expr(task::Column::Title, Expr::value(title));
+        update = update
+            .col_expr(
+                task::Column::TitleSearch,
+                Expr::value(fold_for_search(&title)),
+            )
+            .col_expr(task::Column::Title, Expr::value(title));
     }
     if let Some(description) = changes.description {
-        update = update.col_expr(task::Column::Description, Expr::value(description));
+        let folded = description.as_deref().map(fold_for_search);
+        update = update
+            .col_expr(task::Column::DescriptionSearch, Expr::value(folded))
+            .col_expr(task::Column::Description, Expr::value(description));
     }
     if let Some(status) = changes.status {
         update = update.col_expr(task::Column::Status, Expr::value(status));
@@ -265,18 +277,34 @@ fn filtered(owner: Uuid, filter: &TaskFilter) -> Select<task::Entity> {
         query = query.filter(task::Column::DueDate.gt(after));
     }
     if let Some(search) = &filter.search {
-        let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
-        let matches = |column: task::Column| -> SimpleExpr {
-            Expr::expr(Func::lower(Expr::col(column)))
-                .like(LikeExpr::new(pattern.clone()).escape('\\'))
-        };
-        query = query.filter(
-            Condition::any()
-                .add(matches(task::Column::Title))
-                .add(matches(task::Column::Description)),
-        );
+        query = query.filter(search_condition(search));
     }
     query
+}
+
+/// `q` matches a substring of the title or the description, compared case-insensitively by
+/// Rust's Unicode lower case on both databases: the term is folded here and compared with
+/// the folded copies written with every task (`fold_for_search`), so SQLite (whose
+/// `lower()` and `LIKE` only know ASCII) and PostgreSQL match the same rows, with no
+/// function call per row. Rows an older binary inserted before it knew the folded columns
+/// (`title_search` NULL) fall back to the database's `lower()`.
+fn search_condition(search: &str) -> Condition {
+    let pattern = format!("%{}%", escape_like(&fold_for_search(search)));
+    let like =
+        |expr: SimpleExpr| -> SimpleExpr { expr.like(LikeExpr::new(pattern.clone()).escape('\\')) };
+    let lowered = |column: task::Column| like(Func::lower(Expr::col(column)).into());
+    Condition::any()
+        .add(like(Expr::col(task::Column::TitleSearch).into()))
+        .add(like(Expr::col(task::Column::DescriptionSearch).into()))
+        .add(
+            Condition::all()
+                .add(task::Column::TitleSearch.is_null())
+                .add(
+                    Condition::any()
+                        .add(lowered(task::Column::Title))
+                        .add(lowered(task::Column::Description)),
+                ),
+        )
 }
 
 /// `%` and `_` in a search are literal characters, not wildcards.

@@ -75,7 +75,36 @@ impl<T: ToSchema> EndpointOutRegister for Created<T> {
             "201",
             oapi::Response::new("Created; Location names the new resource")
                 .add_content("application/json", T::to_schema(components))
-                .add_header("Location", oapi::Header::new(String::to_schema(components))),
+                .add_header("Location", location_header(components)),
+        );
+    }
+}
+
+/// 201 for a new task: `Location` names it and `ETag` carries its first version, so a
+/// client can go on with conditional requests without fetching it again.
+pub struct TaskCreated(pub TaskView);
+
+#[async_trait]
+impl Writer for TaskCreated {
+    async fn write(self, req: &mut Request, depot: &mut Depot, res: &mut Response) {
+        Created {
+            location: format!("/api/v1/tasks/{}", self.0.id),
+            etag: Some(etag(self.0.version)),
+            body: self.0,
+        }
+        .write(req, depot, res)
+        .await;
+    }
+}
+
+impl EndpointOutRegister for TaskCreated {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        operation.responses.insert(
+            "201",
+            oapi::Response::new("Created; Location names the new task")
+                .add_content("application/json", TaskView::to_schema(components))
+                .add_header("Location", location_header(components))
+                .add_header("ETag", etag_header(components)),
         );
     }
 }
@@ -130,20 +159,93 @@ impl Writer for TaskReply {
 
 impl EndpointOutRegister for TaskReply {
     fn register(components: &mut Components, operation: &mut Operation) {
-        let etag_header = oapi::Header::new(String::to_schema(components))
-            .description("Current version of the task, for If-Match / If-None-Match");
         operation.responses.insert(
             "200",
             oapi::Response::new("The task")
                 .add_content("application/json", TaskView::to_schema(components))
-                .add_header("ETag", etag_header),
+                .add_header("ETag", etag_header(components)),
         );
         operation.responses.insert(
             "304",
-            oapi::Response::new("Not modified (If-None-Match matched)"),
+            oapi::Response::new("Not modified (If-None-Match matched)")
+                .add_header("ETag", etag_header(components)),
         );
     }
 }
+
+fn location_header(components: &mut Components) -> oapi::Header {
+    oapi::Header::new(String::to_schema(components))
+        .description("Path of the created resource")
+        .required(true)
+}
+
+fn etag_header(components: &mut Components) -> oapi::Header {
+    oapi::Header::new(String::to_schema(components))
+        .description(
+            "Strong tag of the task's current version (`\"3\"`), for If-Match / If-None-Match",
+        )
+        .required(true)
+}
+
+/// A header whose value is a non-negative integer (a count or delta-seconds).
+fn count_header(description: &str, required: bool) -> oapi::Header {
+    oapi::Header::new(oapi::Object::with_type(oapi::BasicType::Integer).minimum(0))
+        .description(description)
+        .required(required)
+}
+
+/// Declares in `doc` the response headers that middleware, not the endpoints, adds (hoops
+/// cannot document themselves): `RateLimit-Limit/Remaining/Reset` (IETF RateLimit header
+/// fields draft) on every `/api/v1` operation, each of which sits behind the per-IP limit
+/// (public auth routes) or the per-user limit (bearer routes), and `Retry-After` on every
+/// 429 and 503. The RateLimit fields are optional: a bearer route spends the budget only
+/// once the token is verified (so its 401s carry none), and a lockout refusal names no
+/// limit. Call on the finished document, after every router is merged.
+pub fn declare_middleware_headers(mut doc: oapi::OpenApi) -> oapi::OpenApi {
+    for (path, item) in doc.paths.iter_mut() {
+        let rate_limited = path.starts_with("/api/v1/");
+        for operation in item.operations.values_mut() {
+            let bearer = operation
+                .securities
+                .as_ref()
+                .is_some_and(|all| all.iter().any(|requirement| !requirement.is_empty()));
+            for (status, response) in operation.responses.iter_mut() {
+                let oapi::RefOr::Type(response) = response else {
+                    continue;
+                };
+                if rate_limited && !(bearer && status == "401") {
+                    for (name, description) in RATE_LIMIT_HEADERS {
+                        response
+                            .headers
+                            .insert(name.to_string(), count_header(description, false));
+                    }
+                }
+                if status == "429" || status == "503" {
+                    response.headers.insert(
+                        "Retry-After".to_string(),
+                        count_header("Seconds to wait before retrying", true),
+                    );
+                }
+            }
+        }
+    }
+    doc
+}
+
+const RATE_LIMIT_HEADERS: [(&str, &str); 3] = [
+    (
+        "RateLimit-Limit",
+        "Requests allowed in the current window of the limit that applies (absent on a lockout)",
+    ),
+    (
+        "RateLimit-Remaining",
+        "Requests left in the current window (0 on a 429)",
+    ),
+    (
+        "RateLimit-Reset",
+        "Seconds until the window resets (equal to Retry-After on a 429)",
+    ),
+];
 
 fn routes_only_get(router: &Router) -> bool {
     router.goal.is_some()

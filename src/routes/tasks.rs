@@ -11,7 +11,7 @@ use crate::metrics::{TASKS_CREATED, TASKS_DELETED, TASKS_UPDATED};
 use crate::models::tasks::{self, TaskChanges, TaskFilter, TaskInput};
 use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, ReplaceTaskRequest};
 use crate::routes::app_state;
-use crate::routes::responses::{Created, NoContent, Ok200, TaskReply, etag};
+use crate::routes::responses::{NoContent, Ok200, TaskCreated, TaskReply};
 use crate::views::{TaskPage, TaskView};
 
 /// An `If-Match` / `If-None-Match` field value (RFC 9110 §8.8.3, §13.1): `*` or a list
@@ -152,20 +152,13 @@ fn not_modified(req: &Request, version: i32) -> bool {
 
 /// Create a task owned by the caller.
 #[endpoint(tags("tasks"), security(("bearer" = [])), status_codes(201, 400, 401, 413, 415, 422, 429, 503))]
-pub async fn create(
-    depot: &mut Depot,
-    body: Payload<CreateTaskRequest>,
-) -> Result<Created<TaskView>> {
+pub async fn create(depot: &mut Depot, body: Payload<CreateTaskRequest>) -> Result<TaskCreated> {
     let state = app_state(depot)?;
     let caller = CurrentUser::from_depot(depot)?;
     let task = tasks::create(&state.db, caller.id, TaskInput::try_from(body.0)?).await?;
     metrics::counter!(TASKS_CREATED).increment(1);
     tracing::info!(event = "task_create", user_id = %caller.id, task_id = %task.id, "task created");
-    Ok(Created {
-        location: format!("/api/v1/tasks/{}", task.id),
-        etag: Some(etag(task.version)),
-        body: task.into(),
-    })
+    Ok(TaskCreated(task.into()))
 }
 
 /// List the caller's tasks: filtered, sorted and paginated (at most 100 per page).
@@ -184,7 +177,7 @@ pub async fn list(depot: &mut Depot, query: Query<ListTasksQuery>) -> Result<Ok2
 }
 
 /// Fetch one of the caller's tasks. Honours `If-None-Match` (304).
-#[endpoint(tags("tasks"), security(("bearer" = [])), status_codes(200, 304, 401, 404, 429, 503))]
+#[endpoint(tags("tasks"), security(("bearer" = [])), parameters(("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 304 if one names the current version (weak comparison)")), status_codes(200, 304, 401, 404, 429, 503))]
 pub async fn get(req: &mut Request, depot: &mut Depot, id: ResourceId) -> Result<TaskReply> {
     let state = app_state(depot)?;
     let caller = CurrentUser::from_depot(depot)?;
@@ -211,7 +204,7 @@ async fn apply(
 }
 
 /// Replace a task. Omitted optional fields return to their defaults. Honours `If-Match` (412).
-#[endpoint(tags("tasks"), security(("bearer" = [])), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
+#[endpoint(tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
 pub async fn replace(
     req: &mut Request,
     depot: &mut Depot,
@@ -223,7 +216,7 @@ pub async fn replace(
 }
 
 /// Change some fields of a task; `null` clears `description` or `due_date`. Honours `If-Match` (412).
-#[endpoint(tags("tasks"), security(("bearer" = [])), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
+#[endpoint(tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
 pub async fn patch(
     req: &mut Request,
     depot: &mut Depot,
@@ -235,7 +228,7 @@ pub async fn patch(
 }
 
 /// Delete a task. Honours `If-Match` (412).
-#[endpoint(tags("tasks"), security(("bearer" = [])), status_codes(204, 401, 404, 412, 429, 503))]
+#[endpoint(tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(204, 401, 404, 412, 429, 503))]
 pub async fn delete(req: &mut Request, depot: &mut Depot, id: ResourceId) -> Result<NoContent> {
     let state = app_state(depot)?;
     let caller = CurrentUser::from_depot(depot)?;

@@ -11,5 +11,6 @@ mod operations;
 mod replicas;
 mod sessions;
 mod sqlite;
+mod standards;
 mod tasks;
 mod tokens;
