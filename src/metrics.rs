@@ -92,6 +92,26 @@ fn describe() {
         "Database pool connections by state (size, idle, in_use)."
     );
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
+    describe_gauge!(
+        REDIS_UP,
+        "1 while the configured Redis answers, 0 while its breaker is open."
+    );
+    describe_counter!(
+        REDIS_ERRORS,
+        "Failed or timed-out Redis commands by operation."
+    );
+    describe_counter!(
+        LIMIT_FALLBACKS,
+        "Limit checks answered by the in-memory fallback because Redis was unavailable, by limit."
+    );
+    describe_counter!(
+        LIMIT_REFUSALS,
+        "Requests refused with 429, by the limit that refused them."
+    );
+    describe_counter!(
+        REVOCATIONS_RECEIVED,
+        "Auth-cache invalidations received from other replicas over Redis pub/sub."
+    );
 }
 
 /// The `method` label: one of the standard verbs, or `OTHER`. Clients choose the method,
