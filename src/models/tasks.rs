@@ -294,8 +294,8 @@ fn search_condition(search: &str) -> Condition {
         |expr: SimpleExpr| -> SimpleExpr { expr.like(LikeExpr::new(pattern.clone()).escape('\\')) };
     let lowered = |column: task::Column| like(Func::lower(Expr::col(column)).into());
     Condition::any()
-        .add(like(Expr::col(task::Column::TitleSearch).into()))
-        .add(like(Expr::col(task::Column::DescriptionSearch).into()))
+        .add(like(Expr::col(task::Column::TitleSearch)))
+        .add(like(Expr::col(task::Column::DescriptionSearch)))
         .add(
             Condition::all()
                 .add(task::Column::TitleSearch.is_null())
