@@ -10,7 +10,10 @@ RUN apt-get update \
     && mkdir -p /var/run/postgresql /var/lib/postgresql/data /docker-entrypoint-initdb.d \
     && chown -R postgres:postgres /var/run/postgresql /var/lib/postgresql \
     && chmod 3777 /var/run/postgresql
-ENV PG_MAJOR=17 \
+# UTF-8 clusters, as the official images make (they set LANG=en_US.utf8): without it initdb
+# picks the C locale and SQL_ASCII, and lower()/ILIKE stop at ASCII.
+ENV LANG=C.UTF-8 \
+    PG_MAJOR=17 \
     PATH=/usr/lib/postgresql/17/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PGDATA=/var/lib/postgresql/data
 COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
