@@ -88,63 +88,72 @@ async fn postgres_admin_url() -> String {
 async fn start_container() -> String {
     use testcontainers_modules::postgres::Postgres;
     use testcontainers_modules::testcontainers::ImageExt;
-    use testcontainers_modules::testcontainers::runners::AsyncRunner;
-    // The container must outlive every test runtime, so it runs on a thread of its own. That
-    // thread keeps it until the process exits, when `remove_container_at_exit` asks for it
-    // to be removed: statics are never dropped, so without that hook every run would leave
-    // a PostgreSQL container behind.
-    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    // The major version of docker-compose.yml; `DROP DATABASE … WITH (FORCE)` (used on
+    // every test's teardown) needs PostgreSQL 13 or newer.
+    let port = run_container(
+        Postgres::default().with_tag("17-alpine"),
+        5432,
+        "start PostgreSQL with testcontainers (Docker needed, or set TEST_DATABASE_URL)",
+    );
+    format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres")
+}
+
+/// Starts a testcontainers image and returns the host port mapped to `port`.
+///
+/// The container must outlive every test runtime, so it runs on a thread of its own. That
+/// thread keeps it until the process exits, when `remove_containers_at_exit` asks for it to
+/// be removed: statics are never dropped, so without that hook every run would leave its
+/// containers behind.
+fn run_container<I>(
+    image: impl testcontainers_modules::testcontainers::runners::AsyncRunner<I> + Send + 'static,
+    port: u16,
+    what: &'static str,
+) -> u16
+where
+    I: testcontainers_modules::testcontainers::Image + 'static,
+{
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<std::sync::mpsc::Sender<()>>();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async move {
-            // The major version of docker-compose.yml; `DROP DATABASE … WITH (FORCE)`
-            // (used on every test's teardown) needs PostgreSQL 13 or newer.
-            let container = Postgres::default()
-                .with_tag("17-alpine")
-                .start()
-                .await
-                .expect(
-                    "start PostgreSQL with testcontainers (Docker needed, or set TEST_DATABASE_URL)",
-                );
-            let port = container.get_host_port_ipv4(5432).await.expect("port");
-            url_tx
-                .send(format!(
-                    "postgres://postgres:postgres@127.0.0.1:{port}/postgres"
-                ))
-                .expect("send url");
+            let container = image.start().await.expect(what);
+            let host_port = container.get_host_port_ipv4(port).await.expect("port");
+            port_tx.send(host_port).expect("send port");
             if let Ok(done) = stop_rx.await {
                 let _ = container.rm().await;
                 let _ = done.send(());
             }
         });
     });
-    *CONTAINER_STOP.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop_tx);
-    // SAFETY: registers a plain `extern "C" fn` without captured state; it runs once at exit.
-    unsafe {
-        libc::atexit(remove_container_at_exit);
-    }
-    url_rx.recv().expect("container url")
-}
-
-/// Asks the container thread to remove the testcontainers PostgreSQL and waits for it.
-type ContainerStop = tokio::sync::oneshot::Sender<std::sync::mpsc::Sender<()>>;
-static CONTAINER_STOP: std::sync::Mutex<Option<ContainerStop>> = std::sync::Mutex::new(None);
-
-/// Runs from `exit()`, when the test harness is done: other threads (the container's
-/// runtime among them) still run at that point, so it can hand the removal to them.
-extern "C" fn remove_container_at_exit() {
-    let stop = CONTAINER_STOP
+    CONTAINER_STOPS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .take();
-    let Some(stop) = stop else {
-        return;
-    };
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    if stop.send(done_tx).is_ok() {
-        // Bounded, so that a wedged Docker daemon cannot hang the test binary's exit.
-        let _ = done_rx.recv_timeout(std::time::Duration::from_secs(30));
+        .push(stop_tx);
+    static AT_EXIT: OnceLock<()> = OnceLock::new();
+    AT_EXIT.get_or_init(|| {
+        // SAFETY: registers a plain `extern "C" fn` without captured state; it runs once at exit.
+        unsafe {
+            libc::atexit(remove_containers_at_exit);
+        }
+    });
+    port_rx.recv().expect("container port")
+}
+
+/// Asks a container thread to remove its container and waits for it.
+type ContainerStop = tokio::sync::oneshot::Sender<std::sync::mpsc::Sender<()>>;
+static CONTAINER_STOPS: std::sync::Mutex<Vec<ContainerStop>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs from `exit()`, when the test harness is done: other threads (the containers'
+/// runtimes among them) still run at that point, so it can hand the removal to them.
+extern "C" fn remove_containers_at_exit() {
+    let stops = std::mem::take(&mut *CONTAINER_STOPS.lock().unwrap_or_else(|e| e.into_inner()));
+    for stop in stops {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        if stop.send(done_tx).is_ok() {
+            // Bounded, so that a wedged Docker daemon cannot hang the test binary's exit.
+            let _ = done_rx.recv_timeout(std::time::Duration::from_secs(30));
+        }
     }
 }
 
@@ -430,46 +439,13 @@ pub async fn redis_url() -> String {
 async fn start_redis_container() -> String {
     use testcontainers_modules::redis::Redis;
     use testcontainers_modules::testcontainers::ImageExt;
-    use testcontainers_modules::testcontainers::runners::AsyncRunner;
-    let (url_tx, url_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<std::sync::mpsc::Sender<()>>();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        runtime.block_on(async move {
-            // The tag docker-compose.yml uses.
-            let container =
-                Redis::default().with_tag("7-alpine").start().await.expect(
-                    "start Redis with testcontainers (Docker needed, or set TEST_REDIS_URL)",
-                );
-            let port = container.get_host_port_ipv4(6379).await.expect("port");
-            url_tx
-                .send(format!("redis://127.0.0.1:{port}"))
-                .expect("send url");
-            if let Ok(done) = stop_rx.await {
-                let _ = container.rm().await;
-                let _ = done.send(());
-            }
-        });
-    });
-    *REDIS_STOP.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop_tx);
-    // SAFETY: registers a plain `extern "C" fn` without captured state; it runs once at exit.
-    unsafe {
-        libc::atexit(remove_redis_at_exit);
-    }
-    url_rx.recv().expect("redis url")
-}
-
-static REDIS_STOP: std::sync::Mutex<Option<ContainerStop>> = std::sync::Mutex::new(None);
-
-extern "C" fn remove_redis_at_exit() {
-    let stop = REDIS_STOP.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let Some(stop) = stop else {
-        return;
-    };
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    if stop.send(done_tx).is_ok() {
-        let _ = done_rx.recv_timeout(std::time::Duration::from_secs(30));
-    }
+    // The tag docker-compose.yml uses.
+    let port = run_container(
+        Redis::default().with_tag("7-alpine"),
+        6379,
+        "start Redis with testcontainers (Docker needed, or set TEST_REDIS_URL)",
+    );
+    format!("redis://127.0.0.1:{port}")
 }
 
 /// Settings that put an app on a Redis of its own: a fresh key prefix per test, so tests
