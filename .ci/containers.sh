@@ -322,8 +322,8 @@ replicas_serve_through_lb() {
 }
 
 # --- testcontainers -----------------------------------------------------------------------
-# The README's test command without TEST_DATABASE_URL, so PostgreSQL comes from
-# testcontainers (postgres:17-alpine), with a .env in the checkout as the compose
+# The README's test command without TEST_DATABASE_URL and TEST_REDIS_URL, so PostgreSQL and
+# Redis come from testcontainers (postgres:17-alpine, redis:7-alpine), with a .env in the checkout as the compose
 # instructions leave one: the spawned binaries must not read it (a test used to hang).
 testcontainers_path() {
   if [[ ! -e .env ]]; then
@@ -334,7 +334,7 @@ testcontainers_path() {
   fi
   local rc=0
   # Bounded: a spawned binary that reads .env again would serve forever.
-  env -u TEST_DATABASE_URL timeout 1800 cargo test --workspace >"$WORK/cargo-test.log" 2>&1 || rc=$?
+  env -u TEST_DATABASE_URL -u TEST_REDIS_URL timeout 1800 cargo test --workspace >"$WORK/cargo-test.log" 2>&1 || rc=$?
   [[ -n "$CREATED_DOTENV" ]] && { rm -f .env; CREATED_DOTENV=""; }
   grep -E '^test result|FAILED|panicked' "$WORK/cargo-test.log" || true
   ((rc == 0)) || tail -n 80 "$WORK/cargo-test.log"
@@ -385,5 +385,5 @@ if step "replicas: docker compose -f docker-compose.yml -f docker-compose.replic
   step "replicas: 3 UP, requests round-robin through HAProxy" replicas_serve_through_lb || true
 fi
 step "replicas: docker compose down -v" compose_replicas down -v --remove-orphans || true
-step "cargo test --workspace without TEST_DATABASE_URL (testcontainers), .env present" testcontainers_path || true
+step "cargo test --workspace without TEST_DATABASE_URL/TEST_REDIS_URL (testcontainers), .env present" testcontainers_path || true
 step "no container left behind" no_container_left || true
