@@ -342,20 +342,23 @@ testcontainers_path() {
   return "$rc"
 }
 
+# Counts only containers this run created: one left over from an earlier run (a daemon that
+# died mid-test marks its containers "Exited (255)" on restart) is not this run's leak.
 no_container_left() {
   local left
-  left="$(docker ps -aq | wc -l)"
-  docker ps -a --format '{{.Names}} {{.Image}} {{.Status}}'
-  FIGURES+=("containers left after the run: $left")
+  left="$(comm -13 <(sort <<<"$BASELINE_IDS") <(docker ps -aq --no-trunc | sort) | sed '/^$/d' | wc -l)"
+  docker ps -a --format '{{.ID}} {{.Names}} {{.Image}} {{.Status}}'
+  FIGURES+=("containers left after the run: $left (not counting $(sed '/^$/d' <<<"$BASELINE_IDS" | wc -l) that existed before it)")
   [[ "$left" == 0 ]]
 }
 
 # --- run ----------------------------------------------------------------------------------
 step "Docker engine (docker.io, dockerd) and debootstrap" engine || exit 1
 step "Compose v2 CLI plugin" compose_v2 || exit 1
-baseline="$(docker ps -aq | wc -l)"
-if [[ "$baseline" != 0 ]]; then
-  log "warning: $baseline containers existed before this run"
+BASELINE_IDS="$(docker ps -aq --no-trunc)"
+if [[ -n "$BASELINE_IDS" ]]; then
+  log "warning: $(wc -l <<<"$BASELINE_IDS") containers existed before this run:"
+  docker ps -a --format '{{.ID}} {{.Names}} {{.Image}} {{.Status}}'
 fi
 step "offline stand-ins for the image build: rust, distroless (deploy/offline-images/build.sh)" \
   bash deploy/offline-images/build.sh rust distroless || exit 1
