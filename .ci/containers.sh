@@ -258,22 +258,24 @@ console.log(`newman against the compose stack: ${a.total - a.failed} assertions 
   return "$rc"
 }
 
+# prometheus_scraped_app [N]: Prometheus has N (default 1) taskapi targets, all up.
 prometheus_scraped_app() {
-  local targets="$WORK/targets.json"
+  local want="${1:-1}" targets="$WORK/targets.json"
   target_up() {
     curl -fsS "http://127.0.0.1:$PROM_PORT/api/v1/targets?state=active" -o "$targets" \
       && node -e '
 const t = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).data.activeTargets;
 const app = t.filter((x) => x.labels.job === "taskapi");
-process.exit(app.length > 0 && app.every((x) => x.health === "up") ? 0 : 1);
-' "$targets"
+process.exit(app.length === Number(process.argv[2]) && app.every((x) => x.health === "up") ? 0 : 1);
+' "$targets" "$want"
   }
-  # The first scrape happens within one scrape interval (15 s).
-  wait_for 60 target_up || { cat "$targets"; return 1; }
+  # Targets come from DNS (refreshed every 15 s), then the first scrape within 15 s more.
+  wait_for 90 target_up || { cat "$targets"; return 1; }
   node -e '
 const t = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).data.activeTargets;
 for (const x of t) console.log(`${x.labels.job} ${x.scrapeUrl} ${x.health}`);
 ' "$targets"
+  FIGURES+=("Prometheus: $want taskapi target(s) up")
   # And the app's own series are queryable.
   curl -fsS "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode 'query=taskapi_build_info' \
     | grep -o '"__name__":"taskapi_build_info"[^}]*'
@@ -281,7 +283,7 @@ for (const x of t) console.log(`${x.labels.job} ${x.scrapeUrl} ${x.health}`);
 
 # --- replicas -----------------------------------------------------------------------------
 replicas_up() {
-  compose_replicas up -d --build --wait --wait-timeout 240 lb || return 1
+  compose_replicas up -d --build --wait --wait-timeout 240 lb prometheus || return 1
   compose_replicas ps --format '{{.Name}} {{.State}} {{.Health}}'
 }
 
@@ -386,6 +388,7 @@ fi
 step "docker compose down -v" compose down -v --remove-orphans || true
 if step "replicas: docker compose -f docker-compose.yml -f docker-compose.replicas.yml up --wait" replicas_up; then
   step "replicas: 3 UP, requests round-robin through HAProxy" replicas_serve_through_lb || true
+  step "replicas: Prometheus scrapes each of the 3 replicas" prometheus_scraped_app 3 || true
 fi
 step "replicas: docker compose down -v" compose_replicas down -v --remove-orphans || true
 step "cargo test --workspace without TEST_DATABASE_URL/TEST_REDIS_URL (testcontainers), .env present" testcontainers_path || true
