@@ -51,6 +51,20 @@ pub struct Problem {
     pub errors: Option<Vec<FieldError>>,
 }
 
+impl Problem {
+    /// The one place a problem body is built: `type` is `slug` under the service's problem
+    /// base URL and `title` is the status's reason phrase, so no caller spells either.
+    pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
+        Self {
+            problem_type: format!("{PROBLEM_BASE}{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("malformed request: {0}")]
@@ -150,11 +164,8 @@ impl AppError {
             ),
         };
         Problem {
-            problem_type: format!("{PROBLEM_BASE}{slug}"),
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
-            status: status.as_u16(),
-            detail,
             errors,
+            ..Problem::new(status, slug, detail)
         }
     }
 }
@@ -269,6 +280,8 @@ impl From<DbErr> for AppError {
     }
 }
 
+/// Writes `problem` as the response: its status, `application/problem+json`, and the
+/// headers its status calls for (`WWW-Authenticate` on 401, `Retry-After` on 503).
 pub fn write_problem(res: &mut Response, problem: &Problem) {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     res.status_code(status);
@@ -380,16 +393,7 @@ impl Handler for ProblemCatcher {
             _ if !brief.is_empty() => brief,
             _ => status.canonical_reason().unwrap_or("Error").to_string(),
         };
-        write_problem(
-            res,
-            &Problem {
-                problem_type: format!("{PROBLEM_BASE}{slug}"),
-                title: status.canonical_reason().unwrap_or("Error").to_string(),
-                status: status.as_u16(),
-                detail,
-                errors: None,
-            },
-        );
+        write_problem(res, &Problem::new(status, slug, detail));
     }
 }
 

@@ -124,7 +124,7 @@ pub async fn request_context(
         .and_then(sanitize_request_id)
         .map_or_else(|| Uuid::now_v7().to_string(), str::to_string);
     let method = app_metrics::method_label(req.method());
-    let probe = app_metrics::is_probe_route(&route_label(req.matched_path(), 200));
+    let probe = is_probe_template(req.matched_path());
     // Probes get a debug-level span: the span's own start/end lines are written at its level.
     macro_rules! request_span {
         ($level:expr) => {
@@ -151,8 +151,8 @@ pub async fn request_context(
             tracing::field::display(capped(req.method().as_str(), 32)),
         );
     }
-    // Borrowed, not cloned: this runs on every request. Only the pool handle is cloned,
-    // and only when the stall check is on.
+    // The state is read in place, since this runs on every request; the stall check needs
+    // its own pool handle because it outlives this borrow (it runs beside the handler).
     let (timeout, stall) = match depot.get_typed::<AppState>() {
         Ok(state) => {
             let after = state.settings.database.stall_check_after_ms;
@@ -163,12 +163,7 @@ pub async fn request_context(
         }
         Err(_) => (Duration::from_secs(FALLBACK_TIMEOUT_SECS), None),
     };
-    let timer = (!probe).then(|| {
-        app_metrics::request_started(
-            method,
-            route_label(req.matched_path(), app_metrics::STATUS_CANCELLED),
-        )
-    });
+    let timer = (!probe).then(|| app_metrics::request_started(method, req.matched_path()));
     let mut cancel_log = CancelLog {
         span: span.clone(),
         armed: true,

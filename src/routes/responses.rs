@@ -10,7 +10,7 @@ use salvo::prelude::*;
 use salvo::routing::{FilterInfo, MethodFilter};
 use serde::Serialize;
 
-use crate::error::AppError;
+use crate::error::{AppError, write_problem};
 use crate::views::TaskView;
 
 fn write_json<T: Serialize>(res: &mut Response, status: StatusCode, body: &T) {
@@ -24,8 +24,7 @@ fn write_json<T: Serialize>(res: &mut Response, status: StatusCode, body: &T) {
             let _ = res.write_body(bytes);
         }
         Err(err) => {
-            let problem = AppError::Internal(err.into()).to_problem();
-            crate::error::write_problem(res, &problem);
+            write_problem(res, &AppError::Internal(err.into()).to_problem());
         }
     }
 }
