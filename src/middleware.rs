@@ -124,7 +124,7 @@ pub async fn request_context(
         .and_then(sanitize_request_id)
         .map_or_else(|| Uuid::now_v7().to_string(), str::to_string);
     let method = app_metrics::method_label(req.method());
-    let probe = is_probe_template(req.matched_path());
+    let probe = app_metrics::is_probe_route(&route_label(req.matched_path(), 200));
     // Probes get a debug-level span: the span's own start/end lines are written at its level.
     macro_rules! request_span {
         ($level:expr) => {
@@ -163,7 +163,12 @@ pub async fn request_context(
         }
         Err(_) => (Duration::from_secs(FALLBACK_TIMEOUT_SECS), None),
     };
-    let timer = (!probe).then(|| app_metrics::request_started(method, req.matched_path()));
+    let timer = (!probe).then(|| {
+        app_metrics::request_started(
+            method,
+            route_label(req.matched_path(), app_metrics::STATUS_CANCELLED),
+        )
+    });
     let mut cancel_log = CancelLog {
         span: span.clone(),
         armed: true,
@@ -181,29 +186,25 @@ pub async fn request_context(
             span.in_scope(|| tracing::warn!(timeout_secs = timeout.as_secs(), "request timed out"));
             write_problem(
                 res,
-                &Problem {
-                    problem_type: "https://taskapi.dev/problems/timeout".into(),
-                    title: "Service Unavailable".into(),
-                    status: 503,
-                    detail: format!(
+                &Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    format!(
                         "The request did not complete within {} seconds.",
                         timeout.as_secs()
                     ),
-                    errors: None,
-                },
+                ),
             );
         }
         Outcome::DatabaseStalled => {
             span.in_scope(|| tracing::warn!("database did not answer; request abandoned"));
             write_problem(
                 res,
-                &Problem {
-                    problem_type: "https://taskapi.dev/problems/service-unavailable".into(),
-                    title: "Service Unavailable".into(),
-                    status: 503,
-                    detail: "The database is not answering; retry shortly.".into(),
-                    errors: None,
-                },
+                &Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service-unavailable",
+                    "The database is not answering; retry shortly.",
+                ),
             );
         }
     }
