@@ -46,23 +46,15 @@ impl ComposeSchema for Timestamp {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// 1-100 characters, not blank, no control, invisible (zero-width, bidi) characters,
-    /// no word mixing Latin, Greek, Cyrillic or Armenian letters.
-    #[salvo(schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb][^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*$"
-    ))]
+    /// Not blank, no control, invisible (zero-width, bidi) characters, no word mixing
+    /// Latin, Greek, Cyrillic or Armenian letters.
+    #[salvo(schema(schema_with = schema::name))]
     pub name: String,
     /// Trimmed and lower-cased before use (no other normalisation); no invisible
     /// characters, no local part or domain label mixing Latin, Greek, Cyrillic or Armenian.
-    #[salvo(schema(
-        max_length = 254,
-        pattern = r"^\s*[^\s@\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]{1,64}@[^\s@.\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]+(\.[^\s@.\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]+)+\s*$"
-    ))]
+    #[salvo(schema(schema_with = schema::email))]
     pub email: String,
-    /// 8-128 characters.
-    #[salvo(schema(min_length = 8, max_length = 128))]
+    #[salvo(schema(schema_with = schema::password))]
     pub password: String,
 }
 
@@ -82,13 +74,9 @@ pub struct RefreshRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
-    /// 1-100 characters, not blank, no control, invisible (zero-width, bidi) characters,
-    /// no word mixing Latin, Greek, Cyrillic or Armenian letters.
-    #[salvo(schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb][^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*$"
-    ))]
+    /// Not blank, no control, invisible (zero-width, bidi) characters, no word mixing
+    /// Latin, Greek, Cyrillic or Armenian letters.
+    #[salvo(schema(schema_with = schema::name))]
     pub name: String,
 }
 
@@ -96,24 +84,18 @@ pub struct UpdateMeRequest {
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
-    /// 8-128 characters.
-    #[salvo(schema(min_length = 8, max_length = 128))]
+    #[salvo(schema(schema_with = schema::password))]
     pub new_password: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
-    /// 1-200 characters, not blank, no control or invisible (zero-width, bidi) characters;
-    /// stored trimmed.
-    #[salvo(schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb][^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*$"
-    ))]
+    /// Not blank, no control or invisible (zero-width, bidi) characters; stored trimmed.
+    #[salvo(schema(schema_with = schema::title))]
     pub title: String,
-    /// At most 10,000 characters; no NUL.
-    #[salvo(schema(max_length = 10000, pattern = r"^[^\x00]*$"))]
+    /// Free text: newlines and tabs allowed, NUL not.
+    #[salvo(schema(schema_with = schema::description))]
     pub description: Option<String>,
     pub status: Option<Status>,
     pub priority: Option<Priority>,
@@ -130,10 +112,10 @@ pub type ReplaceTaskRequest = CreateTaskRequest;
 pub struct PatchTaskRequest {
     /// May be omitted but not `null`: a task always has a title.
     #[serde(default, deserialize_with = "present")]
-    #[salvo(schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb][^\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u3164\uffa0\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufff9-\ufffb]*$"))]
+    #[salvo(schema(schema_with = schema::patch_title))]
     pub title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[salvo(schema(value_type = Option<String>, max_length = 10000, pattern = r"^[^\x00]*$"))]
+    #[salvo(schema(schema_with = schema::description))]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[salvo(schema(value_type = Status, required = false))]
@@ -216,4 +198,145 @@ pub struct PageQuery {
     /// Number of items to skip (default 0).
     #[salvo(parameter(minimum = 0, maximum = 1000000))]
     pub offset: Option<u64>,
+}
+
+/// OpenAPI schemas of the bounded inputs, built from the constants and character classes
+/// that [`validate`] enforces, so the published limits cannot drift from the checks
+/// (salvo-oapi's `max_length`/`pattern` attributes take literals only, not constants).
+mod schema {
+    use salvo::oapi::{BasicType, Object, SchemaType};
+
+    use crate::validate::{self, INVISIBLE_CLASS};
+
+    /// Control (C0, DEL, C1) and invisible characters, as a regex class body.
+    fn hidden() -> String {
+        format!(r"\x00-\x1f\x7f-\x9f{INVISIBLE_CLASS}")
+    }
+
+    /// A one-line text as `validate::line` accepts it: not blank (ECMAScript `\s` is the
+    /// blank test), no control or invisible character.
+    pub(super) fn line_pattern() -> String {
+        let hidden = hidden();
+        format!(r"^[^{hidden}]*[^\s{hidden}][^{hidden}]*$")
+    }
+
+    /// `validate::email`'s shape: local@label.label, surrounding whitespace allowed.
+    pub(super) fn email_pattern() -> String {
+        let hidden = hidden();
+        let local_max = validate::EMAIL_LOCAL_MAX;
+        format!(r"^\s*[^\s@{hidden}]{{1,{local_max}}}@[^\s@.{hidden}]+(\.[^\s@.{hidden}]+)+\s*$")
+    }
+
+    /// Also the literal pattern of the `q` parameter (a test keeps them equal).
+    pub(super) const NO_NUL: &str = r"^[^\x00]*$";
+
+    fn text(max: usize, what: &str) -> Object {
+        Object::with_type(BasicType::String)
+            .max_length(max)
+            .description(what)
+    }
+
+    fn line(max: usize, what: &str) -> Object {
+        text(max, &format!("1-{max} characters. {what}"))
+            .min_length(1)
+            .pattern(line_pattern())
+    }
+
+    pub(super) fn name() -> Object {
+        line(
+            validate::NAME_MAX,
+            "Not blank, no control, invisible (zero-width, bidi) characters, no word mixing Latin, Greek, Cyrillic or Armenian letters.",
+        )
+    }
+
+    pub(super) fn email() -> Object {
+        text(
+            validate::EMAIL_MAX,
+            "Trimmed and lower-cased before use (no other normalisation); no invisible characters, no local part or domain label mixing Latin, Greek, Cyrillic or Armenian.",
+        )
+        .pattern(email_pattern())
+    }
+
+    pub(super) fn password() -> Object {
+        let (min, max) = (validate::PASSWORD_MIN, validate::PASSWORD_MAX);
+        text(max, &format!("{min}-{max} characters.")).min_length(min)
+    }
+
+    pub(super) fn title() -> Object {
+        line(
+            validate::TITLE_MAX,
+            "Not blank, no control or invisible (zero-width, bidi) characters; stored trimmed.",
+        )
+    }
+
+    /// [`title`] in a PATCH body.
+    pub(super) fn patch_title() -> Object {
+        line(
+            validate::TITLE_MAX,
+            "May be omitted but not `null`: a task always has a title. Not blank, no control or invisible (zero-width, bidi) characters; stored trimmed.",
+        )
+    }
+
+    /// Optional, and `null` means none (or, in a PATCH, clears it).
+    pub(super) fn description() -> Object {
+        let max = validate::DESCRIPTION_MAX;
+        text(max, &format!("At most {max} characters; no NUL."))
+            .schema_type(SchemaType::from_iter([BasicType::String, BasicType::Null]))
+            .pattern(NO_NUL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use salvo::oapi::{Components, ToParameters};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::validate;
+
+    /// Query parameters keep literal bounds: salvo-oapi drops a parameter's description
+    /// when its schema comes from `schema_with`. This holds them to the validator's numbers.
+    #[test]
+    fn query_parameter_bounds_are_the_validators() {
+        let schema_of = |params: salvo::oapi::Parameters, name: &str| -> Value {
+            let params = serde_json::to_value(params).expect("parameters serialize");
+            params
+                .as_array()
+                .and_then(|all| all.iter().find(|p| p["name"] == name))
+                .map(|p| p["schema"].clone())
+                .unwrap_or_else(|| panic!("no parameter {name}"))
+        };
+        let page = json!({"minimum": 1, "maximum": validate::PAGE_LIMIT_MAX});
+        let offset = json!({"minimum": 0, "maximum": validate::PAGE_OFFSET_MAX});
+        for params in [
+            || ListTasksQuery::to_parameters(&mut Components::new()),
+            || PageQuery::to_parameters(&mut Components::new()),
+        ] {
+            for (name, bounds) in [("limit", &page), ("offset", &offset)] {
+                let schema = schema_of(params(), name);
+                for key in ["minimum", "maximum"] {
+                    assert_eq!(schema[key], bounds[key], "{name}.{key}");
+                }
+            }
+        }
+        let q = schema_of(ListTasksQuery::to_parameters(&mut Components::new()), "q");
+        assert_eq!(q["maxLength"], json!(validate::SEARCH_MAX));
+        assert_eq!(q["pattern"], json!(schema::NO_NUL));
+    }
+
+    /// The body patterns are built, not copied; check what they accept against the rules.
+    #[test]
+    fn body_patterns_are_built_from_the_validators_classes() {
+        let line = schema::line_pattern();
+        assert!(line.contains(validate::INVISIBLE_CLASS));
+        assert!(line.starts_with(r"^[^\x00-\x1f\x7f-\x9f"));
+        let email = schema::email_pattern();
+        assert!(email.contains(&format!("{{1,{}}}", validate::EMAIL_LOCAL_MAX)));
+        let name = serde_json::to_value(schema::name()).expect("schema");
+        assert_eq!(name["maxLength"], json!(validate::NAME_MAX));
+        assert_eq!(name["pattern"], json!(line));
+        let password = serde_json::to_value(schema::password()).expect("schema");
+        assert_eq!(password["minLength"], json!(validate::PASSWORD_MIN));
+        assert_eq!(password["maxLength"], json!(validate::PASSWORD_MAX));
+    }
 }

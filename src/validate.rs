@@ -7,6 +7,8 @@ use crate::error::{AppError, FieldError};
 
 pub const NAME_MAX: usize = 100;
 pub const EMAIL_MAX: usize = 254;
+/// Longest local part (before the `@`), as RFC 5321 allows.
+pub const EMAIL_LOCAL_MAX: usize = 64;
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 128;
 pub const TITLE_MAX: usize = 200;
@@ -173,7 +175,7 @@ pub fn email(errors: &mut Errors, raw: &str) -> String {
     normalize_email(raw)
 }
 
-/// local@domain.tld: a local part of 1-64 characters and at least two non-empty domain
+/// local@domain.tld: a local part of 1-[`EMAIL_LOCAL_MAX`] characters and at least two non-empty domain
 /// labels, with no whitespace, control characters or extra `@` anywhere.
 fn is_plausible_email(email: &str) -> bool {
     let forbidden = |c: char| is_space(c) || c.is_control() || c == '@';
@@ -181,7 +183,7 @@ fn is_plausible_email(email: &str) -> bool {
         return false;
     };
     let local_len = local.chars().count();
-    (1..=64).contains(&local_len)
+    (1..=EMAIL_LOCAL_MAX).contains(&local_len)
         && !local.chars().any(forbidden)
         && !domain.chars().any(forbidden)
         && domain.split('.').count() >= 2
