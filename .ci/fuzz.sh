@@ -58,9 +58,12 @@ st() { (cd "$TMP" && "$VENV/bin/schemathesis" --config-file "$ROOT/.ci/schemathe
   --generation-deterministic --workers 1 --suppress-health-check too_slow,filter_too_much "$@"); }
 
 status=0
-echo "== fuzz: every route except the token-revoking ones (admin token) =="
+echo "== fuzz: every route except the token-revoking ones and the change feed (admin token) =="
+# The change feed (/api/v1/tasks/events) is excluded: a 200 is a Server-Sent Events stream
+# that stays open until the token expires, so every generated request would hang the run
+# until its timeout. Its 200/401/429 behaviour is covered by tests/api/events.rs.
 st -H "Authorization: Bearer $ADMIN_TOKEN" --max-time "$MAX_TIME" \
-  --exclude-path-regex '^/api/v1/auth/(logout-all|password)$' || status=1
+  --exclude-path-regex '^/api/v1/auth/(logout-all|password)$|^/api/v1/tasks/events$' || status=1
 # The other two users are made only now: the admin run may find any listed account through
 # the spec's links and deactivate, demote or delete it, which revokes its tokens.
 PASSWORD_TOKEN="$(token_for changer)"

@@ -30,6 +30,9 @@ pub struct Settings {
     pub log: LogSettings,
     pub limits: LimitSettings,
     pub redis: RedisSettings,
+    /// The change feed (`GET /api/v1/tasks/events`).
+    #[serde(default)]
+    pub events: EventSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,6 +186,41 @@ pub struct RedisSettings {
     pub command_timeout_ms: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventSettings {
+    /// Seconds between `: keep-alive` comments on an idle stream, so that proxies and
+    /// load balancers do not close it as idle (keep below their idle timeouts).
+    pub heartbeat_secs: u64,
+    /// The `retry:` hint (milliseconds) a client waits before reconnecting.
+    pub retry_ms: u64,
+    /// Open streams per user on one replica; more get 429.
+    pub max_streams_per_user: usize,
+    /// How long events are kept for reconnects (`Last-Event-ID`)...
+    pub retention_secs: u64,
+    /// ...and at most this many per user; older gaps get `reset`.
+    pub max_events_per_user: u64,
+    /// How often old events are pruned.
+    pub prune_every_secs: u64,
+    /// How often a stream reads the table while this replica is not subscribed to the
+    /// other replicas' notifications (Redis down or reconnecting).
+    pub poll_ms: u64,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_secs: 15,
+            retry_ms: 2_000,
+            max_streams_per_user: 5,
+            retention_secs: 24 * 3600,
+            max_events_per_user: 1_000,
+            prune_every_secs: 300,
+            poll_ms: 500,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -242,6 +280,7 @@ impl Default for Settings {
                 key_prefix: "taskapi:".into(),
                 command_timeout_ms: 250,
             },
+            events: EventSettings::default(),
         }
     }
 }

@@ -30,6 +30,18 @@ pub const LIMIT_FALLBACKS: &str = "rate_limit_fallbacks_total";
 pub const LIMIT_REFUSALS: &str = "rate_limit_refusals_total";
 /// Auth-cache invalidations received from other replicas.
 pub const REVOCATIONS_RECEIVED: &str = "auth_revocations_received_total";
+/// Change-feed (SSE) streams open on this replica.
+pub const SSE_STREAMS_OPEN: &str = "sse_streams_open";
+/// Change-feed events written to streams, by SSE event name.
+pub const SSE_EVENTS_SENT: &str = "sse_events_sent_total";
+/// Every `event` label value of `sse_events_sent_total`, registered at 0 on start-up.
+pub const SSE_EVENT_NAMES: &[&str] = &[
+    "task.created",
+    "task.updated",
+    "task.deleted",
+    "reset",
+    "end",
+];
 
 /// Every `outcome` the login and refresh counters use, registered at 0 on start-up.
 pub const LOGIN_OUTCOMES: &[&str] = &["success", "failure", "throttled", "cancelled"];
@@ -111,6 +123,14 @@ fn describe() {
     describe_counter!(
         REVOCATIONS_RECEIVED,
         "Auth-cache invalidations received from other replicas over Redis pub/sub."
+    );
+    describe_gauge!(
+        SSE_STREAMS_OPEN,
+        "Change-feed (SSE) streams open on this replica."
+    );
+    describe_counter!(
+        SSE_EVENTS_SENT,
+        "Change-feed events written to SSE streams, by event name."
     );
 }
 
@@ -229,6 +249,10 @@ fn register(api: &OpenApi) {
         counter!(REFRESHES, "outcome" => *outcome).increment(0);
     }
     counter!(REVOCATIONS_RECEIVED).increment(0);
+    for event in SSE_EVENT_NAMES {
+        counter!(SSE_EVENTS_SENT, "event" => *event).increment(0);
+    }
+    gauge!(SSE_STREAMS_OPEN).increment(0.0);
     for kind in LIMIT_KINDS {
         counter!(LIMIT_REFUSALS, "limit" => *kind).increment(0);
         counter!(LIMIT_FALLBACKS, "limit" => *kind).increment(0);

@@ -21,7 +21,7 @@ use crate::auth::cache::AuthCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::client_ip::ClientIpResolver;
-use crate::cluster::{RedisLink, Revocations};
+use crate::cluster::{Feed, RedisLink, Revocations};
 use crate::config::{Profile, Settings};
 use crate::error::ProblemCatcher;
 use crate::limits::Limits;
@@ -30,7 +30,7 @@ use crate::models::sessions;
 use crate::routes::frontend::{EmbeddedFrontEnd, apidocs_headers};
 use crate::routes::guard::{authenticate, limit_by_ip, require_admin};
 use crate::routes::responses::{head_content_length, with_head};
-use crate::routes::{admin, auth, health, tasks};
+use crate::routes::{admin, auth, events, health, tasks};
 use crate::state::AppState;
 use crate::{db, metrics as app_metrics};
 
@@ -85,13 +85,20 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let auth_cache = Arc::new(AuthCache::new(Duration::from_millis(
         settings.auth.state_cache_ttl_ms,
     )));
-    let revocations = Arc::new(Revocations::new(auth_cache, redis.clone()));
+    let feed = Arc::new(Feed::new(
+        redis.clone(),
+        settings.events.max_streams_per_user,
+    ));
+    feed.spawn_listener();
+    let revocations =
+        Arc::new(Revocations::new(auth_cache, redis.clone()).with_feed(Arc::clone(&feed)));
     revocations.spawn_listener();
     Ok(AppState {
         db,
         hasher,
         limits: Arc::new(Limits::new(settings.limits.clone(), redis.clone())),
         revocations,
+        feed,
         redis,
         client_ip: Arc::new(ClientIpResolver::new(&settings.server)),
         jwt: Arc::new(jwt),
@@ -127,6 +134,8 @@ fn api_router() -> Router {
         .hoop(authenticate)
         .get(tasks::list)
         .post(tasks::create)
+        // Before `{id}`, which would take "events" for a task id.
+        .push(Router::with_path("events").get(events::task_events))
         .push(
             Router::with_path("{id}")
                 .get(tasks::get)
@@ -309,6 +318,10 @@ impl Application {
                 "shutdown signal received; draining"
             );
             drain_state.start_draining();
+            // Change-feed streams end now (`event: end`, reason `shutdown`, with a retry
+            // hint) and reconnect elsewhere; left open they would hold the graceful stop
+            // for its whole grace period.
+            drain_state.feed.shut_down();
             if !drain_delay.is_zero() {
                 tokio::time::sleep(drain_delay).await;
             }
@@ -324,8 +337,18 @@ impl Application {
             state.db.clone(),
             sessions::PURGE_EVERY,
         ));
+        let events_settings = &state.settings.events;
+        let prune = tokio::spawn(crate::models::events::prune_periodically(
+            state.db.clone(),
+            crate::models::events::Retention {
+                max_age: Duration::from_secs(events_settings.retention_secs),
+                max_per_user: events_settings.max_events_per_user,
+            },
+            Duration::from_secs(events_settings.prune_every_secs.max(1)),
+        ));
         server.serve(service(router, &state)).await;
         purge.abort();
+        prune.abort();
         state.db.close_by_ref().await.ok();
         tracing::info!("taskapi stopped");
         Ok(())

@@ -9,7 +9,7 @@ use sea_orm::DatabaseConnection;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::client_ip::ClientIpResolver;
-use crate::cluster::{RedisLink, Revocations};
+use crate::cluster::{Feed, RedisLink, Revocations};
 use crate::config::Settings;
 use crate::limits::Limits;
 
@@ -23,6 +23,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Owns the auth-state cache and tells other replicas about revocations.
     pub revocations: Arc<Revocations>,
+    /// Wakes change-feed streams after task changes, here and on other replicas.
+    pub feed: Arc<Feed>,
     /// The shared Redis, when configured (readiness reports on it).
     pub redis: Option<RedisLink>,
     pub client_ip: Arc<ClientIpResolver>,

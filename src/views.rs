@@ -61,6 +61,24 @@ impl From<task::Model> for TaskView {
     }
 }
 
+/// The `data:` of a change-feed event (`task.created`, `task.updated`, `task.deleted`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskEventData {
+    pub task_id: Uuid,
+    /// The task's version after the change; for a deletion, the version deleted.
+    pub version: i32,
+    /// The task as `GET /api/v1/tasks/{id}` shows it; `null` for a deletion (tombstone).
+    pub task: Option<TaskView>,
+}
+
+/// The `data:` of the change feed's last event, `end`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamEnd {
+    /// `token_expired` (refresh, then reconnect), `revoked` (log in again), `shutdown` or
+    /// `unavailable` (reconnect after the `retry:` hint).
+    pub reason: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskPage {
     pub items: Vec<TaskView>,

@@ -797,6 +797,128 @@ def check_revocation(admin_token, label_suffix=""):
             f"invalidation received over pub/sub{label_suffix}", all_ok, " | ".join(details))
 
 
+FEED_CHANGES = 20
+FEED_BOUND_MS = 100.0
+
+
+class FeedReader:
+    """An SSE stream of GET /api/v1/tasks/events read on a thread: every event is stored
+    with the monotonic time its last line arrived."""
+
+    def __init__(self, port, token):
+        self.conn = http.client.HTTPConnection(HOST, port, timeout=30)
+        self.conn.request("GET", f"{API}/tasks/events",
+                          headers={"Authorization": "Bearer " + token, "Accept": "text/event-stream"})
+        self.resp = self.conn.getresponse()
+        self.events = []
+        self.lock = threading.Lock()
+        self.opened = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        fields = {}
+        try:
+            while True:
+                line = self.resp.fp.readline()
+                if not line:
+                    return
+                line = line.decode().rstrip("\r\n")
+                if line == "":
+                    if "retry" in fields:
+                        self.opened.set()
+                    if "event" in fields:
+                        with self.lock:
+                            self.events.append((time.monotonic(), fields))
+                    fields = {}
+                elif not line.startswith(":") and ": " in line:
+                    key, value = line.split(": ", 1)
+                    fields[key] = value
+        except (OSError, ValueError, http.client.HTTPException):
+            return
+
+    def arrival(self, task_id, kind):
+        with self.lock:
+            for at, fields in self.events:
+                if fields.get("event") == kind and task_id in fields.get("data", ""):
+                    return at
+        return None
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
+
+
+def check_change_feed():
+    """A stream held on r2 receives the changes made through r1 (direct ports, so the
+    balancer plays no part), each within FEED_BOUND_MS of r1 answering the change (the
+    change is committed then; the event may even arrive first, as r1 publishes before it
+    writes its response); and a stream on r3 receives a change through r2. Reported, median
+    and max over FEED_CHANGES changes: r1's answer -> the event's arrival on r2 (delivery),
+    and sending the change to r1 -> arrival (what a user in another tab waits)."""
+    _, token, _, _ = register_and_login(new_email("feed"))
+    reader = FeedReader(REPLICA_PORTS[1], token)
+    other = FeedReader(REPLICA_PORTS[2], token)
+    writer = direct(0, CLIENT_SOURCES.next())
+    latencies, totals, missing, errors = [], [], 0, []
+    try:
+        if reader.resp.status != 200 or not reader.opened.wait(10) or not other.opened.wait(10):
+            R.check("change via r1 reaches a stream on r2", False, f"stream not opened: {reader.resp.status}")
+            return
+        task_id = None
+        for i in range(FEED_CHANGES):
+            sent = time.monotonic()
+            if task_id is None or i % 2 == 0:
+                status, _, body = writer.request("POST", f"{API}/tasks", {"title": f"feed {i}"}, token=token)
+                kind = "task.created"
+                if status == 201:
+                    task_id = body["id"]
+            else:
+                status, _, body = writer.request("PATCH", f"{API}/tasks/{task_id}", {"title": f"feed {i}"}, token=token)
+                kind = "task.updated"
+            answered = time.monotonic()
+            if status not in (200, 201):
+                errors.append(f"{kind} answered {status}")
+                continue
+            ok = wait_until(lambda: reader.arrival(task_id, kind) is not None, timeout=5, interval=0.001)
+            if not ok:
+                missing += 1
+                continue
+            arrived = reader.arrival(task_id, kind)
+            latencies.append(max(0.0, arrived - answered) * 1000)
+            totals.append((arrived - sent) * 1000)
+            # Spread the changes out a little, as people do.
+            time.sleep(0.05)
+        # Via r2 to a stream on r3 (one change).
+        status, _, body = direct(1).request("POST", f"{API}/tasks", {"title": "via r2"}, token=token)
+        r3_ok = status == 201 and wait_until(lambda: other.arrival(body["id"], "task.created") is not None, timeout=5)
+    finally:
+        reader.close()
+        other.close()
+        writer.close()
+    def median_max(values):
+        values = sorted(values)
+        if not values:
+            return float("inf"), float("inf")
+        n = len(values)
+        mid = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+        return mid, values[-1]
+
+    median, worst = median_max(latencies)
+    total_median, total_worst = median_max(totals)
+    R.figure(f"change feed, {len(latencies)} changes via r1 to a stream held on r2: delivery (r1 answered -> "
+             f"event on r2) median {median:.1f} ms, max {worst:.1f} ms; end to end (change sent -> event) "
+             f"median {total_median:.1f} ms, max {total_worst:.1f} ms")
+    R.check(f"{FEED_CHANGES} changes via r1 each reach a stream on r2 within {FEED_BOUND_MS:.0f} ms of r1's answer",
+            missing == 0 and not errors and len(latencies) == FEED_CHANGES and worst <= FEED_BOUND_MS,
+            f"delivery median {median:.1f} ms, max {worst:.1f} ms; sent -> event median {total_median:.1f} ms, "
+            f"max {total_worst:.1f} ms; missing {missing}, errors {errors}")
+    R.check("a change via r2 reaches a stream on r3", r3_ok)
+
+
 def server_counters(cluster, name):
     row = cluster.servers()[name]
     return {k: int(row.get(k) or 0) for k in ("scur", "qcur", "eresp", "srv_abrt", "econ", "wretr", "wredis")}
@@ -1000,6 +1122,8 @@ def main():
         check_revocation(admin_token)
         if not REPLICA_REDIS:
             raise StopIteration("baseline without Redis: limits and revocation only")
+        log("change feed across replicas")
+        check_change_feed()
         log("SIGKILL under load")
         check_sigkill(cluster, accounts)
         log("rolling restart under load")

@@ -6,6 +6,7 @@ mod m20261125_000001_create_users_and_tasks;
 mod m20261125_000002_create_refresh_tokens;
 mod m20261126_000003_index_refresh_token_expiry;
 mod m20261127_000004_task_search_text;
+mod m20261128_000005_task_events;
 
 pub use m20261127_000004_task_search_text::fold_for_search;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_create_refresh_tokens::Migration),
             Box::new(m20261126_000003_index_refresh_token_expiry::Migration),
             Box::new(m20261127_000004_task_search_text::Migration),
+            Box::new(m20261128_000005_task_events::Migration),
         ]
     }
 }

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use crate::auth::cache::AuthCache;
-use crate::cluster::RedisLink;
+use crate::cluster::{Feed, RedisLink};
 use crate::metrics::REVOCATIONS_RECEIVED;
 
 const CHANNEL: &str = "revocations";
@@ -21,6 +21,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub struct Revocations {
     cache: Arc<AuthCache>,
     link: Option<RedisLink>,
+    /// Open change-feed streams of a revoked user end (they recheck their token).
+    feed: Option<Arc<Feed>>,
 }
 
 impl Revocations {
@@ -29,7 +31,27 @@ impl Revocations {
             // Until the subscription is up, messages from other replicas could be missed.
             cache.set_bypass(true);
         }
-        Self { cache, link }
+        Self {
+            cache,
+            link,
+            feed: None,
+        }
+    }
+
+    /// Tells `feed` of every revocation, local or heard from another replica.
+    pub fn with_feed(mut self, feed: Arc<Feed>) -> Self {
+        self.feed = Some(feed);
+        self
+    }
+
+    fn invalidate(&self, user: Option<Uuid>) {
+        match user {
+            Some(user) => self.cache.invalidate(user),
+            None => self.cache.invalidate_all(),
+        }
+        if let Some(feed) = &self.feed {
+            feed.revoked(user);
+        }
     }
 
     pub fn cache(&self) -> &AuthCache {
@@ -38,7 +60,7 @@ impl Revocations {
 
     /// Call after the revocation has been committed to the database.
     pub async fn announce(&self, user: Uuid) {
-        self.cache.invalidate(user);
+        self.invalidate(Some(user));
         if let Some(link) = &self.link {
             let channel = link.key(CHANNEL);
             let message = user.to_string();
@@ -74,7 +96,7 @@ impl Revocations {
             match tokio::time::timeout(Duration::from_secs(2), subscribed).await {
                 Ok(Ok(pubsub)) => {
                     // Whatever was announced while we were away is unknown: start clean.
-                    self.cache.invalidate_all();
+                    self.invalidate(None);
                     self.cache.set_bypass(false);
                     tracing::info!(channel = %channel, "listening for revocations from other replicas");
                     backoff = Duration::from_millis(100);
@@ -103,9 +125,9 @@ impl Revocations {
             .ok()
             .and_then(|text| Uuid::parse_str(text).ok())
         {
-            Some(user) => self.cache.invalidate(user),
+            Some(user) => self.invalidate(Some(user)),
             // Unreadable: be safe rather than precise.
-            None => self.cache.invalidate_all(),
+            None => self.invalidate(None),
         }
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod refresh_token;
 pub mod task;
+pub mod task_event;
 pub mod user;

@@ -5,13 +5,16 @@ use chrono::{DateTime, Utc};
 use migration::fold_for_search;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, FromQueryResult,
-    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
 use crate::entities::task::{self, Priority, Status};
 use crate::error::{AppError, Result};
+use crate::models::events;
+use crate::models::txn::begin_write;
 use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, TaskSort};
 use crate::validate::{self, Errors};
 
@@ -143,9 +146,16 @@ impl TryFrom<ListTasksQuery> for TaskFilter {
     }
 }
 
-pub async fn create(db: &DatabaseConnection, owner: Uuid, input: TaskInput) -> Result<task::Model> {
+pub async fn create<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    owner: Uuid,
+    input: TaskInput,
+) -> Result<task::Model> {
     let now = validate::now();
-    Ok(task::ActiveModel {
+    // The change-feed event commits with the task (a savepoint in a caller's transaction).
+    let txn = db.begin().await?;
+    events::serialize_writes(&txn, owner).await?;
+    let task = task::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(owner),
         status: Set(input.status),
@@ -159,8 +169,11 @@ pub async fn create(db: &DatabaseConnection, owner: Uuid, input: TaskInput) -> R
         title: Set(input.title),
         description: Set(input.description),
     }
-    .insert(db)
-    .await?)
+    .insert(&txn)
+    .await?;
+    events::record(&txn, &task, events::Kind::Created).await?;
+    txn.commit().await?;
+    Ok(task)
 }
 
 pub async fn get(db: &DatabaseConnection, owner: Uuid, id: Uuid) -> Result<task::Model> {
@@ -236,10 +249,20 @@ pub async fn update(
     if let Some(due_date) = changes.due_date {
         update = update.col_expr(task::Column::DueDate, Expr::value(due_date));
     }
-    let mut rows = update.exec_with_returning(db).await?;
+    // The change-feed event commits with the change, or neither does.
+    let txn = begin_write(db).await?;
+    events::serialize_writes(&txn, owner).await?;
+    let mut rows = update.exec_with_returning(&txn).await?;
     match rows.pop() {
-        Some(task) => Ok(task),
-        None => Err(explain_miss(db, owner, id).await),
+        Some(task) => {
+            events::record(&txn, &task, events::Kind::Updated).await?;
+            txn.commit().await?;
+            Ok(task)
+        }
+        None => {
+            txn.rollback().await?;
+            Err(explain_miss(db, owner, id).await)
+        }
     }
 }
 
@@ -255,10 +278,15 @@ pub async fn delete(
     if let Some(version) = expected_version {
         delete = delete.filter(task::Column::Version.eq(version));
     }
-    let result = delete.exec(db).await?;
-    if result.rows_affected == 0 {
+    let txn = begin_write(db).await?;
+    events::serialize_writes(&txn, owner).await?;
+    let Some(deleted) = delete.exec_with_returning(&txn).await?.pop() else {
+        txn.rollback().await?;
         return Err(explain_miss(db, owner, id).await);
-    }
+    };
+    // The tombstone carries the version that was deleted.
+    events::record(&txn, &deleted, events::Kind::Deleted).await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use crate::models::users;
 use crate::routes::{app_state_ref, client_ip};
 use crate::state::AppState;
 
-fn bearer_token(req: &Request) -> Result<&str, AppError> {
+pub(crate) fn bearer_token(req: &Request) -> Result<&str, AppError> {
     let header = req
         .headers()
         .get(AUTHORIZATION)

@@ -157,6 +157,8 @@ pub async fn create(depot: &mut Depot, body: Payload<CreateTaskRequest>) -> Resu
     let caller = CurrentUser::from_depot(depot)?;
     let task = tasks::create(&state.db, caller.id, TaskInput::try_from(body.0)?).await?;
     metrics::counter!(TASKS_CREATED).increment(1);
+    // Committed: wake the change-feed streams of the owner (here and elsewhere).
+    state.feed.changed(caller.id).await;
     tracing::info!(event = "task_create", user_id = %caller.id, task_id = %task.id, "task created");
     Ok(TaskCreated(task.into()))
 }
@@ -199,6 +201,8 @@ async fn apply(
     let expected = expected_version(req, &state.db, caller.id, id.0).await?;
     let task = tasks::update(&state.db, caller.id, id.0, changes, expected).await?;
     metrics::counter!(TASKS_UPDATED).increment(1);
+    // Committed: wake the change-feed streams of the owner (here and elsewhere).
+    state.feed.changed(caller.id).await;
     tracing::info!(event = "task_update", user_id = %caller.id, task_id = %task.id, version = task.version, "task updated");
     Ok(TaskReply::Fresh(task.into()))
 }
@@ -235,6 +239,8 @@ pub async fn delete(req: &mut Request, depot: &mut Depot, id: ResourceId) -> Res
     let expected = expected_version(req, &state.db, caller.id, id.0).await?;
     tasks::delete(&state.db, caller.id, id.0, expected).await?;
     metrics::counter!(TASKS_DELETED).increment(1);
+    // Committed: wake the change-feed streams of the owner (here and elsewhere).
+    state.feed.changed(caller.id).await;
     tracing::info!(event = "task_delete", user_id = %caller.id, task_id = %id.0, "task deleted");
     Ok(NoContent)
 }

@@ -211,6 +211,35 @@ export async function request(method, path, options = {}) {
   return data;
 }
 
+/**
+ * Open a streaming GET (the change feed): like `request`, a 401 is retried once after a
+ * refresh, but the response is returned unread. Throws ApiError for any non-2xx response.
+ */
+export async function openStream(path, { headers = {}, signal } = {}) {
+  const open = () => {
+    const h = { Accept: 'text/event-stream', ...headers };
+    const token = session.accessToken;
+    if (token) h.Authorization = `Bearer ${token}`;
+    return fetch(API_BASE + path, { headers: h, credentials: 'same-origin', cache: 'no-store', signal })
+      .then((response) => ({ response, token }));
+  };
+  let { response, token } = await open();
+  if (response.status === 401 && token) {
+    const retry = session.accessToken !== token || (await refreshSession());
+    if (retry) ({ response } = await open());
+    if (response.status === 401) {
+      session.clear();
+      sessionExpiredHandler();
+    }
+  }
+  if (!response.ok) {
+    const data = await readBody(response);
+    const problem = data && typeof data === 'object' ? data : fallbackProblem(response.status);
+    throw new ApiError(response.status, problem, response.headers.get('retry-after'));
+  }
+  return response;
+}
+
 const ifMatch = (version) => (version === undefined || version === null ? {} : { 'If-Match': `"${version}"` });
 
 export const authApi = {

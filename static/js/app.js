@@ -20,6 +20,7 @@ import {
   toast,
   today,
 } from './ui.js';
+import { startLiveFeed } from './live.js';
 
 const STATUS_LABELS = { todo: 'To do', in_progress: 'In progress', done: 'Done' };
 const PRIORITY_LABELS = { low: 'Low', medium: 'Medium', high: 'High' };
@@ -39,6 +40,32 @@ const state = {
 };
 
 const el = {};
+
+/* ------------------------------------------------------------------ live updates */
+
+// Changes made in another tab or device arrive on the change feed; the visible page is
+// refetched (debounced, so a burst of changes costs one request), which keeps filters,
+// sorting and paging right without patching the list by hand.
+let liveFeed = null;
+const refetchAfterChange = debounce(() => {
+  if (!el.tasksView.hidden) loadTasks();
+}, 150);
+
+function startLive() {
+  stopLive();
+  liveFeed = startLiveFeed({
+    onChange: refetchAfterChange,
+    onReset: refetchAfterChange,
+    // Revoked elsewhere (logout-all, password change, deactivation): the next API call
+    // finds out and signs this tab out.
+    onEnd: () => refreshCurrentUser(),
+  });
+}
+
+function stopLive() {
+  liveFeed?.stop();
+  liveFeed = null;
+}
 
 function cacheElements() {
   for (const id of [
@@ -90,6 +117,7 @@ function closeDialogs() {
 }
 
 function showAuth(notice = '', kind = 'info') {
+  stopLive();
   closeDialogs();
   state.editing = null;
   state.tasks.items = [];
@@ -141,6 +169,7 @@ function enterApp(user) {
   el.loginForm.reset();
   el.registerForm.reset();
   renderSession(current);
+  startLive();
   const wanted = location.hash === '#admin' && current?.role === 'admin' ? 'admin' : 'tasks';
   showView(wanted, { force: true });
 }

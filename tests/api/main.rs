@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod errors;
+mod events;
 mod hardening_input;
 mod hardening_ops;
 mod helpers;

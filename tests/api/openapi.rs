@@ -49,6 +49,13 @@ const ROUTES: &[(&str, &str, bool, bool, &[&str])] = &[
     ),
     ("get", "/api/v1/tasks", true, false, &["200", "401", "422"]),
     (
+        "get",
+        "/api/v1/tasks/events",
+        true,
+        false,
+        &["200", "401", "429"],
+    ),
+    (
         "post",
         "/api/v1/tasks",
         true,

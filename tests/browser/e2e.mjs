@@ -441,6 +441,54 @@ async function flow() {
     await screenshot('task-created');
   });
 
+  await step('a second tab sees creates, edits and deletes live, without a reload', async () => {
+    // Tab B: a page of its own (sessionStorage is per tab), signed in as the same user.
+    const pageA = page;
+    const pageB = await context.newPage();
+    await attachMonitors(pageB);
+    const liveTask = 'Changed in the other tab';
+    try {
+      page = pageB;
+      await pageB.goto(BASE_URL);
+      await waitReady();
+      await login(ADMIN);
+      await visible(taskItem(firstTask), 'the existing task in tab B');
+      let navigations = 0;
+      pageB.on('framenavigated', (frame) => {
+        if (frame === pageB.mainFrame()) navigations += 1;
+      });
+
+      // Created in tab A...
+      page = pageA;
+      await byTestId('new-task-title').fill(liveTask);
+      await byTestId('new-task-submit').click();
+      await visible(taskItem(liveTask), 'the new task in tab A');
+      // ...appears in tab B.
+      page = pageB;
+      await visible(taskItem(liveTask), 'the task created in tab A, in tab B');
+      await expectText(byTestId('tasks-summary'), /^2 tasks$/, 'task count in tab B');
+
+      page = pageA;
+      await taskItem(liveTask).getByTestId('task-toggle').check();
+      page = pageB;
+      await until('tab B shows the task done', async () => (await taskItem(liveTask).getAttribute('data-status')) === 'done');
+
+      page = pageA;
+      await taskItem(liveTask).getByTestId('task-delete').click();
+      await visible(byTestId('confirm-dialog'), 'confirmation dialog');
+      await byTestId('confirm-ok').click();
+      await until('task removed in tab A', async () => (await taskItem(liveTask).count()) === 0);
+      page = pageB;
+      await until('task removed in tab B', async () => (await taskItem(liveTask).count()) === 0);
+      await expectText(byTestId('tasks-summary'), /^1 task$/, 'task count in tab B after the delete');
+      assert(navigations === 0, `tab B navigated ${navigations} time(s): the changes must arrive without a reload`);
+      await screenshot('live-second-tab');
+    } finally {
+      page = pageA;
+      await pageB.close();
+    }
+  });
+
   await step('edit the task in the dialog', async () => {
     await taskItem(firstTask).getByTestId('task-edit').click();
     const dialog = byTestId('edit-dialog');

@@ -1,0 +1,277 @@
+//! The change feed's log: `task_events`, one row per task change, written by
+//! `models::tasks` in the transaction of the change, read by the SSE streams
+//! (`routes::events`) and pruned by age and count.
+//!
+//! Ordering: a stream sends a user's rows in id order and remembers the last id it sent,
+//! so ids must be handed out in commit order per user, or a row committed late with a
+//! smaller id would be skipped. SQLite has one writer at a time; on PostgreSQL every
+//! task write of a user takes a transaction-scoped advisory lock on the user first
+//! ([`serialize_writes`]), so a user's writes commit one after another, each with a larger
+//! id than the last. Different users never wait for each other.
+
+use std::time::Duration;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::entities::{task, task_event};
+use crate::error::Result;
+use crate::validate;
+use crate::views::TaskView;
+
+/// What happened to a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Created => "created",
+            Kind::Updated => "updated",
+            Kind::Deleted => "deleted",
+        }
+    }
+
+    /// The SSE `event:` name.
+    pub fn event_name(stored: &str) -> &'static str {
+        match stored {
+            "created" => "task.created",
+            "deleted" => "task.deleted",
+            _ => "task.updated",
+        }
+    }
+}
+
+/// Makes `owner`'s task writes commit one at a time (see the module notes): a
+/// transaction-scoped advisory lock on PostgreSQL, nothing on SQLite (one writer anyway).
+/// Call first in the transaction, before the event id is drawn.
+pub async fn serialize_writes<C: ConnectionTrait>(conn: &C, owner: Uuid) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    conn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [advisory_key(owner).into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// A 64-bit lock key per user. Another user sharing a key only waits a little longer;
+/// the high bits of the key space tell these locks apart from any other advisory lock.
+fn advisory_key(owner: Uuid) -> i64 {
+    let bytes = owner.as_u128().to_be_bytes();
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&bytes[8..]);
+    // The low half of a UUIDv7 is random; mark it as the feed's (0x7461 = "ta").
+    (i64::from_be_bytes(low) & 0x0000_ffff_ffff_ffff) | (0x7461 << 48)
+}
+
+/// Appends the event of a change, in the change's transaction; returns its id.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    task: &task::Model,
+    kind: Kind,
+) -> Result<i64, DbErr> {
+    let body = match kind {
+        Kind::Deleted => None,
+        Kind::Created | Kind::Updated => serde_json::to_string(&TaskView::from(task.clone())).ok(),
+    };
+    let row = task_event::ActiveModel {
+        user_id: Set(task.user_id),
+        task_id: Set(task.id),
+        kind: Set(kind.as_str().to_string()),
+        version: Set(task.version),
+        body: Set(body),
+        created_at: Set(validate::now()),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(row.id)
+}
+
+/// Up to `limit` of `owner`'s events after `after`, oldest first.
+pub async fn after(
+    db: &DatabaseConnection,
+    owner: Uuid,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<task_event::Model>> {
+    Ok(task_event::Entity::find()
+        .filter(task_event::Column::UserId.eq(owner))
+        .filter(task_event::Column::Id.gt(after))
+        .order_by_asc(task_event::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Where `owner`'s log stands: the newest event id (0 if none) and the newest id the
+/// pruner deleted (a reader behind it has missed events for good).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    pub latest: i64,
+    pub pruned_through: i64,
+}
+
+pub async fn position(db: &DatabaseConnection, owner: Uuid) -> Result<Position> {
+    let latest: Option<Option<i64>> = task_event::Entity::find()
+        .select_only()
+        .column_as(task_event::Column::Id.max(), "latest")
+        .filter(task_event::Column::UserId.eq(owner))
+        .into_tuple()
+        .one(db)
+        .await?;
+    let pruned_through = pruned_through(db, owner).await?;
+    Ok(Position {
+        latest: latest.flatten().unwrap_or(0).max(pruned_through),
+        pruned_through,
+    })
+}
+
+pub async fn pruned_through(db: &DatabaseConnection, owner: Uuid) -> Result<i64> {
+    #[derive(FromQueryResult)]
+    struct Floor {
+        pruned_through: i64,
+    }
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "SELECT pruned_through FROM task_event_floors WHERE user_id = $1"
+        }
+        _ => "SELECT pruned_through FROM task_event_floors WHERE user_id = ?",
+    };
+    let floor =
+        Floor::find_by_statement(Statement::from_sql_and_values(backend, sql, [owner.into()]))
+            .one(db)
+            .await?;
+    Ok(floor.map_or(0, |floor| floor.pruned_through))
+}
+
+/// Raises `owner`'s floor to `through` (never lowers it).
+async fn raise_floor<C: ConnectionTrait>(conn: &C, owner: Uuid, through: i64) -> Result<(), DbErr> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "INSERT INTO task_event_floors (user_id, pruned_through) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO UPDATE SET pruned_through = \
+             GREATEST(task_event_floors.pruned_through, excluded.pruned_through)"
+        }
+        _ => {
+            "INSERT INTO task_event_floors (user_id, pruned_through) VALUES (?, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET pruned_through = \
+             MAX(task_event_floors.pruned_through, excluded.pruned_through)"
+        }
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [owner.into(), through.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// How much of the log is kept: `max_age`, and at most `max_per_user` events per user.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub max_age: Duration,
+    pub max_per_user: u64,
+}
+
+/// Deletes what `retention` does not keep, recording per user the newest id deleted (so a
+/// reconnect from before it gets `reset`). Returns the number of events deleted.
+pub async fn prune(db: &DatabaseConnection, retention: Retention) -> Result<u64> {
+    #[derive(FromQueryResult)]
+    struct Cut {
+        user_id: Uuid,
+        cut: i64,
+    }
+    let backend = db.get_database_backend();
+    let cutoff = validate::now()
+        - chrono::Duration::from_std(retention.max_age).unwrap_or(chrono::Duration::days(1));
+    // Per user: everything at or below `cut` goes, where `cut` is the newest event that is
+    // too old, or the newest beyond the count (the (max_per_user + 1)-th newest).
+    let too_old: Vec<Cut> = task_event::Entity::find()
+        .select_only()
+        .column(task_event::Column::UserId)
+        .column_as(task_event::Column::Id.max(), "cut")
+        .filter(task_event::Column::CreatedAt.lt(cutoff))
+        .group_by(task_event::Column::UserId)
+        .into_model::<Cut>()
+        .all(db)
+        .await?;
+    let placeholder = if backend == DatabaseBackend::Postgres {
+        "$1"
+    } else {
+        "?"
+    };
+    let beyond_count = Cut::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "SELECT user_id, id AS cut FROM (SELECT user_id, id, ROW_NUMBER() OVER \
+             (PARTITION BY user_id ORDER BY id DESC) AS newer FROM task_events) ranked \
+             WHERE newer = {placeholder}"
+        ),
+        [i64::try_from(retention.max_per_user.saturating_add(1))
+            .unwrap_or(i64::MAX)
+            .into()],
+    ))
+    .all(db)
+    .await?;
+    let mut cuts = std::collections::HashMap::<Uuid, i64>::new();
+    for Cut { user_id, cut } in too_old.into_iter().chain(beyond_count) {
+        let entry = cuts.entry(user_id).or_insert(cut);
+        *entry = (*entry).max(cut);
+    }
+    let mut deleted = 0;
+    for (user, cut) in cuts {
+        // One transaction per user: the floor and the deletion are seen together.
+        let txn = db.begin().await?;
+        raise_floor(&txn, user, cut).await?;
+        deleted += task_event::Entity::delete_many()
+            .filter(task_event::Column::UserId.eq(user))
+            .filter(task_event::Column::Id.lte(cut))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        txn.commit().await?;
+    }
+    Ok(deleted)
+}
+
+/// Prunes every `every` for the life of the process.
+pub async fn prune_periodically(db: DatabaseConnection, retention: Retention, every: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match prune(&db, retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned old task events"),
+            Err(err) => tracing::warn!(error = %err, "pruning task events failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advisory_keys_differ_per_user_and_carry_the_feed_tag() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_ne!(advisory_key(a), advisory_key(b));
+        assert_eq!(advisory_key(a) >> 48, 0x7461);
+    }
+}

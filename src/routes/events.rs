@@ -1,0 +1,361 @@
+//! `GET /api/v1/tasks/events`: the caller's task changes as Server-Sent Events.
+//!
+//! A stream pulls from the log (`models::events`): woken by the feed (`cluster::feed`) or,
+//! while this replica cannot hear other replicas, by a poll timer, it reads its user's
+//! rows after the last id it sent, a batch at a time, and only when the client has taken
+//! the previous chunk (the body is polled by the connection as it drains). A slow client
+//! therefore holds at most one batch in memory and simply falls behind in the table; if
+//! it falls behind what the pruner keeps, it gets `reset` and goes on from the head.
+//!
+//! The stream ends, with `event: end` and the reason, when the access token expires, when
+//! the account's tokens are revoked (logout-all, password change, deactivation, deletion:
+//! the revocation fan-out wakes the stream to recheck), and at shutdown.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use salvo::http::header::{self, HeaderValue};
+use salvo::http::{Method, StatusCode};
+use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
+use salvo::prelude::*;
+use sea_orm::DatabaseConnection;
+use tokio::time::{Instant, Interval};
+use uuid::Uuid;
+
+use crate::auth::CurrentUser;
+use crate::auth::jwt::unix_now;
+use crate::cluster::feed::Subscription;
+use crate::entities::task_event;
+use crate::error::{AppError, Result};
+use crate::metrics::SSE_EVENTS_SENT;
+use crate::models::{events, users};
+use crate::routes::app_state;
+use crate::routes::guard::bearer_token;
+use crate::views::{StreamEnd, TaskEventData};
+
+/// Events read from the table at a time: the most a stream holds for a slow client.
+const BATCH: u64 = 100;
+
+/// Why a stream ended, sent as the data of its last event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndReason {
+    TokenExpired,
+    Revoked,
+    Shutdown,
+    Unavailable,
+}
+
+impl EndReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndReason::TokenExpired => "token_expired",
+            EndReason::Revoked => "revoked",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The SSE wire format of one task event. `body` is the task's JSON as stored (compact,
+/// so without newlines, as a `data:` line requires).
+fn task_event(row: &task_event::Model) -> String {
+    let task = row.body.as_deref().unwrap_or("null");
+    format!(
+        "id: {}\nevent: {}\ndata: {{\"task_id\":\"{}\",\"version\":{},\"task\":{task}}}\n\n",
+        row.id,
+        events::Kind::event_name(&row.kind),
+        row.task_id,
+        row.version,
+    )
+}
+
+/// Tells the client its view may be missing changes: refetch, then go on from `id`.
+fn reset_event(id: i64) -> String {
+    metrics::counter!(SSE_EVENTS_SENT, "event" => "reset").increment(1);
+    format!("id: {id}\nevent: reset\ndata: {{\"reason\":\"gap\"}}\n\n")
+}
+
+/// What woke a waiting stream.
+enum Wake {
+    Shutdown,
+    Expired,
+    Revoked,
+    Changed,
+    Heartbeat,
+}
+
+/// One open stream.
+struct Feeder {
+    db: DatabaseConnection,
+    user: Uuid,
+    token_version: i32,
+    expires_at: Instant,
+    sub: Subscription,
+    last_id: i64,
+    /// Chunks ready to send: at most one batch.
+    queue: VecDeque<String>,
+    /// The last read filled a batch: read again before waiting.
+    backlog: bool,
+    heartbeat: Interval,
+    poll: Interval,
+    retry_ms: u64,
+    done: bool,
+}
+
+impl Feeder {
+    async fn next(&mut self) -> Option<String> {
+        loop {
+            if let Some(chunk) = self.queue.pop_front() {
+                return Some(chunk);
+            }
+            if self.done {
+                return None;
+            }
+            if self.backlog {
+                if let Err(err) = self.read().await {
+                    return Some(self.failed(&err));
+                }
+                continue;
+            }
+            let polling = self.sub.is_polling();
+            let wake = tokio::select! {
+                biased;
+                _ = self.sub.shutdown.wait_for(|stopping| *stopping) => Wake::Shutdown,
+                () = tokio::time::sleep_until(self.expires_at) => Wake::Expired,
+                Ok(()) = self.sub.revoked.changed() => Wake::Revoked,
+                Ok(()) = self.sub.changes.changed() => Wake::Changed,
+                _ = self.poll.tick(), if polling => Wake::Changed,
+                _ = self.heartbeat.tick() => Wake::Heartbeat,
+            };
+            let outcome = match wake {
+                Wake::Shutdown => return Some(self.end(EndReason::Shutdown)),
+                Wake::Expired => return Some(self.end(EndReason::TokenExpired)),
+                Wake::Revoked => self.still_authorized().await,
+                Wake::Changed => self.read().await.map(|()| true),
+                Wake::Heartbeat => {
+                    // Without the fan-out, a revocation elsewhere could go unheard: check.
+                    let checked = if polling {
+                        self.still_authorized().await
+                    } else {
+                        Ok(true)
+                    };
+                    if let Ok(true) = checked {
+                        return Some(": keep-alive\n\n".to_string());
+                    }
+                    checked
+                }
+            };
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => return Some(self.end(EndReason::Revoked)),
+                Err(err) => return Some(self.failed(&err)),
+            }
+        }
+    }
+
+    /// Queues the user's events after `last_id` (one batch), or `reset` if some of them
+    /// were pruned before this stream sent them.
+    async fn read(&mut self) -> Result<()> {
+        let pruned_through = events::pruned_through(&self.db, self.user).await?;
+        if pruned_through > self.last_id {
+            let position = events::position(&self.db, self.user).await?;
+            self.last_id = position.latest;
+            self.backlog = false;
+            self.queue.push_back(reset_event(self.last_id));
+            return Ok(());
+        }
+        let rows = events::after(&self.db, self.user, self.last_id, BATCH).await?;
+        self.backlog = rows.len() as u64 == BATCH;
+        for row in &rows {
+            metrics::counter!(SSE_EVENTS_SENT, "event" => events::Kind::event_name(&row.kind))
+                .increment(1);
+            self.queue.push_back(task_event(row));
+            self.last_id = row.id;
+        }
+        Ok(())
+    }
+
+    /// Whether the token this stream was opened with still holds (same checks as the
+    /// auth guard, against the database: the cache was just invalidated anyway).
+    async fn still_authorized(&self) -> Result<bool> {
+        Ok(users::auth_state(&self.db, self.user)
+            .await?
+            .is_some_and(|account| account.active && account.token_version == self.token_version))
+    }
+
+    fn end(&mut self, reason: EndReason) -> String {
+        self.done = true;
+        self.queue.clear();
+        metrics::counter!(SSE_EVENTS_SENT, "event" => "end").increment(1);
+        tracing::debug!(user_id = %self.user, reason = reason.as_str(), "change feed stream ended");
+        format!(
+            "event: end\nretry: {}\ndata: {{\"reason\":\"{}\"}}\n\n",
+            self.retry_ms,
+            reason.as_str()
+        )
+    }
+
+    fn failed(&mut self, err: &AppError) -> String {
+        tracing::warn!(user_id = %self.user, error = %err, "change feed stream failed; the client will reconnect");
+        self.end(EndReason::Unavailable)
+    }
+}
+
+/// A `Last-Event-ID` that names an event id (a number); anything else is ignored.
+fn last_event_id(req: &Request) -> Option<i64> {
+    req.headers()
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<i64>().ok())
+        .filter(|id| *id >= 0)
+}
+
+/// A started stream: the opening chunk and the feeder behind it.
+pub struct EventStream(Option<(String, Feeder)>);
+
+#[async_trait]
+impl Writer for EventStream {
+    async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
+        res.status_code(StatusCode::OK);
+        let headers = res.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        // Proxies that buffer responses (nginx) must pass each event on at once.
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        let Some((opening, feeder)) = self.0 else {
+            return;
+        };
+        let body = futures_util::stream::unfold(
+            (Some(opening), feeder),
+            |(opening, mut feeder)| async move {
+                let chunk = match opening {
+                    Some(opening) => opening,
+                    None => feeder.next().await?,
+                };
+                Some((Ok::<_, Infallible>(chunk), (None, feeder)))
+            },
+        );
+        res.stream(body);
+    }
+}
+
+impl EndpointOutRegister for EventStream {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        let data = TaskEventData::to_schema(components);
+        let _ = StreamEnd::to_schema(components);
+        operation.responses.insert(
+            "200",
+            oapi::Response::new(
+                "A stream of Server-Sent Events (`text/event-stream`), open until the token \
+                 expires or is revoked, or the server shuts down. It starts with a `retry:` \
+                 hint. `task.created`, `task.updated` and `task.deleted` carry an `id:` (send \
+                 the last one back as `Last-Event-ID` when reconnecting) and `data:` as \
+                 `TaskEventData` (`task` is `null` for a deletion). `reset` (with an `id:`) \
+                 means events were missed for good: refetch the tasks, then go on. `end` \
+                 closes the stream; its data is `StreamEnd`. Comment lines (`: keep-alive`) \
+                 arrive every heartbeat.",
+            )
+            .add_content("text/event-stream", data),
+        );
+    }
+}
+
+/// Stream the caller's task changes (Server-Sent Events). Reconnect with `Last-Event-ID`
+/// to replay what was missed. At most `events.max_streams_per_user` open streams per user
+/// per replica (429 beyond).
+#[endpoint(
+    tags("tasks"),
+    security(("bearer" = [])),
+    parameters(("Last-Event-ID" = Option<String>, Header, description = "The `id:` of the last event received: events after it are replayed, or `reset` is sent if they are no longer kept")),
+    status_codes(200, 401, 429, 503)
+)]
+pub async fn task_events(req: &mut Request, depot: &mut Depot) -> Result<EventStream> {
+    let state = app_state(depot)?;
+    let caller = CurrentUser::from_depot(depot)?;
+    if req.method() == Method::HEAD {
+        return Ok(EventStream(None));
+    }
+    // The guard checked the token; the stream also needs its expiry and version.
+    let claims = state
+        .jwt
+        .verify(bearer_token(req)?)
+        .map_err(|_| AppError::Unauthorized("Invalid or expired token."))?;
+    let sub = state
+        .feed
+        .subscribe(caller.id)
+        .ok_or(AppError::TooManyRequests {
+            retry_after_secs: 5,
+        })?;
+    // Subscribed first, then positioned: a change committed after this read wakes the
+    // stream, one committed before it is in what the client fetches itself.
+    let position = events::position(&state.db, caller.id).await?;
+    let settings = &state.settings.events;
+    let retry_ms = settings.retry_ms;
+    let mut queue = VecDeque::new();
+    let (last_id, backlog) = match last_event_id(req) {
+        None => (position.latest, false),
+        Some(id) if id >= position.pruned_through && id <= position.latest => (id, true),
+        // Older than what is kept (or not an id this user was ever sent): refetch.
+        Some(_) => {
+            queue.push_back(reset_event(position.latest));
+            (position.latest, false)
+        }
+    };
+    let heartbeat_every = Duration::from_secs(settings.heartbeat_secs.max(1));
+    let poll_every = Duration::from_millis(settings.poll_ms.max(10));
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poll = tokio::time::interval_at(Instant::now() + poll_every, poll_every);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let feeder = Feeder {
+        db: state.db.clone(),
+        user: caller.id,
+        token_version: claims.ver,
+        expires_at: Instant::now() + Duration::from_secs(claims.exp.saturating_sub(unix_now())),
+        sub,
+        last_id,
+        queue,
+        backlog,
+        heartbeat,
+        poll,
+        retry_ms,
+        done: false,
+    };
+    tracing::debug!(user_id = %caller.id, last_id, "change feed stream opened");
+    Ok(EventStream(Some((
+        format!("retry: {retry_ms}\n: stream open\n\n"),
+        feeder,
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_events_are_one_sse_event_with_json_data() {
+        let row = task_event::Model {
+            id: 42,
+            user_id: Uuid::now_v7(),
+            task_id: Uuid::now_v7(),
+            kind: "deleted".into(),
+            version: 3,
+            body: None,
+            created_at: chrono::Utc::now(),
+        };
+        let text = task_event(&row);
+        assert!(text.starts_with("id: 42\nevent: task.deleted\ndata: "));
+        assert!(text.ends_with("\n\n"));
+        let data = text
+            .lines()
+            .find_map(|line| line.strip_prefix("data: "))
+            .expect("data line");
+        let parsed: serde_json::Value = serde_json::from_str(data).expect("json");
+        assert_eq!(parsed["version"], 3);
+        assert_eq!(parsed["task"], serde_json::Value::Null);
+        assert_eq!(parsed["task_id"], row.task_id.to_string());
+    }
+}

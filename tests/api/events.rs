@@ -1,0 +1,499 @@
+//! The change feed, `GET /api/v1/tasks/events`: a stream of the caller's own task
+//! changes (Server-Sent Events), replay after a reconnect, `reset` past what is kept, the
+//! ends (token expiry, revocation, shutdown), the per-user cap, heartbeats, and delivery
+//! from one replica to a stream on another through Redis.
+//!
+//! Every read has a deadline, so a missing event fails the test instead of hanging it.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use taskapi::config::Settings;
+use taskapi::models::events::{Retention, prune};
+use uuid::Uuid;
+
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app, spawn_app_with, use_redis};
+
+/// Long enough for any event on a loaded CI machine, short enough to fail fast.
+const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Default)]
+struct Event {
+    id: Option<String>,
+    event: Option<String>,
+    data: Option<String>,
+    retry: Option<String>,
+    comments: Vec<String>,
+}
+
+impl Event {
+    fn name(&self) -> &str {
+        self.event.as_deref().unwrap_or("")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(self.data.as_deref().unwrap_or("null")).expect("data is JSON")
+    }
+
+    fn id(&self) -> i64 {
+        self.id
+            .as_deref()
+            .and_then(|id| id.parse().ok())
+            .expect("numeric id")
+    }
+}
+
+/// An open stream and what has arrived of it but not been parsed yet.
+struct Stream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Stream {
+    async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> Stream {
+        let mut stream = Self::try_open(app, token, last_event_id)
+            .await
+            .unwrap_or_else(|status| panic!("stream refused: {status}"));
+        // The opening chunk: once it is here, the stream is positioned and subscribed.
+        let opening = stream.next_block().await.expect("opening chunk");
+        assert!(opening.retry.is_some(), "a retry hint opens the stream");
+        stream
+    }
+
+    async fn try_open(
+        app: &TestApp,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<Stream, StatusCode> {
+        let mut request = app
+            .client
+            .get(app.url("/api/v1/tasks/events"))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = tokio::time::timeout(WAIT, request.send())
+            .await
+            .expect("response headers in time")
+            .expect("request sent");
+        if response.status() != StatusCode::OK {
+            return Err(response.status());
+        }
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        Ok(Stream {
+            response,
+            buffer: String::new(),
+        })
+    }
+
+    /// The next block (up to a blank line), or `None` when the stream ended.
+    async fn next_block(&mut self) -> Option<Event> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = Event::default();
+                for line in block.lines() {
+                    if let Some(comment) = line.strip_prefix(':') {
+                        event.comments.push(comment.trim().to_string());
+                    } else if let Some((field, value)) = line.split_once(": ") {
+                        let value = Some(value.to_string());
+                        match field {
+                            "id" => event.id = value,
+                            "event" => event.event = value,
+                            "data" => event.data = value,
+                            "retry" => event.retry = value,
+                            other => panic!("unexpected field {other}"),
+                        }
+                    }
+                }
+                return Some(event);
+            }
+            let chunk = tokio::time::timeout(WAIT, self.response.chunk())
+                .await
+                .expect("the stream went quiet: no chunk in time")
+                .expect("stream readable")?;
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    }
+
+    /// The next event that is not only comments (heartbeats).
+    async fn next_event(&mut self) -> Event {
+        loop {
+            let block = self.next_block().await.expect("stream still open");
+            if block.event.is_some() || block.data.is_some() {
+                return block;
+            }
+        }
+    }
+
+    /// Reads until the stream closes; returns the events (not comments) seen on the way.
+    async fn until_closed(mut self) -> Vec<Event> {
+        let mut seen = Vec::new();
+        while let Some(block) = self.next_block().await {
+            if block.event.is_some() {
+                seen.push(block);
+            }
+        }
+        seen
+    }
+}
+
+async fn patch(app: &TestApp, token: &str, id: &str, body: Value) {
+    let reply = app
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/tasks/{id}"),
+            Some(token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+}
+
+async fn delete(app: &TestApp, token: &str, id: &str) {
+    let reply = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/tasks/{id}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+}
+
+fn task_id(task: &Value) -> String {
+    task["id"].as_str().expect("task id").to_string()
+}
+
+both_backends!(own_changes_arrive_in_order_and_no_one_elses);
+async fn own_changes_arrive_in_order_and_no_one_elses(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (alice, _, _) = app.new_user("alice").await;
+    let (bob, _, _) = app.new_user("bob").await;
+    let mut stream = Stream::open(&app, &alice, None).await;
+    let bobs = app.create_task(&bob, json!({"title": "Bob's"})).await;
+    let task = app.create_task(&alice, json!({"title": "Alice's"})).await;
+    let id = task_id(&task);
+    patch(&app, &alice, &id, json!({"status": "done"})).await;
+    delete(&app, &alice, &id).await;
+
+    let created = stream.next_event().await;
+    assert_eq!(created.name(), "task.created");
+    let data = created.json();
+    assert_eq!(data["task_id"], id.as_str());
+    assert_eq!(data["version"], 1);
+    assert_eq!(data["task"]["title"], "Alice's");
+    assert_eq!(data["task"]["id"], id.as_str());
+    let updated = stream.next_event().await;
+    assert_eq!(updated.name(), "task.updated");
+    assert_eq!(updated.json()["version"], 2);
+    assert_eq!(updated.json()["task"]["status"], "done");
+    let deleted = stream.next_event().await;
+    assert_eq!(deleted.name(), "task.deleted");
+    assert_eq!(deleted.json()["task_id"], id.as_str());
+    assert_eq!(deleted.json()["version"], 2);
+    assert_eq!(deleted.json()["task"], Value::Null);
+    assert!(created.id() < updated.id() && updated.id() < deleted.id());
+
+    // Bob's change never reached Alice: one more change of hers is the very next event.
+    patch(
+        &app,
+        &bob,
+        &task_id(&bobs),
+        json!({"title": "Bob's, edited"}),
+    )
+    .await;
+    let next = app.create_task(&alice, json!({"title": "Second"})).await;
+    let event = stream.next_event().await;
+    assert_eq!(event.json()["task_id"], task_id(&next).as_str());
+    // And the log holds exactly what happened: four events of Alice's, two of Bob's.
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM task_events").await, 6);
+}
+
+both_backends!(a_failed_change_writes_no_event);
+async fn a_failed_change_writes_no_event(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _, _) = app.new_user("stale").await;
+    let task = app.create_task(&token, json!({"title": "Guarded"})).await;
+    let url = format!("/api/v1/tasks/{}", task_id(&task));
+    let refused = app
+        .client
+        .patch(app.url(&url))
+        .bearer_auth(&token)
+        .header("if-match", "\"7\"")
+        .json(&json!({"title": "Lost update"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), StatusCode::PRECONDITION_FAILED);
+    let missing = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/tasks/{}", Uuid::now_v7()),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM task_events").await, 1);
+}
+
+both_backends!(a_reconnect_replays_what_was_missed);
+async fn a_reconnect_replays_what_was_missed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _, _) = app.new_user("replay").await;
+    let mut stream = Stream::open(&app, &token, None).await;
+    app.create_task(&token, json!({"title": "Seen"})).await;
+    let seen = stream.next_event().await;
+    drop(stream);
+    let mut missed = Vec::new();
+    for title in ["Missed 1", "Missed 2", "Missed 3"] {
+        missed.push(task_id(
+            &app.create_task(&token, json!({"title": title})).await,
+        ));
+    }
+    let last = seen.id().to_string();
+    let mut stream = Stream::open(&app, &token, Some(&last)).await;
+    let mut previous = seen.id();
+    for expected in &missed {
+        let event = stream.next_event().await;
+        assert_eq!(event.name(), "task.created");
+        assert_eq!(event.json()["task_id"], expected.as_str());
+        assert!(event.id() > previous, "ids increase");
+        previous = event.id();
+    }
+    // Then live again.
+    let live = app.create_task(&token, json!({"title": "Live"})).await;
+    assert_eq!(
+        stream.next_event().await.json()["task_id"],
+        task_id(&live).as_str()
+    );
+}
+
+both_backends!(a_gap_older_than_the_log_gets_reset);
+async fn a_gap_older_than_the_log_gets_reset(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _, _) = app.new_user("gap").await;
+    let (other, _, _) = app.new_user("other").await;
+    let mut stream = Stream::open(&app, &token, None).await;
+    app.create_task(&token, json!({"title": "First"})).await;
+    let first = stream.next_event().await.id();
+    drop(stream);
+    for title in ["Second", "Third"] {
+        app.create_task(&token, json!({"title": title})).await;
+    }
+    app.create_task(&other, json!({"title": "Other's"})).await;
+    // Keep one event per user: "First" and "Second" go.
+    let pruned = prune(
+        &app.state.db,
+        Retention {
+            max_age: Duration::from_secs(3600),
+            max_per_user: 1,
+        },
+    )
+    .await
+    .expect("prune");
+    assert_eq!(pruned, 2);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM task_events").await, 2);
+
+    let mut stream = Stream::open(&app, &token, Some(&first.to_string())).await;
+    let reset = stream.next_event().await;
+    assert_eq!(reset.name(), "reset");
+    let head = reset.id();
+    assert!(head > first);
+    // After a reset the stream goes on from the head: the next event is a new change.
+    let after = app.create_task(&token, json!({"title": "After"})).await;
+    let event = stream.next_event().await;
+    assert_eq!(event.json()["task_id"], task_id(&after).as_str());
+    assert!(event.id() > head);
+    drop(stream);
+
+    // Reconnecting from the head (what a client does after its refetch) is no gap.
+    let mut stream = Stream::open(&app, &token, Some(&head.to_string())).await;
+    assert_eq!(stream.next_event().await.name(), "task.created");
+    drop(stream);
+    // An id this user was never sent is no better than a pruned one.
+    let mut stream = Stream::open(&app, &token, Some("999999999")).await;
+    assert_eq!(stream.next_event().await.name(), "reset");
+    // Everything is kept by age: nothing more to prune.
+    let again = prune(
+        &app.state.db,
+        Retention {
+            max_age: Duration::from_secs(3600),
+            max_per_user: 1,
+        },
+    )
+    .await
+    .expect("prune");
+    assert_eq!(
+        again, 1,
+        "only the event created after the first prune goes"
+    );
+}
+
+both_backends!(logout_all_ends_the_stream);
+async fn logout_all_ends_the_stream(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _, _) = app.new_user("revoked").await;
+    let stream = Stream::open(&app, &token, None).await;
+    let reply = app
+        .request(Method::POST, "/api/v1/auth/logout-all", Some(&token), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    let events = stream.until_closed().await;
+    let end = events.last().expect("an end event");
+    assert_eq!(end.name(), "end");
+    assert_eq!(end.json()["reason"], "revoked");
+    assert!(end.retry.is_some());
+}
+
+both_backends!(the_stream_ends_when_the_token_expires);
+async fn the_stream_ends_when_the_token_expires(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.auth.access_token_ttl_secs = 2).await;
+    let (token, _, _) = app.new_user("expiring").await;
+    let stream = Stream::open(&app, &token, None).await;
+    let events = stream.until_closed().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].name(), "end");
+    assert_eq!(events[0].json()["reason"], "token_expired");
+}
+
+both_backends!(shutdown_ends_streams_with_a_retry_hint);
+async fn shutdown_ends_streams_with_a_retry_hint(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.events.retry_ms = 1234).await;
+    let (token, _, _) = app.new_user("shutdown").await;
+    let stream = Stream::open(&app, &token, None).await;
+    app.state.feed.shut_down();
+    let events = stream.until_closed().await;
+    let end = events.last().expect("an end event");
+    assert_eq!(end.json()["reason"], "shutdown");
+    assert_eq!(end.retry.as_deref(), Some("1234"));
+}
+
+both_backends!(open_streams_are_capped_per_user);
+async fn open_streams_are_capped_per_user(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.events.max_streams_per_user = 2;
+        // A closed stream is noticed at its next write: make that soon.
+        s.events.heartbeat_secs = 1;
+    })
+    .await;
+    let (token, _, _) = app.new_user("capped").await;
+    let (other, _, _) = app.new_user("uncapped").await;
+    let first = Stream::open(&app, &token, None).await;
+    let _second = Stream::open(&app, &token, None).await;
+    let refused = app.get("/api/v1/tasks/events", Some(&token)).await;
+    refused.problem(429);
+    assert!(refused.header("retry-after").is_some());
+    // The cap is per user.
+    let _others = Stream::open(&app, &other, None).await;
+    // A closed stream gives its place back.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match Stream::try_open(&app, &token, None).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "place never given back"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+both_backends!(streams_need_a_valid_token);
+async fn streams_need_a_valid_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.get("/api/v1/tasks/events", None).await.problem(401);
+    app.get("/api/v1/tasks/events", Some("not.a.token"))
+        .await
+        .problem(401);
+}
+
+both_backends!(idle_streams_carry_heartbeats);
+async fn idle_streams_carry_heartbeats(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.events.heartbeat_secs = 1).await;
+    let (token, _, _) = app.new_user("quiet").await;
+    let mut stream = Stream::open(&app, &token, None).await;
+    for _ in 0..2 {
+        let block = stream.next_block().await.expect("open");
+        assert_eq!(block.comments, ["keep-alive"]);
+        assert!(block.event.is_none());
+    }
+}
+
+/// PostgreSQL only: replicas share one PostgreSQL in production; SQLite is the
+/// single-process deployment.
+#[tokio::test]
+async fn a_change_through_one_replica_reaches_a_stream_on_another() {
+    let prefix = Uuid::new_v4().simple().to_string();
+    let first = spawn_app(Backend::Postgres).await;
+    let mut settings: Settings = (*first.state.settings).clone();
+    use_redis(&mut settings, &prefix).await;
+    // No polling to fall back on within the test: only the Redis message can deliver.
+    settings.events.poll_ms = 600_000;
+    let a = first.spawn_replica(|s| *s = settings.clone()).await;
+    let b = a.spawn_replica(|_| {}).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.state.feed.is_polling() {
+        assert!(tokio::time::Instant::now() < deadline, "B never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (token, _, _) = a.new_user("replicas").await;
+    let mut stream = Stream::open(&b, &token, None).await;
+    let task = a.create_task(&token, json!({"title": "Made on A"})).await;
+    let event = stream.next_event().await;
+    assert_eq!(event.name(), "task.created");
+    assert_eq!(event.json()["task_id"], task_id(&task).as_str());
+    patch(&a, &token, &task_id(&task), json!({"priority": "high"})).await;
+    assert_eq!(stream.next_event().await.json()["task"]["priority"], "high");
+    // A revocation through A ends B's stream too.
+    let reply = a
+        .request(Method::POST, "/api/v1/auth/logout-all", Some(&token), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let end = stream.next_event().await;
+    assert_eq!(end.name(), "end");
+    assert_eq!(end.json()["reason"], "revoked");
+}
+
+/// The spec documents the stream: `text/event-stream` and the schema of its data.
+#[tokio::test]
+async fn the_spec_documents_the_event_stream() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let spec = app.get("/apidocs/openapi.json", None).await.body;
+    let op = &spec["paths"]["/api/v1/tasks/events"]["get"];
+    let content = &op["responses"]["200"]["content"]["text/event-stream"];
+    assert!(content.is_object(), "{op}");
+    let schema_ref = content["schema"]["$ref"].as_str().unwrap_or_default();
+    assert!(schema_ref.ends_with("TaskEventData"), "{content}");
+    let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+    let data = schemas
+        .iter()
+        .find(|(name, _)| name.ends_with("TaskEventData"))
+        .map(|(_, schema)| schema)
+        .expect("TaskEventData");
+    for field in ["task_id", "version", "task"] {
+        assert!(data["properties"][field].is_object(), "{data}");
+    }
+    assert!(schemas.keys().any(|name| name.ends_with("StreamEnd")));
+    let parameters = op["parameters"].as_array().expect("parameters");
+    assert!(
+        parameters
+            .iter()
+            .any(|p| p["name"] == "Last-Event-ID" && p["in"] == "header")
+    );
+}
