@@ -20,6 +20,7 @@ pub mod routes;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 pub mod validate;
 pub mod views;

@@ -17,6 +17,8 @@ use rand::RngCore;
 use tokio::sync::Semaphore;
 
 /// OWASP Password Storage Cheat Sheet: Argon2id, m = 19 MiB, t = 2, p = 1.
+use crate::sync::lock;
+
 const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
@@ -170,16 +172,9 @@ impl PasswordHasher {
             .context("hash semaphore closed")?;
         let spare = Arc::clone(&self.spare);
         tokio::task::spawn_blocking(move || {
-            let mut memory = spare
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .pop()
-                .unwrap_or_default();
+            let mut memory = lock(&spare).pop().unwrap_or_default();
             let result = work(&mut memory);
-            spare
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(memory);
+            lock(&spare).push(memory);
             drop(permit);
             result
         })

@@ -9,6 +9,7 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
 use super::{AccountCeiling, Backoff, KNOWN_ADDRESS_TTL, Reservation, Settle};
+use crate::sync::lock;
 
 pub const DEFAULT_CAPACITY: u64 = 100_000;
 
@@ -107,10 +108,7 @@ impl MemoryStore {
         backoff: Backoff,
         ceiling: Option<&AccountCeiling>,
     ) -> Reservation {
-        let _one_at_a_time = self
-            .reserving
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _one_at_a_time = lock(&self.reserving);
         let now = Instant::now();
         let forgiveness = Duration::from_millis(backoff.max_ms);
         let mut failures = self
@@ -177,10 +175,7 @@ impl MemoryStore {
     pub fn clear(&self, settle: &Settle<'_>) {
         self.failures.invalidate(settle.pair_key);
         if let Some(key) = settle.account_key {
-            let _one_at_a_time = self
-                .reserving
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _one_at_a_time = lock(&self.reserving);
             if let Some(counter) = self.accounts.get(key) {
                 self.accounts.insert(
                     key.to_string(),
