@@ -16,9 +16,9 @@ use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use rand::RngCore;
 use tokio::sync::Semaphore;
 
-/// OWASP Password Storage Cheat Sheet: Argon2id, m = 19 MiB, t = 2, p = 1.
 use crate::sync::lock;
 
+/// OWASP Password Storage Cheat Sheet: Argon2id, m = 19 MiB, t = 2, p = 1.
 const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
