@@ -85,7 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 "/health/ready"
             };
-            crate::health_probe::probe(settings.server.port, path).await
+            crate::cli_healthcheck::probe(settings.server.port, path).await
         }
         Command::Config => {
             let settings = Settings::load()?;

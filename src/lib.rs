@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod cli_healthcheck;
 pub mod client_ip;
 pub mod cluster;
 pub mod config;
@@ -9,7 +10,6 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod extract;
-pub mod health_probe;
 pub mod limits;
 pub mod memory;
 pub mod metrics;

@@ -1,3 +1,6 @@
+//! The binary: tunes the allocator before anything allocates, then runs the command line
+//! (`cli`) on a multi-threaded runtime.
+
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {

@@ -1,7 +1,9 @@
-//! Allocator tuning. Each argon2id computation allocates a 19 MiB buffer on a blocking-pool
-//! thread. glibc's malloc raises its mmap threshold dynamically after the first such buffer
-//! is freed, so later ones come from per-thread arenas and stay resident: RSS grew by
-//! hundreds of MB under a login load. A fixed threshold keeps every large buffer in its
+//! Allocator tuning. The large buffers (the 19 MiB argon2id working memory that
+//! `auth::password` keeps per hashing permit, big request and response bodies) are made
+//! and freed on worker and blocking-pool threads. glibc's malloc raises its mmap threshold
+//! dynamically after the first such buffer is freed, so later ones come from per-thread
+//! arenas and stay resident after being freed: with a buffer per hash, RSS grew by hundreds
+//! of MB under a login load. A fixed threshold keeps every buffer of 1 MiB or more in its
 //! own mapping, returned to the OS on free, and capping the arenas bounds fragmentation.
 
 /// Allocations at or above this size get their own mapping and are unmapped on free.

@@ -1,4 +1,6 @@
 //! Schema migrations, one dated file per change. They run unchanged on SQLite and PostgreSQL.
+//! An applied migration is never renamed (its name is its identity in `seaql_migrations`)
+//! and its steps never change; a file whose name undersells it says so in its first comment.
 
 pub use sea_orm_migration::prelude::*;
 

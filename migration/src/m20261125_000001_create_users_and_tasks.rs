@@ -1,3 +1,8 @@
+//! The first schema: `users`, `tasks` (with their indexes) and also `bootstrap_claims`,
+//! which the file name does not say: one row per one-time event that must happen at most
+//! once across all replicas ("first_admin", see `models::users`). The name stays, since
+//! renaming an applied migration would make every existing database run it again.
+
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

@@ -1,3 +1,5 @@
+//! `refresh_tokens`: one row per issued refresh token (its SHA-256), grouped in families.
+
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

@@ -1,3 +1,5 @@
+//! Indexes on `refresh_tokens.expires_at` and `revoked_at`, which the periodic purge filters by.
+
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

@@ -1,3 +1,6 @@
+//! `tasks.title_search`/`description_search`: Rust-lowercased copies that `q` matches, so
+//! SQLite and PostgreSQL fold the same non-ASCII text; backfilled in batches.
+
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::ConnectionTrait;
 use sea_orm_migration::sea_orm::prelude::Uuid;

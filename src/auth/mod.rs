@@ -5,7 +5,7 @@
 pub mod cache;
 pub mod jwt;
 pub mod password;
-pub mod refresh;
+pub mod refresh_secret;
 
 use salvo::Depot;
 use uuid::Uuid;

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::auth::refresh;
+use crate::auth::refresh_secret;
 use crate::entities::{refresh_token, user};
 use crate::error::{AppError, Result};
 use crate::models::txn;
@@ -39,14 +39,14 @@ async fn issue<C: ConnectionTrait>(
     family_id: Uuid,
     ttl_secs: u64,
 ) -> std::result::Result<IssuedRefresh, DbErr> {
-    let token = refresh::generate();
+    let token = refresh_secret::generate();
     let now = validate::now();
     let ttl = i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2);
     refresh_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
         family_id: Set(family_id),
-        token_hash: Set(refresh::digest(&token)),
+        token_hash: Set(refresh_secret::digest(&token)),
         expires_at: Set(now + Duration::seconds(ttl)),
         used_at: Set(None),
         revoked_at: Set(None),
@@ -76,7 +76,7 @@ pub enum Rotation {
 /// Spends `raw`: its owner gets a fresh token of the same family, unless it was unknown,
 /// expired, revoked or already spent.
 pub async fn rotate(db: &DatabaseConnection, raw: &str, ttl_secs: u64) -> Result<Rotation> {
-    let hash = refresh::digest(raw);
+    let hash = refresh_secret::digest(raw);
     let rotation = txn::retrying(|| rotate_once(db, &hash, ttl_secs)).await?;
     if let Rotation::Reused { user_id, family_id } = &rotation {
         tracing::warn!(user_id = %user_id, family_id = %family_id, "refresh token reuse detected; revoking all of the user's access");
@@ -146,7 +146,7 @@ async fn revoke_family<C: ConnectionTrait>(
 /// so that logout is idempotent and reveals nothing.
 pub async fn logout(db: &DatabaseConnection, raw: &str) -> Result<Option<Uuid>> {
     let found = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(refresh::digest(raw)))
+        .filter(refresh_token::Column::TokenHash.eq(refresh_secret::digest(raw)))
         .one(db)
         .await?;
     match found {

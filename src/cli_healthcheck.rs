@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 GET against this instance, for `taskapi healthcheck`: the runtime
-//! image is distroless (no shell, no curl), so the binary probes itself.
+//! The `taskapi healthcheck` client: a minimal HTTP/1.1 GET against this instance (the
+//! probes themselves are served by `routes::health`).
+//! The runtime image is distroless (no shell, no curl), so the binary probes itself.
 
 use std::time::Duration;
 

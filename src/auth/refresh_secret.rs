@@ -1,4 +1,6 @@
-//! Opaque refresh tokens: 256 random bits, shown to the client once, stored only as SHA-256.
+//! Refresh-token secrets: 256 random bits, shown to the client once, stored only as
+//! SHA-256. The sessions they open (families, rotation, reuse detection) live in
+//! `models::sessions`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
