@@ -10,7 +10,8 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, anyhow, bail};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::password_hash::phc::{Output, PasswordHash};
+use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use rand::RngCore;
@@ -92,8 +93,8 @@ pub fn hash_with(password: &str, memory: &mut Memory) -> anyhow::Result<String> 
 
 /// `Ok(false)` for a wrong password; `Err` only for a stored hash we cannot read.
 pub fn verify_with(stored: &str, password: &str, memory: &mut Memory) -> anyhow::Result<bool> {
-    let parts: Vec<&str> = stored.split('$').collect();
-    let ["", "argon2id", "v=19", settings, salt, expected] = parts.as_slice() else {
+    let stored = PasswordHash::new(stored).map_err(|err| anyhow!("stored hash: {err}"))?;
+    if stored.algorithm != ARGON2ID_IDENT || stored.version != Some(Version::V0x13.into()) {
         bail!("stored hash is not an argon2id v19 PHC string");
     };
     let (mut m, mut t, mut p) = (None, None, None);
@@ -203,7 +204,6 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argon2::password_hash::phc::PasswordHash;
     use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 
     #[test]
