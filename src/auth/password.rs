@@ -96,35 +96,16 @@ pub fn verify_with(stored: &str, password: &str, memory: &mut Memory) -> anyhow:
     let stored = PasswordHash::new(stored).map_err(|err| anyhow!("stored hash: {err}"))?;
     if stored.algorithm != ARGON2ID_IDENT || stored.version != Some(Version::V0x13.into()) {
         bail!("stored hash is not an argon2id v19 PHC string");
-    };
-    let (mut m, mut t, mut p) = (None, None, None);
-    for pair in settings.split(',') {
-        match pair.split_once('=') {
-            Some(("m", v)) => m = v.parse::<u32>().ok(),
-            Some(("t", v)) => t = v.parse::<u32>().ok(),
-            Some(("p", v)) => p = v.parse::<u32>().ok(),
-            _ => bail!("unexpected argon2 parameter {pair:?}"),
-        }
     }
-    let (Some(m), Some(t), Some(p)) = (m, t, p) else {
-        bail!("argon2 parameters incomplete");
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        bail!("stored hash has no salt or no output");
     };
-    let salt = B64.decode(salt).context("argon2 salt")?;
-    let expected = B64.decode(expected).context("argon2 hash")?;
+    let params = Params::try_from(&stored).map_err(|err| anyhow!("argon2 params: {err}"))?;
     let mut actual = vec![0u8; expected.len()];
-    compute(
-        params(m, t, p, expected.len())?,
-        password,
-        &salt,
-        &mut actual,
-        memory,
-    )?;
-    // Constant time: the comparison does not stop at the first differing byte.
-    let difference = actual
-        .iter()
-        .zip(&expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    Ok(difference == 0)
+    compute(params, password, salt, &mut actual, memory)?;
+    // `Output`'s equality is constant time: it does not stop at the first differing byte.
+    let actual = Output::new(&actual).map_err(|err| anyhow!("argon2 output: {err}"))?;
+    Ok(actual == *expected)
 }
 
 pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
