@@ -12,6 +12,7 @@ use salvo::prelude::*;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -221,6 +222,59 @@ impl EndpointArgRegister for ResourceId {
                 .required(Required::True),
         );
     }
+}
+
+/// The application state as a handler argument: a clone (pool handle and `Arc`s) of the
+/// copy the `affix-state` hoop puts into every depot. Not part of the request, so it adds
+/// nothing to the OpenAPI spec.
+impl<'ex> Extractible<'ex> for AppState {
+    fn metadata() -> &'static Metadata {
+        empty_metadata()
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract(_req: &'ex mut Request, depot: &'ex mut Depot) -> Result<Self, AppError> {
+        AppState::from_depot(depot).cloned()
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract_with_arg(
+        req: &'ex mut Request,
+        depot: &'ex mut Depot,
+        _arg: &str,
+    ) -> Result<Self, AppError> {
+        Self::extract(req, depot).await
+    }
+}
+
+impl EndpointArgRegister for AppState {
+    fn register(_components: &mut Components, _operation: &mut Operation, _arg: &str) {}
+}
+
+/// The authenticated caller as a handler argument, put into the depot by the
+/// `routes::guard::authenticate` hoop; 401 on a route without that hoop.
+impl<'ex> Extractible<'ex> for CurrentUser {
+    fn metadata() -> &'static Metadata {
+        empty_metadata()
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract(_req: &'ex mut Request, depot: &'ex mut Depot) -> Result<Self, AppError> {
+        CurrentUser::from_depot(depot)
+    }
+
+    #[allow(refining_impl_trait)]
+    async fn extract_with_arg(
+        req: &'ex mut Request,
+        depot: &'ex mut Depot,
+        _arg: &str,
+    ) -> Result<Self, AppError> {
+        Self::extract(req, depot).await
+    }
+}
+
+impl EndpointArgRegister for CurrentUser {
+    fn register(_components: &mut Components, _operation: &mut Operation, _arg: &str) {}
 }
 
 #[cfg(test)]

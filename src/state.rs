@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use salvo::Depot;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::jwt::JwtKeys;
@@ -11,6 +12,7 @@ use crate::auth::password::PasswordHasher;
 use crate::client_ip::ClientIpResolver;
 use crate::cluster::{Feed, RedisLink, Revocations};
 use crate::config::Settings;
+use crate::error::AppError;
 use crate::limits::Limits;
 
 /// Everything a handler may need, cheap to clone, injected into every request's depot.
@@ -35,6 +37,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state the `affix-state` hoop put into this request's depot. Handlers take it as
+    /// an argument instead (see `extract`); hoops and probes read it here.
+    pub fn from_depot(depot: &Depot) -> Result<&Self, AppError> {
+        depot.get_typed::<AppState>().map_err(|_| {
+            AppError::Internal(anyhow::anyhow!("application state missing from depot"))
+        })
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }

@@ -8,15 +8,14 @@ use crate::error::Result;
 use crate::extract::{Payload, Query, ResourceId};
 use crate::models::users;
 use crate::requests::{AdminUpdateUserRequest, PageQuery};
-use crate::routes::app_state;
 use crate::routes::responses::{NoContent, Ok200};
+use crate::state::AppState;
 use crate::validate::{self, Errors};
 use crate::views::{UserPage, UserView};
 
 /// List all users (paginated).
 #[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 401, 403, 422, 429, 503))]
-pub async fn list_users(depot: &mut Depot, query: Query<PageQuery>) -> Result<Ok200<UserPage>> {
-    let state = app_state(depot)?;
+pub async fn list_users(state: AppState, query: Query<PageQuery>) -> Result<Ok200<UserPage>> {
     let mut errors = Errors::default();
     let (limit, offset) = validate::page(&mut errors, query.0.limit, query.0.offset);
     errors.finish(())?;
@@ -31,8 +30,7 @@ pub async fn list_users(depot: &mut Depot, query: Query<PageQuery>) -> Result<Ok
 
 /// One user.
 #[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 401, 403, 404, 429, 503))]
-pub async fn get_user(depot: &mut Depot, id: ResourceId) -> Result<Ok200<UserView>> {
-    let state = app_state(depot)?;
+pub async fn get_user(state: AppState, id: ResourceId) -> Result<Ok200<UserView>> {
     let user = users::get(&state.db, id.0).await?;
     Ok(Ok200(user.into()))
 }
@@ -40,12 +38,11 @@ pub async fn get_user(depot: &mut Depot, id: ResourceId) -> Result<Ok200<UserVie
 /// Change a user's role and/or activation. The last active admin cannot lose admin rights.
 #[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
 pub async fn update_user(
-    depot: &mut Depot,
+    state: AppState,
+    admin: CurrentUser,
     id: ResourceId,
     body: Payload<AdminUpdateUserRequest>,
 ) -> Result<Ok200<UserView>> {
-    let state = app_state(depot)?;
-    let admin = CurrentUser::from_depot(depot)?;
     let AdminUpdateUserRequest { role, active } = body.0;
     let (user, revoked) =
         users::admin_update(&state.db, &state.admin_lock, id.0, role, active).await?;
@@ -58,9 +55,7 @@ pub async fn update_user(
 
 /// Delete a user and all their tasks. The last active admin cannot be deleted.
 #[endpoint(tags("admin"), security(("bearer" = [])), status_codes(204, 401, 403, 404, 409, 429, 503))]
-pub async fn delete_user(depot: &mut Depot, id: ResourceId) -> Result<NoContent> {
-    let state = app_state(depot)?;
-    let admin = CurrentUser::from_depot(depot)?;
+pub async fn delete_user(state: AppState, admin: CurrentUser, id: ResourceId) -> Result<NoContent> {
     users::delete(&state.db, &state.admin_lock, id.0).await?;
     state.revocations.announce(id.0).await;
     tracing::info!(event = "admin_user_delete", admin_id = %admin.id, target_user_id = %id.0, "user deleted by admin");

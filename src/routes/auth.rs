@@ -61,11 +61,10 @@ async fn tokens_for(
 #[endpoint(tags("auth"), status_codes(200, 400, 401, 413, 415, 422, 429, 503))]
 pub async fn login(
     req: &mut Request,
-    depot: &mut Depot,
     res: &mut Response,
+    state: AppState,
     body: Payload<LoginRequest>,
 ) -> Result<Ok200<TokenResponse>> {
-    let state = app_state(depot)?;
     let LoginRequest { email, password } = body.0;
     let email = users::login_email(&email)?;
     let (tag, ip) = (email_tag(&email), client_ip(req, &state));
@@ -110,10 +109,9 @@ pub async fn login(
 #[endpoint(tags("auth"), status_codes(200, 400, 401, 413, 415, 422, 429, 503))]
 pub async fn refresh(
     req: &mut Request,
-    depot: &mut Depot,
+    state: AppState,
     body: Payload<RefreshRequest>,
 ) -> Result<Ok200<TokenResponse>> {
-    let state = app_state(depot)?;
     let ttl = state.settings.auth.refresh_token_ttl_secs;
     let rejected = |state: &AppState| {
         metrics::counter!(REFRESHES, "outcome" => "rejected").increment(1);
@@ -145,10 +143,9 @@ pub async fn refresh(
 #[endpoint(tags("auth"), status_codes(204, 400, 413, 415, 422, 429, 503))]
 pub async fn logout(
     req: &mut Request,
-    depot: &mut Depot,
+    state: AppState,
     body: Payload<RefreshRequest>,
 ) -> Result<NoContent> {
-    let state = app_state(depot)?;
     let revoked_for = sessions::logout(&state.db, &body.0.refresh_token).await?;
     if let Some(user_id) = revoked_for {
         tracing::info!(event = "logout", user_id = %user_id, client_ip = %client_ip(req, &state), "session revoked");
@@ -158,9 +155,7 @@ pub async fn logout(
 
 /// Log out everywhere: revokes all refresh tokens and every access token issued so far.
 #[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 401, 429, 503))]
-pub async fn logout_all(depot: &mut Depot) -> Result<NoContent> {
-    let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
+pub async fn logout_all(state: AppState, caller: CurrentUser) -> Result<NoContent> {
     sessions::revoke_user(&state.db, caller.id).await?;
     state.revocations.announce(caller.id).await;
     tracing::info!(event = "logout_all", user_id = %caller.id, "all sessions revoked");
@@ -169,20 +164,17 @@ pub async fn logout_all(depot: &mut Depot) -> Result<NoContent> {
 
 /// The authenticated user's profile.
 #[endpoint(tags("auth"), security(("bearer" = [])), status_codes(200, 401, 429, 503))]
-pub async fn me(depot: &mut Depot) -> Result<Ok200<UserView>> {
-    let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
+pub async fn me(state: AppState, caller: CurrentUser) -> Result<Ok200<UserView>> {
     Ok(Ok200(users::get(&state.db, caller.id).await?.into()))
 }
 
 /// Change the authenticated user's display name.
 #[endpoint(tags("auth"), security(("bearer" = [])), status_codes(200, 400, 401, 413, 415, 422, 429, 503))]
 pub async fn update_me(
-    depot: &mut Depot,
+    state: AppState,
+    caller: CurrentUser,
     body: Payload<UpdateMeRequest>,
 ) -> Result<Ok200<UserView>> {
-    let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
     let user = users::update_name(&state.db, caller.id, &body.0.name).await?;
     tracing::info!(event = "profile_update", user_id = %caller.id, "profile updated");
     Ok(Ok200(user.into()))
@@ -194,12 +186,11 @@ pub async fn update_me(
 /// is revoked: whoever keeps guessing holds a token they should not have.
 #[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 400, 401, 403, 413, 415, 422, 429, 503))]
 pub async fn change_password(
-    depot: &mut Depot,
     res: &mut Response,
+    state: AppState,
+    caller: CurrentUser,
     body: Payload<ChangePasswordRequest>,
 ) -> Result<NoContent> {
-    let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
     let ChangePasswordRequest {
         current_password,
         new_password,

@@ -16,16 +16,12 @@ use salvo::prelude::*;
 use crate::error::AppError;
 use crate::state::AppState;
 
-fn state_missing() -> AppError {
-    AppError::Internal(anyhow::anyhow!("application state missing from depot"))
-}
-
 pub fn app_state(depot: &Depot) -> Result<AppState, AppError> {
     app_state_ref(depot).cloned()
 }
 
 pub fn app_state_ref(depot: &Depot) -> Result<&AppState, AppError> {
-    depot.get_typed::<AppState>().map_err(|_| state_missing())
+    AppState::from_depot(depot)
 }
 
 /// The client's address: the TCP peer, or what a trusted proxy says it is
