@@ -75,17 +75,22 @@ fn init_telemetry() {
 /// The PostgreSQL server admin URL (database `postgres`).
 async fn postgres_admin_url() -> String {
     static URL: OnceCell<String> = OnceCell::const_new();
-    URL.get_or_init(|| async {
-        if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
-            return url;
-        }
-        start_container().await
-    })
-    .await
-    .clone()
+    env_or_container(&URL, "TEST_DATABASE_URL", start_container).await
 }
 
-async fn start_container() -> String {
+/// The URL in `var`, or else the one `start` returns after starting a testcontainers
+/// image; decided once per test binary and shared by every test in it.
+async fn env_or_container(
+    cell: &'static OnceCell<String>,
+    var: &str,
+    start: fn() -> String,
+) -> String {
+    cell.get_or_init(|| async { std::env::var(var).unwrap_or_else(|_| start()) })
+        .await
+        .clone()
+}
+
+fn start_container() -> String {
     use testcontainers_modules::postgres::Postgres;
     use testcontainers_modules::testcontainers::ImageExt;
     // The major version of docker-compose.yml; `DROP DATABASE … WITH (FORCE)` (used on
@@ -426,17 +431,10 @@ impl TestApp {
 /// binary (and removed at exit, like the PostgreSQL one).
 pub async fn redis_url() -> String {
     static URL: OnceCell<String> = OnceCell::const_new();
-    URL.get_or_init(|| async {
-        if let Ok(url) = std::env::var("TEST_REDIS_URL") {
-            return url;
-        }
-        start_redis_container().await
-    })
-    .await
-    .clone()
+    env_or_container(&URL, "TEST_REDIS_URL", start_redis_container).await
 }
 
-async fn start_redis_container() -> String {
+fn start_redis_container() -> String {
     use testcontainers_modules::redis::Redis;
     use testcontainers_modules::testcontainers::ImageExt;
     // The tag docker-compose.yml uses.
