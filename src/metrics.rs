@@ -19,6 +19,10 @@ pub const REFRESHES: &str = "auth_refresh_total";
 pub const TASKS_CREATED: &str = "tasks_created_total";
 pub const TASKS_UPDATED: &str = "tasks_updated_total";
 pub const TASKS_DELETED: &str = "tasks_deleted_total";
+/// Creates answered from a stored `Idempotency-Key` response instead of creating again.
+pub const IDEMPOTENT_REPLAYS: &str = "idempotent_replays_total";
+/// `operation` label values of [`IDEMPOTENT_REPLAYS`].
+pub const IDEMPOTENT_OPERATIONS: &[&str] = &["create_task", "register"];
 pub const DB_POOL: &str = "db_pool_connections";
 pub const BUILD_INFO: &str = "taskapi_build_info";
 /// 1 while the configured Redis answers, 0 while its breaker is open.
@@ -99,6 +103,10 @@ fn describe() {
     describe_counter!(TASKS_CREATED, "Tasks created.");
     describe_counter!(TASKS_UPDATED, "Tasks updated.");
     describe_counter!(TASKS_DELETED, "Tasks deleted.");
+    describe_counter!(
+        IDEMPOTENT_REPLAYS,
+        "Creates answered by replaying the response stored for their Idempotency-Key, by operation."
+    );
     describe_gauge!(
         DB_POOL,
         "Database pool connections by state (size, idle, in_use)."
@@ -249,6 +257,9 @@ fn register(api: &OpenApi) {
         counter!(REFRESHES, "outcome" => *outcome).increment(0);
     }
     counter!(REVOCATIONS_RECEIVED).increment(0);
+    for operation in IDEMPOTENT_OPERATIONS {
+        counter!(IDEMPOTENT_REPLAYS, "operation" => *operation).increment(0);
+    }
     for event in SSE_EVENT_NAMES {
         counter!(SSE_EVENTS_SENT, "event" => *event).increment(0);
     }

@@ -186,6 +186,12 @@ pub struct ListTasksQuery {
     pub q: Option<String>,
     /// Sort key; prefix with `-` for descending (default `-created_at`).
     pub sort: Option<TaskSort>,
+    /// Continue after the page that returned this `next_cursor` (keyset paging: constant
+    /// cost at any depth, no row skipped or repeated when tasks are added in between).
+    /// Opaque and signed; only valid with the same `sort` and filters as that page, and
+    /// not together with `offset` (422).
+    #[salvo(parameter(max_length = 2048))]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToParameters)]

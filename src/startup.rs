@@ -26,7 +26,7 @@ use crate::config::{Profile, Settings};
 use crate::error::ProblemCatcher;
 use crate::limits::Limits;
 use crate::middleware::{api_headers, request_context, security_headers, static_headers};
-use crate::models::sessions;
+use crate::models::{idempotency, sessions};
 use crate::routes::frontend::{EmbeddedFrontEnd, apidocs_headers};
 use crate::routes::guard::{authenticate, limit_by_ip, require_admin};
 use crate::routes::responses::{head_content_length, with_head};
@@ -346,8 +346,14 @@ impl Application {
             },
             Duration::from_secs(events_settings.prune_every_secs.max(1)),
         ));
+        // Expired idempotency keys (24 h) likewise; lookups already ignore them.
+        let purge_keys = tokio::spawn(idempotency::purge_periodically(
+            state.db.clone(),
+            idempotency::PURGE_EVERY,
+        ));
         server.serve(service(router, &state)).await;
         purge.abort();
+        purge_keys.abort();
         prune.abort();
         state.db.close_by_ref().await.ok();
         tracing::info!("taskapi stopped");

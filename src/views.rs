@@ -82,10 +82,14 @@ pub struct StreamEnd {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskPage {
     pub items: Vec<TaskView>,
-    /// Number of tasks matching the filters, across all pages.
-    pub total: u64,
+    /// Number of tasks matching the filters, across all pages; `null` on a page fetched
+    /// with `cursor` (counting every match would cost what the cursor saves).
+    pub total: Option<u64>,
     pub limit: u64,
     pub offset: u64,
+    /// Pass as `cursor` (with the same `sort` and filters) for the next page; `null` on
+    /// the last page.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

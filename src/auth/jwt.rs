@@ -6,6 +6,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, deco
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::mac::DerivedKeys;
 use crate::config::AuthSettings;
 use crate::entities::user::Role;
 
@@ -30,6 +31,8 @@ pub struct JwtKeys {
     issuer: String,
     audience: String,
     pub ttl_secs: u64,
+    /// Keys for other purposes, derived from the same secret (see `auth::mac`).
+    pub derived: DerivedKeys,
 }
 
 impl JwtKeys {
@@ -50,6 +53,7 @@ impl JwtKeys {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             ttl_secs: settings.access_token_ttl_secs,
+            derived: DerivedKeys::new(secret),
         }
     }
 

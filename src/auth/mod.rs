@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod jwt;
+pub mod mac;
 pub mod password;
 pub mod refresh_secret;
 

@@ -1,7 +1,9 @@
 //! Model behaviour: validation and persistence rules, usable without HTTP.
 
 pub mod events;
+pub mod idempotency;
 pub mod sessions;
+pub mod task_cursor;
 pub mod tasks;
 pub mod txn;
 pub mod users;

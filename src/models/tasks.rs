@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::entities::task::{self, Priority, Status};
 use crate::error::{AppError, Result};
 use crate::models::events;
+use crate::models::task_cursor::{Binding, CURSOR_MAX, Position, SortKey};
 use crate::models::txn::begin_write;
 use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, TaskSort};
 use crate::validate::{self, Errors};
@@ -124,6 +125,28 @@ pub struct TaskFilter {
     pub due_after: Option<DateTime<Utc>>,
     pub search: Option<String>,
     pub sort: TaskSort,
+    /// A keyset cursor from an earlier page (still to be verified: see [`Self::binding`]).
+    pub cursor: Option<String>,
+}
+
+impl TaskFilter {
+    /// What a cursor for this listing is bound to: the owner, the sort and every filter,
+    /// in a canonical text (the limit may change from page to page).
+    pub fn binding(&self, owner: Uuid) -> Binding {
+        let instant = |at: &Option<DateTime<Utc>>| at.map(|at| at.timestamp_micros());
+        Binding {
+            owner,
+            sort: self.sort,
+            filters: format!(
+                "status={:?};priority={:?};due_before={:?};due_after={:?};q={:?}",
+                self.status,
+                self.priority,
+                instant(&self.due_before),
+                instant(&self.due_after),
+                self.search,
+            ),
+        }
+    }
 }
 
 impl TryFrom<ListTasksQuery> for TaskFilter {
@@ -133,6 +156,19 @@ impl TryFrom<ListTasksQuery> for TaskFilter {
         let mut errors = Errors::default();
         let (limit, offset) = validate::page(&mut errors, query.limit, query.offset);
         let search = validate::search(&mut errors, query.q);
+        if query.cursor.is_some() && query.offset.is_some() {
+            errors.add(
+                "cursor",
+                "cannot be combined with offset: a cursor already says where the page starts",
+            );
+        }
+        if query
+            .cursor
+            .as_ref()
+            .is_some_and(|cursor| cursor.len() > CURSOR_MAX)
+        {
+            errors.add("cursor", format!("must be at most {CURSOR_MAX} characters"));
+        }
         errors.finish(TaskFilter {
             limit,
             offset,
@@ -142,10 +178,14 @@ impl TryFrom<ListTasksQuery> for TaskFilter {
             due_after: query.due_after.map(Into::into),
             search,
             sort: query.sort.unwrap_or_default(),
+            cursor: query.cursor,
         })
     }
 }
 
+/// Generic over the connection so that a caller's transaction can include the create
+/// (an idempotent create stores its key and response in the same transaction, see
+/// `models::idempotency`): whatever must be written with every new task belongs here.
 pub async fn create<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     owner: Uuid,
@@ -347,8 +387,10 @@ fn escape_like(raw: &str) -> String {
     escaped
 }
 
-fn sorted(query: Select<task::Entity>, sort: TaskSort) -> Select<task::Entity> {
-    let (column, order) = match sort {
+/// The column a sort orders by, and its direction. Ties are broken by the id in the same
+/// direction; `due_date` also puts NULLs last in both directions (see [`sorted`]).
+fn sort_spec(sort: TaskSort) -> (task::Column, Order) {
+    match sort {
         TaskSort::CreatedAt => (task::Column::CreatedAt, Order::Asc),
         TaskSort::CreatedAtDesc => (task::Column::CreatedAt, Order::Desc),
         TaskSort::DueDate => (task::Column::DueDate, Order::Asc),
@@ -357,7 +399,11 @@ fn sorted(query: Select<task::Entity>, sort: TaskSort) -> Select<task::Entity> {
         TaskSort::PriorityDesc => (task::Column::Priority, Order::Desc),
         TaskSort::Title => (task::Column::Title, Order::Asc),
         TaskSort::TitleDesc => (task::Column::Title, Order::Desc),
-    };
+    }
+}
+
+fn sorted(query: Select<task::Entity>, sort: TaskSort) -> Select<task::Entity> {
+    let (column, order) = sort_spec(sort);
     let query = if matches!(column, task::Column::DueDate) {
         // Tasks without a due date come last either way, on both PostgreSQL and SQLite.
         query.order_by_asc(Expr::col(task::Column::DueDate).is_null())
@@ -370,6 +416,38 @@ fn sorted(query: Select<task::Entity>, sort: TaskSort) -> Select<task::Entity> {
         .order_by(task::Column::Id, order)
 }
 
+/// The rows that come strictly after `position` in the order [`sorted`] gives: a row-value
+/// comparison `(column, id) > (key, id)` (`<` descending), which both databases evaluate
+/// like their `ORDER BY` and PostgreSQL turns into a range scan of an index on
+/// `(user_id, column, id)` (`idx_tasks_user_created_id` for the default sort). For
+/// `due_date`, whose NULLs sort last both ways: after a dated row come later-dated rows and
+/// then every undated one; after an undated row, only undated rows with a later id.
+fn after(position: &Position, sort: TaskSort) -> Condition {
+    let (column, order) = sort_spec(sort);
+    let beyond = |left: Expr, right: Expr| match order {
+        Order::Desc => left.lt(right),
+        _ => left.gt(right),
+    };
+    let id = Expr::value(position.id);
+    let pair = |key: Expr| {
+        beyond(
+            Expr::tuple([Expr::col(column), Expr::col(task::Column::Id)]),
+            Expr::tuple([key, id.clone()]),
+        )
+    };
+    match &position.key {
+        SortKey::MaybeInstant(None) => Condition::all()
+            .add(Expr::col(column).is_null())
+            .add(beyond(Expr::col(task::Column::Id), id.clone())),
+        SortKey::MaybeInstant(Some(due)) => Condition::any()
+            .add(pair(Expr::value(*due)))
+            .add(Expr::col(column).is_null()),
+        SortKey::Instant(at) => Condition::all().add(pair(Expr::value(*at))),
+        SortKey::Priority(level) => Condition::all().add(pair(Expr::value(*level))),
+        SortKey::Text(text) => Condition::all().add(pair(Expr::value(text.clone()))),
+    }
+}
+
 /// A page row plus the number of rows matching the filters, computed by the same query
 /// (`COUNT(*) OVER ()`) so a page costs one round trip instead of two.
 #[derive(Debug, FromQueryResult)]
@@ -379,25 +457,60 @@ struct CountedTask {
     total_matching: i64,
 }
 
+/// One page of a listing.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<task::Model>,
+    /// Tasks matching the filters across all pages; `None` on a page read after a cursor,
+    /// where counting every match would cost what the cursor saves.
+    pub total: Option<u64>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Position>,
+}
+
+/// A page of the owner's tasks: after `cursor` when given (keyset), else at the offset.
+/// One row more than the limit is read to know whether a next page exists.
 pub async fn list(
     db: &DatabaseConnection,
     owner: Uuid,
     filter: &TaskFilter,
-) -> Result<(Vec<task::Model>, u64)> {
-    let rows = sorted(filtered(owner, filter), filter.sort)
-        .column_as(Expr::cust("COUNT(*) OVER ()"), "total_matching")
-        .limit(filter.limit)
-        .offset(filter.offset)
-        .into_model::<CountedTask>()
-        .all(db)
-        .await?;
-    let total = match rows.first() {
-        Some(row) => u64::try_from(row.total_matching).unwrap_or(0),
-        // Past the last page the window has no row to ride on; count separately.
-        None if filter.offset > 0 => filtered(owner, filter).count(db).await?,
-        None => 0,
+    cursor: Option<&Position>,
+) -> Result<Page> {
+    let probe = filter.limit + 1;
+    let (mut items, total) = match cursor {
+        Some(position) => {
+            let items = sorted(filtered(owner, filter), filter.sort)
+                .filter(after(position, filter.sort))
+                .limit(probe)
+                .all(db)
+                .await?;
+            (items, None)
+        }
+        None => {
+            let rows = sorted(filtered(owner, filter), filter.sort)
+                .column_as(Expr::cust("COUNT(*) OVER ()"), "total_matching")
+                .limit(probe)
+                .offset(filter.offset)
+                .into_model::<CountedTask>()
+                .all(db)
+                .await?;
+            let total = match rows.first() {
+                Some(row) => u64::try_from(row.total_matching).unwrap_or(0),
+                // Past the last page the window has no row to ride on; count separately.
+                None if filter.offset > 0 => filtered(owner, filter).count(db).await?,
+                None => 0,
+            };
+            (rows.into_iter().map(|row| row.task).collect(), Some(total))
+        }
     };
-    Ok((rows.into_iter().map(|row| row.task).collect(), total))
+    let more = u64::try_from(items.len()).unwrap_or(u64::MAX) > filter.limit;
+    items.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
+    let next = if more {
+        items.last().map(|last| Position::of(last, filter.sort))
+    } else {
+        None
+    };
+    Ok(Page { items, total, next })
 }
 
 #[cfg(test)]

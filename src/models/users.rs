@@ -4,8 +4,9 @@
 use chrono::Utc;
 use sea_orm::sea_query::{Alias, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -104,14 +105,25 @@ pub async fn register(
 ) -> Result<user::Model> {
     let password_hash = hasher.hash(&new.password).await?;
     let txn = db.begin().await?;
-    let role = if claim(&txn, "first_admin").await? {
+    let user = register_hashed(&txn, new, password_hash).await?;
+    txn.commit().await?;
+    Ok(user)
+}
+
+/// The writes of a registration whose password is already hashed, in the caller's
+/// transaction: the first-admin claim is released if that transaction rolls back (an
+/// idempotent registration adds its key to the same transaction, `models::idempotency`).
+pub async fn register_hashed(
+    txn: &DatabaseTransaction,
+    new: NewUser,
+    password_hash: String,
+) -> Result<user::Model> {
+    let role = if claim(txn, "first_admin").await? {
         Role::Admin
     } else {
         Role::User
     };
-    let user = insert(&txn, new.name, new.email, password_hash, role).await?;
-    txn.commit().await?;
-    Ok(user)
+    insert(txn, new.name, new.email, password_hash, role).await
 }
 
 /// Bootstrap path for production (`taskapi create-admin`): an admin regardless of order.

@@ -2,19 +2,22 @@
 //! (one session or all), the caller's profile and password change. Limits and lockouts are
 //! decided in `crate::limits`; these handlers only reserve, settle and report.
 
+use salvo::http::StatusCode;
 use salvo::prelude::*;
 
 use crate::auth::CurrentUser;
 use crate::entities::user;
 use crate::error::{AppError, Result};
 use crate::extract::Payload;
-use crate::metrics::{LOGINS, REFRESHES, REGISTRATIONS};
+use crate::metrics::{IDEMPOTENT_REPLAYS, LOGINS, REFRESHES, REGISTRATIONS};
+use crate::models::idempotency::{self, Once, Scope};
 use crate::models::sessions::{self, Rotation};
 use crate::models::users::{self, NewUser};
 use crate::requests::{
     ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, UpdateMeRequest,
 };
 use crate::routes::guard::write_exhausted;
+use crate::routes::idempotent::{self, Idempotent};
 use crate::routes::responses::{Created, NoContent, Ok200};
 use crate::routes::{app_state, client_ip};
 use crate::state::AppState;
@@ -22,23 +25,56 @@ use crate::telemetry::email_tag;
 use crate::views::{TokenResponse, UserView};
 
 /// Register a new account. The first account ever created becomes the administrator.
-#[endpoint(tags("auth"), status_codes(201, 400, 409, 413, 415, 422, 429, 503))]
+/// With `Idempotency-Key`, a retry with the same key and the same body (password
+/// included) within 24 hours replays the first response (`Idempotent-Replayed: true`);
+/// the same key with any other body is a 422 and reveals nothing of the first.
+#[endpoint(tags("auth"), parameters(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the registration safe to retry; remembered 24 hours")), status_codes(201, 400, 409, 413, 415, 422, 429, 503))]
 pub async fn register(
     req: &mut Request,
     depot: &mut Depot,
     body: Payload<RegisterRequest>,
-) -> Result<Created<UserView>> {
+) -> Result<Idempotent<Created<UserView>>> {
     let state = app_state(depot)?;
+    let claim = idempotent::claim(req, &state, Scope::Register).await?;
     let new = NewUser::try_from(body.0)?;
     let tag = email_tag(&new.email);
-    let user = users::register(&state.db, &state.hasher, new).await?;
-    metrics::counter!(REGISTRATIONS).increment(1);
-    tracing::info!(event = "register", user_id = %user.id, email = %tag, role = user.role.as_str(), client_ip = %client_ip(req, &state), "account registered");
-    Ok(Created {
-        location: format!("/api/v1/admin/users/{}", user.id),
-        etag: None,
-        body: user.into(),
-    })
+    let ip = client_ip(req, &state);
+    let Some(claim) = claim else {
+        let user = users::register(&state.db, &state.hasher, new).await?;
+        metrics::counter!(REGISTRATIONS).increment(1);
+        tracing::info!(event = "register", user_id = %user.id, email = %tag, role = user.role.as_str(), client_ip = %ip, "account registered");
+        return Ok(Idempotent::Fresh(Created {
+            location: format!("/api/v1/admin/users/{}", user.id),
+            etag: None,
+            body: user.into(),
+        }));
+    };
+    let render = |user: &user::Model| {
+        idempotent::stored(
+            StatusCode::CREATED,
+            format!("/api/v1/admin/users/{}", user.id),
+            None,
+            &UserView::from(user.clone()),
+        )
+    };
+    match idempotency::register(&state.db, &state.hasher, &claim, new, render).await? {
+        Once::Created(user, response) => {
+            metrics::counter!(REGISTRATIONS).increment(1);
+            tracing::info!(event = "register", user_id = %user.id, email = %tag, role = user.role.as_str(), client_ip = %ip, "account registered");
+            Ok(Idempotent::Stored {
+                response,
+                replayed: false,
+            })
+        }
+        Once::Replayed(response) => {
+            metrics::counter!(IDEMPOTENT_REPLAYS, "operation" => "register").increment(1);
+            tracing::info!(event = "register", outcome = "replayed", email = %tag, client_ip = %ip, "idempotent registration replayed");
+            Ok(Idempotent::Stored {
+                response,
+                replayed: true,
+            })
+        }
+    }
 }
 
 async fn tokens_for(

@@ -6,6 +6,7 @@ pub mod events;
 pub mod frontend;
 pub mod guard;
 pub mod health;
+pub mod idempotent;
 pub mod responses;
 pub mod tasks;
 

@@ -1,17 +1,21 @@
 //! Task routes under `/api/v1/tasks`: owner-only CRUD. Another user's task is a 404,
 //! byte-identical to a missing one; `ETag`/`If-Match`/`If-None-Match` carry the version.
 
+use salvo::http::StatusCode;
 use salvo::http::header::{IF_MATCH, IF_NONE_MATCH};
 use salvo::prelude::*;
 
 use crate::auth::CurrentUser;
+use crate::entities::task;
 use crate::error::{AppError, Result};
 use crate::extract::{Payload, Query, ResourceId};
-use crate::metrics::{TASKS_CREATED, TASKS_DELETED, TASKS_UPDATED};
+use crate::metrics::{IDEMPOTENT_REPLAYS, TASKS_CREATED, TASKS_DELETED, TASKS_UPDATED};
+use crate::models::idempotency::{self, Once, Scope};
 use crate::models::tasks::{self, TaskChanges, TaskFilter, TaskInput};
 use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, ReplaceTaskRequest};
 use crate::routes::app_state;
-use crate::routes::responses::{NoContent, Ok200, TaskCreated, TaskReply};
+use crate::routes::idempotent::{self, Idempotent};
+use crate::routes::responses::{NoContent, Ok200, TaskCreated, TaskReply, etag};
 use crate::views::{TaskPage, TaskView};
 
 /// An `If-Match` / `If-None-Match` field value (RFC 9110 §8.8.3, §13.1): `*` or a list
@@ -150,31 +154,80 @@ fn not_modified(req: &Request, version: i32) -> bool {
     TagList::from_request(req, IF_NONE_MATCH).is_some_and(|tags| tags.matches_weakly(version))
 }
 
-/// Create a task owned by the caller.
-#[endpoint(tags("tasks"), security(("bearer" = [])), status_codes(201, 400, 401, 413, 415, 422, 429, 503))]
-pub async fn create(depot: &mut Depot, body: Payload<CreateTaskRequest>) -> Result<TaskCreated> {
+/// Create a task owned by the caller. With `Idempotency-Key`, a retry with the same key
+/// and body within 24 hours replays the first response (`Idempotent-Replayed: true`) and
+/// creates nothing; the same key with another body is a 422. A duplicate sent while the
+/// first is still running waits for it and then replays it.
+#[endpoint(tags("tasks"), security(("bearer" = [])), parameters(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the create safe to retry: per user, remembered 24 hours")), status_codes(201, 400, 401, 409, 413, 415, 422, 429, 503))]
+pub async fn create(
+    req: &mut Request,
+    depot: &mut Depot,
+    body: Payload<CreateTaskRequest>,
+) -> Result<Idempotent<TaskCreated>> {
     let state = app_state(depot)?;
     let caller = CurrentUser::from_depot(depot)?;
-    let task = tasks::create(&state.db, caller.id, TaskInput::try_from(body.0)?).await?;
-    metrics::counter!(TASKS_CREATED).increment(1);
-    // Committed: wake the change-feed streams of the owner (here and elsewhere).
-    state.feed.changed(caller.id).await;
-    tracing::info!(event = "task_create", user_id = %caller.id, task_id = %task.id, "task created");
-    Ok(TaskCreated(task.into()))
+    let claim = idempotent::claim(req, &state, Scope::Tasks(caller.id)).await?;
+    let input = TaskInput::try_from(body.0)?;
+    let Some(claim) = claim else {
+        let task = tasks::create(&state.db, caller.id, input).await?;
+        metrics::counter!(TASKS_CREATED).increment(1);
+        // Committed: wake the change-feed streams of the owner (here and elsewhere).
+        state.feed.changed(caller.id).await;
+        tracing::info!(event = "task_create", user_id = %caller.id, task_id = %task.id, "task created");
+        return Ok(Idempotent::Fresh(TaskCreated(task.into())));
+    };
+    let render = |task: &task::Model| {
+        let view = TaskView::from(task.clone());
+        idempotent::stored(
+            StatusCode::CREATED,
+            format!("/api/v1/tasks/{}", view.id),
+            Some(etag(view.version)),
+            &view,
+        )
+    };
+    match idempotency::create_task(&state.db, caller.id, &claim, input, render).await? {
+        Once::Created(task, response) => {
+            metrics::counter!(TASKS_CREATED).increment(1);
+            // Committed: wake the change-feed streams of the owner (here and elsewhere).
+            state.feed.changed(caller.id).await;
+            tracing::info!(event = "task_create", user_id = %caller.id, task_id = %task.id, "task created");
+            Ok(Idempotent::Stored {
+                response,
+                replayed: false,
+            })
+        }
+        Once::Replayed(response) => {
+            metrics::counter!(IDEMPOTENT_REPLAYS, "operation" => "create_task").increment(1);
+            tracing::info!(event = "task_create", outcome = "replayed", user_id = %caller.id, "idempotent create replayed");
+            Ok(Idempotent::Stored {
+                response,
+                replayed: true,
+            })
+        }
+    }
 }
 
-/// List the caller's tasks: filtered, sorted and paginated (at most 100 per page).
+/// List the caller's tasks: filtered, sorted and paginated (at most 100 per page), by
+/// `offset` or by the `cursor` a previous page returned as `next_cursor` (422 for a cursor
+/// that is altered, another user's, or from another sort or filter, or sent with `offset`).
 #[endpoint(tags("tasks"), security(("bearer" = [])), status_codes(200, 401, 422, 429, 503))]
 pub async fn list(depot: &mut Depot, query: Query<ListTasksQuery>) -> Result<Ok200<TaskPage>> {
     let state = app_state(depot)?;
     let caller = CurrentUser::from_depot(depot)?;
     let filter = TaskFilter::try_from(query.0)?;
-    let (items, total) = tasks::list(&state.db, caller.id, &filter).await?;
+    let (binding, key) = (filter.binding(caller.id), &state.jwt.derived.cursor);
+    let after = filter
+        .cursor
+        .as_deref()
+        .map(|raw| binding.decode(key, raw))
+        .transpose()?;
+    let page = tasks::list(&state.db, caller.id, &filter, after.as_ref()).await?;
     Ok(Ok200(TaskPage {
-        items: items.into_iter().map(TaskView::from).collect(),
-        total,
+        items: page.items.into_iter().map(TaskView::from).collect(),
+        total: page.total,
         limit: filter.limit,
         offset: filter.offset,
+        next_cursor: page.next.map(|position| binding.encode(key, &position)),
     }))
 }
 

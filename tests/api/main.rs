@@ -2,11 +2,13 @@
 
 mod admin;
 mod auth;
+mod cursors;
 mod errors;
 mod events;
 mod hardening_input;
 mod hardening_ops;
 mod helpers;
+mod idempotency;
 mod openapi;
 mod operations;
 mod replicas;
