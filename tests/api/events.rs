@@ -66,9 +66,17 @@ impl Stream {
         token: &str,
         last_event_id: Option<&str>,
     ) -> Result<Stream, StatusCode> {
-        let mut request = app
-            .client
-            .get(app.url("/api/v1/tasks/events"))
+        Self::connect(&app.client, &app.address, token, last_event_id).await
+    }
+
+    async fn connect(
+        client: &reqwest::Client,
+        address: &str,
+        token: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<Stream, StatusCode> {
+        let mut request = client
+            .get(format!("{address}/api/v1/tasks/events"))
             .bearer_auth(token);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
@@ -425,14 +433,26 @@ async fn streams_need_a_valid_token(backend: Backend) {
 
 both_backends!(idle_streams_carry_heartbeats);
 async fn idle_streams_carry_heartbeats(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.events.heartbeat_secs = 1).await;
+    let app = spawn_app_with(backend, |s| {
+        s.events.heartbeat_secs = 1;
+        // The request timeout covers the handler, not the stream it returns: a stream
+        // outlives it.
+        s.server.request_timeout_secs = 1;
+    })
+    .await;
     let (token, _, _) = app.new_user("quiet").await;
     let mut stream = Stream::open(&app, &token, None).await;
-    for _ in 0..2 {
+    for _ in 0..3 {
         let block = stream.next_block().await.expect("open");
         assert_eq!(block.comments, ["keep-alive"]);
         assert!(block.event.is_none());
     }
+    // Still live after three request timeouts.
+    let task = app.create_task(&token, json!({"title": "Late"})).await;
+    assert_eq!(
+        stream.next_event().await.json()["task_id"],
+        task_id(&task).as_str()
+    );
 }
 
 /// PostgreSQL only: replicas share one PostgreSQL in production; SQLite is the
@@ -496,4 +516,61 @@ async fn the_spec_documents_the_event_stream() {
             .iter()
             .any(|p| p["name"] == "Last-Event-ID" && p["in"] == "header")
     );
+}
+
+/// A real shutdown (the server's own sequence, not a direct call): open streams end with
+/// `reason: shutdown` and a retry hint as soon as draining starts, and the server stops
+/// long before its grace period, which open streams would otherwise hold to the end.
+#[tokio::test]
+async fn shutdown_ends_streams_and_is_not_held_by_them() {
+    let dir = std::env::temp_dir().join(format!("taskapi-feed-stop-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let _cleanup = crate::helpers::TempDir(dir.clone());
+    let mut settings =
+        crate::helpers::test_settings(format!("sqlite://{}/taskapi.db?mode=rwc", dir.display()));
+    settings.server.shutdown_grace_secs = 30;
+    let app = taskapi::startup::Application::build(settings)
+        .await
+        .expect("build");
+    let port = app.port();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let email = crate::helpers::unique_email("stopping");
+    let registered = client
+        .post(format!("{address}/api/v1/auth/register"))
+        .json(&json!({"name": "Stopping", "email": email, "password": crate::helpers::PASSWORD}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let login: Value = client
+        .post(format!("{address}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": crate::helpers::PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["access_token"].as_str().expect("token");
+    let mut stream = Stream::connect(&client, &address, token, None)
+        .await
+        .expect("stream opened");
+    assert!(stream.next_block().await.expect("opening").retry.is_some());
+    let started = tokio::time::Instant::now();
+    stop_tx.send(()).expect("server running");
+    let events = stream.until_closed().await;
+    let end = events.last().expect("an end event");
+    assert_eq!(end.json()["reason"], "shutdown");
+    assert!(end.retry.is_some());
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stopped well within its 30 s grace period")
+        .expect("server task")
+        .expect("clean stop");
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
