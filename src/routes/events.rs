@@ -30,8 +30,8 @@ use crate::entities::task_event;
 use crate::error::{AppError, Result};
 use crate::metrics::SSE_EVENTS_SENT;
 use crate::models::{events, users};
-use crate::routes::app_state;
 use crate::routes::guard::bearer_token;
+use crate::state::AppState;
 use crate::views::{StreamEnd, TaskEventData};
 
 /// Events read from the table at a time: the most a stream holds for a slow client.
@@ -272,9 +272,11 @@ impl EndpointOutRegister for EventStream {
     parameters(("Last-Event-ID" = Option<String>, Header, description = "The `id:` of the last event received: events after it are replayed, or `reset` is sent if they are no longer kept")),
     status_codes(200, 401, 429, 503)
 )]
-pub async fn task_events(req: &mut Request, depot: &mut Depot) -> Result<EventStream> {
-    let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
+pub async fn task_events(
+    req: &mut Request,
+    state: AppState,
+    caller: CurrentUser,
+) -> Result<EventStream> {
     if req.method() == Method::HEAD {
         return Ok(EventStream(None));
     }

@@ -16,6 +16,7 @@ use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, Repla
 use crate::routes::app_state;
 use crate::routes::idempotent::{self, Idempotent};
 use crate::routes::responses::{NoContent, Ok200, TaskCreated, TaskReply, etag};
+use crate::state::AppState;
 use crate::views::{TaskPage, TaskView};
 
 /// An `If-Match` / `If-None-Match` field value (RFC 9110 §8.8.3, §13.1): `*` or a list
@@ -233,9 +234,12 @@ pub async fn list(depot: &mut Depot, query: Query<ListTasksQuery>) -> Result<Ok2
 
 /// Fetch one of the caller's tasks. Honours `If-None-Match` (304).
 #[endpoint(tags("tasks"), security(("bearer" = [])), parameters(("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 304 if one names the current version (weak comparison)")), status_codes(200, 304, 401, 404, 429, 503))]
-pub async fn get(req: &mut Request, depot: &mut Depot, id: ResourceId) -> Result<TaskReply> {
-    let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
+pub async fn get(
+    req: &mut Request,
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+) -> Result<TaskReply> {
     let task = tasks::get(&state.db, caller.id, id.0).await?;
     if not_modified(req, task.version) {
         return Ok(TaskReply::NotModified(task.version));
@@ -245,12 +249,11 @@ pub async fn get(req: &mut Request, depot: &mut Depot, id: ResourceId) -> Result
 
 async fn apply(
     req: &Request,
-    depot: &Depot,
+    state: &AppState,
+    caller: &CurrentUser,
     id: ResourceId,
     changes: TaskChanges,
 ) -> Result<TaskReply> {
-    let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
     let expected = expected_version(req, &state.db, caller.id, id.0).await?;
     let task = tasks::update(&state.db, caller.id, id.0, changes, expected).await?;
     metrics::counter!(TASKS_UPDATED).increment(1);
@@ -264,31 +267,36 @@ async fn apply(
 #[endpoint(tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
 pub async fn replace(
     req: &mut Request,
-    depot: &mut Depot,
+    state: AppState,
+    caller: CurrentUser,
     id: ResourceId,
     body: Payload<ReplaceTaskRequest>,
 ) -> Result<TaskReply> {
     let changes = TaskChanges::from(TaskInput::try_from(body.0)?);
-    apply(req, depot, id, changes).await
+    apply(req, &state, &caller, id, changes).await
 }
 
 /// Change some fields of a task; `null` clears `description` or `due_date`. Honours `If-Match` (412).
 #[endpoint(tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
 pub async fn patch(
     req: &mut Request,
-    depot: &mut Depot,
+    state: AppState,
+    caller: CurrentUser,
     id: ResourceId,
     body: Payload<PatchTaskRequest>,
 ) -> Result<TaskReply> {
     let changes = TaskChanges::try_from(body.0)?;
-    apply(req, depot, id, changes).await
+    apply(req, &state, &caller, id, changes).await
 }
 
 /// Delete a task. Honours `If-Match` (412).
 #[endpoint(tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(204, 401, 404, 412, 429, 503))]
-pub async fn delete(req: &mut Request, depot: &mut Depot, id: ResourceId) -> Result<NoContent> {
-    let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
+pub async fn delete(
+    req: &mut Request,
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+) -> Result<NoContent> {
     let expected = expected_version(req, &state.db, caller.id, id.0).await?;
     tasks::delete(&state.db, caller.id, id.0, expected).await?;
     metrics::counter!(TASKS_DELETED).increment(1);
