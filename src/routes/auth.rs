@@ -16,10 +16,10 @@ use crate::models::users::{self, NewUser};
 use crate::requests::{
     ChangePasswordRequest, LoginRequest, RefreshRequest, RegisterRequest, UpdateMeRequest,
 };
+use crate::routes::client_ip;
 use crate::routes::guard::write_exhausted;
 use crate::routes::idempotent::{self, Idempotent};
 use crate::routes::responses::{Created, NoContent, Ok200};
-use crate::routes::{app_state, client_ip};
 use crate::state::AppState;
 use crate::telemetry::email_tag;
 use crate::views::{TokenResponse, UserView};
@@ -31,10 +31,9 @@ use crate::views::{TokenResponse, UserView};
 #[endpoint(tags("auth"), parameters(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the registration safe to retry; remembered 24 hours")), status_codes(201, 400, 409, 413, 415, 422, 429, 503))]
 pub async fn register(
     req: &mut Request,
-    depot: &mut Depot,
+    state: AppState,
     body: Payload<RegisterRequest>,
 ) -> Result<Idempotent<Created<UserView>>> {
-    let state = app_state(depot)?;
     let claim = idempotent::claim(req, &state, Scope::Register).await?;
     let new = NewUser::try_from(body.0)?;
     let tag = email_tag(&new.email);

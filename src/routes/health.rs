@@ -8,7 +8,7 @@ use salvo::prelude::*;
 
 use crate::db;
 use crate::error::UNAVAILABLE_RETRY_AFTER_SECS;
-use crate::routes::app_state;
+use crate::state::AppState;
 use crate::views::HealthView;
 
 const READY_DB_TIMEOUT: Duration = Duration::from_secs(2);
@@ -45,7 +45,7 @@ fn unavailable(
 /// 503 otherwise or while draining. Read-only: the probe never writes to the database.
 #[endpoint(tags("health"), status_codes(200, 503), responses((status_code = 200, body = HealthView), (status_code = 503, body = HealthView)))]
 pub async fn ready(depot: &mut Depot, res: &mut Response) {
-    let (status, view) = match app_state(depot) {
+    let (status, view) = match AppState::from_depot(depot) {
         Ok(state) if state.is_draining() => unavailable("draining", None, None),
         Ok(state) => {
             let database = tokio::time::timeout(READY_DB_TIMEOUT, async {

@@ -17,10 +17,6 @@ use salvo::prelude::*;
 use crate::error::AppError;
 use crate::state::AppState;
 
-pub fn app_state(depot: &Depot) -> Result<AppState, AppError> {
-    app_state_ref(depot).cloned()
-}
-
 pub fn app_state_ref(depot: &Depot) -> Result<&AppState, AppError> {
     AppState::from_depot(depot)
 }

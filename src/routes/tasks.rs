@@ -13,7 +13,6 @@ use crate::metrics::{IDEMPOTENT_REPLAYS, TASKS_CREATED, TASKS_DELETED, TASKS_UPD
 use crate::models::idempotency::{self, Once, Scope};
 use crate::models::tasks::{self, TaskChanges, TaskFilter, TaskInput};
 use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, ReplaceTaskRequest};
-use crate::routes::app_state;
 use crate::routes::idempotent::{self, Idempotent};
 use crate::routes::responses::{NoContent, Ok200, TaskCreated, TaskReply, etag};
 use crate::state::AppState;
@@ -162,11 +161,10 @@ fn not_modified(req: &Request, version: i32) -> bool {
 #[endpoint(tags("tasks"), security(("bearer" = [])), parameters(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the create safe to retry: per user, remembered 24 hours")), status_codes(201, 400, 401, 409, 413, 415, 422, 429, 503))]
 pub async fn create(
     req: &mut Request,
-    depot: &mut Depot,
+    state: AppState,
+    caller: CurrentUser,
     body: Payload<CreateTaskRequest>,
 ) -> Result<Idempotent<TaskCreated>> {
-    let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
     let claim = idempotent::claim(req, &state, Scope::Tasks(caller.id)).await?;
     let input = TaskInput::try_from(body.0)?;
     let Some(claim) = claim else {
@@ -212,9 +210,11 @@ pub async fn create(
 /// `offset` or by the `cursor` a previous page returned as `next_cursor` (422 for a cursor
 /// that is altered, another user's, or from another sort or filter, or sent with `offset`).
 #[endpoint(tags("tasks"), security(("bearer" = [])), status_codes(200, 401, 422, 429, 503))]
-pub async fn list(depot: &mut Depot, query: Query<ListTasksQuery>) -> Result<Ok200<TaskPage>> {
-    let state = app_state(depot)?;
-    let caller = CurrentUser::from_depot(depot)?;
+pub async fn list(
+    state: AppState,
+    caller: CurrentUser,
+    query: Query<ListTasksQuery>,
+) -> Result<Ok200<TaskPage>> {
     let filter = TaskFilter::try_from(query.0)?;
     let (binding, key) = (filter.binding(caller.id), &state.jwt.derived.cursor);
     let after = filter
