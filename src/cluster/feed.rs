@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::cluster::RedisLink;
 use crate::metrics::SSE_STREAMS_OPEN;
+use crate::sync::lock;
 
 const CHANNEL: &str = "task-events";
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -90,7 +91,7 @@ impl Feed {
 
     fn users(&self) -> MutexGuard<'_, HashMap<Uuid, UserStreams>> {
         // The map stays consistent even if a holder panicked: every update is one step.
-        self.users.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.users)
     }
 
     /// Registers a stream of `user`; `None` when the user already has the maximum open
