@@ -1,10 +1,12 @@
 //! Prometheus metrics: HTTP RED metrics by route template, auth and task counters,
 //! DB pool gauges and build info.
 
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use salvo::http::Method;
 use salvo::oapi::{OpenApi, PathItemType};
@@ -63,6 +65,12 @@ const DURATION_BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+/// Set once the global recorder is installed: metric handles resolved before that are
+/// no-ops for good, so the per-route handle cache (`RouteSeries`) only fills after it.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// How often histogram samples are folded into their buckets (what `install()` of the
+/// exporter's builder would do; `build_recorder` leaves it to the caller).
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Installs the global recorder once per process and returns its handle.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -76,6 +84,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     // Another thread may have won the race; only the winner's recorder is installed.
     if HANDLE.set(handle.clone()).is_ok() {
         metrics::set_global_recorder(recorder)?;
+        INSTALLED.store(true, Ordering::Release);
         describe();
         gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     }
@@ -83,6 +92,18 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .get()
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("metrics handle missing"))
+}
+
+/// Folds recorded histogram samples into their buckets every `every`. Without it each
+/// sample (a value and an `Instant`, 24 bytes) stays queued until the next scrape: a
+/// service nobody scrapes grows by that much per request, without bound.
+pub async fn upkeep_periodically(handle: PrometheusHandle, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
 }
 
 fn describe() {
@@ -159,38 +180,157 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// The HTTP series of one route template, resolved once: building a metric key (label
+/// strings, hashing, a registry lookup) on every request cost more than the rest of the
+/// metrics work together. Routes are templates and statuses come from the service, so the
+/// set is bounded like the series themselves.
+struct RouteSeries {
+    /// `/` + the matched route template.
+    label: String,
+    durations: RwLock<Vec<(&'static str, Histogram)>>,
+    requests: RwLock<Vec<(&'static str, u16, Counter)>>,
+}
+
+impl RouteSeries {
+    fn record(&self, method: &'static str, status: u16, elapsed: f64) {
+        let counter = cached(
+            &self.requests,
+            |(m, s, _)| *m == method && *s == status,
+            || {
+                let c = counter!(HTTP_REQUESTS, "method" => method, "route" => self.label.clone(), "status" => status.to_string());
+                (method, status, c)
+            },
+        );
+        counter.2.increment(1);
+        let duration = cached(
+            &self.durations,
+            |(m, _)| *m == method,
+            || {
+                (
+                    method,
+                    histogram!(HTTP_DURATION, "method" => method, "route" => self.label.clone()),
+                )
+            },
+        );
+        duration.1.record(elapsed);
+    }
+}
+
+/// The entry of `list` that `found` picks, made (once) by `make` if there is none.
+fn cached<T: Clone>(
+    list: &RwLock<Vec<T>>,
+    found: impl Fn(&T) -> bool,
+    make: impl FnOnce() -> T,
+) -> T {
+    if let Some(hit) = list
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|entry| found(entry))
+    {
+        return hit.clone();
+    }
+    let mut list = list.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(hit) = list.iter().find(|entry| found(entry)) {
+        return hit.clone();
+    }
+    let made = make();
+    list.push(made.clone());
+    made
+}
+
+type RouteTable = RwLock<HashMap<String, Arc<RouteSeries>>>;
+
+fn routes() -> &'static RouteTable {
+    static ROUTES: OnceLock<RouteTable> = OnceLock::new();
+    ROUTES.get_or_init(RouteTable::default)
+}
+
+/// The cached series of `matched` (a route template without its leading `/`); `None` for
+/// unmatched requests (their label depends on the status) and before `install`.
+fn route_series(matched: &str) -> Option<Arc<RouteSeries>> {
+    if matched.is_empty() || !INSTALLED.load(Ordering::Acquire) {
+        return None;
+    }
+    if let Some(hit) = routes()
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(matched)
+    {
+        return Some(hit.clone());
+    }
+    let mut table = routes().write().unwrap_or_else(PoisonError::into_inner);
+    let entry = table.entry(matched.to_string()).or_insert_with(|| {
+        Arc::new(RouteSeries {
+            label: format!("/{matched}"),
+            durations: RwLock::default(),
+            requests: RwLock::default(),
+        })
+    });
+    Some(entry.clone())
+}
+
+fn in_flight() -> Gauge {
+    static IN_FLIGHT: OnceLock<Gauge> = OnceLock::new();
+    if !INSTALLED.load(Ordering::Acquire) {
+        return gauge!(HTTP_IN_FLIGHT);
+    }
+    IN_FLIGHT.get_or_init(|| gauge!(HTTP_IN_FLIGHT)).clone()
+}
+
+/// The route label of a request: the matched route template, never a raw path; requests
+/// no route matched are `unmatched` when they end in 404, 405 or 499.
+pub fn route_label(matched: &str, status: u16) -> String {
+    match matched {
+        "" if matches!(status, 404 | 405 | STATUS_CANCELLED) => "unmatched".to_string(),
+        path => format!("/{path}"),
+    }
+}
+
 /// One request in flight. Finish it with its status; if it is dropped unfinished (the
 /// client disconnected and the server cancelled the handler) it still leaves the in-flight
 /// gauge and is counted with status 499, so the gauge cannot leak.
 pub struct RequestTimer {
     started: Instant,
     method: &'static str,
-    route: String,
+    /// The matched route template (without its leading `/`), for unmatched requests only:
+    /// matched ones carry their resolved series instead.
+    matched: String,
+    series: Option<Arc<RouteSeries>>,
     finished: bool,
 }
 
-/// `route` is the label used if the request is cancelled before it finishes.
-pub fn request_started(method: &'static str, route: String) -> RequestTimer {
-    gauge!(HTTP_IN_FLIGHT).increment(1.0);
+/// `matched` is the request's matched route template (`Request::matched_path`).
+pub fn request_started(method: &'static str, matched: &str) -> RequestTimer {
+    in_flight().increment(1.0);
+    let series = route_series(matched);
     RequestTimer {
         started: Instant::now(),
         method,
-        route,
+        matched: if series.is_some() {
+            String::new()
+        } else {
+            matched.to_string()
+        },
+        series,
         finished: false,
     }
 }
 
 impl RequestTimer {
-    pub fn finish(mut self, route: String, status: u16) {
-        self.route = route;
+    pub fn finish(mut self, status: u16) {
         self.record(status);
     }
 
     fn record(&mut self, status: u16) {
         self.finished = true;
-        gauge!(HTTP_IN_FLIGHT).decrement(1.0);
+        in_flight().decrement(1.0);
         let elapsed = self.started.elapsed().as_secs_f64();
-        let route = std::mem::take(&mut self.route);
+        if let Some(series) = &self.series {
+            series.record(self.method, status, elapsed);
+            return;
+        }
+        let route = route_label(&self.matched, status);
         counter!(HTTP_REQUESTS, "method" => self.method, "route" => route.clone(), "status" => status.to_string())
             .increment(1);
         histogram!(HTTP_DURATION, "method" => self.method, "route" => route).record(elapsed);

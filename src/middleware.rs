@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
-use salvo::http::{HeaderValue, StatusCode, Version, header};
+use salvo::http::{HeaderName, HeaderValue, StatusCode, Version, header};
 use salvo::prelude::*;
 use sea_orm::DatabaseConnection;
 use tracing::Instrument;
@@ -16,6 +16,10 @@ use crate::metrics as app_metrics;
 use crate::state::AppState;
 
 pub const REQUEST_ID: &str = "x-request-id";
+// Names made once: a `&str` name is parsed and validated again on every insert.
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
+const CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
+const REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
 const FALLBACK_TIMEOUT_SECS: u64 = 30;
 /// How long the stall check's ping may take before the database counts as stalled.
 const STALL_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,14 +44,10 @@ fn capped(raw: &str, max: usize) -> Cow<'_, str> {
     }
 }
 
-/// The route label: the matched route template, never a raw path.
-fn route_label(matched: &str, status: u16) -> String {
-    match matched {
-        "" if matches!(status, 404 | 405 | app_metrics::STATUS_CANCELLED) => {
-            "unmatched".to_string()
-        }
-        path => format!("/{path}"),
-    }
+/// Health probes and scrapes, by matched route template (`is_probe_route` of its label,
+/// without building the label on every request).
+fn is_probe_template(matched: &str) -> bool {
+    matched == "metrics" || matched.starts_with("health/")
 }
 
 enum Outcome {
@@ -71,8 +71,10 @@ async fn run_bounded(
         };
         loop {
             tokio::time::sleep(after).await;
+            // Boxed: the ping future is large, and unboxed it would be part of every
+            // request's future (copied each time that future moves) though it rarely runs.
             if !matches!(
-                tokio::time::timeout(STALL_PROBE_TIMEOUT, db.ping()).await,
+                tokio::time::timeout(STALL_PROBE_TIMEOUT, Box::pin(db.ping())).await,
                 Ok(Ok(()))
             ) {
                 return;
@@ -119,12 +121,12 @@ pub async fn request_context(
 ) {
     let request_id = req
         .headers()
-        .get(REQUEST_ID)
+        .get(&REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(sanitize_request_id)
         .map_or_else(|| Uuid::now_v7().to_string(), str::to_string);
     let method = app_metrics::method_label(req.method());
-    let probe = app_metrics::is_probe_route(&route_label(req.matched_path(), 200));
+    let probe = is_probe_template(req.matched_path());
     // Probes get a debug-level span: the span's own start/end lines are written at its level.
     macro_rules! request_span {
         ($level:expr) => {
@@ -163,12 +165,7 @@ pub async fn request_context(
         }
         Err(_) => (Duration::from_secs(FALLBACK_TIMEOUT_SECS), None),
     };
-    let timer = (!probe).then(|| {
-        app_metrics::request_started(
-            method,
-            route_label(req.matched_path(), app_metrics::STATUS_CANCELLED),
-        )
-    });
+    let timer = (!probe).then(|| app_metrics::request_started(method, req.matched_path()));
     let mut cancel_log = CancelLog {
         span: span.clone(),
         armed: true,
@@ -209,7 +206,7 @@ pub async fn request_context(
         }
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(REQUEST_ID, value);
+        res.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     // While draining, every HTTP/1 response closes its connection, so keep-alive clients
     // reconnect (through the load balancer, to another instance) instead of reusing a
@@ -223,15 +220,16 @@ pub async fn request_context(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
-    let route = route_label(req.matched_path(), status.as_u16());
     if let Some(timer) = timer {
-        timer.finish(route.clone(), status.as_u16());
+        timer.finish(status.as_u16());
     }
+    // Field values are only evaluated when the line is enabled: no label is built otherwise.
+    let route = || app_metrics::route_label(req.matched_path(), status.as_u16());
     span.in_scope(|| {
         if probe {
-            tracing::debug!(status = status.as_u16(), route = %route, "request completed");
+            tracing::debug!(status = status.as_u16(), route = %route(), "request completed");
         } else {
-            tracing::info!(status = status.as_u16(), route = %route, "request completed");
+            tracing::info!(status = status.as_u16(), route = %route(), "request completed");
         }
     });
 }
@@ -240,11 +238,8 @@ pub async fn request_context(
 #[handler]
 pub async fn security_headers(res: &mut Response) {
     let headers = res.headers_mut();
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert(CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
 }
 
 /// Every API response is personal (tokens, profiles, a user's own tasks): no cache, shared
@@ -254,8 +249,8 @@ pub async fn security_headers(res: &mut Response) {
 #[handler]
 pub async fn api_headers(res: &mut Response) {
     let headers = res.headers_mut();
-    headers.insert("cache-control", HeaderValue::from_static("no-store"));
-    headers.insert("pragma", HeaderValue::from_static("no-cache"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
 /// The front end has no inline code, so it can run under a strict policy.

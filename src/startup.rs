@@ -351,7 +351,12 @@ impl Application {
             state.db.clone(),
             idempotency::PURGE_EVERY,
         ));
+        let upkeep = tokio::spawn(app_metrics::upkeep_periodically(
+            self.metrics.clone(),
+            app_metrics::UPKEEP_EVERY,
+        ));
         server.serve(service(router, &state)).await;
+        upkeep.abort();
         purge.abort();
         purge_keys.abort();
         prune.abort();

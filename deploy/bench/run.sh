@@ -8,7 +8,9 @@
 # POOL (server DB pool size, 16), USERS (64), TASKS_PER_USER (100), PGBENCH_SCALE (10),
 # PG_SSLMODE (prefer: the server's URL and pgbench both use libpq/sqlx's default, which is TLS
 # when the server offers it, as Debian's does; "disable" turns TLS off for both),
-# BENCH_PORT (18080), TASKAPI_BIN (default target/release/taskapi), PERF=1 (extra
+# BENCH_PORT (18080), TASKAPI_BIN (default target/release/taskapi), PROBE_BIN (default
+# target/release/examples/stack_probe: the stack-ceiling probe, run on BENCH_PORT+2 against
+# the same database with the same tokens right after the GET scenario; PROBE=0 skips it), PERF=1 (extra
 # profiled read and write runs with `perf record`; needs linux-perf and a binary with symbols),
 # KEEP_DB=1 (keep the scratch databases).
 #
@@ -27,6 +29,9 @@ TASKS_PER_USER=${TASKS_PER_USER:-100}
 PGBENCH_SCALE=${PGBENCH_SCALE:-10}
 PORT=${BENCH_PORT:-18080}
 BIN=${TASKAPI_BIN:-$ROOT/target/release/taskapi}
+PROBE_BIN=${PROBE_BIN:-$ROOT/target/release/examples/stack_probe}
+PROBE_PORT=$((PORT + 2))
+PROBE_PID=""
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${BENCH_OUT:-$HERE/results/$STAMP}
 PG_SSLMODE=${PG_SSLMODE:-prefer}
@@ -53,6 +58,7 @@ SECS=$(duration_secs "$DURATION")
 cleanup() {
   local rc=$?
   if [[ -n "$WATCH_PID" ]]; then kill "$WATCH_PID" 2>/dev/null || true; fi
+  if [[ -n "$PROBE_PID" ]]; then kill "$PROBE_PID" 2>/dev/null || true; fi
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
@@ -119,12 +125,35 @@ stop_rss() {
   echo "$(( hwm > sampled ? hwm : sampled ))" >"$OUT/rss-$1.peak"
 }
 
-wrk_run() { # name script threads conns [duration]
-  local name=$1 script=$2 threads=$3 conns=$4 dur=${5:-$DURATION}
+wrk_run() { # name script threads conns [duration [port]]
+  local name=$1 script=$2 threads=$3 conns=$4 dur=${5:-$DURATION} port=${6:-$PORT}
   note_interference "wrk-$name"
-  log "wrk $name: -t$threads -c$conns -d$dur"
+  log "wrk $name: -t$threads -c$conns -d$dur (port $port)"
   wrk -t"$threads" -c"$conns" -d"$dur" --timeout 10s --latency \
-    -s "$HERE/lua/$script" "http://127.0.0.1:$PORT" >"$OUT/wrk-$name.txt" 2>&1
+    -s "$HERE/lua/$script" "http://127.0.0.1:$port" >"$OUT/wrk-$name.txt" 2>&1
+}
+
+# The stack-ceiling probe (deploy/bench/stack_probe.rs): same token check, same SELECT,
+# same JSON, nothing else. Same database, pool size and secret as the server; taskapi
+# stays up but idle meanwhile.
+probe_run() {
+  if [[ "${PROBE:-1}" == 0 ]]; then return; fi
+  if [[ ! -x "$PROBE_BIN" ]]; then
+    log "no probe binary at $PROBE_BIN (cargo build --release --example stack_probe); skipping the probe"
+    return
+  fi
+  (cd "$ROOT" && PROBE_PORT=$PROBE_PORT exec "$PROBE_BIN") >"$OUT/probe.out" 2>&1 &
+  PROBE_PID=$!
+  for _ in $(seq 1 100); do
+    (echo >"/dev/tcp/127.0.0.1/$PROBE_PORT") 2>/dev/null && break
+    sleep 0.1
+  done
+  wrk_run probe-warmup get_task.lua 2 "$CONNS" 3s "$PROBE_PORT"
+  wrk_run probe get_task.lua 2 "$CONNS" "$DURATION" "$PROBE_PORT"
+  grep -E 'Requests/sec|Non-2xx|Socket errors' "$OUT/wrk-probe.txt" >&2 || true
+  kill -TERM "$PROBE_PID" 2>/dev/null || true
+  wait "$PROBE_PID" 2>/dev/null || true
+  PROBE_PID=""
 }
 
 # Other CPU-heavy work on the 2 cores (builds, tests) skews every number: record it per scenario.
@@ -243,6 +272,7 @@ for spec in "get get_task.lua" "list list_tasks.lua" "patch patch_task.lua" "cre
   sleep 2
   echo "$(( $(db_xacts) - X0 - 1 ))" >"$OUT/xacts-$name.txt"
   grep -E 'Requests/sec|Non-2xx|Socket errors' "$OUT/wrk-$name.txt" >&2 || true
+  if [[ "$name" == get ]]; then probe_run; fi
 done
 
 # Ceiling of the HTTP stack alone (no database, no auth): GET /health/live. Info only.

@@ -2,7 +2,7 @@
 //! Each map is bounded in entries (least recently used go first) and keys are short
 //! (emails arrive hashed), so memory is bounded whatever clients send.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::policy::EvictionPolicy;
@@ -27,7 +27,9 @@ struct Failures {
 }
 
 pub struct MemoryStore {
-    windows: Cache<String, Counter>,
+    /// One cell per key, made when its window opens; the cache's time to live is one
+    /// window, so an entry leaves when the window it counts ends.
+    windows: Cache<String, Arc<Mutex<Counter>>>,
     failures: Cache<String, Failures>,
     accounts: Cache<String, Counter>,
     known: Cache<String, ()>,
@@ -77,23 +79,31 @@ impl MemoryStore {
     }
 
     /// Counts one request in `key`'s fixed window: (count including this one, ms left).
+    /// A hit only looks the cell up and locks it: an upsert through the cache's entry API
+    /// (a key copy, a per-key lock, a re-insert) cost several times as much, on every
+    /// authenticated request.
     pub fn window_hit(&self, key: &str, window_ms: u64) -> (u64, u64) {
         let window = Duration::from_millis(window_ms);
         let now = Instant::now();
-        let counter = self
-            .windows
-            .entry(key.to_string())
-            .and_upsert_with(|current| match current.map(|entry| entry.into_value()) {
-                Some(counter) if now.duration_since(counter.started) < window => Counter {
-                    count: counter.count + 1,
-                    ..counter
-                },
-                _ => Counter {
-                    started: now,
-                    count: 1,
-                },
-            })
-            .into_value();
+        let fresh = || {
+            Arc::new(Mutex::new(Counter {
+                started: now,
+                count: 0,
+            }))
+        };
+        let cell = match self.windows.get(key) {
+            Some(cell) => cell,
+            None => self.windows.get_with(key.to_string(), fresh),
+        };
+        let mut counter = lock(&cell);
+        // The entry normally leaves with its window; a cell still held past that starts over.
+        if now.duration_since(counter.started) >= window {
+            *counter = Counter {
+                started: now,
+                count: 0,
+            };
+        }
+        counter.count += 1;
         let left = window.saturating_sub(now.duration_since(counter.started));
         (counter.count, millis(left))
     }

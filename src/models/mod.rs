@@ -3,6 +3,7 @@
 pub mod events;
 pub mod idempotency;
 pub mod sessions;
+pub mod task_by_id;
 pub mod task_cursor;
 pub mod tasks;
 pub mod txn;

@@ -217,9 +217,7 @@ pub async fn create<C: ConnectionTrait + TransactionTrait>(
 }
 
 pub async fn get(db: &DatabaseConnection, owner: Uuid, id: Uuid) -> Result<task::Model> {
-    task::Entity::find_by_id(id)
-        .filter(task::Column::UserId.eq(owner))
-        .one(db)
+    crate::models::task_by_id::find(db, owner, id)
         .await?
         .ok_or(NOT_FOUND)
 }

@@ -3,8 +3,8 @@
 //! handler has to check roles; `limit_by_ip` spends the client address's budget on the
 //! unauthenticated auth routes. Every response they touch carries `RateLimit-*` headers.
 
-use salvo::http::HeaderValue;
 use salvo::http::header::AUTHORIZATION;
+use salvo::http::{HeaderName, HeaderValue};
 use salvo::prelude::*;
 
 use crate::auth::CurrentUser;
@@ -55,7 +55,7 @@ async fn resolve(
     let token = bearer_token(req)?;
     let claims = state
         .jwt
-        .verify(token)
+        .verify_access(token)
         .map_err(|_| AppError::Unauthorized("Invalid or expired token."))?;
     // The token alone is not enough: a deleted, deactivated or since-revoked user must
     // stop working at once, so the current state of the account is checked every time.
@@ -146,25 +146,27 @@ pub async fn limit_by_ip(
     }
 }
 
+// Names made once: a `&str` name is parsed and validated again on every insert.
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
 /// `RateLimit-*` headers (IETF draft) describing the caller's remaining budget.
 pub fn write_quota(res: &mut Response, quota: &Quota) {
     let headers = res.headers_mut();
-    headers.insert("ratelimit-limit", HeaderValue::from(quota.limit));
-    headers.insert("ratelimit-remaining", HeaderValue::from(quota.remaining));
-    headers.insert("ratelimit-reset", HeaderValue::from(quota.reset_secs));
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(quota.limit));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(quota.remaining));
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(quota.reset_secs));
 }
 
 /// The headers of the limit that refused a request: nothing left, back at `Retry-After`.
 pub fn write_exhausted(res: &mut Response, refusal: &Exhausted) {
     let headers = res.headers_mut();
     // A refusal by a lock (not a counted window) says nothing of another budget.
-    headers.remove("ratelimit-limit");
+    headers.remove(RATELIMIT_LIMIT);
     if let Some(limit) = refusal.limit {
-        headers.insert("ratelimit-limit", HeaderValue::from(limit));
+        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limit));
     }
-    headers.insert("ratelimit-remaining", HeaderValue::from(0u32));
-    headers.insert(
-        "ratelimit-reset",
-        HeaderValue::from(refusal.retry_after_secs),
-    );
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(0u32));
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(refusal.retry_after_secs));
 }
