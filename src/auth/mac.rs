@@ -1,35 +1,28 @@
-//! HMAC-SHA256 (RFC 2104) over `sha2`, and the purpose-bound keys derived from the token
-//! signing secret. One configured secret serves every replica; deriving a separate key
-//! per purpose means a value signed for one use (a list cursor) can never pass as another
-//! (a request fingerprint, a token).
+//! HMAC-SHA256 (RFC 2104, through the `hmac` crate) and the purpose-bound keys derived
+//! from the token signing secret. One configured secret serves every replica; deriving a
+//! separate key per purpose means a value signed for one use (a list cursor) can never
+//! pass as another (a request fingerprint, a token).
 
-use sha2::{Digest, Sha256};
-
-const BLOCK: usize = 64;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 /// HMAC-SHA256 of the concatenation of `parts` under `key`.
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
+    // HMAC takes a key of any length (a long one is hashed first), so this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        unreachable!("HMAC accepts keys of every length");
+    };
     for part in parts {
-        inner.update(part);
+        mac.update(part);
     }
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    mac.finalize().into_bytes().into()
 }
 
 /// Equality that takes the same time wherever the first difference is, so a forger
 /// cannot learn a tag byte by byte from response times.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 /// Keys derived from the signing secret, one per purpose.
