@@ -25,10 +25,14 @@ pub async fn find(
     id: Uuid,
 ) -> Result<Option<task::Model>, DbErr> {
     if db.get_database_backend() != DatabaseBackend::Postgres {
-        return task::Entity::find_by_id(id)
-            .filter(task::Column::UserId.eq(owner))
-            .one(db)
-            .await;
+        // Boxed: unboxed, this large future would size (and be copied with) every call's
+        // future, PostgreSQL ones included.
+        return Box::pin(
+            task::Entity::find_by_id(id)
+                .filter(task::Column::UserId.eq(owner))
+                .one(db),
+        )
+        .await;
     }
     let row = sqlx::query(POSTGRES_SQL)
         .bind(id)
