@@ -363,3 +363,42 @@ async fn expired_keys_are_ignored_then_purged_in_bounded_batches(backend: Backen
         .collect();
     assert_eq!(remaining, [json!("e-1")]);
 }
+
+/// The spec tells clients about both features: the key parameter and the replay header on
+/// both creates, and the cursor parameter and `next_cursor` on the listing.
+#[tokio::test]
+async fn spec_documents_keys_replays_and_cursors() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let spec = app.get("/apidocs/openapi.json", None).await.body;
+    for path in ["/api/v1/tasks", "/api/v1/auth/register"] {
+        let post = &spec["paths"][path]["post"];
+        let key = post["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .unwrap_or_else(|| panic!("{path} documents Idempotency-Key"));
+        assert_eq!(key["in"], "header");
+        assert_eq!(key["schema"]["pattern"], "^[!-~]{1,255}$");
+        assert!(
+            post["responses"]["201"]["headers"]["Idempotent-Replayed"].is_object(),
+            "{path} documents the replay header"
+        );
+        assert!(post["responses"]["422"].is_object());
+    }
+    assert!(spec["paths"]["/api/v1/tasks"]["post"]["responses"]["409"].is_object());
+    let list = &spec["paths"]["/api/v1/tasks"]["get"];
+    assert!(
+        list["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .any(|p| p["name"] == "cursor" && p["in"] == "query")
+    );
+    let reference = list["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        .as_str()
+        .expect("page schema reference");
+    let name = reference.rsplit('/').next().expect("schema name");
+    let page = &spec["components"]["schemas"][name]["properties"];
+    assert!(page["next_cursor"].is_object(), "{page}");
+}
