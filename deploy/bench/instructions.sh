@@ -11,7 +11,8 @@
 #
 # Knobs: REQUESTS (2000), WARMUP (100), TASKAPI_BIN (target/release/taskapi; build it with
 # CARGO_PROFILE_RELEASE_STRIP=false so callgrind_annotate can name functions), PG_SSLMODE
-# (prefer, as run.sh), BENCH_PORT (18090), TOP (25 functions per phase in the profiles).
+# (prefer, as run.sh), BENCH_PORT (18090), TOP (25 functions per phase in the profiles),
+# BENCH_GIT (the revision to print, for a binary not built from this checkout).
 # Server settings are run.sh's (log level warn, limits raised, in-memory limiter, pool 16).
 #
 # Output in deploy/bench/results/instr-<timestamp>/: callgrind.out.<pid>.<n> per phase,
@@ -58,7 +59,7 @@ log "results in $OUT"
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "valgrind: $(valgrind --version)"
   echo "taskapi binary: $BIN ($(stat -c %s "$BIN") bytes, built $(date -u -r "$BIN" +%Y-%m-%dT%H:%M:%SZ))"
-  echo "git: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty tree)')"
+  echo "git: ${BENCH_GIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty tree)')}"
   echo "requests per kind: $REQUESTS after $WARMUP warm-up; one keep-alive connection; PostgreSQL sslmode=$PG_SSLMODE"
 } >"$OUT/machine.txt"
 
