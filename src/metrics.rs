@@ -397,13 +397,13 @@ fn register(api: &OpenApi) {
         counter!(REFRESHES, "outcome" => *outcome).increment(0);
     }
     counter!(REVOCATIONS_RECEIVED).increment(0);
-    for operation in IDEMPOTENT_OPERATIONS {
-        counter!(IDEMPOTENT_REPLAYS, "operation" => *operation).increment(0);
-    }
     for event in SSE_EVENT_NAMES {
         counter!(SSE_EVENTS_SENT, "event" => *event).increment(0);
     }
     gauge!(SSE_STREAMS_OPEN).increment(0.0);
+    for operation in IDEMPOTENT_OPERATIONS {
+        counter!(IDEMPOTENT_REPLAYS, "operation" => *operation).increment(0);
+    }
     for kind in LIMIT_KINDS {
         counter!(LIMIT_REFUSALS, "limit" => *kind).increment(0);
         counter!(LIMIT_FALLBACKS, "limit" => *kind).increment(0);
