@@ -38,6 +38,32 @@ function M.read_pairs(env_name)
   return rows
 end
 
+-- Reorders "<token> <x>" rows so that consecutive rows belong to different users (round
+-- robin over users, in first-seen order). seed.py writes each user's rows together; replayed
+-- in that order, the 64 connections would all write as one user at a time, which measures
+-- the per-user write lock of the change feed (models/events.rs) rather than the service.
+function M.interleave_by_user(rows)
+  local order, by_user = {}, {}
+  for _, row in ipairs(rows) do
+    if by_user[row[1]] == nil then
+      by_user[row[1]] = {}
+      order[#order + 1] = row[1]
+    end
+    table.insert(by_user[row[1]], row)
+  end
+  local out, round = {}, 1
+  while #out < #rows do
+    for _, token in ipairs(order) do
+      local row = by_user[token][round]
+      if row ~= nil then
+        out[#out + 1] = row
+      end
+    end
+    round = round + 1
+  end
+  return out
+end
+
 function M.json_headers(token)
   local h = { ["Content-Type"] = "application/json", ["Accept"] = "application/json" }
   if token ~= nil then

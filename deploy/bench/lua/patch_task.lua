@@ -15,7 +15,7 @@ local bodies = {
 
 function init(args)
   local reqs = {}
-  for i, row in ipairs(common.read_pairs("BENCH_TASKS_FILE")) do
+  for i, row in ipairs(common.interleave_by_user(common.read_pairs("BENCH_TASKS_FILE"))) do
     reqs[i] = wrk.format("PATCH", "/api/v1/tasks/" .. row[2], common.json_headers(row[1]),
       bodies[(i % #bodies) + 1])
   end
