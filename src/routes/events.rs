@@ -113,6 +113,9 @@ impl Feeder {
                 return None;
             }
             if self.backlog {
+                if let Some(last) = self.interrupted().await {
+                    return Some(last);
+                }
                 if let Err(err) = self.read().await {
                     return Some(self.failed(&err));
                 }
@@ -154,9 +157,36 @@ impl Feeder {
         }
     }
 
+    /// Between backlog batches, the checks the wait above makes. A stream that is always
+    /// behind (a slow reader of a busy account) never reaches that wait, and must still
+    /// end at shutdown, at its token's expiry and when the account's tokens are revoked,
+    /// rather than go on sending what was written after.
+    async fn interrupted(&mut self) -> Option<String> {
+        if *self.sub.shutdown.borrow() {
+            return Some(self.end(EndReason::Shutdown));
+        }
+        if Instant::now() >= self.expires_at {
+            return Some(self.end(EndReason::TokenExpired));
+        }
+        // Unsubscribed, a revocation elsewhere goes unheard: check the account per batch.
+        let recheck = self.sub.revoked.has_changed().unwrap_or(false) || self.sub.is_polling();
+        if recheck {
+            self.sub.revoked.borrow_and_update();
+            match self.still_authorized().await {
+                Ok(true) => {}
+                Ok(false) => return Some(self.end(EndReason::Revoked)),
+                Err(err) => return Some(self.failed(&err)),
+            }
+        }
+        None
+    }
+
     /// Queues the user's events after `last_id` (one batch), or `reset` if some of them
     /// were pruned before this stream sent them.
     async fn read(&mut self) -> Result<()> {
+        let rows = events::after(&self.db, self.user, self.last_id, BATCH).await?;
+        // The floor is read after the rows: a prune that commits between the two reads
+        // could otherwise have taken rows in (last_id, floor] out of `rows` unnoticed.
         let pruned_through = events::pruned_through(&self.db, self.user).await?;
         if pruned_through > self.last_id {
             let position = events::position(&self.db, self.user).await?;
@@ -165,7 +195,6 @@ impl Feeder {
             self.queue.push_back(reset_event(self.last_id));
             return Ok(());
         }
-        let rows = events::after(&self.db, self.user, self.last_id, BATCH).await?;
         self.backlog = rows.len() as u64 == BATCH;
         for row in &rows {
             metrics::counter!(SSE_EVENTS_SENT, "event" => events::Kind::event_name(&row.kind))
@@ -277,8 +306,12 @@ pub async fn task_events(
     state: AppState,
     caller: CurrentUser,
 ) -> Result<EventStream> {
-    if req.method() == Method::HEAD {
-        return Ok(EventStream(None));
+    if state.is_draining() || state.feed.is_shut_down() {
+        // A stream opened now would only get `end` with reason shutdown: send the client
+        // to another replica (the load balancer has stopped routing here) after a pause.
+        return Err(AppError::Unavailable(
+            "This server is shutting down; reconnect shortly.",
+        ));
     }
     // The guard checked the token; the stream also needs its expiry and version.
     let claims = state
@@ -291,6 +324,11 @@ pub async fn task_events(
         .ok_or(AppError::TooManyRequests {
             retry_after_secs: 5,
         })?;
+    if req.method() == Method::HEAD {
+        // Same status as GET (429 above when the user has no stream left), no body.
+        drop(sub);
+        return Ok(EventStream(None));
+    }
     // Subscribed first, then positioned: a change committed after this read wakes the
     // stream, one committed before it is in what the client fetches itself.
     let position = events::position(&state.db, caller.id).await?;

@@ -574,3 +574,79 @@ async fn shutdown_ends_streams_and_is_not_held_by_them() {
         .expect("clean stop");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// Writes `count` tasks for `owner` straight through the model (with their events), each
+/// with a description of `size` characters: quicker than HTTP, and not rate limited.
+async fn write_tasks(app: &TestApp, owner: &str, title: &str, count: usize, size: usize) {
+    use taskapi::entities::task::{Priority, Status};
+    use taskapi::models::tasks::{TaskInput, create};
+    let owner = Uuid::parse_str(owner).expect("user id");
+    for n in 0..count {
+        let input = TaskInput {
+            title: format!("{title} {n}"),
+            description: Some("d".repeat(size)),
+            status: Status::default(),
+            priority: Priority::default(),
+            due_date: None,
+        };
+        create(&app.state.db, owner, input).await.expect("task");
+    }
+}
+
+// Regression (outside attack): a stream that was always behind its backlog (a slow reader
+// of a busy account) read batch after batch without ever reaching the wait that checks
+// revocation, so it went on delivering events written after logout-all.
+both_backends!(a_stream_behind_its_backlog_still_ends_when_revoked);
+async fn a_stream_behind_its_backlog_still_ends_when_revoked(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, id, _) = app.new_user("backlog").await;
+    // ~11 MB of events, more than the socket buffers take while the client does not read,
+    // so the server is still working through the backlog when the account is revoked.
+    write_tasks(&app, &id, "before", 1_200, 9_500).await;
+    let mut stream = Stream::open(&app, &token, Some("0")).await;
+    assert_eq!(stream.next_event().await.name(), "task.created");
+    let reply = app
+        .request(Method::POST, "/api/v1/auth/logout-all", Some(&token), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    write_tasks(&app, &id, "after-revocation", 150, 10).await;
+    let events = stream.until_closed().await;
+    let end = events.last().expect("an end event");
+    assert_eq!(end.name(), "end");
+    assert_eq!(end.json()["reason"], "revoked");
+    let leaked = events
+        .iter()
+        .filter(|e| e.data.as_deref().unwrap_or("").contains("after-revocation"))
+        .count();
+    assert_eq!(leaked, 0, "events written after the revocation were sent");
+}
+
+// Regression (outside attack): HEAD answered 200 where GET answered 429.
+both_backends!(head_answers_like_get_when_the_user_has_no_stream_left);
+async fn head_answers_like_get_when_the_user_has_no_stream_left(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.events.max_streams_per_user = 1).await;
+    let (token, _, _) = app.new_user("head").await;
+    let head = app
+        .request(Method::HEAD, "/api/v1/tasks/events", Some(&token), None)
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
+    let _open = Stream::open(&app, &token, None).await;
+    let get = app.get("/api/v1/tasks/events", Some(&token)).await;
+    get.problem(429);
+    let head = app
+        .request(Method::HEAD, "/api/v1/tasks/events", Some(&token), None)
+        .await;
+    assert_eq!(head.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+// Regression (outside attack): during the drain a new stream was accepted, only to be
+// ended at once; it is refused with 503 and Retry-After instead.
+both_backends!(a_draining_server_refuses_new_streams);
+async fn a_draining_server_refuses_new_streams(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _, _) = app.new_user("draining").await;
+    app.state.start_draining();
+    let refused = app.get("/api/v1/tasks/events", Some(&token)).await;
+    refused.problem(503);
+    assert!(refused.header("retry-after").is_some());
+}
