@@ -13,18 +13,16 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::cluster::RedisLink;
+use crate::cluster::redis_link::Subscriber;
 use crate::metrics::SSE_STREAMS_OPEN;
 use crate::sync::lock;
 
 const CHANNEL: &str = "task-events";
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Streams of one user on this replica, and how to wake them.
 struct UserStreams {
@@ -186,43 +184,23 @@ impl Feed {
             return;
         };
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.listen(link).await });
+        tokio::spawn(this.listen(link));
     }
 
-    async fn listen(&self, link: RedisLink) {
-        let channel = link.key(CHANNEL);
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let subscribed = async {
-                let mut pubsub = link.client().get_async_pubsub().await?;
-                pubsub.subscribe(&channel).await?;
-                Ok::<_, redis::RedisError>(pubsub)
-            };
-            match tokio::time::timeout(Duration::from_secs(2), subscribed).await {
-                Ok(Ok(pubsub)) => {
-                    self.polling.store(false, Ordering::Release);
-                    // Whatever was published while we were away: every stream catches up.
-                    self.wake_all();
-                    tracing::info!(channel = %channel, "listening for task changes from other replicas");
-                    backoff = Duration::from_millis(100);
-                    let mut messages = pubsub.into_on_message();
-                    while let Some(message) = messages.next().await {
-                        self.receive(message.get_payload_bytes());
-                    }
-                    tracing::warn!(
-                        "task change subscription lost; streams poll the table until it is back"
-                    );
-                }
-                Ok(Err(err)) => tracing::debug!(error = %err, "task change subscription failed"),
-                Err(_) => tracing::debug!("task change subscription timed out"),
-            }
-            self.polling.store(true, Ordering::Release);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+    async fn listen(self: Arc<Self>, link: RedisLink) {
+        link.subscribe_forever(link.key(CHANNEL), "task changes", &*self)
+            .await;
+    }
+}
+
+impl Subscriber for Feed {
+    fn subscribed(&self) {
+        self.polling.store(false, Ordering::Release);
+        // Whatever was published while we were away: every stream catches up.
+        self.wake_all();
     }
 
-    fn receive(&self, payload: &[u8]) {
+    fn received(&self, payload: &[u8]) {
         let parsed = std::str::from_utf8(payload).ok().and_then(|text| {
             let (replica, user) = text.split_once(' ')?;
             Some((Uuid::parse_str(replica).ok()?, Uuid::parse_str(user).ok()?))
@@ -234,6 +212,11 @@ impl Feed {
             // Unreadable: waking everyone costs a read per stream, missing one costs an event.
             None => self.wake_all(),
         }
+    }
+
+    /// Streams poll the table until the subscription is back.
+    fn unsubscribed(&self) {
+        self.polling.store(true, Ordering::Release);
     }
 }
 
@@ -269,7 +252,7 @@ mod tests {
         a.changes.mark_unchanged();
         b.changes.mark_unchanged();
         let foreign = format!("{} {alice}", Uuid::new_v4());
-        feed.receive(foreign.as_bytes());
+        feed.received(foreign.as_bytes());
         assert!(a.changes.has_changed().expect("open"));
         assert!(!b.changes.has_changed().expect("open"));
     }

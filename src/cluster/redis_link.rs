@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{Client, RedisResult};
 
@@ -16,6 +17,18 @@ use crate::metrics::{REDIS_ERRORS, REDIS_UP};
 
 /// How long callers skip Redis after a failure before trying it again.
 const BREAKER_OPEN: Duration = Duration::from_secs(1);
+
+/// Longest pause between two attempts to (re)subscribe to a channel.
+const MAX_RESUBSCRIBE_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What a process-long subscription ([`RedisLink::subscribe_forever`]) tells its owner.
+pub trait Subscriber: Send + Sync {
+    /// Now subscribed (again): whatever was published while away is unknown.
+    fn subscribed(&self);
+    fn received(&self, payload: &[u8]);
+    /// Not subscribed (lost, or an attempt failed): publications are being missed.
+    fn unsubscribed(&self);
+}
 
 #[derive(Clone)]
 pub struct RedisLink {
@@ -33,6 +46,41 @@ struct Inner {
 }
 
 impl RedisLink {
+    /// Holds a subscription to `channel` for the life of the process, resubscribing with
+    /// a backoff (100 ms doubling to 2 s) whenever it is lost. `what` names it in logs.
+    pub async fn subscribe_forever(
+        &self,
+        channel: String,
+        what: &'static str,
+        subscriber: &impl Subscriber,
+    ) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let subscribed = async {
+                let mut pubsub = self.client().get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            match tokio::time::timeout(Duration::from_secs(2), subscribed).await {
+                Ok(Ok(pubsub)) => {
+                    subscriber.subscribed();
+                    tracing::info!(channel = %channel, "listening for {what} from other replicas");
+                    backoff = Duration::from_millis(100);
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(message) = messages.next().await {
+                        subscriber.received(message.get_payload_bytes());
+                    }
+                    tracing::warn!(channel = %channel, "subscription to {what} lost");
+                }
+                Ok(Err(err)) => tracing::debug!(error = %err, "subscription to {what} failed"),
+                Err(_) => tracing::debug!("subscription to {what} timed out"),
+            }
+            subscriber.unsubscribed();
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_RESUBSCRIBE_BACKOFF);
+        }
+    }
+
     /// `None` when no Redis is configured. Connecting is lazy: a Redis that is down at
     /// start-up does not stop the service from starting (limits then run locally).
     pub fn from_settings(settings: &RedisSettings) -> anyhow::Result<Option<Self>> {

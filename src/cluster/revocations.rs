@@ -6,17 +6,15 @@
 //! token alive; without Redis configured there is one process and nothing to tell.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::StreamExt;
 use uuid::Uuid;
 
 use crate::auth::cache::AuthCache;
+use crate::cluster::redis_link::Subscriber;
 use crate::cluster::{Feed, RedisLink};
 use crate::metrics::REVOCATIONS_RECEIVED;
 
 const CHANNEL: &str = "revocations";
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 pub struct Revocations {
     cache: Arc<AuthCache>,
@@ -81,45 +79,23 @@ impl Revocations {
             return;
         };
         let this = Arc::clone(self);
-        tokio::spawn(async move { this.listen(link).await });
+        tokio::spawn(this.listen(link));
     }
 
-    async fn listen(&self, link: RedisLink) {
-        let channel = link.key(CHANNEL);
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let subscribed = async {
-                let mut pubsub = link.client().get_async_pubsub().await?;
-                pubsub.subscribe(&channel).await?;
-                Ok::<_, redis::RedisError>(pubsub)
-            };
-            match tokio::time::timeout(Duration::from_secs(2), subscribed).await {
-                Ok(Ok(pubsub)) => {
-                    // Whatever was announced while we were away is unknown: start clean.
-                    self.invalidate(None);
-                    self.cache.set_bypass(false);
-                    tracing::info!(channel = %channel, "listening for revocations from other replicas");
-                    backoff = Duration::from_millis(100);
-                    let mut messages = pubsub.into_on_message();
-                    while let Some(message) = messages.next().await {
-                        self.receive(message.get_payload_bytes());
-                    }
-                    tracing::warn!(
-                        "revocation subscription lost; auth cache bypassed until it is back"
-                    );
-                }
-                Ok(Err(err)) => {
-                    tracing::debug!(error = %err, "revocation subscription failed");
-                }
-                Err(_) => tracing::debug!("revocation subscription timed out"),
-            }
-            self.cache.set_bypass(true);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+    async fn listen(self: Arc<Self>, link: RedisLink) {
+        link.subscribe_forever(link.key(CHANNEL), "revocations", &*self)
+            .await;
+    }
+}
+
+impl Subscriber for Revocations {
+    fn subscribed(&self) {
+        // Whatever was announced while we were away is unknown: start clean.
+        self.invalidate(None);
+        self.cache.set_bypass(false);
     }
 
-    fn receive(&self, payload: &[u8]) {
+    fn received(&self, payload: &[u8]) {
         metrics::counter!(REVOCATIONS_RECEIVED).increment(1);
         match std::str::from_utf8(payload)
             .ok()
@@ -129,5 +105,10 @@ impl Revocations {
             // Unreadable: be safe rather than precise.
             None => self.invalidate(None),
         }
+    }
+
+    /// The auth cache is bypassed until the subscription is back.
+    fn unsubscribed(&self) {
+        self.cache.set_bypass(true);
     }
 }
