@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::entities::{task, task_event};
 use crate::error::Result;
+use crate::models::housekeeping;
 use crate::validate;
 use crate::views::TaskView;
 
@@ -252,16 +253,7 @@ pub async fn prune(db: &DatabaseConnection, retention: Retention) -> Result<u64>
 
 /// Prunes every `every` for the life of the process.
 pub async fn prune_periodically(db: DatabaseConnection, retention: Retention, every: Duration) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match prune(&db, retention).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "pruned old task events"),
-            Err(err) => tracing::warn!(error = %err, "pruning task events failed"),
-        }
-    }
+    housekeeping::run_every(every, "pruning old task events", || prune(&db, retention)).await;
 }
 
 #[cfg(test)]

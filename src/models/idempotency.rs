@@ -32,6 +32,7 @@ use crate::auth::password::PasswordHasher;
 use crate::entities::idempotency_key;
 use crate::entities::{task, user};
 use crate::error::{AppError, Result};
+use crate::models::housekeeping;
 use crate::models::tasks::{self, TaskInput};
 use crate::models::txn;
 use crate::models::users::{self, NewUser};
@@ -405,23 +406,15 @@ pub async fn purge_expired(
 /// may, the deletes are idempotent and bounded. Expired keys are already ignored by
 /// lookups, so the purge only reclaims space.
 pub async fn purge_periodically(db: DatabaseConnection, every: std::time::Duration) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match purge_expired(
+    housekeeping::run_every(every, "purging expired idempotency keys", || {
+        purge_expired(
             &db,
             validate::now() - RETENTION,
             PURGE_BATCH,
             PURGE_MAX_BATCHES,
         )
-        .await
-        {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "purged expired idempotency keys"),
-            Err(err) => tracing::warn!(error = %err, "purging expired idempotency keys failed"),
-        }
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Model behaviour: validation and persistence rules, usable without HTTP.
 
 pub mod events;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod sessions;
 pub mod task_by_id;

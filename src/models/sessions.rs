@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::auth::refresh_secret;
 use crate::entities::{refresh_token, user};
 use crate::error::{AppError, Result};
+use crate::models::housekeeping;
 use crate::models::txn;
 use crate::validate;
 
@@ -252,23 +253,13 @@ pub async fn purge_stale(
 /// Runs [`purge_stale`] every `every`, for as long as the process lives. Each replica
 /// may run it: the deletes are idempotent and bounded.
 pub async fn purge_periodically(db: DatabaseConnection, every: std::time::Duration) {
-    // The first run waits one period: start-up stays quiet, and a crash loop cannot turn
-    // into a purge loop.
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        match purge_stale(
+    housekeeping::run_every(every, "purging stale refresh tokens", || {
+        purge_stale(
             &db,
             validate::now() - PURGE_AFTER,
             PURGE_BATCH,
             PURGE_MAX_BATCHES,
         )
-        .await
-        {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "purged stale refresh tokens"),
-            Err(err) => tracing::warn!(error = %err, "purging stale refresh tokens failed"),
-        }
-    }
+    })
+    .await;
 }
