@@ -25,3 +25,26 @@ where
         }
     }
 }
+
+/// Calls `delete_batch` (which deletes at most `batch` rows and returns how many it did)
+/// until a batch comes back short or `max_batches` ran: a bounded purge, since
+/// `DELETE ... LIMIT` is not portable. Returns the rows deleted.
+pub async fn delete_in_batches<F, Fut>(
+    batch: u64,
+    max_batches: u32,
+    mut delete_batch: F,
+) -> Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64>>,
+{
+    let mut deleted = 0;
+    for _ in 0..max_batches {
+        let rows = delete_batch().await?;
+        deleted += rows;
+        if rows < batch {
+            break;
+        }
+    }
+    Ok(deleted)
+}

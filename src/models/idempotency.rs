@@ -21,8 +21,8 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, QueryFilter, Set, SqlErr,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -281,24 +281,26 @@ async fn complete<C: ConnectionTrait>(
     Ok(())
 }
 
-/// After the key insert hit the primary key: the other request has committed (the insert
-/// waited for it), so its response is there to replay; or it was purged or expired in the
-/// meantime, which only a pathological clock could cause: ask the client to retry.
-async fn replay_winner(db: &DatabaseConnection, claim: &Claim) -> Result<Once<Never>> {
-    match lookup(db, claim, validate::now()).await? {
-        Some(stored) => Ok(Once::Replayed(stored)),
-        None => Err(AppError::Conflict(STILL_RUNNING.to_string())),
-    }
-}
-
-/// Uninhabited: [`replay_winner`] never creates.
-#[derive(Debug)]
-enum Never {}
-
-fn retyped<T>(once: Once<Never>) -> Once<T> {
-    match once {
-        Once::Replayed(stored) => Once::Replayed(stored),
-        Once::Created(never, _) => match never {},
+/// Opens the write transaction and reserves `claim` in it. When the key insert hits the
+/// primary key, the other request has committed (the insert waited for it), so its
+/// response is returned to replay instead, after this transaction is dropped; if the key
+/// was purged or expired in the meantime, which only a pathological clock could cause,
+/// the client is asked to retry.
+async fn begin_reserved<T>(
+    db: &DatabaseConnection,
+    claim: &Claim,
+) -> Result<std::result::Result<DatabaseTransaction, Once<T>>> {
+    let txn = txn::begin_write(db).await?;
+    match reserve(&txn, claim, validate::now()).await {
+        Ok(()) => Ok(Ok(txn)),
+        Err(err) if is_unique_violation(&err) => {
+            drop(txn);
+            match lookup(db, claim, validate::now()).await? {
+                Some(stored) => Ok(Err(Once::Replayed(stored))),
+                None => Err(AppError::Conflict(STILL_RUNNING.to_string())),
+            }
+        }
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -318,15 +320,10 @@ pub async fn create_task(
     if let Some(stored) = lookup(db, claim, validate::now()).await? {
         return Ok(Once::Replayed(stored));
     }
-    let txn = txn::begin_write(db).await?;
-    if let Err(err) = reserve(&txn, claim, validate::now()).await {
-        drop(txn);
-        return if is_unique_violation(&err) {
-            replay_winner(db, claim).await.map(retyped)
-        } else {
-            Err(err.into())
-        };
-    }
+    let txn = match begin_reserved(db, claim).await? {
+        Ok(txn) => txn,
+        Err(replay) => return Ok(replay),
+    };
     let task = tasks::create(&txn, owner, input).await?;
     let response = render(&task)?;
     complete(&txn, claim, &response).await?;
@@ -347,15 +344,10 @@ pub async fn register(
         return Ok(Once::Replayed(stored));
     }
     let password_hash = hasher.hash(&new.password).await?;
-    let txn = txn::begin_write(db).await?;
-    if let Err(err) = reserve(&txn, claim, validate::now()).await {
-        drop(txn);
-        return if is_unique_violation(&err) {
-            replay_winner(db, claim).await.map(retyped)
-        } else {
-            Err(err.into())
-        };
-    }
+    let txn = match begin_reserved(db, claim).await? {
+        Ok(txn) => txn,
+        Err(replay) => return Ok(replay),
+    };
     let user = users::register_hashed(&txn, new, password_hash).await?;
     let response = render(&user)?;
     complete(&txn, claim, &response).await?;
@@ -371,9 +363,8 @@ pub async fn purge_expired(
     batch: u64,
     max_batches: u32,
 ) -> Result<u64> {
-    let mut purged = 0;
-    for _ in 0..max_batches {
-        // `DELETE ... LIMIT` is not portable; a bounded subquery on the key is.
+    housekeeping::delete_in_batches(batch, max_batches, || async {
+        // A bounded subquery on the key stands in for `DELETE ... LIMIT`.
         let oldest = Query::select()
             .columns([
                 idempotency_key::Column::Scope,
@@ -394,12 +385,9 @@ pub async fn purge_expired(
             .exec(db)
             .await?
             .rows_affected;
-        purged += deleted;
-        if deleted < batch {
-            break;
-        }
-    }
-    Ok(purged)
+        Ok(deleted)
+    })
+    .await
 }
 
 /// Runs [`purge_expired`] every `every` for as long as the process lives; any replica

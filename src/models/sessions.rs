@@ -224,9 +224,8 @@ pub async fn purge_stale(
     batch: u64,
     max_batches: u32,
 ) -> Result<u64> {
-    let mut purged = 0;
-    for _ in 0..max_batches {
-        // `DELETE ... LIMIT` is not portable; a bounded id subquery is.
+    housekeeping::delete_in_batches(batch, max_batches, || async {
+        // A bounded id subquery stands in for `DELETE ... LIMIT`.
         let ids = Query::select()
             .column(refresh_token::Column::Id)
             .from(refresh_token::Entity)
@@ -242,12 +241,9 @@ pub async fn purge_stale(
             .exec(db)
             .await?
             .rows_affected;
-        purged += deleted;
-        if deleted < batch {
-            break;
-        }
-    }
-    Ok(purged)
+        Ok(deleted)
+    })
+    .await
 }
 
 /// Runs [`purge_stale`] every `every`, for as long as the process lives. Each replica
