@@ -10,6 +10,7 @@ mod m20261126_000003_index_refresh_token_expiry;
 mod m20261127_000004_task_search_text;
 mod m20261128_000005_task_events;
 mod m20261129_000006_idempotency_keys;
+mod m20261130_000007_task_event_snapshots;
 
 pub use m20261127_000004_task_search_text::fold_for_search;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_task_search_text::Migration),
             Box::new(m20261128_000005_task_events::Migration),
             Box::new(m20261129_000006_idempotency_keys::Migration),
+            Box::new(m20261130_000007_task_event_snapshots::Migration),
         ]
     }
 }

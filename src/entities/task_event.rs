@@ -3,6 +3,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::entities::task::{Priority, Status};
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "task_events")]
 pub struct Model {
@@ -14,10 +16,21 @@ pub struct Model {
     pub kind: String,
     /// The task's version after the change (the deleted version for a deletion).
     pub version: i32,
-    /// The task as the API shows it (JSON text); `None` for a deletion.
+    /// The task as the API showed it (JSON text), on rows written before the snapshot
+    /// columns below existed; `None` on newer rows and for a deletion.
     #[sea_orm(column_type = "Text", nullable)]
     pub body: Option<String>,
     pub created_at: ChronoDateTimeUtc,
+    // The task at `version` (migration 000007), `None` for a deletion: copied from the
+    // changed row by the database, rendered by the feed with the API's own view.
+    pub title: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub description: Option<String>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub due_date: Option<ChronoDateTimeUtc>,
+    pub task_created_at: Option<ChronoDateTimeUtc>,
+    pub task_updated_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

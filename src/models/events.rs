@@ -69,7 +69,7 @@ pub async fn serialize_writes<C: ConnectionTrait>(conn: &C, owner: Uuid) -> Resu
 
 /// A 64-bit lock key per user. Another user sharing a key only waits a little longer;
 /// the high bits of the key space tell these locks apart from any other advisory lock.
-fn advisory_key(owner: Uuid) -> i64 {
+pub(crate) fn advisory_key(owner: Uuid) -> i64 {
     let bytes = owner.as_u128().to_be_bytes();
     let mut low = [0u8; 8];
     low.copy_from_slice(&bytes[8..]);
@@ -77,28 +77,64 @@ fn advisory_key(owner: Uuid) -> i64 {
     (i64::from_be_bytes(low) & 0x0000_ffff_ffff_ffff) | (0x7461 << 48)
 }
 
-/// Appends the event of a change, in the change's transaction; returns its id.
+/// Appends the event of a change, in the change's transaction; returns its id. (On
+/// PostgreSQL the task writes outside a caller's transaction record theirs in the same
+/// statement as the change instead: `models::task_writes`.)
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     task: &task::Model,
     kind: Kind,
 ) -> Result<i64, DbErr> {
-    let body = match kind {
-        Kind::Deleted => None,
-        Kind::Created | Kind::Updated => serde_json::to_string(&TaskView::from(task.clone())).ok(),
-    };
-    let row = task_event::ActiveModel {
+    let mut row = task_event::ActiveModel {
         user_id: Set(task.user_id),
         task_id: Set(task.id),
         kind: Set(kind.as_str().to_string()),
         version: Set(task.version),
-        body: Set(body),
+        body: Set(None),
         created_at: Set(validate::now()),
         ..Default::default()
+    };
+    if kind != Kind::Deleted {
+        row.title = Set(Some(task.title.clone()));
+        row.description = Set(task.description.clone());
+        row.status = Set(Some(task.status));
+        row.priority = Set(Some(task.priority));
+        row.due_date = Set(task.due_date);
+        row.task_created_at = Set(Some(task.created_at));
+        row.task_updated_at = Set(Some(task.updated_at));
     }
-    .insert(conn)
-    .await?;
-    Ok(row.id)
+    Ok(row.insert(conn).await?.id)
+}
+
+/// The task as the event shows it, as JSON text: the stored `body` of an older row, else
+/// the snapshot columns through the API's own view; `null` for a deletion.
+pub fn task_json(event: &task_event::Model) -> String {
+    if let Some(body) = &event.body {
+        return body.clone();
+    }
+    let view = match (
+        &event.title,
+        event.status,
+        event.priority,
+        event.task_created_at,
+        event.task_updated_at,
+    ) {
+        (Some(title), Some(status), Some(priority), Some(created_at), Some(updated_at)) => {
+            TaskView {
+                id: event.task_id,
+                title: title.clone(),
+                description: event.description.clone(),
+                status,
+                priority,
+                due_date: event.due_date,
+                version: event.version,
+                created_at,
+                updated_at,
+            }
+        }
+        _ => return "null".to_string(),
+    };
+    serde_json::to_string(&view).unwrap_or_else(|_| "null".to_string())
 }
 
 /// Up to `limit` of `owner`'s events after `after`, oldest first.
@@ -265,5 +301,54 @@ mod tests {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         assert_ne!(advisory_key(a), advisory_key(b));
         assert_eq!(advisory_key(a) >> 48, 0x7461);
+    }
+
+    fn event_of(task: &task::Model, kind: Kind) -> task_event::Model {
+        let live = kind != Kind::Deleted;
+        task_event::Model {
+            id: 7,
+            user_id: task.user_id,
+            task_id: task.id,
+            kind: kind.as_str().to_string(),
+            version: task.version,
+            body: None,
+            created_at: task.updated_at,
+            title: live.then(|| task.title.clone()),
+            description: task.description.clone().filter(|_| live),
+            status: live.then_some(task.status),
+            priority: live.then_some(task.priority),
+            due_date: task.due_date.filter(|_| live),
+            task_created_at: live.then_some(task.created_at),
+            task_updated_at: live.then_some(task.updated_at),
+        }
+    }
+
+    /// The feed shows a task exactly as `GET /tasks/{id}` does, whichever way the event
+    /// stored it: snapshot columns (this binary) or a rendered body (older rows).
+    #[test]
+    fn an_event_renders_its_task_like_the_api() {
+        let task = task::Model {
+            id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            title: "Ship \"it\"".into(),
+            description: Some("line\nbreak".into()),
+            status: task::Status::InProgress,
+            priority: task::Priority::High,
+            due_date: Some(chrono::Utc::now()),
+            version: 4,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            title_search: None,
+            description_search: None,
+        };
+        let api = serde_json::to_string(&TaskView::from(task.clone())).expect("json");
+        assert_eq!(task_json(&event_of(&task, Kind::Updated)), api);
+        assert!(!task_json(&event_of(&task, Kind::Updated)).contains('\n'));
+        let legacy = task_event::Model {
+            body: Some(api.clone()),
+            ..event_of(&task, Kind::Deleted)
+        };
+        assert_eq!(task_json(&legacy), api);
+        assert_eq!(task_json(&event_of(&task, Kind::Deleted)), "null");
     }
 }

@@ -324,7 +324,7 @@ pub async fn create_task(
         Ok(txn) => txn,
         Err(replay) => return Ok(replay),
     };
-    let task = tasks::create(&txn, owner, input).await?;
+    let task = tasks::create_in(&txn, owner, input).await?;
     let response = render(&task)?;
     complete(&txn, claim, &response).await?;
     txn.commit().await?;

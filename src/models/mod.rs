@@ -6,6 +6,8 @@ pub mod idempotency;
 pub mod sessions;
 pub mod task_by_id;
 pub mod task_cursor;
+pub mod task_list;
+pub mod task_writes;
 pub mod tasks;
 pub mod txn;
 pub mod users;

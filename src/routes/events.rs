@@ -57,10 +57,10 @@ impl EndReason {
     }
 }
 
-/// The SSE wire format of one task event. `body` is the task's JSON as stored (compact,
-/// so without newlines, as a `data:` line requires).
+/// The SSE wire format of one task event. The task's JSON is compact, so without
+/// newlines, as a `data:` line requires.
 fn task_event(row: &task_event::Model) -> String {
-    let task = row.body.as_deref().unwrap_or("null");
+    let task = events::task_json(row);
     format!(
         "id: {}\nevent: {}\ndata: {{\"task_id\":\"{}\",\"version\":{},\"task\":{task}}}\n\n",
         row.id,
@@ -385,6 +385,13 @@ mod tests {
             version: 3,
             body: None,
             created_at: chrono::Utc::now(),
+            title: None,
+            description: None,
+            status: None,
+            priority: None,
+            due_date: None,
+            task_created_at: None,
+            task_updated_at: None,
         };
         let text = task_event(&row);
         assert!(text.starts_with("id: 42\nevent: task.deleted\ndata: "));
