@@ -11,10 +11,14 @@ use salvo::routing::{FilterInfo, MethodFilter};
 use serde::Serialize;
 
 use crate::error::{AppError, write_problem};
-use crate::views::TaskView;
+use crate::views::{RenderJson, TaskView};
 
 fn write_json<T: Serialize>(res: &mut Response, status: StatusCode, body: &T) {
-    match serde_json::to_vec(body) {
+    write_json_bytes(res, status, serde_json::to_vec(body));
+}
+
+fn write_json_bytes(res: &mut Response, status: StatusCode, body: serde_json::Result<Vec<u8>>) {
+    match body {
         Ok(bytes) => {
             res.status_code(status);
             res.headers_mut().insert(
@@ -45,6 +49,24 @@ impl<T: ToSchema> EndpointOutRegister for Ok200<T> {
             "200",
             oapi::Response::new("OK").add_content("application/json", T::to_schema(components)),
         );
+    }
+}
+
+/// 200 with a JSON body the view writes itself ([`RenderJson`]): the same bytes and the
+/// same documented schema as [`Ok200`], for bodies large and frequent enough that serde's
+/// field-by-field writing shows in the profile (a page of tasks).
+pub struct Rendered200<T>(pub T);
+
+#[async_trait]
+impl<T: RenderJson + Send> Writer for Rendered200<T> {
+    async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
+        write_json_bytes(res, StatusCode::OK, self.0.render_json());
+    }
+}
+
+impl<T: ToSchema> EndpointOutRegister for Rendered200<T> {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        Ok200::<T>::register(components, operation);
     }
 }
 

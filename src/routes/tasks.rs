@@ -14,7 +14,7 @@ use crate::models::idempotency::{self, Once, Scope};
 use crate::models::tasks::{self, TaskChanges, TaskFilter, TaskInput};
 use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, ReplaceTaskRequest};
 use crate::routes::idempotent::{self, Idempotent};
-use crate::routes::responses::{NoContent, Ok200, TaskCreated, TaskReply, etag};
+use crate::routes::responses::{NoContent, Rendered200, TaskCreated, TaskReply, etag};
 use crate::state::AppState;
 use crate::views::{TaskPage, TaskView};
 
@@ -214,7 +214,7 @@ pub async fn list(
     state: AppState,
     caller: CurrentUser,
     query: Query<ListTasksQuery>,
-) -> Result<Ok200<TaskPage>> {
+) -> Result<Rendered200<TaskPage>> {
     let filter = TaskFilter::try_from(query.0)?;
     let (binding, key) = (filter.binding(caller.id), &state.jwt.derived.cursor);
     let after = filter
@@ -223,7 +223,7 @@ pub async fn list(
         .map(|raw| binding.decode(key, raw))
         .transpose()?;
     let page = tasks::list(&state.db, caller.id, &filter, after.as_ref()).await?;
-    Ok(Ok200(TaskPage {
+    Ok(Rendered200(TaskPage {
         items: page.items.into_iter().map(TaskView::from).collect(),
         total: page.total,
         limit: filter.limit,
