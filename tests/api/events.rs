@@ -255,6 +255,74 @@ async fn a_failed_change_writes_no_event(backend: Backend) {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM task_events").await, 1);
 }
 
+both_backends!(concurrent_writes_reach_the_feed_in_commit_order_with_their_snapshots);
+/// Many writes of one user at once (on PostgreSQL each is one statement that takes the
+/// user's lock, changes the task and copies it into the log): the log's ids follow commit
+/// order, so every task's versions arrive in increasing order, and each event shows the
+/// task exactly as the API does, down to the last version.
+async fn concurrent_writes_reach_the_feed_in_commit_order_with_their_snapshots(backend: Backend) {
+    const TASKS: usize = 16;
+    const PATCHES_PER_TASK: usize = 3;
+    const PRIORITIES: [&str; 2] = ["low", "high"];
+    let app = spawn_app(backend).await;
+    let (token, _, _) = app.new_user("racer").await;
+    let mut ids = Vec::new();
+    for n in 0..TASKS {
+        ids.push(task_id(
+            &app.create_task(&token, json!({"title": format!("Raced {n}")}))
+                .await,
+        ));
+    }
+    let mut stream = Stream::open(&app, &token, None).await;
+    let edits: Vec<(&String, usize)> = ids
+        .iter()
+        .flat_map(|id| (0..PATCHES_PER_TASK).map(move |k| (id, k)))
+        .collect();
+    let writes = edits.iter().map(|&(id, k)| {
+        let body = json!({"title": format!("{id} edit {k}"), "priority": PRIORITIES[k % 2]});
+        patch(&app, &token, id, body)
+    });
+    futures::future::join_all(writes).await;
+
+    let mut last_id = 0;
+    let mut last_event = std::collections::HashMap::new();
+    for _ in 0..TASKS * PATCHES_PER_TASK {
+        let event = stream.next_event().await;
+        assert_eq!(event.name(), "task.updated");
+        assert!(event.id() > last_id, "event ids increase");
+        last_id = event.id();
+        let data = event.json();
+        let task = data["task_id"].as_str().expect("task id").to_string();
+        let version = data["version"].as_i64().expect("version");
+        assert_eq!(data["task"]["version"], version);
+        let previous = last_event
+            .get(&task)
+            .map_or(1, |seen: &Value| seen["version"].as_i64().expect("version"));
+        assert_eq!(
+            version,
+            previous + 1,
+            "task {task}: versions in commit order"
+        );
+        last_event.insert(task, data);
+    }
+    for id in &ids {
+        let current = app
+            .request(
+                Method::GET,
+                &format!("/api/v1/tasks/{id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(current.status, StatusCode::OK);
+        assert_eq!(
+            last_event[id]["task"], current.body,
+            "the event shows the task as GET does"
+        );
+        assert_eq!(current.body["version"], 1 + PATCHES_PER_TASK as i64);
+    }
+}
+
 both_backends!(a_reconnect_replays_what_was_missed);
 async fn a_reconnect_replays_what_was_missed(backend: Backend) {
     let app = spawn_app(backend).await;
