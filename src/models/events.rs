@@ -69,7 +69,7 @@ pub async fn serialize_writes<C: ConnectionTrait>(conn: &C, owner: Uuid) -> Resu
 
 /// A 64-bit lock key per user. Another user sharing a key only waits a little longer;
 /// the high bits of the key space tell these locks apart from any other advisory lock.
-pub(crate) fn advisory_key(owner: Uuid) -> i64 {
+pub fn advisory_key(owner: Uuid) -> i64 {
     let bytes = owner.as_u128().to_be_bytes();
     let mut low = [0u8; 8];
     low.copy_from_slice(&bytes[8..]);

@@ -168,10 +168,13 @@ pub async fn create(
     let claim = idempotent::claim(req, &state, Scope::Tasks(caller.id)).await?;
     let input = TaskInput::try_from(body.0)?;
     let Some(claim) = claim else {
-        let task = tasks::create(&state.db, caller.id, input).await?;
+        let db = state.db.clone();
+        let owner = caller.id;
+        let task = then_notify(&state, owner, async move {
+            tasks::create(&db, owner, input).await
+        })
+        .await?;
         metrics::counter!(TASKS_CREATED).increment(1);
-        // Committed: wake the change-feed streams of the owner (here and elsewhere).
-        state.feed.changed(caller.id).await;
         tracing::info!(event = "task_create", user_id = %caller.id, task_id = %task.id, "task created");
         return Ok(Idempotent::Fresh(TaskCreated(task.into())));
     };
@@ -255,10 +258,12 @@ async fn apply(
     changes: TaskChanges,
 ) -> Result<TaskReply> {
     let expected = expected_version(req, &state.db, caller.id, id.0).await?;
-    let task = tasks::update(&state.db, caller.id, id.0, changes, expected).await?;
+    let (db, owner) = (state.db.clone(), caller.id);
+    let task = then_notify(state, owner, async move {
+        tasks::update(&db, owner, id.0, changes, expected).await
+    })
+    .await?;
     metrics::counter!(TASKS_UPDATED).increment(1);
-    // Committed: wake the change-feed streams of the owner (here and elsewhere).
-    state.feed.changed(caller.id).await;
     tracing::info!(event = "task_update", user_id = %caller.id, task_id = %task.id, version = task.version, "task updated");
     Ok(TaskReply::Fresh(task.into()))
 }
@@ -298,12 +303,34 @@ pub async fn delete(
     id: ResourceId,
 ) -> Result<NoContent> {
     let expected = expected_version(req, &state.db, caller.id, id.0).await?;
-    tasks::delete(&state.db, caller.id, id.0, expected).await?;
+    let (db, owner) = (state.db.clone(), caller.id);
+    then_notify(&state, owner, async move {
+        tasks::delete(&db, owner, id.0, expected).await
+    })
+    .await?;
     metrics::counter!(TASKS_DELETED).increment(1);
-    // Committed: wake the change-feed streams of the owner (here and elsewhere).
-    state.feed.changed(caller.id).await;
     tracing::info!(event = "task_delete", user_id = %caller.id, task_id = %id.0, "task deleted");
     Ok(NoContent)
+}
+
+/// Runs a task write to its end and then wakes the owner's change-feed streams (here and
+/// on other replicas), even if the client goes away meanwhile. On PostgreSQL a write is one
+/// statement that commits once sent (`models::task_writes`): were the wake-up part of the
+/// request's future, a client hanging up during the write would leave a committed change
+/// that no open stream hears of.
+async fn then_notify<T, F>(state: &AppState, owner: uuid::Uuid, write: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
+{
+    let feed = std::sync::Arc::clone(&state.feed);
+    tokio::spawn(async move {
+        let done = write.await?;
+        feed.changed(owner).await;
+        Ok(done)
+    })
+    .await
+    .map_err(|failed| AppError::Internal(anyhow::anyhow!("task write failed: {failed}")))?
 }
 
 #[cfg(test)]
