@@ -11,7 +11,6 @@ pub mod entities;
 pub mod error;
 pub mod extract;
 pub mod limits;
-pub mod memory;
 pub mod metrics;
 pub mod middleware;
 pub mod models;

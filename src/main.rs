@@ -1,10 +1,8 @@
-//! The binary: tunes the allocator before anything allocates, then runs the command line
-//! (`cli`) on a multi-threaded runtime.
+//! The binary: runs the command line (`cli`) on a multi-threaded runtime.
 
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    taskapi::memory::tune_allocator();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -12,9 +12,7 @@
 # target/release/examples/stack_probe: the stack-ceiling probe, run on BENCH_PORT+2 against
 # the same database with the same tokens right after the GET scenario; PROBE=0 skips it), PERF=1 (extra
 # profiled read and write runs with `perf record`; needs linux-perf and a binary with symbols),
-# KEEP_DB=1 (keep the scratch databases), MALLOPT=off (the server runs with glibc's
-# allocator defaults: a one-line LD_PRELOAD shim, built here with gcc, turns the mallopt()
-# calls of src/memory.rs into no-ops, for an A/B of that tuning without a second build).
+# KEEP_DB=1 (keep the scratch databases).
 #
 # Everything talks to 127.0.0.1 only. The shared PostgreSQL server on 127.0.0.1:5432 is only
 # used through createdb/dropdb of scratch databases; it is never stopped or reconfigured.
@@ -240,14 +238,8 @@ export TASKAPI_AUTH__ACCESS_TOKEN_TTL_SECS=86400
 export TASKAPI_DATABASE__MAX_CONNECTIONS=$POOL
 export TASKAPI_SERVER__SHUTDOWN_GRACE_SECS=5
 
-PRELOAD=""
-if [[ "${MALLOPT:-on}" == off ]]; then
-  printf 'int mallopt(int param, int value) { (void)param; (void)value; return 1; }\n' >"$OUT/nomallopt.c"
-  gcc -shared -fPIC -O2 -o "$OUT/nomallopt.so" "$OUT/nomallopt.c"
-  PRELOAD=$OUT/nomallopt.so
-fi
-log "starting $BIN on 127.0.0.1:$PORT (pool $POOL, mallopt ${MALLOPT:-on})"
-(cd "$ROOT" && exec env ${PRELOAD:+LD_PRELOAD=$PRELOAD} "$BIN" serve) >"$OUT/server.out" 2>&1 &
+log "starting $BIN on 127.0.0.1:$PORT (pool $POOL)"
+(cd "$ROOT" && exec "$BIN" serve) >"$OUT/server.out" 2>&1 &
 SERVER_PID=$!
 "$VENV/bin/python" -c "import sys; sys.path.insert(0, '$HERE'); import httpkit; print(round(httpkit.wait_ready($PORT, 60), 3))" >"$OUT/ready-seconds.txt"
 sleep 3
@@ -333,7 +325,7 @@ log "start-up to ready on SQLite (5 fresh + 5 migrated runs)"
 cat "$OUT/startup.json" >&2
 
 cat >"$OUT/meta.json" <<EOF
-{"wrk_args": "-t2 -c$CONNS -d$DURATION --latency --timeout 10s", "pool": $POOL, "users": $USERS, "tasks_per_user": $TASKS_PER_USER, "mallopt": "${MALLOPT:-on}"}
+{"wrk_args": "-t2 -c$CONNS -d$DURATION --latency --timeout 10s", "pool": $POOL, "users": $USERS, "tasks_per_user": $TASKS_PER_USER}
 EOF
 
 # ---------------------------------------------------------------- summary

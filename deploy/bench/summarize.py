@@ -118,8 +118,7 @@ def main():
     print("### Per-endpoint results")
     print()
     print(f"wrk {meta.get('wrk_args', '')}; server pool size {meta.get('pool', '?')}; "
-          f"{meta.get('users', '?')} users x {meta.get('tasks_per_user', '?')} seeded tasks; "
-          f"mallopt tuning {meta.get('mallopt', 'on')}")
+          f"{meta.get('users', '?')} users x {meta.get('tasks_per_user', '?')} seeded tasks")
     print()
     print("| scenario | req/s | p50 ms | p99 ms | requests | non-2xx | socket errors | peak server RSS MB | DB xacts/req |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
