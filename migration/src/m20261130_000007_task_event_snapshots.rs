@@ -21,7 +21,10 @@ enum TaskEvents {
 /// transaction of five, since the database copies the row rather than the application
 /// rendering it first. The feed renders these columns with the same view as the API;
 /// `body` stays for rows written before (and by binaries older than) this migration.
-/// Expand-only: every column is nullable, so an older binary keeps inserting.
+/// Every column is nullable, so an older binary keeps inserting. But an older binary
+/// *reads* only `body`, which this version no longer writes: its streams show `"task":
+/// null` for the events newer replicas write while both run (README, "One exception").
+/// `down` drops the columns, so events written meanwhile keep no task.
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     // SQLite adds one column per ALTER TABLE; a run that stops half-way is resumed by the
