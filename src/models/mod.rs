@@ -7,6 +7,7 @@ pub mod sessions;
 pub mod task_by_id;
 pub mod task_cursor;
 pub mod task_list;
+pub mod task_rows;
 pub mod task_writes;
 pub mod tasks;
 pub mod txn;

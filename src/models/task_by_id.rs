@@ -3,17 +3,15 @@
 //! statement cache) instead of building the query with sea-query on every request, and none
 //! of the large per-call futures of sea-orm's generic query path, which were copied
 //! several times per request (a third of the request's instructions under callgrind). The
-//! row is still decoded by the entity's own `FromQueryResult`, so types and enum values
-//! are read exactly as everywhere else. Other backends take the query builder.
+//! row is decoded by `task_rows::decode`, as the list's and the writes' are. Other backends
+//! take the query builder.
 
 use sea_orm::sqlx;
-use sea_orm::{
-    ColumnTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QueryResult, RuntimeErr,
-};
+use sea_orm::{ColumnTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::entities::task;
+use crate::models::task_rows::{decode, sqlx_err};
 
 /// Every column of `tasks`, in the entity's order (a test keeps them in step).
 const POSTGRES_SQL: &str = r#"SELECT "id", "user_id", "title", "description", "status", "priority", "due_date", "version", "created_at", "updated_at", "title_search", "description_search" FROM "tasks" WHERE "id" = $1 AND "user_id" = $2"#;
@@ -39,11 +37,8 @@ pub async fn find(
         .bind(owner)
         .fetch_optional(db.get_postgres_connection_pool())
         .await
-        // The same error shape sea-orm gives, so `AppError` classifies it the same way
-        // (connection loss and pool time-outs are 503s).
-        .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(err.into())))?;
-    row.map(|row| task::Model::from_query_result(&QueryResult::from(row), ""))
-        .transpose()
+        .map_err(sqlx_err)?;
+    row.as_ref().map(decode).transpose()
 }
 
 #[cfg(test)]

@@ -315,21 +315,13 @@ async fn fetch_generic(
 /// and the window count comes last (a test keeps the two in step).
 mod postgres {
     use sea_orm::sea_query::{Value, Values};
-    use sea_orm::sqlx::postgres::{PgArguments, PgRow};
+    use sea_orm::sqlx::postgres::PgArguments;
     use sea_orm::sqlx::{self, Arguments, AssertSqlSafe, PgPool, Row, SqlSafeStr};
-    use sea_orm::{DbErr, RuntimeErr, Statement};
+    use sea_orm::{DbErr, Statement};
     use uuid::Uuid;
 
-    use crate::entities::task::{self, Priority, Status};
-
-    /// Columns of `task::Model`; the window count, when selected, follows them.
-    pub(super) const COLUMNS: usize = 12;
-
-    fn sqlx_err(err: sqlx::Error) -> DbErr {
-        // The same error shape sea-orm gives, so `AppError` classifies it the same way
-        // (connection loss and pool time-outs are 503s).
-        DbErr::Query(RuntimeErr::SqlxError(err.into()))
-    }
+    use crate::entities::task;
+    use crate::models::task_rows::{COLUMNS, decode, sqlx_err};
 
     /// What sea-query writes for [`super::page_query`] of the default listing (a test
     /// compares the two), kept as text so the most frequent page is not built per request.
@@ -397,49 +389,6 @@ mod postgres {
         }
         Ok(arguments)
     }
-
-    /// Unchecked: sqlx's per-value check of the column's declared type against the Rust
-    /// type was a tenth of the decoding cost, and the types here are the entity's, which
-    /// the migrations create; a migration that changed one without the entity would fail
-    /// the HTTP tests, which decode every listing shape on PostgreSQL.
-    fn decode(row: &PgRow) -> Result<task::Model, DbErr> {
-        let status: &str = row.try_get_unchecked(4).map_err(sqlx_err)?;
-        let priority: i16 = row.try_get_unchecked(5).map_err(sqlx_err)?;
-        Ok(task::Model {
-            id: row.try_get_unchecked(0).map_err(sqlx_err)?,
-            user_id: row.try_get_unchecked(1).map_err(sqlx_err)?,
-            title: row.try_get_unchecked(2).map_err(sqlx_err)?,
-            description: row.try_get_unchecked(3).map_err(sqlx_err)?,
-            status: status_of(status)?,
-            priority: priority_of(priority)?,
-            due_date: row.try_get_unchecked(6).map_err(sqlx_err)?,
-            version: row.try_get_unchecked(7).map_err(sqlx_err)?,
-            created_at: row.try_get_unchecked(8).map_err(sqlx_err)?,
-            updated_at: row.try_get_unchecked(9).map_err(sqlx_err)?,
-            title_search: row.try_get_unchecked(10).map_err(sqlx_err)?,
-            description_search: row.try_get_unchecked(11).map_err(sqlx_err)?,
-        })
-    }
-
-    /// The entity's stored values, matched without allocating (a test checks every
-    /// variant against `ActiveEnum::to_value`).
-    pub(super) fn status_of(stored: &str) -> Result<Status, DbErr> {
-        match stored {
-            "todo" => Ok(Status::Todo),
-            "in_progress" => Ok(Status::InProgress),
-            "done" => Ok(Status::Done),
-            other => Err(DbErr::Type(format!("unknown task status {other:?}"))),
-        }
-    }
-
-    pub(super) fn priority_of(stored: i16) -> Result<Priority, DbErr> {
-        match stored {
-            1 => Ok(Priority::Low),
-            2 => Ok(Priority::Medium),
-            3 => Ok(Priority::High),
-            other => Err(DbErr::Type(format!("unknown task priority {other}"))),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -465,7 +414,7 @@ mod tests {
     }
 
     /// Every listing shape's statement on PostgreSQL: its values bind, and it selects the
-    /// entity's columns in declaration order (what `postgres::decode` reads by position),
+    /// entity's columns in declaration order (what `task_rows::decode` reads by position),
     /// then the window count.
     #[test]
     fn postgres_statements_bind_and_select_the_entity_columns_in_order() {
@@ -487,7 +436,7 @@ mod tests {
         let mut columns: Vec<String> = task::Column::iter()
             .map(|column| format!("\"tasks\".\"{}\"", column.as_str()))
             .collect();
-        assert_eq!(columns.len(), postgres::COLUMNS);
+        assert_eq!(columns.len(), crate::models::task_rows::COLUMNS);
         let keys = [
             SortKey::Instant(at),
             SortKey::MaybeInstant(Some(at)),
@@ -558,25 +507,5 @@ mod tests {
             .split(", ")
             .map(str::to_string)
             .collect()
-    }
-
-    #[test]
-    fn stored_enum_values_decode_to_every_variant() {
-        use sea_orm::{ActiveEnum, Iterable};
-
-        for status in Status::iter() {
-            assert_eq!(
-                postgres::status_of(&status.to_value()).expect("known"),
-                status
-            );
-        }
-        for priority in Priority::iter() {
-            assert_eq!(
-                postgres::priority_of(priority.to_value()).expect("known"),
-                priority
-            );
-        }
-        assert!(postgres::status_of("later").is_err());
-        assert!(postgres::priority_of(0).is_err());
     }
 }

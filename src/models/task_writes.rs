@@ -22,12 +22,13 @@
 //! there.
 
 use chrono::{DateTime, Utc};
+use sea_orm::DbErr;
 use sea_orm::sqlx::{self, postgres::PgArguments, query::Query};
-use sea_orm::{DbErr, FromQueryResult, QueryResult, RuntimeErr};
 use uuid::Uuid;
 
 use crate::entities::task;
 use crate::models::events::advisory_key;
+use crate::models::task_rows::{decode, sqlx_err};
 
 type Pool = sqlx::PgPool;
 
@@ -76,12 +77,6 @@ const DELETE_SQL: &str = r#"WITH "serialized" AS MATERIALIZED (SELECT pg_advisor
 INSERT INTO "task_events" ("user_id", "task_id", "kind", "version", "created_at")
 SELECT "user_id", "id", 'deleted', "version", $5 FROM "deleted""#;
 
-/// The same error shape sea-orm gives, so `AppError` classifies it the same way
-/// (connection loss and pool time-outs are 503s, lost races are retried or 503s).
-fn db_err(err: sqlx::Error) -> DbErr {
-    DbErr::Exec(RuntimeErr::SqlxError(err.into()))
-}
-
 /// Inserts `task` (complete: id, owner, version 1, times) with its `created` event.
 pub async fn create(pool: &Pool, task: &task::Model) -> Result<(), DbErr> {
     sqlx::query(CREATE_SQL)
@@ -100,7 +95,7 @@ pub async fn create(pool: &Pool, task: &task::Model) -> Result<(), DbErr> {
         .bind(&task.description_search)
         .execute(pool)
         .await
-        .map_err(db_err)?;
+        .map_err(sqlx_err)?;
     Ok(())
 }
 
@@ -143,9 +138,8 @@ pub async fn update(
         .bind(expected_version)
         .fetch_optional(pool)
         .await
-        .map_err(db_err)?;
-    row.map(|row| task::Model::from_query_result(&QueryResult::from(row), ""))
-        .transpose()
+        .map_err(sqlx_err)?;
+    row.as_ref().map(decode).transpose()
 }
 
 /// Deletes `owner`'s task `id` (only at `expected_version` when given) and records its
@@ -162,7 +156,7 @@ pub async fn delete(
         .bind(now)
         .execute(pool)
         .await
-        .map_err(db_err)?;
+        .map_err(sqlx_err)?;
     Ok(done.rows_affected() == 1)
 }
 
