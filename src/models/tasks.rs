@@ -123,7 +123,9 @@ pub async fn create(db: &DatabaseConnection, owner: Uuid, input: TaskInput) -> R
         task_writes::create(db.get_postgres_connection_pool(), &task).await?;
         return Ok(task);
     }
-    insert_with_event(db, task).await
+    // Boxed: unboxed, sea-orm's large futures would size (and be copied with) every
+    // write's future, PostgreSQL ones included (the route moves it into a task of its own).
+    Box::pin(insert_with_event(db, task)).await
 }
 
 /// [`create`] inside a caller's transaction (an idempotent create stores its key and
@@ -225,6 +227,25 @@ pub async fn update(
             None => Err(explain_miss(db, owner, id).await),
         };
     }
+    // Boxed, as in `create`.
+    Box::pin(update_in_transaction(
+        db,
+        owner,
+        id,
+        changes,
+        expected_version,
+    ))
+    .await
+}
+
+/// [`update`] through sea-orm, in a transaction with the per-user lock and the event.
+async fn update_in_transaction(
+    db: &DatabaseConnection,
+    owner: Uuid,
+    id: Uuid,
+    changes: TaskChanges,
+    expected_version: Option<i32>,
+) -> Result<task::Model> {
     let mut update = task::Entity::update_many()
         .col_expr(
             task::Column::Version,
@@ -291,6 +312,17 @@ pub async fn delete(
         }
         return Err(explain_miss(db, owner, id).await);
     }
+    // Boxed, as in `create`.
+    Box::pin(delete_in_transaction(db, owner, id, expected_version)).await
+}
+
+/// [`delete`] through sea-orm, in a transaction with the per-user lock and the event.
+async fn delete_in_transaction(
+    db: &DatabaseConnection,
+    owner: Uuid,
+    id: Uuid,
+    expected_version: Option<i32>,
+) -> Result<()> {
     let mut delete = task::Entity::delete_many()
         .filter(task::Column::Id.eq(id))
         .filter(task::Column::UserId.eq(owner));
