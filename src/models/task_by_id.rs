@@ -43,17 +43,13 @@ pub async fn find(
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{IdenStatic, Iterable};
-
     use super::*;
 
     /// A column added to the entity must be added to the statement too, or decoding the
     /// row would fail at run time.
     #[test]
     fn the_statement_selects_every_column_of_the_entity() {
-        let listed: Vec<String> = task::Column::iter()
-            .map(|column| format!("\"{}\"", column.as_str()))
-            .collect();
+        let listed = crate::models::task_rows::quoted_columns(None);
         let select = POSTGRES_SQL
             .strip_prefix("SELECT ")
             .and_then(|rest| rest.split(" FROM ").next())

@@ -418,8 +418,6 @@ mod tests {
     /// then the window count.
     #[test]
     fn postgres_statements_bind_and_select_the_entity_columns_in_order() {
-        use sea_orm::{IdenStatic, Iterable};
-
         let owner = Uuid::now_v7();
         let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("instant");
         let filter = TaskFilter {
@@ -433,9 +431,7 @@ mod tests {
             sort: TaskSort::CreatedAt,
             cursor: None,
         };
-        let mut columns: Vec<String> = task::Column::iter()
-            .map(|column| format!("\"tasks\".\"{}\"", column.as_str()))
-            .collect();
+        let mut columns = crate::models::task_rows::quoted_columns(Some("tasks"));
         assert_eq!(columns.len(), crate::models::task_rows::COLUMNS);
         let keys = [
             SortKey::Instant(at),

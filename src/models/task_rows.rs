@@ -63,6 +63,21 @@ fn priority_of(stored: i16) -> Result<Priority, DbErr> {
     }
 }
 
+/// The entity's columns in declaration order, quoted as the statements write them
+/// (`"title"`, or `"tasks"."title"` with a table): what every statement here must select
+/// first, so that [`decode`] reads the right values.
+#[cfg(test)]
+pub fn quoted_columns(table: Option<&str>) -> Vec<String> {
+    use sea_orm::{IdenStatic, Iterable};
+
+    let prefix = table
+        .map(|table| format!("\"{table}\"."))
+        .unwrap_or_default();
+    task::Column::iter()
+        .map(|column| format!("{prefix}\"{}\"", column.as_str()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{ActiveEnum, Iterable};

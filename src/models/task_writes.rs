@@ -188,17 +188,13 @@ fn priority_value(priority: task::Priority) -> i16 {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{IdenStatic, Iterable};
-
     use super::*;
 
     /// A column added to the entity must be returned by the UPDATE too, or decoding the
     /// row would fail at run time.
     #[test]
     fn the_update_returns_every_column_of_the_entity() {
-        let listed: Vec<String> = task::Column::iter()
-            .map(|column| format!("\"{}\"", column.as_str()))
-            .collect();
+        let listed = crate::models::task_rows::quoted_columns(None);
         let returned = UPDATE_SQL
             .rsplit_once("SELECT ")
             .and_then(|(_, last)| last.strip_suffix(r#" FROM "updated""#))

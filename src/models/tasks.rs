@@ -206,21 +206,22 @@ pub async fn update(
         check_version(&task, expected_version)?;
         return Ok(task);
     }
+    // The folded copies change with the text they mirror, on either path.
+    let update = task_writes::Update {
+        title: changes.title.map(|title| {
+            let folded = fold_for_search(&title);
+            (title, folded)
+        }),
+        description: changes.description.map(|description| {
+            let folded = description.as_deref().map(fold_for_search);
+            (description, folded)
+        }),
+        status: changes.status,
+        priority: changes.priority,
+        due_date: changes.due_date,
+    };
     if db.get_database_backend() == DatabaseBackend::Postgres {
         let now = validate::now();
-        let update = task_writes::Update {
-            title: changes.title.map(|title| {
-                let folded = fold_for_search(&title);
-                (title, folded)
-            }),
-            description: changes.description.map(|description| {
-                let folded = description.as_deref().map(fold_for_search);
-                (description, folded)
-            }),
-            status: changes.status,
-            priority: changes.priority,
-            due_date: changes.due_date,
-        };
         let pool = db.get_postgres_connection_pool();
         return match task_writes::update(pool, owner, id, update, expected_version, now).await? {
             Some(task) => Ok(task),
@@ -232,7 +233,7 @@ pub async fn update(
         db,
         owner,
         id,
-        changes,
+        update,
         expected_version,
     ))
     .await
@@ -243,7 +244,7 @@ async fn update_in_transaction(
     db: &DatabaseConnection,
     owner: Uuid,
     id: Uuid,
-    changes: TaskChanges,
+    changes: task_writes::Update,
     expected_version: Option<i32>,
 ) -> Result<task::Model> {
     let mut update = task::Entity::update_many()
@@ -257,17 +258,12 @@ async fn update_in_transaction(
     if let Some(version) = expected_version {
         update = update.filter(task::Column::Version.eq(version));
     }
-    // The folded copies change in the same statement as the text they mirror.
-    if let Some(title) = changes.title {
+    if let Some((title, folded)) = changes.title {
         update = update
-            .col_expr(
-                task::Column::TitleSearch,
-                Expr::value(fold_for_search(&title)),
-            )
+            .col_expr(task::Column::TitleSearch, Expr::value(folded))
             .col_expr(task::Column::Title, Expr::value(title));
     }
-    if let Some(description) = changes.description {
-        let folded = description.as_deref().map(fold_for_search);
+    if let Some((description, folded)) = changes.description {
         update = update
             .col_expr(task::Column::DescriptionSearch, Expr::value(folded))
             .col_expr(task::Column::Description, Expr::value(description));
