@@ -49,6 +49,11 @@ pub const SSE_EVENT_NAMES: &[&str] = &[
     "end",
 ];
 
+/// Calls answered per database statement by a `models::batch::Batcher`, by `operation`
+/// (1 when a call was alone).
+pub const DB_BATCH_SIZE: &str = "db_batch_size";
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
 /// Every `outcome` the login and refresh counters use, registered at 0 on start-up.
 pub const LOGIN_OUTCOMES: &[&str] = &["success", "failure", "throttled", "cancelled"];
 pub const REFRESH_OUTCOMES: &[&str] = &["success", "rejected"];
@@ -79,6 +84,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     }
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_string()), DURATION_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(DB_BATCH_SIZE.to_string()), BATCH_BUCKETS)?
         .build_recorder();
     let handle = recorder.handle();
     // Another thread may have won the race; only the winner's recorder is installed.
@@ -160,6 +166,10 @@ fn describe() {
     describe_counter!(
         SSE_EVENTS_SENT,
         "Change-feed events written to SSE streams, by event name."
+    );
+    describe_histogram!(
+        DB_BATCH_SIZE,
+        "Calls answered per database statement, by operation (batched under load)."
     );
 }
 

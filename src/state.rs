@@ -14,11 +14,19 @@ use crate::cluster::{Feed, RedisLink, Revocations};
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::limits::Limits;
+use crate::models::task_by_id::Lookups;
+use crate::models::task_writes::{Creates, Updates};
 
 /// Everything a handler may need, cheap to clone, injected into every request's depot.
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// `GET /tasks/{id}` lookups, batched under load (see `models::task_by_id`).
+    pub task_lookups: Arc<Lookups>,
+    /// `POST /tasks` creates, batched under load (see `models::task_writes`).
+    pub task_creates: Arc<Creates>,
+    /// `PUT`/`PATCH /tasks/{id}` changes, batched under load (see `models::task_writes`).
+    pub task_updates: Arc<Updates>,
     pub settings: Arc<Settings>,
     pub jwt: Arc<JwtKeys>,
     pub hasher: PasswordHasher,

@@ -1,5 +1,6 @@
 //! Model behaviour: validation and persistence rules, usable without HTTP.
 
+pub mod batch;
 pub mod events;
 pub mod housekeeping;
 pub mod idempotency;

@@ -21,12 +21,15 @@
 //! clause (so `If-Match`'s version test sees the other writer's change) and changed from
 //! there.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use sea_orm::DbErr;
 use sea_orm::sqlx::{self, postgres::PgArguments, query::Query};
+use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use crate::entities::task;
+use crate::models::batch::{Batcher, Job};
 use crate::models::events::advisory_key;
 use crate::models::task_rows::{decode, sqlx_err};
 
@@ -36,6 +39,22 @@ const CREATE_SQL: &str = r#"WITH "serialized" AS MATERIALIZED (SELECT pg_advisor
 "created" AS (
   INSERT INTO "tasks" ("id", "user_id", "title", "description", "status", "priority", "due_date", "version", "created_at", "updated_at", "title_search", "description_search")
   SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM "serialized"
+  RETURNING "id", "user_id", "title", "description", "status", "priority", "due_date", "version", "created_at", "updated_at"
+)
+INSERT INTO "task_events" ("user_id", "task_id", "kind", "version", "created_at", "title", "description", "status", "priority", "due_date", "task_created_at", "task_updated_at")
+SELECT "user_id", "id", 'created', "version", "updated_at", "title", "description", "status", "priority", "due_date", "created_at", "updated_at" FROM "created""#;
+
+/// [`CREATE_SQL`] for several new tasks (of one or more owners) in one statement: every
+/// owner's lock, taken in key order so that two batches never wait for each other in a
+/// cycle, then the rows and their events. `$1` holds the lock keys, `$2` to `$13` one array
+/// per column.
+const CREATE_BATCH_SQL: &str = r#"WITH "serialized" AS MATERIALIZED (
+  SELECT count(pg_advisory_xact_lock("key")) AS "locks"
+  FROM (SELECT DISTINCT "key" FROM unnest($1::int8[]) AS "keys" ("key") ORDER BY "key") AS "ordered"
+),
+"created" AS (
+  INSERT INTO "tasks" ("id", "user_id", "title", "description", "status", "priority", "due_date", "version", "created_at", "updated_at", "title_search", "description_search")
+  SELECT "new".* FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int2[], $8::timestamptz[], $9::int4[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[]) AS "new", "serialized"
   RETURNING "id", "user_id", "title", "description", "status", "priority", "due_date", "version", "created_at", "updated_at"
 )
 INSERT INTO "task_events" ("user_id", "task_id", "kind", "version", "created_at", "title", "description", "status", "priority", "due_date", "task_created_at", "task_updated_at")
@@ -59,6 +78,40 @@ const UPDATE_SQL: &str = r#"WITH "serialized" AS MATERIALIZED (SELECT pg_advisor
     "updated_at" = $14
   FROM "serialized"
   WHERE "id" = $2 AND "user_id" = $3 AND ($15::int4 IS NULL OR "version" = $15)
+  RETURNING "tasks".*
+),
+"recorded" AS (
+  INSERT INTO "task_events" ("user_id", "task_id", "kind", "version", "created_at", "title", "description", "status", "priority", "due_date", "task_created_at", "task_updated_at")
+  SELECT "user_id", "id", 'updated', "version", "updated_at", "title", "description", "status", "priority", "due_date", "created_at", "updated_at" FROM "updated"
+)
+SELECT "id", "user_id", "title", "description", "status", "priority", "due_date", "version", "created_at", "updated_at", "title_search", "description_search" FROM "updated""#;
+
+/// [`UPDATE_SQL`] for several tasks (never the same task twice: an UPDATE joined to two
+/// rows for one target applies only one of them) in one statement: every owner's lock in
+/// key order, as [`CREATE_BATCH_SQL`], then each change with its own flags and `If-Match`
+/// version (NULL when none). Returns the changed rows; a change whose row is not returned
+/// matched nothing.
+const UPDATE_BATCH_SQL: &str = r#"WITH "changes" AS (
+  SELECT * FROM unnest($1::int8[], $2::uuid[], $3::uuid[], $4::bool[], $5::text[], $6::text[], $7::bool[], $8::text[], $9::text[], $10::text[], $11::int2[], $12::bool[], $13::timestamptz[], $14::timestamptz[], $15::int4[])
+    AS "c" ("key", "id", "user_id", "title_set", "title", "title_search", "description_set", "description", "description_search", "status", "priority", "due_date_set", "due_date", "updated_at", "expected")
+),
+"serialized" AS MATERIALIZED (
+  SELECT count(pg_advisory_xact_lock("key")) AS "locks"
+  FROM (SELECT DISTINCT "key" FROM "changes" ORDER BY "key") AS "ordered"
+),
+"updated" AS (
+  UPDATE "tasks" SET
+    "title" = CASE WHEN "c"."title_set" THEN "c"."title" ELSE "tasks"."title" END,
+    "title_search" = CASE WHEN "c"."title_set" THEN "c"."title_search" ELSE "tasks"."title_search" END,
+    "description" = CASE WHEN "c"."description_set" THEN "c"."description" ELSE "tasks"."description" END,
+    "description_search" = CASE WHEN "c"."description_set" THEN "c"."description_search" ELSE "tasks"."description_search" END,
+    "status" = COALESCE("c"."status", "tasks"."status"),
+    "priority" = COALESCE("c"."priority", "tasks"."priority"),
+    "due_date" = CASE WHEN "c"."due_date_set" THEN "c"."due_date" ELSE "tasks"."due_date" END,
+    "version" = "tasks"."version" + 1,
+    "updated_at" = "c"."updated_at"
+  FROM "changes" AS "c", "serialized"
+  WHERE "tasks"."id" = "c"."id" AND "tasks"."user_id" = "c"."user_id" AND ("c"."expected" IS NULL OR "tasks"."version" = "c"."expected")
   RETURNING "tasks".*
 ),
 "recorded" AS (
@@ -99,6 +152,91 @@ pub async fn create(pool: &Pool, task: &task::Model) -> Result<(), DbErr> {
     Ok(())
 }
 
+/// Inserts `tasks` (already complete rows) and their `created` events in one statement.
+async fn create_batch(pool: &Pool, tasks: &[task::Model]) -> Result<(), DbErr> {
+    fn column<T>(tasks: &[task::Model], value: impl Fn(&task::Model) -> T) -> Vec<T> {
+        tasks.iter().map(value).collect()
+    }
+    let done = sqlx::query(CREATE_BATCH_SQL)
+        .bind(column(tasks, |task| advisory_key(task.user_id)))
+        .bind(column(tasks, |task| task.id))
+        .bind(column(tasks, |task| task.user_id))
+        .bind(column(tasks, |task| task.title.clone()))
+        .bind(column(tasks, |task| task.description.clone()))
+        .bind(column(tasks, |task| status_value(task.status)))
+        .bind(column(tasks, |task| priority_value(task.priority)))
+        .bind(column(tasks, |task| task.due_date))
+        .bind(column(tasks, |task| task.version))
+        .bind(column(tasks, |task| task.created_at))
+        .bind(column(tasks, |task| task.updated_at))
+        .bind(column(tasks, |task| task.title_search.clone()))
+        .bind(column(tasks, |task| task.description_search.clone()))
+        .execute(pool)
+        .await
+        .map_err(sqlx_err)?;
+    if done.rows_affected() != tasks.len() as u64 {
+        return Err(DbErr::Custom(format!(
+            "a batch of {} creates recorded {} events",
+            tasks.len(),
+            done.rows_affected()
+        )));
+    }
+    Ok(())
+}
+
+/// Task creates that share statements (and commits) under load (see `models::batch`):
+/// PostgreSQL only; `models::tasks::create` sends other backends their own way.
+pub type Creates = Batcher<CreateJob>;
+
+/// Statements in flight for batched writes of one kind at once (as `task_by_id`'s lookups).
+const WRITE_RUNNERS: usize = 2;
+/// The most writes one statement commits.
+const MAX_WRITE_BATCH: usize = 64;
+
+pub struct CreateJob {
+    db: DatabaseConnection,
+}
+
+/// The creates of a [`Creates`].
+pub fn creates(db: DatabaseConnection) -> Arc<Creates> {
+    Batcher::new(
+        CreateJob { db },
+        "task_create",
+        WRITE_RUNNERS,
+        MAX_WRITE_BATCH,
+    )
+}
+
+impl Job for CreateJob {
+    type Input = task::Model;
+    type Output = task::Model;
+
+    async fn run(&self, batch: Vec<task::Model>) -> Vec<crate::error::Result<task::Model>> {
+        let pool = self.db.get_postgres_connection_pool();
+        let outcome = match batch.as_slice() {
+            [only] => create(pool, only).await,
+            tasks => create_batch(pool, tasks).await,
+        };
+        match outcome {
+            Ok(()) => batch.into_iter().map(Ok).collect(),
+            Err(err) if batch.len() == 1 => vec![Err(err.into())],
+            Err(err) => {
+                // The statement rolled back as a whole (one owner deleted meanwhile, a
+                // lock wait over the statement timeout...): each create goes again on its
+                // own, so each request gets its own outcome, not its neighbours'.
+                tracing::warn!(error = %err, creates = batch.len(), "batched create failed; retrying one by one");
+                let alone = batch.iter().map(|task| create(pool, task));
+                let outcomes = futures_util::future::join_all(alone).await;
+                batch
+                    .into_iter()
+                    .zip(outcomes)
+                    .map(|(task, outcome)| outcome.map(|()| task).map_err(Into::into))
+                    .collect()
+            }
+        }
+    }
+}
+
 /// New values of a partial update, already validated and folded for search: `None`
 /// leaves a column unchanged.
 #[derive(Debug, Default)]
@@ -110,36 +248,159 @@ pub struct Update {
     pub due_date: Option<Option<DateTime<Utc>>>,
 }
 
-/// Applies `update` to `owner`'s task `id` (only at `expected_version` when given) and
-/// records its `updated` event; `None` when no row matched.
-pub async fn update(
-    pool: &Pool,
-    owner: Uuid,
-    id: Uuid,
-    update: Update,
-    expected_version: Option<i32>,
-    now: DateTime<Utc>,
-) -> Result<Option<task::Model>, DbErr> {
-    let (title_set, (title, title_search)) = present(update.title);
-    let (description_set, (description, description_search)) = present(update.description);
-    let (due_date_set, due_date) = present(update.due_date);
-    let row = bind_update(sqlx::query(UPDATE_SQL), owner, id)
-        .bind(title_set)
-        .bind(title)
-        .bind(title_search)
-        .bind(description_set)
-        .bind(description)
-        .bind(description_search)
+/// One task's change: `update` to `owner`'s task `id`, only at `expected_version` when
+/// given, stamped `now`.
+#[derive(Debug)]
+pub struct Change {
+    pub owner: Uuid,
+    pub id: Uuid,
+    pub update: Update,
+    pub expected_version: Option<i32>,
+    pub now: DateTime<Utc>,
+}
+
+/// Applies `change` and records its `updated` event; `None` when no row matched.
+pub async fn update(pool: &Pool, change: &Change) -> Result<Option<task::Model>, DbErr> {
+    let Change {
+        owner,
+        id,
+        update,
+        expected_version,
+        now,
+    } = change;
+    let title = update.title.as_ref();
+    let description = update.description.as_ref();
+    let row = bind_update(sqlx::query(UPDATE_SQL), *owner, *id)
+        .bind(title.is_some())
+        .bind(title.map(|(text, _)| text.as_str()))
+        .bind(title.map(|(_, folded)| folded.as_str()))
+        .bind(description.is_some())
+        .bind(description.and_then(|(text, _)| text.as_deref()))
+        .bind(description.and_then(|(_, folded)| folded.as_deref()))
         .bind(update.status.map(status_value))
         .bind(update.priority.map(priority_value))
-        .bind(due_date_set)
-        .bind(due_date)
+        .bind(update.due_date.is_some())
+        .bind(update.due_date.flatten())
         .bind(now)
         .bind(expected_version)
         .fetch_optional(pool)
         .await
         .map_err(sqlx_err)?;
     row.as_ref().map(decode).transpose()
+}
+
+/// Applies `changes` (of distinct tasks) and records their events in one statement; the
+/// changed rows, in no particular order.
+async fn update_batch(pool: &Pool, changes: &[&Change]) -> Result<Vec<task::Model>, DbErr> {
+    fn column<T>(changes: &[&Change], value: impl Fn(&Change) -> T) -> Vec<T> {
+        changes.iter().map(|change| value(change)).collect()
+    }
+    let rows = sqlx::query(UPDATE_BATCH_SQL)
+        .bind(column(changes, |c| advisory_key(c.owner)))
+        .bind(column(changes, |c| c.id))
+        .bind(column(changes, |c| c.owner))
+        .bind(column(changes, |c| c.update.title.is_some()))
+        .bind(column(changes, |c| {
+            c.update.title.as_ref().map(|t| t.0.clone())
+        }))
+        .bind(column(changes, |c| {
+            c.update.title.as_ref().map(|t| t.1.clone())
+        }))
+        .bind(column(changes, |c| c.update.description.is_some()))
+        .bind(column(changes, |c| {
+            c.update.description.as_ref().and_then(|d| d.0.clone())
+        }))
+        .bind(column(changes, |c| {
+            c.update.description.as_ref().and_then(|d| d.1.clone())
+        }))
+        .bind(column(changes, |c| c.update.status.map(status_value)))
+        .bind(column(changes, |c| c.update.priority.map(priority_value)))
+        .bind(column(changes, |c| c.update.due_date.is_some()))
+        .bind(column(changes, |c| c.update.due_date.flatten()))
+        .bind(column(changes, |c| c.now))
+        .bind(column(changes, |c| c.expected_version))
+        .fetch_all(pool)
+        .await
+        .map_err(sqlx_err)?;
+    rows.iter().map(decode).collect()
+}
+
+/// Task changes that share statements (and commits) under load, as [`Creates`].
+pub type Updates = Batcher<UpdateJob>;
+
+pub struct UpdateJob {
+    db: DatabaseConnection,
+}
+
+/// The updates of an [`Updates`].
+pub fn updates(db: DatabaseConnection) -> Arc<Updates> {
+    Batcher::new(
+        UpdateJob { db },
+        "task_update",
+        WRITE_RUNNERS,
+        MAX_WRITE_BATCH,
+    )
+}
+
+impl Job for UpdateJob {
+    type Input = Change;
+    /// The changed task; `None` when no row matched.
+    type Output = Option<task::Model>;
+
+    async fn run(&self, batch: Vec<Change>) -> Vec<crate::error::Result<Option<task::Model>>> {
+        let pool = self.db.get_postgres_connection_pool();
+        let mut results: Vec<Option<crate::error::Result<Option<task::Model>>>> =
+            batch.iter().map(|_| None).collect();
+        // Rounds of distinct tasks, in queue order: two changes of one task go in
+        // successive statements, each applied on top of the last.
+        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        while !pending.is_empty() {
+            let mut round = Vec::new();
+            let mut later = Vec::new();
+            for index in pending {
+                let id = batch[index].id;
+                if round.iter().any(|&taken: &usize| batch[taken].id == id) {
+                    later.push(index);
+                } else {
+                    round.push(index);
+                }
+            }
+            pending = later;
+            let changes: Vec<&Change> = round.iter().map(|&index| &batch[index]).collect();
+            if let [only] = changes.as_slice() {
+                results[round[0]] = Some(update(pool, only).await.map_err(Into::into));
+                continue;
+            }
+            match update_batch(pool, &changes).await {
+                Ok(rows) => {
+                    for (&index, change) in round.iter().zip(&changes) {
+                        let row = rows.iter().find(|row| row.id == change.id).cloned();
+                        results[index] = Some(Ok(row));
+                    }
+                }
+                Err(err) => {
+                    // Rolled back as a whole: each change goes again on its own (see
+                    // `CreateJob`).
+                    tracing::warn!(error = %err, updates = changes.len(), "batched update failed; retrying one by one");
+                    let alone = changes.iter().map(|change| update(pool, change));
+                    let outcomes = futures_util::future::join_all(alone).await;
+                    for (&index, outcome) in round.iter().zip(outcomes) {
+                        results[index] = Some(outcome.map_err(Into::into));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(crate::error::AppError::Internal(anyhow::anyhow!(
+                        "a batched update was left unanswered"
+                    )))
+                })
+            })
+            .collect()
+    }
 }
 
 /// Deletes `owner`'s task `id` (only at `expected_version` when given) and records its
@@ -161,20 +422,12 @@ pub async fn delete(
 }
 
 /// `$1` to `$3` of the UPDATE and the DELETE: the owner's lock key, the task, the owner.
-fn bind_update(
-    query: Query<'static, sqlx::Postgres, PgArguments>,
+fn bind_update<'q>(
+    query: Query<'q, sqlx::Postgres, PgArguments>,
     owner: Uuid,
     id: Uuid,
-) -> Query<'static, sqlx::Postgres, PgArguments> {
+) -> Query<'q, sqlx::Postgres, PgArguments> {
     query.bind(advisory_key(owner)).bind(id).bind(owner)
-}
-
-/// A CASE flag and the value it guards (the type's default when absent, never written).
-fn present<T: Default>(value: Option<T>) -> (bool, T) {
-    match value {
-        Some(value) => (true, value),
-        None => (false, T::default()),
-    }
 }
 
 /// The stored forms of the enums, as the entity maps them.

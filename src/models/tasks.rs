@@ -1,6 +1,8 @@
 //! Tasks are always read and written through their owner: every query is filtered by
 //! `user_id`, so another user's task is indistinguishable from a missing one.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use migration::fold_for_search;
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -12,6 +14,8 @@ use uuid::Uuid;
 
 use crate::entities::task::{self, Priority, Status};
 use crate::error::{AppError, Result};
+use crate::models::task_by_id::Lookups;
+use crate::models::task_writes::{Creates, Updates};
 use crate::models::txn::begin_write;
 use crate::models::{events, task_writes};
 use crate::requests::{CreateTaskRequest, PatchTaskRequest};
@@ -117,11 +121,15 @@ impl From<TaskInput> for TaskChanges {
 
 /// Creates `owner`'s task with its change-feed event: on PostgreSQL in one statement
 /// (`models::task_writes`), elsewhere in a transaction.
-pub async fn create(db: &DatabaseConnection, owner: Uuid, input: TaskInput) -> Result<task::Model> {
+pub async fn create(
+    db: &DatabaseConnection,
+    creates: &Arc<Creates>,
+    owner: Uuid,
+    input: TaskInput,
+) -> Result<task::Model> {
     let task = new_task(owner, input);
     if db.get_database_backend() == DatabaseBackend::Postgres {
-        task_writes::create(db.get_postgres_connection_pool(), &task).await?;
-        return Ok(task);
+        return creates.call(task).await;
     }
     // Boxed: unboxed, sea-orm's large futures would size (and be copied with) every
     // write's future, PostgreSQL ones included (the route moves it into a task of its own).
@@ -176,6 +184,11 @@ pub async fn get(db: &DatabaseConnection, owner: Uuid, id: Uuid) -> Result<task:
         .ok_or(NOT_FOUND)
 }
 
+/// [`get`] through lookups that share round trips with concurrent ones (the read route).
+pub async fn get_batched(lookups: &Arc<Lookups>, owner: Uuid, id: Uuid) -> Result<task::Model> {
+    lookups.find(owner, id).await?.ok_or(NOT_FOUND)
+}
+
 /// Whether a request's `If-Match` version (if any) allows changing `task`.
 fn check_version(task: &task::Model, expected: Option<i32>) -> Result<()> {
     match expected {
@@ -196,6 +209,7 @@ async fn explain_miss(db: &DatabaseConnection, owner: Uuid, id: Uuid) -> AppErro
 /// client sent If-Match), so concurrent writers can never silently overwrite each other.
 pub async fn update(
     db: &DatabaseConnection,
+    updates: &Arc<Updates>,
     owner: Uuid,
     id: Uuid,
     changes: TaskChanges,
@@ -221,9 +235,14 @@ pub async fn update(
         due_date: changes.due_date,
     };
     if db.get_database_backend() == DatabaseBackend::Postgres {
-        let now = validate::now();
-        let pool = db.get_postgres_connection_pool();
-        return match task_writes::update(pool, owner, id, update, expected_version, now).await? {
+        let change = task_writes::Change {
+            owner,
+            id,
+            update,
+            expected_version,
+            now: validate::now(),
+        };
+        return match updates.call(change).await? {
             Some(task) => Ok(task),
             None => Err(explain_miss(db, owner, id).await),
         };

@@ -1,6 +1,8 @@
 //! Task routes under `/api/v1/tasks`: owner-only CRUD. Another user's task is a 404,
 //! byte-identical to a missing one; `ETag`/`If-Match`/`If-None-Match` carry the version.
 
+use std::sync::Arc;
+
 use salvo::http::StatusCode;
 use salvo::http::header::{IF_MATCH, IF_NONE_MATCH};
 use salvo::prelude::*;
@@ -168,10 +170,10 @@ pub async fn create(
     let claim = idempotent::claim(req, &state, Scope::Tasks(caller.id)).await?;
     let input = TaskInput::try_from(body.0)?;
     let Some(claim) = claim else {
-        let db = state.db.clone();
+        let (db, creates) = (state.db.clone(), Arc::clone(&state.task_creates));
         let owner = caller.id;
         let task = then_notify(&state, owner, async move {
-            tasks::create(&db, owner, input).await
+            tasks::create(&db, &creates, owner, input).await
         })
         .await?;
         metrics::counter!(TASKS_CREATED).increment(1);
@@ -243,7 +245,7 @@ pub async fn get(
     caller: CurrentUser,
     id: ResourceId,
 ) -> Result<TaskReply> {
-    let task = tasks::get(&state.db, caller.id, id.0).await?;
+    let task = tasks::get_batched(&state.task_lookups, caller.id, id.0).await?;
     if not_modified(req, task.version) {
         return Ok(TaskReply::NotModified(task.version));
     }
@@ -258,9 +260,9 @@ async fn apply(
     changes: TaskChanges,
 ) -> Result<TaskReply> {
     let expected = expected_version(req, &state.db, caller.id, id.0).await?;
-    let (db, owner) = (state.db.clone(), caller.id);
+    let (db, updates, owner) = (state.db.clone(), Arc::clone(&state.task_updates), caller.id);
     let task = then_notify(state, owner, async move {
-        tasks::update(&db, owner, id.0, changes, expected).await
+        tasks::update(&db, &updates, owner, id.0, changes, expected).await
     })
     .await?;
     metrics::counter!(TASKS_UPDATED).increment(1);

@@ -698,7 +698,9 @@ async fn write_tasks(app: &TestApp, owner: &str, title: &str, count: usize, size
             priority: Priority::default(),
             due_date: None,
         };
-        create(&app.state.db, owner, input).await.expect("task");
+        create(&app.state.db, &app.state.task_creates, owner, input)
+            .await
+            .expect("task");
     }
 }
 

@@ -610,3 +610,315 @@ async fn search_ignores_case_beyond_ascii(backend: Backend) {
 fn url_encode(raw: &str) -> String {
     raw.bytes().map(|b| format!("%{b:02X}")).collect()
 }
+
+/// On PostgreSQL, concurrent reads of single tasks share statements
+/// (`models::task_by_id::Lookups`). One batch here mixes two owners, each one's own and the
+/// other's ids, and a missing id: every request still gets its own task or a 404, never a
+/// task another request in the batch was allowed to see.
+#[tokio::test]
+async fn batched_reads_answer_each_request_with_its_own_task_only() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let app = spawn_app(Backend::Postgres).await;
+    let (alice, _, _) = app.new_user("alice").await;
+    let (bob, _, _) = app.new_user("bob").await;
+    let mut requests: Vec<(&str, String, Option<Value>)> = Vec::new();
+    for i in 0..4 {
+        let mine = app
+            .create_task(&alice, json!({"title": format!("alice {i}")}))
+            .await;
+        let theirs = app
+            .create_task(&bob, json!({"title": format!("bob {i}")}))
+            .await;
+        for (owner, other, task) in [(&alice, &bob, &mine), (&bob, &alice, &theirs)] {
+            let id = task["id"].as_str().expect("id").to_string();
+            requests.push((owner, id.clone(), Some(task.clone())));
+            requests.push((other, id, None));
+        }
+        requests.push((&alice, uuid::Uuid::now_v7().to_string(), None));
+    }
+    // Hold the table: the first lookups' statements wait on the lock while the rest queue
+    // behind them, so they must be answered together once it is released.
+    let blocker = app.state.db.begin().await.expect("begin");
+    blocker
+        .execute_unprepared("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let before = app.state.task_lookups.stats();
+    let paths: Vec<String> = requests
+        .iter()
+        .map(|(_, id, _)| format!("/api/v1/tasks/{id}"))
+        .collect();
+    let reads = futures::future::join_all(
+        requests
+            .iter()
+            .zip(&paths)
+            .map(|((token, _, _), path)| app.get(path, Some(token))),
+    );
+    let release = async {
+        let lookups = &app.state.task_lookups;
+        // Every request is either in a statement waiting on the lock or queued.
+        let expected = requests.len() as u64;
+        while {
+            let now = lookups.stats();
+            now.calls - before.calls + u64::try_from(now.waiting).expect("count") < expected
+        } {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        blocker.commit().await.expect("release");
+    };
+    let (replies, ()) = futures::join!(reads, release);
+
+    for ((_, id, expected), reply) in requests.iter().zip(&replies) {
+        match expected {
+            Some(task) => {
+                assert_eq!(reply.status, StatusCode::OK, "{id}: {}", reply.text);
+                assert_eq!(&reply.body, task);
+            }
+            None => {
+                reply.problem(404);
+                assert!(!reply.text.contains("alice") && !reply.text.contains("bob"));
+            }
+        }
+    }
+    let after = app.state.task_lookups.stats();
+    assert_eq!(after.calls - before.calls, requests.len() as u64);
+    assert!(
+        after.statements - before.statements < requests.len() as u64 / 2,
+        "{} lookups took {} statements",
+        requests.len(),
+        after.statements - before.statements
+    );
+}
+
+/// On PostgreSQL, concurrent creates share one statement and one commit
+/// (`models::task_writes::Creates`). Here the first two creates wait on their owner's feed
+/// lock, held by another session, while creates of three users queue behind them; once it
+/// is released the queued ones are written together. One of the queued creates is for a
+/// user deleted meanwhile, which fails the shared statement: every other create must still
+/// be stored (each then goes alone), and the orphan must not be.
+#[tokio::test]
+async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+
+    let app = spawn_app(Backend::Postgres).await;
+    let (holder, holder_id, _) = app.new_user("holder").await;
+    let (alice, _, _) = app.new_user("alice").await;
+    let (bob, _, _) = app.new_user("bob").await;
+    let (doomed, doomed_id, _) = app.new_user("doomed").await;
+    let holder_id: uuid::Uuid = holder_id.parse().expect("user id");
+    let blocker = app.state.db.begin().await.expect("begin");
+    blocker
+        .execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [taskapi::models::events::advisory_key(holder_id).into()],
+        ))
+        .await
+        .expect("lock");
+    let before = app.state.task_creates.stats();
+    let app = &app;
+    let taken = |calls: u64| async move {
+        while app.state.task_creates.stats().calls - before.calls < calls {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    let post = |token: &str, title: &str| {
+        let request = app
+            .client
+            .post(app.url("/api/v1/tasks"))
+            .bearer_auth(token)
+            .json(&json!({ "title": title }));
+        tokio::spawn(async move { TestApp::read(request.send().await.expect("send")).await })
+    };
+    let mut creates: Vec<(&str, String)> = Vec::new();
+    let mut sent = Vec::new();
+    // One at a time, so each of the two runners holds one of them, waiting on the lock.
+    for (n, title) in ["holder 0", "holder 1"].into_iter().enumerate() {
+        sent.push(post(&holder, title));
+        creates.push((&holder, title.into()));
+        taken(n as u64 + 1).await;
+    }
+    for i in 0..6 {
+        for (token, name) in [(&alice, "alice"), (&bob, "bob")] {
+            let title = format!("{name} {i}");
+            sent.push(post(token, &title));
+            creates.push((token, title));
+        }
+    }
+    sent.push(post(&doomed, "orphan"));
+    creates.push((&doomed, "orphan".into()));
+    while app.state.task_creates.stats().waiting < creates.len() - 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    app.count(&format!(
+        "WITH gone AS (DELETE FROM users WHERE id = '{doomed_id}' RETURNING 1) SELECT count(*) AS n FROM gone"
+    ))
+    .await;
+    blocker.commit().await.expect("release");
+    let mut replies = Vec::new();
+    for reply in sent {
+        replies.push(reply.await.expect("join"));
+    }
+
+    for ((token, title), reply) in creates.iter().zip(&replies) {
+        if *token == doomed.as_str() {
+            assert!(reply.status.is_server_error(), "{}", reply.text);
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/problem+json")
+            );
+            continue;
+        }
+        assert_eq!(reply.status, StatusCode::CREATED, "{title}: {}", reply.text);
+        assert_eq!(reply.body["title"], title.as_str());
+        let stored = app
+            .get(
+                &format!("/api/v1/tasks/{}", reply.body["id"].as_str().expect("id")),
+                Some(token),
+            )
+            .await;
+        assert_eq!(&stored.body, &reply.body);
+    }
+    for (token, owned) in [(&alice, 6), (&bob, 6), (&holder, 2)] {
+        let listed = app.get("/api/v1/tasks?limit=100", Some(token)).await;
+        assert_eq!(listed.body["total"], owned);
+    }
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM tasks WHERE title = 'orphan'")
+            .await,
+        0
+    );
+    // One event per stored task, no more (the failed statement left none behind).
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM task_events WHERE kind = 'created'")
+            .await,
+        14
+    );
+    let after = app.state.task_creates.stats();
+    assert_eq!(after.calls - before.calls, creates.len() as u64);
+    assert!(
+        after.statements - before.statements < creates.len() as u64 / 2,
+        "{} creates took {} batches",
+        creates.len(),
+        after.statements - before.statements
+    );
+}
+
+/// On PostgreSQL, concurrent changes share one statement and one commit
+/// (`models::task_writes::Updates`); two changes of one task go in successive statements.
+/// In one batch: two unconditional changes of a task (both apply), two changes of another
+/// task at the same `If-Match` version (exactly one applies, the other is a 412), a change
+/// of someone else's task (404) and an unrelated one.
+#[tokio::test]
+async fn batched_changes_apply_each_change_once_and_keep_if_match() {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+
+    let app = spawn_app(Backend::Postgres).await;
+    let (holder, holder_id, _) = app.new_user("holder").await;
+    let (alice, _, _) = app.new_user("alice").await;
+    let (bob, _, _) = app.new_user("bob").await;
+    let path = |task: &Value| format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let held = path(&app.create_task(&holder, json!({"title": "held"})).await);
+    let twice = path(&app.create_task(&alice, json!({"title": "twice"})).await);
+    let contested = path(&app.create_task(&alice, json!({"title": "contested"})).await);
+    let bobs = path(&app.create_task(&bob, json!({"title": "bob's"})).await);
+
+    let holder_id: uuid::Uuid = holder_id.parse().expect("user id");
+    let blocker = app.state.db.begin().await.expect("begin");
+    blocker
+        .execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [taskapi::models::events::advisory_key(holder_id).into()],
+        ))
+        .await
+        .expect("lock");
+    let before = app.state.task_updates.stats();
+    let patch = |token: &str, path: &str, if_match: Option<&str>, body: Value| {
+        let mut request = app
+            .client
+            .patch(app.url(path))
+            .bearer_auth(token)
+            .json(&body);
+        if let Some(tag) = if_match {
+            request = request.header("if-match", tag);
+        }
+        tokio::spawn(async move { TestApp::read(request.send().await.expect("send")).await })
+    };
+    // Each runner holds one change of the held task, waiting on its owner's lock.
+    let mut held_changes = Vec::new();
+    for n in 1..=2 {
+        held_changes.push(patch(
+            &holder,
+            &held,
+            None,
+            json!({"title": format!("held {n}")}),
+        ));
+        while app.state.task_updates.stats().calls - before.calls < n {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    let queued = [
+        patch(&alice, &twice, None, json!({"title": "twice a"})),
+        patch(&alice, &twice, None, json!({"status": "done"})),
+        patch(&alice, &contested, Some("\"1\""), json!({"title": "first"})),
+        patch(
+            &alice,
+            &contested,
+            Some("\"1\""),
+            json!({"title": "second"}),
+        ),
+        patch(&bob, &twice, None, json!({"title": "pwned"})),
+        patch(&bob, &bobs, None, json!({"priority": "high"})),
+    ];
+    while app.state.task_updates.stats().waiting < queued.len() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    blocker.commit().await.expect("release");
+    let mut replies = Vec::new();
+    for reply in held_changes.into_iter().chain(queued) {
+        replies.push(reply.await.expect("join"));
+    }
+
+    let statuses: Vec<u16> = replies.iter().map(|reply| reply.status.as_u16()).collect();
+    assert_eq!(statuses[..4], [200, 200, 200, 200], "{statuses:?}");
+    let contest = [statuses[4], statuses[5]];
+    assert!(
+        contest == [200, 412] || contest == [412, 200],
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[6..], [404, 200], "{statuses:?}");
+    replies[6].problem(404);
+
+    let twice_now = app.get(&twice, Some(&alice)).await.body;
+    assert_eq!(
+        (
+            &twice_now["title"],
+            &twice_now["status"],
+            &twice_now["version"]
+        ),
+        (&json!("twice a"), &json!("done"), &json!(3))
+    );
+    let winner = if contest[0] == 200 { "first" } else { "second" };
+    let contested_now = app.get(&contested, Some(&alice)).await.body;
+    assert_eq!(
+        (&contested_now["title"], &contested_now["version"]),
+        (&json!(winner), &json!(2))
+    );
+    assert_eq!(app.get(&bobs, Some(&bob)).await.body["priority"], "high");
+    assert_eq!(app.get(&held, Some(&holder)).await.body["version"], 3);
+    // One event per applied change.
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM task_events WHERE kind = 'updated'")
+            .await,
+        6
+    );
+    let after = app.state.task_updates.stats();
+    assert_eq!(after.calls - before.calls, 8);
+    assert_eq!(
+        after.statements - before.statements,
+        3,
+        "two held, one batch"
+    );
+}

@@ -1,0 +1,291 @@
+//! Concurrent calls of one kind answered together, one database statement per batch.
+//!
+//! Under load, a round trip to PostgreSQL (pool checkout, socket writes and reads on both
+//! sides, the wake-ups of two processes, executor start-up, and for a write its commit)
+//! costs several times what one indexed row costs; with dozens of requests in flight it was
+//! most of a request's CPU time. A [`Batcher`] keeps at most `runners` statements in flight
+//! for its kind of call. A call that finds a runner slot free starts a runner at once, so a
+//! lone request waits for nobody; calls that arrive while every runner is busy queue, and
+//! the next free runner answers all of them (up to `max_batch`) with one statement. The
+//! batch size thus follows the load, with no timer and no added latency when idle.
+//!
+//! Runners are tasks of their own: a caller that hangs up drops only its own wait, never
+//! the statement other callers are waiting on (nor a write that then commits unseen).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::oneshot;
+
+use crate::error::{AppError, Result};
+use crate::metrics::DB_BATCH_SIZE;
+
+/// One kind of batched call.
+pub trait Job: Send + Sync + 'static {
+    type Input: Send + 'static;
+    type Output: Send + 'static;
+
+    /// Answers `batch`: exactly one result per input, in the inputs' order.
+    fn run(
+        &self,
+        batch: Vec<Self::Input>,
+    ) -> impl Future<Output = Vec<Result<Self::Output>>> + Send;
+}
+
+pub struct Batcher<J: Job> {
+    job: J,
+    runners: usize,
+    max_batch: usize,
+    queue: Mutex<Queue<J>>,
+    statements: AtomicU64,
+    calls: AtomicU64,
+    /// Resolved once: looking the series up by its labels costs more than recording.
+    sizes: metrics::Histogram,
+}
+
+struct Queue<J: Job> {
+    waiting: Vec<Waiter<J>>,
+    runners: usize,
+}
+
+struct Waiter<J: Job> {
+    input: J::Input,
+    reply: oneshot::Sender<Result<J::Output>>,
+}
+
+/// What a [`Batcher`] has done since it was made, and what waits now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Batches run (each one statement, or one per input after a failed batch).
+    pub statements: u64,
+    /// Calls taken into those batches.
+    pub calls: u64,
+    /// Calls queued for the next free runner.
+    pub waiting: usize,
+}
+
+impl<J: Job> Batcher<J> {
+    /// `operation` labels the batch-size histogram. Made after the metrics recorder is
+    /// installed (`startup`), or the histogram records nowhere.
+    pub fn new(job: J, operation: &'static str, runners: usize, max_batch: usize) -> Arc<Self> {
+        Arc::new(Self {
+            job,
+            runners: runners.max(1),
+            max_batch: max_batch.max(1),
+            queue: Mutex::new(Queue {
+                waiting: Vec::new(),
+                runners: 0,
+            }),
+            statements: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            sizes: metrics::histogram!(DB_BATCH_SIZE, "operation" => operation),
+        })
+    }
+
+    pub fn job(&self) -> &J {
+        &self.job
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            statements: self.statements.load(Ordering::Relaxed),
+            calls: self.calls.load(Ordering::Relaxed),
+            waiting: self.lock().waiting.len(),
+        }
+    }
+
+    /// `input`'s result, from the batch it joins.
+    pub async fn call(self: &Arc<Self>, input: J::Input) -> Result<J::Output> {
+        let (reply, answer) = oneshot::channel();
+        let start_runner = {
+            let mut queue = self.lock();
+            queue.waiting.push(Waiter { input, reply });
+            let free = queue.runners < self.runners;
+            if free {
+                queue.runners += 1;
+            }
+            free
+        };
+        if start_runner {
+            tokio::spawn(Arc::clone(self).run());
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(AppError::Internal(anyhow::anyhow!(
+                "batch runner stopped without an answer"
+            )))
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue<J>> {
+        // The queue is consistent at every unlock (plain pushes and drains), so a panic
+        // elsewhere while it was held leaves nothing half-done.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Answers queued calls, a batch at a time, until none are left. The runner count is
+    /// given back under the same lock that saw the queue empty, so a call queued just after
+    /// always finds a runner slot free.
+    async fn run(self: Arc<Self>) {
+        let mut slot = RunnerSlot {
+            batcher: &self,
+            held: true,
+        };
+        loop {
+            let batch: Vec<Waiter<J>> = {
+                let mut queue = self.lock();
+                if queue.waiting.is_empty() {
+                    queue.runners -= 1;
+                    slot.held = false;
+                    return;
+                }
+                let take = queue.waiting.len().min(self.max_batch);
+                queue.waiting.drain(..take).collect()
+            };
+            self.statements.fetch_add(1, Ordering::Relaxed);
+            self.calls.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.sizes.record(batch.len() as f64);
+            let (inputs, replies): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .map(|waiter| (waiter.input, waiter.reply))
+                .unzip();
+            let mut results = self.job.run(inputs).await.into_iter();
+            for reply in replies {
+                let result = results.next().unwrap_or_else(|| {
+                    Err(AppError::Internal(anyhow::anyhow!(
+                        "batch answered fewer calls than it was given"
+                    )))
+                });
+                // A caller that hung up no longer listens; nothing to do for it.
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+/// Gives a runner's slot back if the runner ends without doing so itself (a panic), so
+/// later calls can still start runners.
+struct RunnerSlot<'a, J: Job> {
+    batcher: &'a Batcher<J>,
+    held: bool,
+}
+
+impl<J: Job> Drop for RunnerSlot<'_, J> {
+    fn drop(&mut self) {
+        if self.held {
+            self.batcher.lock().runners -= 1;
+        }
+    }
+}
+
+/// The problem for every call of a batch that failed as a whole. A database error
+/// converts to one of two problems (`From<DbErr> for AppError`): a 503 with its detail, or
+/// a 500 whose cause is only logged; each caller gets its own copy.
+pub fn shared_problem(err: &AppError) -> AppError {
+    match err {
+        AppError::Unavailable(detail) => AppError::Unavailable(detail),
+        other => AppError::Internal(anyhow::anyhow!("batched statement failed: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Doubles numbers; each batch waits on a gate so the test decides when batches end.
+    struct Doubler {
+        gate: tokio::sync::Semaphore,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    impl Job for Doubler {
+        type Input = u32;
+        type Output = u32;
+
+        async fn run(&self, batch: Vec<u32>) -> Vec<Result<u32>> {
+            self.batches.lock().expect("batches").push(batch.len());
+            self.gate.acquire().await.expect("gate").forget();
+            batch.into_iter().map(|n| Ok(n * 2)).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_queued_behind_busy_runners_share_one_batch_and_get_their_own_answers() {
+        let batcher = Batcher::new(
+            Doubler {
+                gate: tokio::sync::Semaphore::new(0),
+                batches: Mutex::default(),
+            },
+            "test",
+            2,
+            64,
+        );
+        let spawn_call = |n: u32| {
+            let batcher = Arc::clone(&batcher);
+            tokio::spawn(async move { batcher.call(n).await })
+        };
+        // One call at a time until each runner holds one, waiting on the gate.
+        let mut calls = Vec::new();
+        for n in 0..2 {
+            calls.push(spawn_call(n));
+            while batcher.stats().statements < u64::from(n) + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        calls.extend((2..20).map(spawn_call));
+        while batcher.stats().waiting < 18 {
+            tokio::task::yield_now().await;
+        }
+        batcher.job().gate.add_permits(3);
+        for (n, call) in (0..20).zip(calls) {
+            assert_eq!(call.await.expect("join").expect("answer"), n * 2);
+        }
+        let mut sizes = batcher.job().batches.lock().expect("batches").clone();
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![1, 1, 18]);
+        let stats = batcher.stats();
+        assert_eq!((stats.statements, stats.calls, stats.waiting), (3, 20, 0));
+        // Runners gave their slots back: a later call starts one at once.
+        batcher.job().gate.add_permits(1);
+        assert_eq!(batcher.call(21).await.expect("answer"), 42);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_hangs_up_does_not_stop_the_batch() {
+        let batcher = Batcher::new(
+            Doubler {
+                gate: tokio::sync::Semaphore::new(0),
+                batches: Mutex::default(),
+            },
+            "test",
+            1,
+            64,
+        );
+        let first = tokio::spawn({
+            let batcher = Arc::clone(&batcher);
+            async move { batcher.call(1).await }
+        });
+        while batcher.stats().statements < 1 {
+            tokio::task::yield_now().await;
+        }
+        let quitter = tokio::spawn({
+            let batcher = Arc::clone(&batcher);
+            async move { batcher.call(2).await }
+        });
+        let stayer = tokio::spawn({
+            let batcher = Arc::clone(&batcher);
+            async move { batcher.call(3).await }
+        });
+        while batcher.stats().waiting < 2 {
+            tokio::task::yield_now().await;
+        }
+        quitter.abort();
+        batcher.job().gate.add_permits(2);
+        assert_eq!(first.await.expect("join").expect("answer"), 2);
+        assert_eq!(stayer.await.expect("join").expect("answer"), 6);
+        assert_eq!(
+            batcher.job().batches.lock().expect("batches").clone(),
+            vec![1, 2]
+        );
+    }
+}
