@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::limits::Limits;
 use crate::models::task_by_id::Lookups;
+use crate::models::task_list::FirstPages;
 use crate::models::task_writes::{Creates, Updates};
 
 /// Everything a handler may need, cheap to clone, injected into every request's depot.
@@ -27,6 +28,8 @@ pub struct AppState {
     pub task_creates: Arc<Creates>,
     /// `PUT`/`PATCH /tasks/{id}` changes, batched under load (see `models::task_writes`).
     pub task_updates: Arc<Updates>,
+    /// `GET /tasks` default listings, batched under load (see `models::task_list`).
+    pub task_pages: Arc<FirstPages>,
     pub settings: Arc<Settings>,
     pub jwt: Arc<JwtKeys>,
     pub hasher: PasswordHasher,

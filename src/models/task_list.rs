@@ -1,5 +1,7 @@
 //! Listing an owner's tasks: filters, sorts, offset and keyset pages.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use migration::fold_for_search;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
@@ -11,6 +13,7 @@ use uuid::Uuid;
 
 use crate::entities::task::{self, Priority, Status};
 use crate::error::{AppError, Result};
+use crate::models::batch::Batcher;
 use crate::models::task_cursor::{Binding, CURSOR_MAX, Position, SortKey};
 use crate::requests::{ListTasksQuery, TaskSort};
 use crate::validate::{self, Errors};
@@ -263,6 +266,7 @@ fn is_default_listing(filter: &TaskFilter) -> bool {
 /// One row more than the limit is read to know whether a next page exists.
 pub async fn list(
     db: &DatabaseConnection,
+    pages: &Arc<FirstPages>,
     owner: Uuid,
     filter: &TaskFilter,
     cursor: Option<&Position>,
@@ -271,7 +275,13 @@ pub async fn list(
     let (mut items, counted_total) = if db.get_database_backend() == DatabaseBackend::Postgres {
         let pool = db.get_postgres_connection_pool();
         if counted && is_default_listing(filter) {
-            postgres::fetch_default(pool, owner, filter.limit + 1, filter.offset).await?
+            pages
+                .call(postgres::DefaultPage {
+                    owner,
+                    probe: filter.limit + 1,
+                    offset: filter.offset,
+                })
+                .await?
         } else {
             let statement = page_query(owner, filter, cursor).build(DatabaseBackend::Postgres);
             postgres::fetch(pool, statement, counted).await?
@@ -305,6 +315,25 @@ pub async fn list(
     Ok(Page { items, total, next })
 }
 
+/// Default listings (every task, newest first, by offset) that share statements under load
+/// (see `models::batch`); PostgreSQL only.
+pub type FirstPages = Batcher<postgres::PageJob>;
+
+/// Statements in flight for batched listings at once (as `task_by_id`'s lookups).
+const PAGE_RUNNERS: usize = 2;
+/// The most listings one statement answers.
+const MAX_PAGE_BATCH: usize = 32;
+
+/// The default listings of a [`FirstPages`].
+pub fn first_pages(db: DatabaseConnection) -> Arc<FirstPages> {
+    Batcher::new(
+        postgres::PageJob { db },
+        "task_list",
+        PAGE_RUNNERS,
+        MAX_PAGE_BATCH,
+    )
+}
+
 /// The page's rows through sea-orm (SQLite), with the count of the first row when
 /// the query carries one.
 async fn fetch_generic(
@@ -334,11 +363,87 @@ mod postgres {
     use uuid::Uuid;
 
     use crate::entities::task;
+    use crate::error::AppError;
+    use crate::models::batch::{Job, shared_problem};
     use crate::models::task_rows::{COLUMNS, decode, sqlx_err};
 
     /// What sea-query writes for [`super::page_query`] of the default listing (a test
     /// compares the two), kept as text so the most frequent page is not built per request.
     pub(super) const DEFAULT_PAGE_SQL: &str = r#"SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", "tasks"."title_search", "tasks"."description_search", (SELECT COUNT(*) AS "matching" FROM "tasks" WHERE "tasks"."user_id" = $1) AS "total_matching" FROM "tasks" WHERE "tasks"."user_id" = $2 ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC LIMIT $3 OFFSET $4"#;
+
+    /// [`DEFAULT_PAGE_SQL`] for several listings (of one or more owners) in one statement:
+    /// each listing's count and page through LATERAL joins, its rows tagged with its place
+    /// in the batch (`ord`, after the entity's columns and before the count).
+    pub(super) const DEFAULT_PAGES_SQL: &str = r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM unnest($1::uuid[], $2::int8[], $3::int8[]) WITH ORDINALITY AS "wanted" ("owner", "probe", "skip", "ord") CROSS JOIN LATERAL (SELECT COUNT(*) AS "total_matching" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner") AS "counted" CROSS JOIN LATERAL (SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", "tasks"."title_search", "tasks"."description_search" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC LIMIT "wanted"."probe" OFFSET "wanted"."skip") AS "page" ORDER BY "wanted"."ord", "page"."created_at" DESC, "page"."id" DESC"#;
+
+    /// One default listing: `probe` rows (the limit and one) after `offset`.
+    #[derive(Debug, Clone, Copy)]
+    pub struct DefaultPage {
+        pub owner: Uuid,
+        pub probe: u64,
+        pub offset: u64,
+    }
+
+    /// A page's rows and the count of the owner's tasks (`None` when the page is empty).
+    type Counted = (Vec<task::Model>, Option<i64>);
+
+    pub struct PageJob {
+        pub(super) db: sea_orm::DatabaseConnection,
+    }
+
+    impl Job for PageJob {
+        type Input = DefaultPage;
+        type Output = Counted;
+
+        async fn run(&self, batch: Vec<DefaultPage>) -> Vec<crate::error::Result<Counted>> {
+            let pool = self.db.get_postgres_connection_pool();
+            if let [only] = batch[..] {
+                let page = fetch_default(pool, only.owner, only.probe, only.offset).await;
+                return vec![page.map_err(AppError::from)];
+            }
+            match fetch_defaults(pool, &batch).await {
+                Ok(pages) => pages.into_iter().map(Ok).collect(),
+                Err(err) => {
+                    // Converted (and logged) once; every caller gets the same problem.
+                    let err = AppError::from(err);
+                    batch.iter().map(|_| Err(shared_problem(&err))).collect()
+                }
+            }
+        }
+    }
+
+    async fn fetch_defaults(pool: &PgPool, batch: &[DefaultPage]) -> Result<Vec<Counted>, DbErr> {
+        let number =
+            |value: u64| i64::try_from(value).map_err(|err| DbErr::Custom(err.to_string()));
+        let owners: Vec<Uuid> = batch.iter().map(|page| page.owner).collect();
+        let probes = batch
+            .iter()
+            .map(|page| number(page.probe))
+            .collect::<Result<Vec<_>, _>>()?;
+        let offsets = batch
+            .iter()
+            .map(|page| number(page.offset))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = sqlx::query(DEFAULT_PAGES_SQL)
+            .bind(owners)
+            .bind(probes)
+            .bind(offsets)
+            .fetch_all(pool)
+            .await
+            .map_err(sqlx_err)?;
+        let mut pages: Vec<Counted> = batch.iter().map(|_| (Vec::new(), None)).collect();
+        for row in &rows {
+            // 1-based, from WITH ORDINALITY.
+            let ord: i64 = row.try_get_unchecked(COLUMNS).map_err(sqlx_err)?;
+            let page = usize::try_from(ord - 1)
+                .ok()
+                .and_then(|index| pages.get_mut(index))
+                .ok_or_else(|| DbErr::Custom(format!("listing {ord} is not in the batch")))?;
+            page.1 = Some(row.try_get_unchecked(COLUMNS + 1).map_err(sqlx_err)?);
+            page.0.push(decode(row)?);
+        }
+        Ok(pages)
+    }
 
     pub(super) async fn fetch_default(
         pool: &PgPool,
@@ -521,6 +626,24 @@ mod tests {
                 21_u64.into(),
                 40_u64.into()
             ]))
+        );
+    }
+
+    /// The batched default listing selects, in its page, the entity's columns in order
+    /// (what `task_rows::decode` reads), then the batch place and the count.
+    #[test]
+    fn the_batched_default_pages_select_the_entity_columns_in_order() {
+        let sql = postgres::DEFAULT_PAGES_SQL;
+        assert!(
+            sql.starts_with(r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM"#)
+        );
+        let page = sql
+            .split("CROSS JOIN LATERAL (")
+            .nth(2)
+            .expect("the page's subquery");
+        assert_eq!(
+            select_list(page),
+            crate::models::task_rows::quoted_columns(Some("tasks"))
         );
     }
 

@@ -22,7 +22,7 @@ use crate::requests::{CreateTaskRequest, PatchTaskRequest};
 use crate::validate::{self, Errors};
 
 // Listing lives in its own module; re-exported so callers keep saying `tasks::list`.
-pub use crate::models::task_list::{Page, TaskFilter, list};
+pub use crate::models::task_list::{FirstPages, Page, TaskFilter, list};
 
 const NOT_FOUND: AppError = AppError::NotFound("Task");
 

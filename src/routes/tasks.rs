@@ -227,7 +227,14 @@ pub async fn list(
         .as_deref()
         .map(|raw| binding.decode(key, raw))
         .transpose()?;
-    let page = tasks::list(&state.db, caller.id, &filter, after.as_ref()).await?;
+    let page = tasks::list(
+        &state.db,
+        &state.task_pages,
+        caller.id,
+        &filter,
+        after.as_ref(),
+    )
+    .await?;
     Ok(Rendered200(TaskPage {
         items: page.items.into_iter().map(TaskView::from).collect(),
         total: page.total,

@@ -922,3 +922,84 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
         "two held, one batch"
     );
 }
+
+/// On PostgreSQL, concurrent default listings share one statement
+/// (`models::task_list::FirstPages`). One batch here mixes owners, limits and offsets,
+/// including a page past the last one: each gets exactly its own page and total.
+#[tokio::test]
+async fn batched_listings_give_each_request_its_own_page_and_total() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let app = spawn_app(Backend::Postgres).await;
+    let mut owners = Vec::new();
+    for (name, count) in [("alice", 5), ("bob", 3), ("carol", 0)] {
+        let (token, _, _) = app.new_user(name).await;
+        for i in 0..count {
+            app.create_task(&token, json!({"title": format!("{name} {i}")}))
+                .await;
+        }
+        owners.push((token, name, count));
+    }
+    let mut requests: Vec<(String, String)> = Vec::new();
+    for (token, _, _) in &owners {
+        for query in [
+            "",
+            "?limit=2",
+            "?limit=2&offset=2",
+            "?offset=4",
+            "?offset=9",
+        ] {
+            requests.push((token.clone(), format!("/api/v1/tasks{query}")));
+        }
+    }
+    // The answers each request must get, read one at a time before the batch.
+    let mut expected = Vec::new();
+    for (token, path) in &requests {
+        let reply = app.get(path, Some(token)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        expected.push(reply.body);
+    }
+    let blocker = app.state.db.begin().await.expect("begin");
+    blocker
+        .execute_unprepared("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let before = app.state.task_pages.stats();
+    let reads = futures::future::join_all(
+        requests
+            .iter()
+            .map(|(token, path)| app.get(path, Some(token))),
+    );
+    let release = async {
+        let pages = &app.state.task_pages;
+        let wanted = requests.len() as u64;
+        while {
+            let now = pages.stats();
+            now.calls - before.calls + u64::try_from(now.waiting).expect("count") < wanted
+        } {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        blocker.commit().await.expect("release");
+    };
+    let (replies, ()) = futures::join!(reads, release);
+
+    for (((_, path), reply), expected) in requests.iter().zip(&replies).zip(&expected) {
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text);
+        assert_eq!(&reply.body, expected, "{path}");
+    }
+    // Spot checks that the expected answers are the right ones, not just equal.
+    assert_eq!(expected[0]["total"], 5);
+    assert_eq!(expected[0]["items"].as_array().expect("items").len(), 5);
+    assert_eq!(expected[2]["items"][0]["title"], "alice 2");
+    assert_eq!(expected[8]["total"], 3);
+    assert_eq!(expected[8]["items"].as_array().expect("items").len(), 0);
+    assert_eq!(expected[10]["total"], 0);
+    let after = app.state.task_pages.stats();
+    assert_eq!(after.calls - before.calls, requests.len() as u64);
+    assert!(
+        after.statements - before.statements < requests.len() as u64 / 2,
+        "{} listings took {} statements",
+        requests.len(),
+        after.statements - before.statements
+    );
+}
