@@ -178,6 +178,18 @@ pub fn conflict_on_unique(err: DbErr, message: &str) -> AppError {
     }
 }
 
+/// A write naming its owner failed the owner's foreign key: the account was deleted while
+/// the request ran (its token was checked just before). The client gets what the same token
+/// gets from then on, a 401, instead of a 500.
+pub fn unauthorized_on_missing_owner(err: DbErr) -> AppError {
+    match err.sql_err() {
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+            AppError::Unauthorized("Invalid or expired token.")
+        }
+        _ => AppError::from(err),
+    }
+}
+
 /// Whether `err` means "another transaction got in the way; the same work may succeed if
 /// started again": PostgreSQL deadlock or serialization failure, SQLite busy or locked
 /// (primary result codes 5 and 6, with any extended code).

@@ -3,7 +3,7 @@
 //! Under load, a round trip to PostgreSQL (pool checkout, socket writes and reads on both
 //! sides, the wake-ups of two processes, executor start-up, and for a write its commit)
 //! costs several times what one indexed row costs; with dozens of requests in flight it was
-//! most of a request's CPU time. A [`Batcher`] keeps at most `runners` statements in flight
+//! most of a request's CPU time. A [`Batcher`] keeps at most [`RUNNERS`] statements in flight
 //! for its kind of call. A call that finds a runner slot free starts a runner at once, so a
 //! lone request waits for nobody; calls that arrive while every runner is busy queue, and
 //! the next free runner answers all of them (up to `max_batch`) with one statement. The
@@ -20,6 +20,12 @@ use tokio::sync::oneshot;
 
 use crate::error::{AppError, Result};
 use crate::metrics::DB_BATCH_SIZE;
+
+/// Statements in flight at once per kind of call. One would leave the two cores idle while
+/// its round trip is on the wire; many would stop calls from batching at all (each would
+/// find a free runner and go alone). Two gave the figures in deploy/bench/RESULTS.md (issue
+/// #14, third round); under more load batches grow rather than statements.
+pub const RUNNERS: usize = 2;
 
 /// One kind of batched call.
 pub trait Job: Send + Sync + 'static {
@@ -66,9 +72,19 @@ pub struct Stats {
 }
 
 impl<J: Job> Batcher<J> {
-    /// `operation` labels the batch-size histogram. Made after the metrics recorder is
-    /// installed (`startup`), or the histogram records nowhere.
-    pub fn new(job: J, operation: &'static str, runners: usize, max_batch: usize) -> Arc<Self> {
+    /// A batcher with [`RUNNERS`] statements in flight at most. `operation` labels the
+    /// batch-size histogram. Made after the metrics recorder is installed (`startup`), or
+    /// the histogram records nowhere.
+    pub fn new(job: J, operation: &'static str, max_batch: usize) -> Arc<Self> {
+        Self::with_runners(job, operation, RUNNERS, max_batch)
+    }
+
+    fn with_runners(
+        job: J,
+        operation: &'static str,
+        runners: usize,
+        max_batch: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             job,
             runners: runners.max(1),
@@ -209,17 +225,17 @@ mod tests {
         }
     }
 
+    fn doubler(runners: usize) -> Arc<Batcher<Doubler>> {
+        let job = Doubler {
+            gate: tokio::sync::Semaphore::new(0),
+            batches: Mutex::default(),
+        };
+        Batcher::with_runners(job, "test", runners, 64)
+    }
+
     #[tokio::test]
     async fn calls_queued_behind_busy_runners_share_one_batch_and_get_their_own_answers() {
-        let batcher = Batcher::new(
-            Doubler {
-                gate: tokio::sync::Semaphore::new(0),
-                batches: Mutex::default(),
-            },
-            "test",
-            2,
-            64,
-        );
+        let batcher = doubler(2);
         let spawn_call = |n: u32| {
             let batcher = Arc::clone(&batcher);
             tokio::spawn(async move { batcher.call(n).await })
@@ -252,15 +268,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_caller_that_hangs_up_does_not_stop_the_batch() {
-        let batcher = Batcher::new(
-            Doubler {
-                gate: tokio::sync::Semaphore::new(0),
-                batches: Mutex::default(),
-            },
-            "test",
-            1,
-            64,
-        );
+        let batcher = doubler(1);
         let first = tokio::spawn({
             let batcher = Arc::clone(&batcher);
             async move { batcher.call(1).await }

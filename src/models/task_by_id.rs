@@ -57,11 +57,6 @@ pub async fn find(
 /// trip to save.
 pub type Lookups = Batcher<LookupJob>;
 
-/// Statements in flight for batched lookups at once. One would leave the two cores idle
-/// while its round trip is on the wire; many would stop lookups from batching at all (each
-/// would find a free runner and go alone). Measured with `deploy/bench/run.sh` (see
-/// deploy/bench/RESULTS.md).
-const RUNNERS: usize = 2;
 /// The most lookups one statement answers (the rest wait for the next round trip).
 const MAX_BATCH: usize = 128;
 
@@ -71,7 +66,7 @@ pub struct LookupJob {
 
 /// The lookups of a [`Lookups`].
 pub fn lookups(db: DatabaseConnection) -> Arc<Lookups> {
-    Batcher::new(LookupJob { db }, "task_lookup", RUNNERS, MAX_BATCH)
+    Batcher::new(LookupJob { db }, "task_lookup", MAX_BATCH)
 }
 
 impl Lookups {

@@ -319,19 +319,12 @@ pub async fn list(
 /// (see `models::batch`); PostgreSQL only.
 pub type FirstPages = Batcher<postgres::PageJob>;
 
-/// Statements in flight for batched listings at once (as `task_by_id`'s lookups).
-const PAGE_RUNNERS: usize = 2;
 /// The most listings one statement answers.
 const MAX_PAGE_BATCH: usize = 32;
 
 /// The default listings of a [`FirstPages`].
 pub fn first_pages(db: DatabaseConnection) -> Arc<FirstPages> {
-    Batcher::new(
-        postgres::PageJob { db },
-        "task_list",
-        PAGE_RUNNERS,
-        MAX_PAGE_BATCH,
-    )
+    Batcher::new(postgres::PageJob { db }, "task_list", MAX_PAGE_BATCH)
 }
 
 /// The page's rows through sea-orm (SQLite), with the count of the first row when

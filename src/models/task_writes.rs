@@ -29,6 +29,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use crate::entities::task;
+use crate::error::unauthorized_on_missing_owner;
 use crate::models::batch::{Batcher, Job};
 use crate::models::events::advisory_key;
 use crate::models::task_rows::{decode, sqlx_err};
@@ -188,8 +189,6 @@ async fn create_batch(pool: &Pool, tasks: &[task::Model]) -> Result<(), DbErr> {
 /// PostgreSQL only; `models::tasks::create` sends other backends their own way.
 pub type Creates = Batcher<CreateJob>;
 
-/// Statements in flight for batched writes of one kind at once (as `task_by_id`'s lookups).
-const WRITE_RUNNERS: usize = 2;
 /// The most writes one statement commits.
 const MAX_WRITE_BATCH: usize = 64;
 
@@ -199,12 +198,7 @@ pub struct CreateJob {
 
 /// The creates of a [`Creates`].
 pub fn creates(db: DatabaseConnection) -> Arc<Creates> {
-    Batcher::new(
-        CreateJob { db },
-        "task_create",
-        WRITE_RUNNERS,
-        MAX_WRITE_BATCH,
-    )
+    Batcher::new(CreateJob { db }, "task_create", MAX_WRITE_BATCH)
 }
 
 impl Job for CreateJob {
@@ -219,7 +213,7 @@ impl Job for CreateJob {
         };
         match outcome {
             Ok(()) => batch.into_iter().map(Ok).collect(),
-            Err(err) if batch.len() == 1 => vec![Err(err.into())],
+            Err(err) if batch.len() == 1 => vec![Err(unauthorized_on_missing_owner(err))],
             Err(err) => {
                 // The statement rolled back as a whole (one owner deleted meanwhile, a
                 // lock wait over the statement timeout...): each create goes again on its
@@ -230,7 +224,11 @@ impl Job for CreateJob {
                 batch
                     .into_iter()
                     .zip(outcomes)
-                    .map(|(task, outcome)| outcome.map(|()| task).map_err(Into::into))
+                    .map(|(task, outcome)| {
+                        outcome
+                            .map(|()| task)
+                            .map_err(unauthorized_on_missing_owner)
+                    })
                     .collect()
             }
         }
@@ -334,12 +332,7 @@ pub struct UpdateJob {
 
 /// The updates of an [`Updates`].
 pub fn updates(db: DatabaseConnection) -> Arc<Updates> {
-    Batcher::new(
-        UpdateJob { db },
-        "task_update",
-        WRITE_RUNNERS,
-        MAX_WRITE_BATCH,
-    )
+    Batcher::new(UpdateJob { db }, "task_update", MAX_WRITE_BATCH)
 }
 
 impl Job for UpdateJob {

@@ -13,7 +13,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::entities::task::{self, Priority, Status};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Result, unauthorized_on_missing_owner};
 use crate::models::task_by_id::Lookups;
 use crate::models::task_writes::{Creates, Updates};
 use crate::models::txn::begin_write;
@@ -172,7 +172,10 @@ async fn insert_with_event<C: ConnectionTrait + TransactionTrait>(
     // The change-feed event commits with the task (a savepoint in a caller's transaction).
     let txn = conn.begin().await?;
     events::serialize_writes(&txn, task.user_id).await?;
-    let task = task::ActiveModel::from(task).insert(&txn).await?;
+    let task = task::ActiveModel::from(task)
+        .insert(&txn)
+        .await
+        .map_err(unauthorized_on_missing_owner)?;
     events::record(&txn, &task, events::Kind::Created).await?;
     txn.commit().await?;
     Ok(task)

@@ -328,24 +328,13 @@ async fn concurrent_writes_reach_the_feed_in_commit_order_with_their_snapshots(b
 /// of it; the wake-up used to be part of the request's future, dropped with the client.
 #[tokio::test]
 async fn a_write_whose_client_hung_up_still_reaches_the_streams() {
-    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
-
     let app = spawn_app(Backend::Postgres).await;
     let (token, owner, _) = app.new_user("quitter").await;
     let task = app.create_task(&token, json!({"title": "Abandoned"})).await;
     let mut stream = Stream::open(&app, &token, None).await;
     // Another session holds the owner's feed lock, so the write waits inside the database
     // until this transaction ends.
-    let owner: Uuid = owner.parse().expect("user id");
-    let blocker = app.state.db.begin().await.expect("begin");
-    blocker
-        .execute_raw(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            "SELECT pg_advisory_xact_lock($1)",
-            [taskapi::models::events::advisory_key(owner).into()],
-        ))
-        .await
-        .expect("lock");
+    let blocker = app.hold_feed_lock(&owner).await;
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(500))
         .build()

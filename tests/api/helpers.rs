@@ -16,6 +16,7 @@ use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use taskapi::config::Settings;
+use taskapi::models::batch::{Batcher, Job, Stats};
 use taskapi::startup::Application;
 use taskapi::state::AppState;
 use tokio::sync::OnceCell;
@@ -410,6 +411,38 @@ impl TestApp {
         reply.body
     }
 
+    /// Holds `user_id`'s change-feed lock, the one each of their task writes takes first
+    /// (PostgreSQL), until the returned transaction ends: their writes wait in the database
+    /// meanwhile.
+    pub async fn hold_feed_lock(&self, user_id: &str) -> sea_orm::DatabaseTransaction {
+        use sea_orm::{DatabaseBackend, Statement, TransactionTrait};
+
+        let user_id: Uuid = user_id.parse().expect("user id");
+        let blocker = self.state.db.begin().await.expect("begin");
+        blocker
+            .execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [taskapi::models::events::advisory_key(user_id).into()],
+            ))
+            .await
+            .expect("lock");
+        blocker
+    }
+
+    /// Locks the `tasks` table (PostgreSQL) until the returned transaction ends: every
+    /// statement on it waits in the database meanwhile.
+    pub async fn hold_tasks_table(&self) -> sea_orm::DatabaseTransaction {
+        use sea_orm::TransactionTrait;
+
+        let blocker = self.state.db.begin().await.expect("begin");
+        blocker
+            .execute_unprepared("LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE")
+            .await
+            .expect("lock");
+        blocker
+    }
+
     /// Executes SQL on this test's database (to check what is really stored).
     pub async fn count(&self, sql: &str) -> i64 {
         use sea_orm::{FromQueryResult, Statement};
@@ -502,4 +535,33 @@ impl Drop for TestApp {
         });
         let _ = cleanup.join();
     }
+}
+
+/// Waits until `batcher` has taken `calls` calls into batches since `before`.
+pub async fn until_taken<J: Job>(batcher: &Batcher<J>, before: Stats, calls: u64) {
+    while batcher.stats().calls - before.calls < calls {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `calls` calls since `before` are either taken into batches or queued.
+pub async fn until_taken_or_queued<J: Job>(batcher: &Batcher<J>, before: Stats, calls: usize) {
+    while {
+        let now = batcher.stats();
+        now.calls - before.calls + (now.waiting as u64) < (calls as u64)
+    } {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Asserts that exactly `calls` calls were taken since `before`, and shared statements:
+/// fewer than one per two calls.
+pub fn assert_shared<J: Job>(batcher: &Batcher<J>, before: Stats, calls: usize) {
+    let after = batcher.stats();
+    assert_eq!(after.calls - before.calls, calls as u64);
+    let statements = after.statements - before.statements;
+    assert!(
+        statements < calls as u64 / 2,
+        "{calls} calls took {statements} statements"
+    );
 }
