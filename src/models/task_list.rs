@@ -299,7 +299,9 @@ pub async fn list(
     let total = match (counted, counted_total) {
         (false, _) => None,
         (true, Some(total)) => Some(u64::try_from(total).unwrap_or(0)),
-        // Past the last page the count has no row to ride on; count separately.
+        // Past the last page of a filtered listing the count has no row to ride on; count
+        // separately (a second snapshot; the default listing on PostgreSQL always gets
+        // its count from the page's own statement).
         (true, None) if filter.offset > 0 => {
             Some(Box::pin(filtered(owner, filter).count(db)).await?)
         }
@@ -314,6 +316,8 @@ pub async fn list(
     };
     Ok(Page { items, total, next })
 }
+
+pub use postgres::DefaultPage;
 
 /// Default listings (every task, newest first, by offset) that share statements under load
 /// (see `models::batch`); PostgreSQL only.
@@ -360,14 +364,13 @@ mod postgres {
     use crate::models::batch::{Job, shared_problem};
     use crate::models::task_rows::{COLUMNS, decode, sqlx_err};
 
-    /// What sea-query writes for [`super::page_query`] of the default listing (a test
-    /// compares the two), kept as text so the most frequent page is not built per request.
-    pub(super) const DEFAULT_PAGE_SQL: &str = r#"SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", "tasks"."title_search", "tasks"."description_search", (SELECT COUNT(*) AS "matching" FROM "tasks" WHERE "tasks"."user_id" = $1) AS "total_matching" FROM "tasks" WHERE "tasks"."user_id" = $2 ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC LIMIT $3 OFFSET $4"#;
-
-    /// [`DEFAULT_PAGE_SQL`] for several listings (of one or more owners) in one statement:
-    /// each listing's count and page through LATERAL joins, its rows tagged with its place
-    /// in the batch (`ord`, after the entity's columns and before the count).
-    pub(super) const DEFAULT_PAGES_SQL: &str = r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM unnest($1::uuid[], $2::int8[], $3::int8[]) WITH ORDINALITY AS "wanted" ("owner", "probe", "skip", "ord") CROSS JOIN LATERAL (SELECT COUNT(*) AS "total_matching" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner") AS "counted" CROSS JOIN LATERAL (SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", "tasks"."title_search", "tasks"."description_search" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC LIMIT "wanted"."probe" OFFSET "wanted"."skip") AS "page" ORDER BY "wanted"."ord", "page"."created_at" DESC, "page"."id" DESC"#;
+    /// Default listings (of one or more owners) in one statement: each listing's count and
+    /// page through LATERAL joins, its rows tagged with its place in the batch (`ord`, after
+    /// the entity's columns and before the count). The page is a LEFT JOIN: a listing past
+    /// its last page still gets one row, with NULL task columns, that carries its count, so
+    /// `total` always comes from the same snapshot as the items (a count read afterwards
+    /// could include a task created in between: seen by the outside attack on #14).
+    pub(super) const DEFAULT_PAGES_SQL: &str = r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM unnest($1::uuid[], $2::int8[], $3::int8[]) WITH ORDINALITY AS "wanted" ("owner", "probe", "skip", "ord") CROSS JOIN LATERAL (SELECT COUNT(*) AS "total_matching" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner") AS "counted" LEFT JOIN LATERAL (SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", "tasks"."title_search", "tasks"."description_search" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC LIMIT "wanted"."probe" OFFSET "wanted"."skip") AS "page" ON true ORDER BY "wanted"."ord", "page"."created_at" DESC, "page"."id" DESC"#;
 
     /// One default listing: `probe` rows (the limit and one) after `offset`.
     #[derive(Debug, Clone, Copy)]
@@ -377,8 +380,8 @@ mod postgres {
         pub offset: u64,
     }
 
-    /// A page's rows and the count of the owner's tasks (`None` when the page is empty).
-    type Counted = (Vec<task::Model>, Option<i64>);
+    /// A page's rows and the count of the owner's tasks.
+    pub type Counted = (Vec<task::Model>, Option<i64>);
 
     pub struct PageJob {
         pub(super) db: sea_orm::DatabaseConnection,
@@ -389,11 +392,9 @@ mod postgres {
         type Output = Counted;
 
         async fn run(&self, batch: Vec<DefaultPage>) -> Vec<crate::error::Result<Counted>> {
+            // A lone listing takes the same statement: it is what answers past the last
+            // page with a count.
             let pool = self.db.get_postgres_connection_pool();
-            if let [only] = batch[..] {
-                let page = fetch_default(pool, only.owner, only.probe, only.offset).await;
-                return vec![page.map_err(AppError::from)];
-            }
             match fetch_defaults(pool, &batch).await {
                 Ok(pages) => pages.into_iter().map(Ok).collect(),
                 Err(err) => {
@@ -433,25 +434,13 @@ mod postgres {
                 .and_then(|index| pages.get_mut(index))
                 .ok_or_else(|| DbErr::Custom(format!("listing {ord} is not in the batch")))?;
             page.1 = Some(row.try_get_unchecked(COLUMNS + 1).map_err(sqlx_err)?);
-            page.0.push(decode(row)?);
+            // NULL task columns: the listing is past its last page.
+            let id: Option<Uuid> = row.try_get_unchecked(0).map_err(sqlx_err)?;
+            if id.is_some() {
+                page.0.push(decode(row)?);
+            }
         }
         Ok(pages)
-    }
-
-    pub(super) async fn fetch_default(
-        pool: &PgPool,
-        owner: Uuid,
-        probe: u64,
-        offset: u64,
-    ) -> Result<(Vec<task::Model>, Option<i64>), DbErr> {
-        // The owner twice: the count's and the page's.
-        let values = Values(vec![
-            owner.into(),
-            owner.into(),
-            probe.into(),
-            offset.into(),
-        ]);
-        run(pool, DEFAULT_PAGE_SQL, arguments(Some(values))?, true).await
     }
 
     pub(super) async fn fetch(
@@ -595,33 +584,6 @@ mod tests {
         }
     }
 
-    /// The static text of the default listing is exactly what the builder writes, with
-    /// the owner (for the count and the page), the probe and the offset as its values.
-    #[test]
-    fn the_default_page_statement_is_what_the_builder_writes() {
-        use sea_orm::sea_query::Values;
-
-        let owner = Uuid::now_v7();
-        let filter = TaskFilter::try_from(ListTasksQuery {
-            limit: Some(20),
-            offset: Some(40),
-            ..Default::default()
-        })
-        .expect("valid");
-        assert!(is_default_listing(&filter));
-        let statement = page_query(owner, &filter, None).build(DatabaseBackend::Postgres);
-        assert_eq!(statement.sql, postgres::DEFAULT_PAGE_SQL);
-        assert_eq!(
-            statement.values,
-            Some(Values(vec![
-                owner.into(),
-                owner.into(),
-                21_u64.into(),
-                40_u64.into()
-            ]))
-        );
-    }
-
     /// The batched default listing selects, in its page, the entity's columns in order
     /// (what `task_rows::decode` reads), then the batch place and the count.
     #[test]
@@ -631,7 +593,7 @@ mod tests {
             sql.starts_with(r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM"#)
         );
         let page = sql
-            .split("CROSS JOIN LATERAL (")
+            .split("JOIN LATERAL (")
             .nth(2)
             .expect("the page's subquery");
         assert_eq!(

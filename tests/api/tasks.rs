@@ -923,3 +923,33 @@ async fn batched_listings_give_each_request_its_own_page_and_total() {
     assert_eq!(expected[10]["total"], 0);
     assert_shared(&app.state.task_pages, before, requests.len());
 }
+
+/// Regression (outside attack on #14): a default listing past its last page got no row from
+/// the page's statement, so its `total` came from a second count, which could include a
+/// task created in between (`items: []` with a `total` saying a row was there). The page's
+/// own statement now answers the count for such a listing too, alone or in a batch.
+#[tokio::test]
+async fn a_listing_past_its_last_page_gets_its_total_from_the_same_statement() {
+    use taskapi::models::task_list::DefaultPage;
+
+    let app = spawn_app(Backend::Postgres).await;
+    let (token, owner, _) = app.new_user("pager").await;
+    for i in 0..3 {
+        app.create_task(&token, json!({"title": format!("task {i}")}))
+            .await;
+    }
+    let owner: uuid::Uuid = owner.parse().expect("user id");
+    let past = |offset| DefaultPage {
+        owner,
+        probe: 21,
+        offset,
+    };
+    let (items, total) = app.state.task_pages.call(past(9)).await.expect("page");
+    assert!(items.is_empty());
+    assert_eq!(total, Some(3));
+    let (items, total) = app.state.task_pages.call(past(2)).await.expect("page");
+    assert_eq!((items.len(), total), (1, Some(3)));
+    let reply = app.get("/api/v1/tasks?offset=9", Some(&token)).await;
+    assert_eq!(reply.body["total"], 3);
+    assert_eq!(reply.body["items"], json!([]));
+}
