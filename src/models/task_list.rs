@@ -251,7 +251,7 @@ fn matching_count(owner: Uuid, filter: &TaskFilter) -> SimpleExpr {
     SimpleExpr::SubQuery(None, Box::new(count.into()))
 }
 
-/// The most frequent listing: every task, newest first, by offset (the first page).
+/// The most frequent listing: every task, newest first, by offset (any limit and offset).
 fn is_default_listing(filter: &TaskFilter) -> bool {
     filter.status.is_none()
         && filter.priority.is_none()
