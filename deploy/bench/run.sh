@@ -260,6 +260,30 @@ export BENCH_CREDS_FILE=$OUT/seed/creds.txt
 # Database transactions (autocommit statements count one each) per HTTP request, from pg_stat_database.
 db_xacts() { psql -d "$DB" -Atc "select xact_commit + xact_rollback from pg_stat_database where datname = current_database()"; }
 
+# Extra run (not part of the table) with PERF=1: where the CPU goes during a scenario, right
+# after it, so a listing is profiled on the seeded 100-task lists and not on the thousands of
+# tasks the write scenarios add afterwards.
+# 1) system-wide samples split by process (taskapi vs postgres vs wrk),
+# 2) taskapi's own samples by DSO and symbol (needs a binary with symbols, e.g. built with
+#    CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only into another target dir).
+perf_run() {
+  local name=$1 script=$2 psecs=$((SECS > 6 ? SECS - 3 : 3)) wrk_bg
+  [[ "${PERF:-0}" == 1 ]] || return 0
+  log "perf during an extra $name run"
+  wrk_run "perf-$name" "$script" 2 "$CONNS" "$((2 * psecs + 6))s" &
+  wrk_bg=$!
+  sleep 2
+  perf record -a -F 499 -o "$OUT/perf-$name-system.data" -- sleep "$psecs" >/dev/null 2>&1 || true
+  perf record -F 999 -p "$SERVER_PID" -o "$OUT/perf-$name.data" -- sleep "$psecs" >/dev/null 2>&1 || true
+  wait "$wrk_bg"
+  perf report -i "$OUT/perf-$name-system.data" --stdio --sort comm --percent-limit 0.5 \
+    >"$OUT/perf-$name-by-process.txt" 2>/dev/null || true
+  perf report -i "$OUT/perf-$name.data" --stdio --sort dso --percent-limit 0.5 \
+    >"$OUT/perf-$name-by-dso.txt" 2>/dev/null || true
+  perf report -i "$OUT/perf-$name.data" --stdio --sort dso,symbol --percent-limit 0.4 \
+    >"$OUT/perf-$name-symbols.txt" 2>/dev/null || true
+}
+
 wrk_run warmup get_task.lua 2 "$CONNS" 3s
 for spec in "get get_task.lua" "list list_tasks.lua" "patch patch_task.lua" "create create_task.lua" "login login.lua"; do
   read -r name script <<<"$spec"
@@ -273,6 +297,7 @@ for spec in "get get_task.lua" "list list_tasks.lua" "patch patch_task.lua" "cre
   echo "$(( $(db_xacts) - X0 - 1 ))" >"$OUT/xacts-$name.txt"
   grep -E 'Requests/sec|Non-2xx|Socket errors' "$OUT/wrk-$name.txt" >&2 || true
   if [[ "$name" == get ]]; then probe_run; fi
+  case "$name" in get | list | create) perf_run "$name" "$script" ;; esac
 done
 
 # Ceiling of the HTTP stack alone (no database, no auth): GET /health/live. Info only.
@@ -289,30 +314,6 @@ wait "$READER"
 stop_rss login-mixed
 grep -E 'Requests/sec|99%' "$OUT/wrk-login-mixed.txt" "$OUT/wrk-read-under-login.txt" >&2 || true
 server_alive
-
-if [[ "${PERF:-0}" == 1 ]]; then
-  # Extra runs (not part of the table): where the CPU goes during reads, lists and writes.
-  # 1) system-wide samples split by process (taskapi vs postgres vs wrk),
-  # 2) taskapi's own samples by DSO and symbol (needs a binary with symbols, e.g. built with
-  #    CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only into another target dir).
-  PSECS=$((SECS > 6 ? SECS - 3 : 3))
-  for spec in "get get_task.lua" "list list_tasks.lua" "create create_task.lua"; do
-    read -r name script <<<"$spec"
-    log "perf during an extra $name run"
-    wrk_run "perf-$name" "$script" 2 "$CONNS" "$((2 * PSECS + 6))s" &
-    WRK_BG=$!
-    sleep 2
-    perf record -a -F 499 -o "$OUT/perf-$name-system.data" -- sleep "$PSECS" >/dev/null 2>&1 || true
-    perf record -F 999 -p "$SERVER_PID" -o "$OUT/perf-$name.data" -- sleep "$PSECS" >/dev/null 2>&1 || true
-    wait "$WRK_BG"
-    perf report -i "$OUT/perf-$name-system.data" --stdio --sort comm --percent-limit 0.5 \
-      >"$OUT/perf-$name-by-process.txt" 2>/dev/null || true
-    perf report -i "$OUT/perf-$name.data" --stdio --sort dso --percent-limit 0.5 \
-      >"$OUT/perf-$name-by-dso.txt" 2>/dev/null || true
-    perf report -i "$OUT/perf-$name.data" --stdio --sort dso,symbol --percent-limit 0.4 \
-      >"$OUT/perf-$name-symbols.txt" 2>/dev/null || true
-  done
-fi
 
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
