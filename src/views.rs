@@ -168,11 +168,11 @@ impl TaskView {
 }
 
 /// `text` as a JSON string, byte for byte what serde_json writes: text with nothing to
-/// escape (no control character, `"` or `\\`: nearly every title and description) is
+/// escape (no control character, `"` or `\`: nearly every title and description) is
 /// copied whole after one scan, instead of serde_json's lookup and branch per byte (7% of
 /// a 20-task page under callgrind).
 fn write_json_str(out: &mut Vec<u8>, text: &str) -> serde_json::Result<()> {
-    // `fold` without an early exit, so the scan compiles to wide compares.
+    // `fold`, not `all`: no early exit, so no branch per byte.
     let plain = text.bytes().fold(true, |plain, byte| {
         plain & (byte >= 0x20 && byte != b'"' && byte != b'\\')
     });
