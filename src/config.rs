@@ -196,14 +196,22 @@ pub struct EventSettings {
     pub retry_ms: u64,
     /// Open streams per user on one replica; more get 429.
     pub max_streams_per_user: usize,
+    /// Open streams on one replica, of all users together; more get 503 with
+    /// `Retry-After` (the client reconnects, through the balancer, perhaps elsewhere).
+    pub max_streams_per_replica: usize,
+    /// A stream whose client has taken nothing for this long while an event waits is
+    /// closed (a client that stopped reading would otherwise hold its buffers, and its
+    /// stream would outlive its token).
+    pub write_timeout_secs: u64,
     /// How long events are kept for reconnects (`Last-Event-ID`)...
     pub retention_secs: u64,
     /// ...and at most this many per user; older gaps get `reset`.
     pub max_events_per_user: u64,
     /// How often old events are pruned.
     pub prune_every_secs: u64,
-    /// How often a stream reads the table while this replica is not subscribed to the
-    /// other replicas' notifications (Redis down or reconnecting).
+    /// How often this replica reads the table for its streams' users (one statement for
+    /// all of them) while it is not subscribed to the other replicas' notifications (Redis
+    /// down or reconnecting).
     pub poll_ms: u64,
 }
 
@@ -213,6 +221,8 @@ impl Default for EventSettings {
             heartbeat_secs: 15,
             retry_ms: 2_000,
             max_streams_per_user: 5,
+            max_streams_per_replica: 1_000,
+            write_timeout_secs: 30,
             retention_secs: 24 * 3600,
             max_events_per_user: 1_000,
             prune_every_secs: 300,

@@ -57,6 +57,16 @@ async fn open(
         .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(db.sql_logging)
         .sqlx_logging_level(log::LevelFilter::Debug)
+        // A connection must never go back to the pool inside a transaction: the next
+        // borrower's statements would run in it, uncommitted (see `returns_outside_transaction`).
+        .map_sqlx_postgres_pool_opts(|pool| pool.after_release(returns_outside_transaction))
+        .map_sqlx_sqlite_pool_opts(|pool| pool.after_release(returns_outside_transaction))
+        .map_sqlx_postgres_before_acquire(|conn, _| {
+            Box::pin(async move { Ok(returns_outside_transaction_now(conn)) })
+        })
+        .map_sqlx_sqlite_before_acquire(|conn, _| {
+            Box::pin(async move { Ok(returns_outside_transaction_now(conn)) })
+        })
         .map_sqlx_sqlite_opts(|opts| {
             // WAL lets readers proceed during a write; the busy timeout makes concurrent
             // writers wait for the lock instead of failing with "database is locked".
@@ -66,6 +76,35 @@ async fn open(
                 .foreign_keys(true)
         });
     Database::connect(options).await
+}
+
+/// The pool's release hook: `Ok(false)` makes the pool close a connection that is still
+/// inside a transaction (the server then rolls it back) instead of keeping it. A future
+/// dropped between `BEGIN` and its end leaves one behind: sqlx before 0.9.1 did so when a
+/// `begin()` itself was cancelled, and a transaction dropped while one of its statements
+/// was in flight does so still (sea-orm cannot queue its rollback then). Writes run to
+/// completion anyway (`middleware::run_writes_to_completion`); this is the pool's own
+/// guarantee, whatever a future caller does.
+fn returns_outside_transaction<'c, C: sea_orm::sqlx::Connection>(
+    conn: &'c mut C,
+    _meta: sea_orm::sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'c, Result<bool, sea_orm::sqlx::Error>> {
+    let keep = returns_outside_transaction_now(conn);
+    Box::pin(async move { Ok(keep) })
+}
+
+/// The same check when a connection is taken from the pool, so that one that slipped back
+/// in a transaction (a hook that did not run) is closed rather than handed out.
+fn returns_outside_transaction_now<C: sea_orm::sqlx::Connection>(conn: &C) -> bool {
+    if conn.is_in_transaction() {
+        metrics::counter!(crate::metrics::DB_CONNECTIONS_DISCARDED, "reason" => "in_transaction")
+            .increment(1);
+        tracing::error!(
+            "a pooled database connection was released inside a transaction; closing it (its transaction is rolled back)"
+        );
+        return false;
+    }
+    true
 }
 
 /// The file path of a `sqlite:` URL, if it names a file.

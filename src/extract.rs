@@ -45,20 +45,7 @@ where
         if !is_json {
             return Err(AppError::UnsupportedMediaType);
         }
-        let limit = depot
-            .get_typed::<AppState>()
-            .map(|state| state.settings.server.body_limit_bytes)
-            .unwrap_or(FALLBACK_BODY_LIMIT);
-        let bytes = match req.payload_with_max_size(limit).await {
-            Ok(bytes) => bytes,
-            Err(ParseError::PayloadTooLarge) => return Err(AppError::PayloadTooLarge(limit)),
-            Err(_) => {
-                return Err(AppError::BadRequest(
-                    "The request body could not be read.".into(),
-                ));
-            }
-        };
-        parse_json(bytes).map(Payload)
+        parse_json(read_body(req, depot).await?).map(Payload)
     }
 
     #[allow(refining_impl_trait)]
@@ -68,6 +55,22 @@ where
         _arg: &str,
     ) -> Result<Self, AppError> {
         Self::extract(req, depot).await
+    }
+}
+
+/// The request body, read whole (at most `server.body_limit_bytes`) on the first call and
+/// kept in the request for later ones: too large -> 413, cut off or broken -> 400.
+pub async fn read_body<'r>(req: &'r mut Request, depot: &Depot) -> Result<&'r [u8], AppError> {
+    let limit = depot
+        .get_typed::<AppState>()
+        .map(|state| state.settings.server.body_limit_bytes)
+        .unwrap_or(FALLBACK_BODY_LIMIT);
+    match req.payload_with_max_size(limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(ParseError::PayloadTooLarge) => Err(AppError::PayloadTooLarge(limit)),
+        Err(_) => Err(AppError::BadRequest(
+            "The request body could not be read.".into(),
+        )),
     }
 }
 

@@ -26,6 +26,9 @@ pub const IDEMPOTENT_REPLAYS: &str = "idempotent_replays_total";
 /// `operation` label values of [`IDEMPOTENT_REPLAYS`].
 pub const IDEMPOTENT_OPERATIONS: &[&str] = &["create_task", "register"];
 pub const DB_POOL: &str = "db_pool_connections";
+/// Pooled connections closed instead of reused, by reason (`in_transaction`: released
+/// inside a transaction, see `db::returns_outside_transaction`). Anything but 0 is a bug.
+pub const DB_CONNECTIONS_DISCARDED: &str = "db_connections_discarded_total";
 pub const BUILD_INFO: &str = "taskapi_build_info";
 /// 1 while the configured Redis answers, 0 while its breaker is open.
 pub const REDIS_UP: &str = "redis_up";
@@ -137,6 +140,10 @@ fn describe() {
     describe_gauge!(
         DB_POOL,
         "Database pool connections by state (size, idle, in_use)."
+    );
+    describe_counter!(
+        DB_CONNECTIONS_DISCARDED,
+        "Pooled database connections closed instead of reused, by reason (in_transaction: released inside a transaction; always a bug)."
     );
     describe_gauge!(BUILD_INFO, "Build information; always 1.");
     describe_gauge!(
@@ -407,6 +414,7 @@ fn register(api: &OpenApi) {
         counter!(REFRESHES, "outcome" => *outcome).increment(0);
     }
     counter!(REVOCATIONS_RECEIVED).increment(0);
+    counter!(DB_CONNECTIONS_DISCARDED, "reason" => "in_transaction").increment(0);
     for event in SSE_EVENT_NAMES {
         counter!(SSE_EVENTS_SENT, "event" => *event).increment(0);
     }

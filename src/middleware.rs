@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
-use salvo::http::{HeaderName, HeaderValue, StatusCode, Version, header};
+use salvo::http::{HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use salvo::prelude::*;
 use sea_orm::DatabaseConnection;
 use tracing::Instrument;
@@ -232,6 +232,90 @@ pub async fn request_context(
             tracing::info!(status = status.as_u16(), route = %route(), "request completed");
         }
     });
+}
+
+/// Whether a request of this method may change state. GET, HEAD and OPTIONS never do here,
+/// so they run inline: no task per read, and an SSE stream's body outlives its handler
+/// anyway.
+fn may_write(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Runs the rest of a request that may write in a task of its own, and waits for it.
+///
+/// A client can hang up at any await, and `request_context` stops waiting at its timeout;
+/// either drops only this wait. The unit of work itself (its transaction, and what must
+/// follow its commit: change-feed wake-ups, revocation announcements) runs to its end,
+/// so what the server decided is done whole, and no transaction is abandoned between its
+/// `BEGIN` and its end by a dropped future.
+///
+/// The body is read before the task starts (see below), so the task only ever waits on
+/// the server's own work. While the task runs, the request, depot and response it works on are its own; what is
+/// left here is what `request_context` reads if it stops waiting (the route, the state,
+/// the headers set so far).
+#[handler]
+pub async fn run_writes_to_completion(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    if !may_write(req.method()) {
+        ctrl.call_next(req, depot, res).await;
+        return;
+    }
+    // The body is read here, while the wait can still be dropped: a client that never
+    // finishes sending it is cut off by the request timeout like any other, instead of
+    // holding a detached task open. The handler then parses the copy kept in the request.
+    if let Err(err) = crate::extract::read_body(req, depot).await {
+        err.write(req, depot, res).await;
+        ctrl.skip_rest();
+        return;
+    }
+    let mut left_req = Request::new();
+    *left_req.method_mut() = req.method().clone();
+    *left_req.version_mut() = req.version();
+    left_req.matched_path_mut().push_str(req.matched_path());
+    let mut left_depot = Depot::new();
+    if let Ok(state) = depot.get_typed::<AppState>() {
+        left_depot.insert_typed(state.clone());
+    }
+    let mut left_res = Response::new();
+    *left_res.headers_mut() = res.headers().clone();
+    let mut own_req = std::mem::replace(req, left_req);
+    let mut own_depot = std::mem::replace(depot, left_depot);
+    let mut own_res = std::mem::replace(res, left_res);
+    let mut own_ctrl = std::mem::replace(ctrl, FlowCtrl::new(Vec::new()));
+    let work = tokio::spawn(
+        async move {
+            own_ctrl
+                .call_next(&mut own_req, &mut own_depot, &mut own_res)
+                .await;
+            (own_req, own_depot, own_res, own_ctrl)
+        }
+        .in_current_span(),
+    );
+    match work.await {
+        Ok((own_req, own_depot, own_res, own_ctrl)) => {
+            *req = own_req;
+            *depot = own_depot;
+            *res = own_res;
+            *ctrl = own_ctrl;
+        }
+        // `CatchPanic` inside the task turns a handler's panic into a 500 already; this is
+        // a panic outside any handler, or a runtime shutting down.
+        Err(err) => {
+            tracing::error!(error = %err, "request task failed");
+            write_problem(
+                res,
+                &Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "The server failed to complete the request.",
+                ),
+            );
+        }
+    }
 }
 
 /// Headers every response gets.

@@ -25,7 +25,9 @@ use crate::cluster::{Feed, RedisLink, Revocations};
 use crate::config::{Profile, Settings};
 use crate::error::ProblemCatcher;
 use crate::limits::Limits;
-use crate::middleware::{api_headers, request_context, security_headers, static_headers};
+use crate::middleware::{
+    api_headers, request_context, run_writes_to_completion, security_headers, static_headers,
+};
 use crate::models::{idempotency, sessions, task_by_id, task_list, task_writes};
 use crate::routes::frontend::{EmbeddedFrontEnd, apidocs_headers};
 use crate::routes::guard::{authenticate, limit_by_ip, require_admin};
@@ -88,10 +90,21 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let feed = Arc::new(Feed::new(
         redis.clone(),
         settings.events.max_streams_per_user,
+        settings.events.max_streams_per_replica,
     ));
     feed.spawn_listener();
-    let revocations =
-        Arc::new(Revocations::new(auth_cache, redis.clone()).with_feed(Arc::clone(&feed)));
+    feed.spawn_poller(
+        db.clone(),
+        Duration::from_millis(settings.events.poll_ms.max(10)),
+    );
+    let revocations = Arc::new(
+        Revocations::new(
+            auth_cache,
+            redis.clone(),
+            Duration::from_secs(settings.auth.access_token_ttl_secs),
+        )
+        .with_feed(Arc::clone(&feed)),
+    );
     revocations.spawn_listener();
     Ok(AppState {
         task_lookups: task_by_id::lookups(db.clone()),
@@ -217,6 +230,7 @@ pub fn service(router: Router, state: &AppState) -> Service {
         .hoop(affix_state::inject(state.clone()))
         .hoop(request_context)
         .hoop(security_headers)
+        .hoop(run_writes_to_completion)
         .hoop(CatchPanic::new())
 }
 

@@ -165,6 +165,57 @@ impl RedisLink {
         }
     }
 
+    /// Publishes `message` on `channel` until Redis has taken it, or until `give_up_after`
+    /// has passed. The first attempt is made now, past an open breaker: the breaker is for
+    /// callers with a local fallback, and a publication has none. A replica that
+    /// resubscribed after a blip, while this one's breaker was still open, would otherwise
+    /// miss it. Later attempts run in the background, 100 ms apart doubling to 2 s; the
+    /// caller goes on at once.
+    pub async fn publish_until_taken(
+        &self,
+        channel: String,
+        message: String,
+        give_up_after: Duration,
+    ) {
+        if self.publish_once(&channel, &message).await {
+            return;
+        }
+        let link = self.clone();
+        let deadline = Instant::now() + give_up_after;
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            while Instant::now() < deadline {
+                tokio::time::sleep(backoff).await;
+                if link.publish_once(&channel, &message).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_RESUBSCRIBE_BACKOFF);
+            }
+            tracing::error!(channel = %channel, "gave up publishing to Redis: other replicas may not have heard this");
+        });
+    }
+
+    async fn publish_once(&self, channel: &str, message: &str) -> bool {
+        let mut conn = self.inner.conn.clone();
+        let mut command = redis::cmd("PUBLISH");
+        command.arg(channel).arg(message);
+        let sent = command.query_async::<i64>(&mut conn);
+        match tokio::time::timeout(self.inner.timeout, sent).await {
+            Ok(Ok(_)) => {
+                metrics::gauge!(REDIS_UP).set(1.0);
+                true
+            }
+            Ok(Err(err)) => {
+                self.trip("publish", &err);
+                false
+            }
+            Err(_) => {
+                self.trip("publish", &"command timed out");
+                false
+            }
+        }
+    }
+
     /// For readiness: a PING within the command deadline.
     pub async fn ping(&self) -> bool {
         // A health probe should see the truth even while the breaker is open.

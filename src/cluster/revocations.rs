@@ -6,6 +6,7 @@
 //! token alive; without Redis configured there is one process and nothing to tell.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -19,12 +20,15 @@ const CHANNEL: &str = "revocations";
 pub struct Revocations {
     cache: Arc<AuthCache>,
     link: Option<RedisLink>,
+    /// How long a revocation is worth telling: the longest life of an access token issued
+    /// before it. After that every such token has expired on every replica anyway.
+    tell_for: Duration,
     /// Open change-feed streams of a revoked user end (they recheck their token).
     feed: Option<Arc<Feed>>,
 }
 
 impl Revocations {
-    pub fn new(cache: Arc<AuthCache>, link: Option<RedisLink>) -> Self {
+    pub fn new(cache: Arc<AuthCache>, link: Option<RedisLink>, tell_for: Duration) -> Self {
         if link.is_some() {
             // Until the subscription is up, messages from other replicas could be missed.
             cache.set_bypass(true);
@@ -32,6 +36,7 @@ impl Revocations {
         Self {
             cache,
             link,
+            tell_for,
             feed: None,
         }
     }
@@ -56,20 +61,15 @@ impl Revocations {
         &self.cache
     }
 
-    /// Call after the revocation has been committed to the database.
+    /// Call after the revocation has been committed to the database. The other replicas
+    /// hear it however Redis behaves: a replica subscribed now gets the publication, which
+    /// is retried until Redis takes it (`RedisLink::publish_until_taken`); one that is not
+    /// subscribed bypasses its cache meanwhile and clears it when it subscribes again.
     pub async fn announce(&self, user: Uuid) {
         self.invalidate(Some(user));
         if let Some(link) = &self.link {
-            let channel = link.key(CHANNEL);
-            let message = user.to_string();
-            link.run("publish", |mut conn| async move {
-                redis::cmd("PUBLISH")
-                    .arg(channel)
-                    .arg(message)
-                    .query_async::<i64>(&mut conn)
-                    .await
-            })
-            .await;
+            link.publish_until_taken(link.key(CHANNEL), user.to_string(), self.tell_for)
+                .await;
         }
     }
 

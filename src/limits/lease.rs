@@ -64,16 +64,55 @@ impl Leases {
         })
     }
 
-    /// Keeps `left` units taken from Redis, whose window ends in `ttl_ms`.
+    /// Keeps `left` units taken from Redis, whose window ends in `ttl_ms`. Units this
+    /// replica still holds for the same window are kept too: concurrent requests that found
+    /// no lease each take one from Redis, and keeping only the last would lose the others'
+    /// units (counted in Redis, never spent), refusing a client well inside its budget.
     pub fn hold(&self, key: String, left: u32, beyond: u32, ttl_ms: u64) {
         if left == 0 {
             return;
         }
-        let lease = Lease {
+        let now = Instant::now();
+        let fresh = Lease {
             left,
             beyond,
-            expires: Instant::now() + Duration::from_millis(ttl_ms),
+            expires: now + Duration::from_millis(ttl_ms),
         };
-        self.held.insert(key, lease);
+        self.held.entry(key).and_compute_with(|current| {
+            match current.map(|entry| entry.into_value()) {
+                // A held lease that has not expired is of the same Redis window.
+                Some(held) if held.left > 0 && held.expires > now => Op::Put(Lease {
+                    left: held.left.saturating_add(left),
+                    beyond: held.beyond.min(beyond),
+                    expires: held.expires.min(fresh.expires),
+                }),
+                _ => Op::Put(fresh),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_taken_concurrently_for_one_window_add_up() {
+        let leases = Leases::new(100, Duration::from_secs(60));
+        // Three requests missed at once and each leased 10 units (1 spent, 9 kept).
+        leases.hold("user:a".into(), 9, 570, 60_000);
+        leases.hold("user:a".into(), 9, 560, 60_000);
+        leases.hold("user:a".into(), 9, 550, 60_000);
+        let spent = (0..30).map_while(|_| leases.take("user:a", 600)).count();
+        assert_eq!(spent, 27, "every leased unit is spent here");
+    }
+
+    #[test]
+    fn an_expired_lease_is_replaced_not_added_to() {
+        let leases = Leases::new(100, Duration::from_secs(60));
+        leases.hold("user:b".into(), 5, 100, 0);
+        leases.hold("user:b".into(), 2, 100, 60_000);
+        let spent = (0..10).map_while(|_| leases.take("user:b", 600)).count();
+        assert_eq!(spent, 2);
     }
 }

@@ -9,8 +9,10 @@
 //! ([`serialize_writes`]), so a user's writes commit one after another, each with a larger
 //! id than the last. Different users never wait for each other.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
@@ -18,7 +20,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entities::{task, task_event};
+use crate::entities::{task, task_event, user};
 use crate::error::Result;
 use crate::models::housekeeping;
 use crate::validate;
@@ -151,6 +153,29 @@ pub async fn after(
         .limit(limit)
         .all(db)
         .await?)
+}
+
+/// The newest event id of each of `owners` that has events, in one statement: a
+/// correlated `MAX` per user, which both databases answer from the (user_id, id) index
+/// with one probe each, however long the users' logs are.
+pub async fn latest_ids(db: &DatabaseConnection, owners: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
+    let rows: Vec<(Uuid, Option<i64>)> = user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .column_as(
+            Expr::cust(
+                "(SELECT MAX(task_events.id) FROM task_events WHERE task_events.user_id = users.id)",
+            ),
+            "latest",
+        )
+        .filter(user::Column::Id.is_in(owners.iter().copied()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(owner, latest)| Some((owner, latest?)))
+        .collect())
 }
 
 /// Where `owner`'s log stands: the newest event id (0 if none) and the newest id the

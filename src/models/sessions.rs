@@ -203,6 +203,19 @@ pub async fn revoke_user<C: ConnectionTrait>(
     revoke_all(conn, user_id).await
 }
 
+/// [`revoke_user`] as a transaction of its own: either every access token and every
+/// refresh session of the user is revoked, or (on failure) none is. Two autocommit
+/// statements could leave the refresh tokens alive after the access tokens were revoked.
+pub async fn revoke_user_atomically(db: &DatabaseConnection, user_id: Uuid) -> Result<()> {
+    txn::retrying(|| async {
+        let txn = txn::begin_write(db).await?;
+        revoke_user(&txn, user_id).await?;
+        txn.commit().await
+    })
+    .await?;
+    Ok(())
+}
+
 /// Rows kept this long after they expired or were revoked, for investigating an incident;
 /// past that they can never matter again (an expired or revoked token is refused before
 /// reuse detection looks at it), so they are purged.

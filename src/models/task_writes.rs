@@ -64,7 +64,11 @@ SELECT "user_id", "id", 'created', "version", "updated_at", "title", "descriptio
 /// Returns every column of `tasks` in the entity's order (a test keeps them in step).
 /// `$4`, `$7` and `$12` say whether the title, the description and the due date change
 /// (the description and due date may change to NULL); status and priority are never NULL,
-/// so NULL there means unchanged. `$15` is the `If-Match` version, NULL when none.
+/// so NULL there means unchanged. `$14` is the `If-Match` version, NULL when none.
+/// `updated_at` is taken in the statement, after the owner's lock, and never goes back:
+/// a time taken before queueing could be older than the change that committed first.
+/// The version stops at the largest `int4`: a change past it matches nothing, and
+/// `models::tasks` answers 409.
 const UPDATE_SQL: &str = r#"WITH "serialized" AS MATERIALIZED (SELECT pg_advisory_xact_lock($1)),
 "updated" AS (
   UPDATE "tasks" SET
@@ -76,9 +80,9 @@ const UPDATE_SQL: &str = r#"WITH "serialized" AS MATERIALIZED (SELECT pg_advisor
     "priority" = COALESCE($11, "priority"),
     "due_date" = CASE WHEN $12 THEN $13 ELSE "due_date" END,
     "version" = "version" + 1,
-    "updated_at" = $14
+    "updated_at" = GREATEST(clock_timestamp(), "updated_at")
   FROM "serialized"
-  WHERE "id" = $2 AND "user_id" = $3 AND ($15::int4 IS NULL OR "version" = $15)
+  WHERE "id" = $2 AND "user_id" = $3 AND ($14::int4 IS NULL OR "version" = $14) AND "version" < 2147483647
   RETURNING "tasks".*
 ),
 "recorded" AS (
@@ -93,8 +97,8 @@ SELECT "id", "user_id", "title", "description", "status", "priority", "due_date"
 /// version (NULL when none). Returns the changed rows; a change whose row is not returned
 /// matched nothing.
 const UPDATE_BATCH_SQL: &str = r#"WITH "changes" AS (
-  SELECT * FROM unnest($1::int8[], $2::uuid[], $3::uuid[], $4::bool[], $5::text[], $6::text[], $7::bool[], $8::text[], $9::text[], $10::text[], $11::int2[], $12::bool[], $13::timestamptz[], $14::timestamptz[], $15::int4[])
-    AS "c" ("key", "id", "user_id", "title_set", "title", "title_search", "description_set", "description", "description_search", "status", "priority", "due_date_set", "due_date", "updated_at", "expected")
+  SELECT * FROM unnest($1::int8[], $2::uuid[], $3::uuid[], $4::bool[], $5::text[], $6::text[], $7::bool[], $8::text[], $9::text[], $10::text[], $11::int2[], $12::bool[], $13::timestamptz[], $14::int4[])
+    AS "c" ("key", "id", "user_id", "title_set", "title", "title_search", "description_set", "description", "description_search", "status", "priority", "due_date_set", "due_date", "expected")
 ),
 "serialized" AS MATERIALIZED (
   SELECT count(pg_advisory_xact_lock("key")) AS "locks"
@@ -110,9 +114,9 @@ const UPDATE_BATCH_SQL: &str = r#"WITH "changes" AS (
     "priority" = COALESCE("c"."priority", "tasks"."priority"),
     "due_date" = CASE WHEN "c"."due_date_set" THEN "c"."due_date" ELSE "tasks"."due_date" END,
     "version" = "tasks"."version" + 1,
-    "updated_at" = "c"."updated_at"
+    "updated_at" = GREATEST(clock_timestamp(), "tasks"."updated_at")
   FROM "changes" AS "c", "serialized"
-  WHERE "tasks"."id" = "c"."id" AND "tasks"."user_id" = "c"."user_id" AND ("c"."expected" IS NULL OR "tasks"."version" = "c"."expected")
+  WHERE "tasks"."id" = "c"."id" AND "tasks"."user_id" = "c"."user_id" AND ("c"."expected" IS NULL OR "tasks"."version" = "c"."expected") AND "tasks"."version" < 2147483647
   RETURNING "tasks".*
 ),
 "recorded" AS (
@@ -247,14 +251,13 @@ pub struct Update {
 }
 
 /// One task's change: `update` to `owner`'s task `id`, only at `expected_version` when
-/// given, stamped `now`.
+/// given.
 #[derive(Debug)]
 pub struct Change {
     pub owner: Uuid,
     pub id: Uuid,
     pub update: Update,
     pub expected_version: Option<i32>,
-    pub now: DateTime<Utc>,
 }
 
 /// Applies `change` and records its `updated` event; `None` when no row matched.
@@ -264,7 +267,6 @@ pub async fn update(pool: &Pool, change: &Change) -> Result<Option<task::Model>,
         id,
         update,
         expected_version,
-        now,
     } = change;
     let title = update.title.as_ref();
     let description = update.description.as_ref();
@@ -279,7 +281,6 @@ pub async fn update(pool: &Pool, change: &Change) -> Result<Option<task::Model>,
         .bind(update.priority.map(priority_value))
         .bind(update.due_date.is_some())
         .bind(update.due_date.flatten())
-        .bind(now)
         .bind(expected_version)
         .fetch_optional(pool)
         .await
@@ -315,7 +316,6 @@ async fn update_batch(pool: &Pool, changes: &[&Change]) -> Result<Vec<task::Mode
         .bind(column(changes, |c| c.update.priority.map(priority_value)))
         .bind(column(changes, |c| c.update.due_date.is_some()))
         .bind(column(changes, |c| c.update.due_date.flatten()))
-        .bind(column(changes, |c| c.now))
         .bind(column(changes, |c| c.expected_version))
         .fetch_all(pool)
         .await

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use migration::fold_for_search;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
     EntityTrait, QueryFilter, TransactionSession, TransactionTrait,
@@ -200,9 +200,12 @@ fn check_version(task: &task::Model, expected: Option<i32>) -> Result<()> {
     }
 }
 
+const LAST_VERSION: &str = "This task has reached its last version and cannot be changed again; create a new task from it.";
+
 /// After a conditional write matched no row: was the task missing, or was it changed?
 async fn explain_miss(db: &DatabaseConnection, owner: Uuid, id: Uuid) -> AppError {
     match get(db, owner, id).await {
+        Ok(task) if task.version == i32::MAX => AppError::Conflict(LAST_VERSION.into()),
         Ok(_) => AppError::PreconditionFailed,
         Err(err) => err,
     }
@@ -243,7 +246,6 @@ pub async fn update(
             id,
             update,
             expected_version,
-            now: validate::now(),
         };
         return match updates.call(change).await? {
             Some(task) => Ok(task),
@@ -274,9 +276,22 @@ async fn update_in_transaction(
             task::Column::Version,
             Expr::col(task::Column::Version).add(1),
         )
-        .col_expr(task::Column::UpdatedAt, Expr::value(validate::now()))
+        // Never back in time: the time was taken before waiting for the write lock, and
+        // the change that committed first may be newer.
+        .col_expr(task::Column::UpdatedAt, {
+            let now = validate::now();
+            CaseStatement::new()
+                .case(
+                    Expr::col(task::Column::UpdatedAt).gt(now),
+                    Expr::col(task::Column::UpdatedAt),
+                )
+                .finally(now)
+                .into()
+        })
         .filter(task::Column::Id.eq(id))
-        .filter(task::Column::UserId.eq(owner));
+        .filter(task::Column::UserId.eq(owner))
+        // The version stops at the largest `i32`: a change past it matches nothing (409).
+        .filter(task::Column::Version.lt(i32::MAX));
     if let Some(version) = expected_version {
         update = update.filter(task::Column::Version.eq(version));
     }

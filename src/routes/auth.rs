@@ -191,7 +191,7 @@ pub async fn logout(
 /// Log out everywhere: revokes all refresh tokens and every access token issued so far.
 #[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 401, 429, 503))]
 pub async fn logout_all(state: AppState, caller: CurrentUser) -> Result<NoContent> {
-    sessions::revoke_user(&state.db, caller.id).await?;
+    sessions::revoke_user_atomically(&state.db, caller.id).await?;
     state.revocations.announce(caller.id).await;
     tracing::info!(event = "logout_all", user_id = %caller.id, "all sessions revoked");
     Ok(NoContent)
@@ -253,7 +253,7 @@ pub async fn change_password(
             Ok(NoContent)
         }
         Err(AppError::Forbidden(why)) if state.limits.should_revoke_after(&attempt) => {
-            sessions::revoke_user(&state.db, caller.id).await?;
+            sessions::revoke_user_atomically(&state.db, caller.id).await?;
             state.revocations.announce(caller.id).await;
             tracing::warn!(event = "password_change", outcome = "revoked", user_id = %caller.id, failures = attempt.failures, "repeated wrong current password; all sessions revoked");
             Err(AppError::Forbidden(why))

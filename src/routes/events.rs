@@ -13,8 +13,11 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use salvo::ConnCtrl;
 use salvo::http::header::{self, HeaderValue};
 use salvo::http::{Method, StatusCode};
 use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
@@ -25,7 +28,7 @@ use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::auth::jwt::unix_now;
-use crate::cluster::feed::Subscription;
+use crate::cluster::feed::{Refusal, Subscription};
 use crate::entities::task_event;
 use crate::error::{AppError, Result};
 use crate::metrics::SSE_EVENTS_SENT;
@@ -34,8 +37,16 @@ use crate::routes::guard::bearer_token;
 use crate::state::AppState;
 use crate::views::{StreamEnd, TaskEventData};
 
-/// Events read from the table at a time: the most a stream holds for a slow client.
-const BATCH: u64 = 100;
+/// Events read from the table at a time.
+const BATCH: u64 = 50;
+/// A batch is cut once its events take this many bytes (it holds at least one), so a slow
+/// client of an account with large tasks holds about this much here, not 50 of them.
+const BATCH_BYTES: usize = 128 * 1024;
+/// How often a stream's watchdog looks at it (see [`watch_stream`]).
+const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
+/// After its token's expiry, how long a stream may take to send `end` itself before its
+/// watchdog closes the connection.
+const EXPIRY_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a stream ended, sent as the data of its last event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +109,9 @@ struct Feeder {
     /// The last read filled a batch: read again before waiting.
     backlog: bool,
     heartbeat: Interval,
-    poll: Interval,
     retry_ms: u64,
+    /// See `EventSettings::write_timeout_secs`.
+    write_timeout: Duration,
     done: bool,
 }
 
@@ -127,8 +139,8 @@ impl Feeder {
                 _ = self.sub.shutdown.wait_for(|stopping| *stopping) => Wake::Shutdown,
                 () = tokio::time::sleep_until(self.expires_at) => Wake::Expired,
                 Ok(()) = self.sub.revoked.changed() => Wake::Revoked,
+                // While this replica cannot hear the others, the feed's poller wakes it.
                 Ok(()) = self.sub.changes.changed() => Wake::Changed,
-                _ = self.poll.tick(), if polling => Wake::Changed,
                 _ = self.heartbeat.tick() => Wake::Heartbeat,
             };
             let outcome = match wake {
@@ -196,10 +208,18 @@ impl Feeder {
             return Ok(());
         }
         self.backlog = rows.len() as u64 == BATCH;
+        let mut bytes = 0;
         for row in &rows {
+            if bytes >= BATCH_BYTES {
+                // The rest is read again, after the client has taken these.
+                self.backlog = true;
+                break;
+            }
             metrics::counter!(SSE_EVENTS_SENT, "event" => events::Kind::event_name(&row.kind))
                 .increment(1);
-            self.queue.push_back(task_event(row));
+            let chunk = task_event(row);
+            bytes += chunk.len();
+            self.queue.push_back(chunk);
             self.last_id = row.id;
         }
         Ok(())
@@ -240,12 +260,68 @@ fn last_event_id(req: &Request) -> Option<i64> {
         .filter(|id| *id >= 0)
 }
 
+/// What a stream's watchdog sees of it.
+#[derive(Default)]
+struct Pulse {
+    /// Milliseconds (since `start`) at which the body handed the connection a chunk that
+    /// the connection has not yet asked past; 0 while the body is being asked for more.
+    handed_at_ms: AtomicU64,
+    /// The body was dropped: the stream ended, or the connection went away.
+    gone: AtomicBool,
+}
+
+/// Marks the pulse gone when the body is dropped, however that happens.
+struct BodyAlive(Arc<Pulse>);
+
+impl Drop for BodyAlive {
+    fn drop(&mut self) {
+        self.0.gone.store(true, Ordering::Release);
+    }
+}
+
+/// Closes the stream's connection when its client has stopped taking data for
+/// `write_timeout` while a chunk waits, or when the stream is still open `EXPIRY_GRACE`
+/// after its token expired. A client that does not read never lets the body be asked for
+/// its next chunk, so neither the stream's own expiry check nor a shutdown would reach it:
+/// its buffers would stay held and the stream would outlive its token.
+async fn watch_stream(
+    pulse: Arc<Pulse>,
+    conn: ConnCtrl,
+    expires_at: Instant,
+    write_timeout: Duration,
+) {
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(WATCHDOG_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pulse.gone.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        let handed_at = pulse.handed_at_ms.load(Ordering::Acquire);
+        let stalled = handed_at != 0
+            && now.duration_since(start)
+                > Duration::from_millis(handed_at).saturating_add(write_timeout);
+        let expired = now >= expires_at + EXPIRY_GRACE;
+        if stalled || expired {
+            tracing::info!(
+                stalled,
+                expired,
+                "change feed client is not reading; closing its connection"
+            );
+            conn.abort();
+            return;
+        }
+    }
+}
+
 /// A started stream: the opening chunk and the feeder behind it.
 pub struct EventStream(Option<(String, Feeder)>);
 
 #[async_trait]
 impl Writer for EventStream {
-    async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
+    async fn write(self, req: &mut Request, _depot: &mut Depot, res: &mut Response) {
         res.status_code(StatusCode::OK);
         let headers = res.headers_mut();
         headers.insert(
@@ -257,14 +333,32 @@ impl Writer for EventStream {
         let Some((opening, feeder)) = self.0 else {
             return;
         };
+        let pulse = Arc::new(Pulse::default());
+        if let Some(conn) = req.extensions().get::<ConnCtrl>() {
+            tokio::spawn(watch_stream(
+                Arc::clone(&pulse),
+                conn.clone(),
+                feeder.expires_at,
+                feeder.write_timeout,
+            ));
+        }
+        let start = Instant::now();
+        let alive = BodyAlive(pulse);
         let body = futures_util::stream::unfold(
-            (Some(opening), feeder),
-            |(opening, mut feeder)| async move {
+            (Some(opening), feeder, alive),
+            move |(opening, mut feeder, alive)| async move {
+                // Asked again: the connection took the last chunk.
+                alive.0.handed_at_ms.store(0, Ordering::Release);
                 let chunk = match opening {
                     Some(opening) => opening,
                     None => feeder.next().await?,
                 };
-                Some((Ok::<_, Infallible>(chunk), (None, feeder)))
+                let since_start = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+                alive
+                    .0
+                    .handed_at_ms
+                    .store(since_start.max(1), Ordering::Release);
+                Some((Ok::<_, Infallible>(chunk), (None, feeder, alive)))
             },
         );
         res.stream(body);
@@ -294,7 +388,8 @@ impl EndpointOutRegister for EventStream {
 
 /// Stream the caller's task changes (Server-Sent Events). Reconnect with `Last-Event-ID`
 /// to replay what was missed. At most `events.max_streams_per_user` open streams per user
-/// per replica (429 beyond).
+/// per replica (429 beyond), and `events.max_streams_per_replica` of all users together
+/// (503 with `Retry-After` beyond).
 #[endpoint(
     tags("tasks"),
     security(("bearer" = [])),
@@ -321,8 +416,13 @@ pub async fn task_events(
     let sub = state
         .feed
         .subscribe(caller.id)
-        .ok_or(AppError::TooManyRequests {
-            retry_after_secs: 5,
+        .map_err(|refusal| match refusal {
+            Refusal::UserFull => AppError::TooManyRequests {
+                retry_after_secs: 5,
+            },
+            Refusal::ReplicaFull => AppError::Unavailable(
+                "This server has as many change-feed streams open as it takes; reconnect shortly.",
+            ),
         })?;
     if req.method() == Method::HEAD {
         // Same status as GET (429 above when the user has no stream left), no body.
@@ -345,11 +445,8 @@ pub async fn task_events(
         }
     };
     let heartbeat_every = Duration::from_secs(settings.heartbeat_secs.max(1));
-    let poll_every = Duration::from_millis(settings.poll_ms.max(10));
     let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut poll = tokio::time::interval_at(Instant::now() + poll_every, poll_every);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let feeder = Feeder {
         db: state.db.clone(),
         user: caller.id,
@@ -360,8 +457,8 @@ pub async fn task_events(
         queue,
         backlog,
         heartbeat,
-        poll,
         retry_ms,
+        write_timeout: Duration::from_secs(settings.write_timeout_secs.max(1)),
         done: false,
     };
     tracing::debug!(user_id = %caller.id, last_id, "change feed stream opened");

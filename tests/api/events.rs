@@ -19,7 +19,7 @@ use crate::helpers::{Backend, TestApp, both_backends, spawn_app, spawn_app_with,
 const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
-struct Event {
+pub(crate) struct Event {
     id: Option<String>,
     event: Option<String>,
     data: Option<String>,
@@ -28,11 +28,11 @@ struct Event {
 }
 
 impl Event {
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.event.as_deref().unwrap_or("")
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(self.data.as_deref().unwrap_or("null")).expect("data is JSON")
     }
 
@@ -45,13 +45,13 @@ impl Event {
 }
 
 /// An open stream and what has arrived of it but not been parsed yet.
-struct Stream {
+pub(crate) struct Stream {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl Stream {
-    async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> Stream {
+    pub(crate) async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> Stream {
         let mut stream = Self::try_open(app, token, last_event_id)
             .await
             .unwrap_or_else(|status| panic!("stream refused: {status}"));
@@ -61,7 +61,7 @@ impl Stream {
         stream
     }
 
-    async fn try_open(
+    pub(crate) async fn try_open(
         app: &TestApp,
         token: &str,
         last_event_id: Option<&str>,
@@ -133,7 +133,7 @@ impl Stream {
     }
 
     /// The next event that is not only comments (heartbeats).
-    async fn next_event(&mut self) -> Event {
+    pub(crate) async fn next_event(&mut self) -> Event {
         loop {
             let block = self.next_block().await.expect("stream still open");
             if block.event.is_some() || block.data.is_some() {
@@ -143,7 +143,7 @@ impl Stream {
     }
 
     /// Reads until the stream closes; returns the events (not comments) seen on the way.
-    async fn until_closed(mut self) -> Vec<Event> {
+    pub(crate) async fn until_closed(mut self) -> Vec<Event> {
         let mut seen = Vec::new();
         while let Some(block) = self.next_block().await {
             if block.event.is_some() {
@@ -749,4 +749,105 @@ async fn a_draining_server_refuses_new_streams(backend: Backend) {
     let refused = app.get("/api/v1/tasks/events", Some(&token)).await;
     refused.problem(503);
     assert!(refused.header("retry-after").is_some());
+}
+
+/// Found by an operations drill: with Redis killed, an idle stream on another replica got
+/// nothing for the whole outage (it read the "not subscribed" flag only before waiting).
+/// Now the replica's poller reads the table and wakes it within `events.poll_ms`.
+#[tokio::test]
+async fn a_stream_gets_events_while_redis_is_down() {
+    let mut redis = crate::helpers::RedisProcess::start().await;
+    let url = redis.url();
+    let app = spawn_app_with(Backend::Postgres, |s| {
+        s.redis.url = Some(url.clone());
+        s.events.poll_ms = 200;
+    })
+    .await;
+    let replica = app.spawn_replica(|_| {}).await;
+    let (token, _, _) = app.new_user("outage").await;
+    crate::helpers::eventually(WAIT, "the replica subscribed", async || {
+        !replica.state.feed.is_polling()
+    })
+    .await;
+    let mut stream = Stream::open(&replica, &token, None).await;
+    redis.kill();
+    crate::helpers::eventually(WAIT, "the replica noticed the loss", async || {
+        replica.state.feed.is_polling()
+    })
+    .await;
+    let task = app
+        .create_task(&token, json!({"title": "during the outage"}))
+        .await;
+    let event = tokio::time::timeout(Duration::from_secs(3), stream.next_event())
+        .await
+        .expect("the event arrives by polling while Redis is down");
+    assert_eq!(event.name(), "task.created");
+    assert_eq!(event.json()["task_id"], task_id(&task).as_str());
+}
+
+both_backends!(open_streams_are_capped_per_replica);
+async fn open_streams_are_capped_per_replica(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.events.max_streams_per_replica = 2).await;
+    let (alice, _, _) = app.new_user("alice").await;
+    let (bob, _, _) = app.new_user("bob").await;
+    let first = Stream::open(&app, &alice, None).await;
+    let _second = Stream::open(&app, &bob, None).await;
+    let refused = app.get("/api/v1/tasks/events", Some(&bob)).await;
+    refused.problem(503);
+    assert!(refused.header("retry-after").is_some());
+    drop(first);
+    crate::helpers::eventually(WAIT, "a closed stream gives its place back", async || {
+        app.state.feed.open_streams_total() < 2
+    })
+    .await;
+    let _third = Stream::open(&app, &alice, None).await;
+}
+
+both_backends!(a_client_that_stops_reading_is_disconnected);
+/// Found by the outside attack: 60 clients that opened a stream and stopped reading held
+/// every batch in memory, and a stalled stream stayed open past its token's expiry. A
+/// stream whose client takes nothing is closed (here by its write timeout), and a batch is
+/// bounded in bytes.
+async fn a_client_that_stops_reading_is_disconnected(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(backend, |s| s.events.write_timeout_secs = 1).await;
+    let (token, user_id, _) = app.new_user("stalled").await;
+    let user: Uuid = user_id.parse().expect("uuid");
+    // A client with a tiny receive window that reads nothing after its request.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let host = app.address.trim_start_matches("http://");
+    let mut conn = socket
+        .connect(host.parse().expect("address"))
+        .await
+        .expect("connect");
+    conn.write_all(
+        format!(
+            "GET /api/v1/tasks/events HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("request");
+    crate::helpers::eventually(WAIT, "the stream opened", async || {
+        app.state.feed.open_streams(user) == 1
+    })
+    .await;
+    // 36 KB per event (four-byte characters): 250 of them are more than the server's
+    // kernel send buffer (at most 4 MiB here) and hyper's write buffer can take.
+    let description = "\u{1D11E}".repeat(9_000);
+    for n in 0..250 {
+        app.create_task(
+            &token,
+            json!({"title": format!("big {n}"), "description": description}),
+        )
+        .await;
+    }
+    crate::helpers::eventually(
+        Duration::from_secs(20),
+        "the stalled stream was closed",
+        async || app.state.feed.open_streams(user) == 0,
+    )
+    .await;
+    drop(conn);
 }

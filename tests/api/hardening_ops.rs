@@ -227,14 +227,15 @@ async fn cancelled_requests_are_counted_as_499_and_leave_the_in_flight_gauge() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // A login abandoned during the credential check still has an outcome.
-    let cancelled = [("outcome", "cancelled")];
-    let before = metric_value(
-        &app.get("/metrics", None).await.text,
-        "auth_login_total",
-        &cancelled,
-    )
-    .unwrap_or(0.0);
+    // A login abandoned during the credential check runs to its end (a login may write:
+    // lockout counters, a rehash), so its outcome is the real one, not "cancelled".
+    let outcomes = |text: &str| {
+        let of = |outcome| {
+            metric_value(text, "auth_login_total", &[("outcome", outcome)]).unwrap_or(0.0)
+        };
+        (of("failure"), of("cancelled"))
+    };
+    let (failures, cancelled) = outcomes(&app.get("/metrics", None).await.text);
     let lock = lock_table(&app, "users").await;
     let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
         .await
@@ -247,8 +248,19 @@ async fn cancelled_requests_are_counted_as_499_and_leave_the_in_flight_gauge() {
     stream.write_all(request.as_bytes()).await.expect("send");
     wait_for_lock_waiter(&app).await;
     drop(stream);
-    wait_for_metric(&app, "auth_login_total", &cancelled, before + 1.0).await;
     lock.rollback().await.expect("release");
+    wait_for_metric(
+        &app,
+        "auth_login_total",
+        &[("outcome", "failure")],
+        failures + 1.0,
+    )
+    .await;
+    let (_, cancelled_after) = outcomes(&app.get("/metrics", None).await.text);
+    assert_eq!(
+        cancelled_after, cancelled,
+        "the abandoned login was cut short"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

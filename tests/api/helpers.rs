@@ -565,3 +565,123 @@ pub fn assert_shared<J: Job>(batcher: &Batcher<J>, before: Stats, calls: usize) 
         "{calls} calls took {statements} statements"
     );
 }
+
+/// A `redis-server` of the test's own (from PATH), which the test may kill and start again
+/// on the same port, as an outage would. Removed when dropped.
+pub struct RedisProcess {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisProcess {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: connections drop at once, nothing is flushed.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// (Re)starts the server on its port and waits until it answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if redis_answers(self.port).await {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn redis_answers(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut answer = [0u8; 7];
+    conn.write_all(b"PING\r\n").await.is_ok()
+        && conn.read_exact(&mut answer).await.is_ok()
+        && &answer == b"+PONG\r\n"
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until `condition` holds, polling every 20 ms; fails the test with `what` if it
+/// does not within `within`.
+pub async fn eventually(
+    within: std::time::Duration,
+    what: &str,
+    mut condition: impl AsyncFnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends `request` (raw HTTP/1.1 bytes) on a fresh connection and resets the connection
+/// (RST, not FIN) `after` the last byte was written, as a client that crashes or hangs up
+/// mid-request does. Returns without reading anything.
+pub async fn send_then_reset(address: &str, request: &[u8], after: std::time::Duration) {
+    use tokio::io::AsyncWriteExt;
+    let host = address.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
+    conn.set_nodelay(true).expect("nodelay");
+    conn.write_all(request).await.expect("request written");
+    if !after.is_zero() {
+        tokio::time::sleep(after).await;
+    }
+    // Linger 0: closing sends RST at once and discards anything unsent or unread.
+    conn.set_zero_linger().expect("linger");
+    drop(conn);
+}
+
+/// A raw HTTP/1.1 request with a JSON body (and a bearer token when given).
+pub fn raw_request(method: &str, path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
+    let auth = token.map_or(String::new(), |token| {
+        format!("authorization: Bearer {token}\r\n")
+    });
+    format!(
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod cancellation;
 mod cursors;
 mod errors;
 mod events;

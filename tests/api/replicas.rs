@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -458,4 +459,111 @@ async fn leased_per_user_budget_never_exceeds_the_limit_across_replicas() {
     }
     // Never above the limit; below it by at most the unspent lease of the other replica.
     assert!((119..=120).contains(&served), "served {served}");
+}
+
+/// Found by the outside attack: after a short Redis outage, a logout-all on a replica whose
+/// breaker was still open skipped its publication, and another replica (already
+/// subscribed again, its cache warm) went on accepting the token and streaming to it.
+#[tokio::test]
+async fn a_revocation_during_a_redis_blip_reaches_the_other_replicas() {
+    let mut redis = crate::helpers::RedisProcess::start().await;
+    let url = redis.url();
+    let a = spawn_app_with(Backend::Postgres, |s| {
+        s.redis.url = Some(url.clone());
+        // Only the publication can explain B's change of mind.
+        s.auth.state_cache_ttl_ms = 60_000;
+    })
+    .await;
+    let b = a.spawn_replica(|_| {}).await;
+    let (token, _, _) = a.new_user("blip").await;
+    crate::helpers::eventually(Duration::from_secs(10), "B subscribed", async || {
+        subscribed(&b).await
+    })
+    .await;
+    assert_eq!(
+        b.get("/api/v1/auth/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    let stream = crate::events::Stream::open(&b, &token, None).await;
+
+    // The blip: Redis dies, A's next command fails (its breaker opens), Redis comes back.
+    redis.kill();
+    assert_eq!(
+        a.get("/api/v1/auth/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    redis.restart().await;
+    crate::helpers::eventually(Duration::from_secs(10), "B subscribed again", async || {
+        subscribed(&b).await
+    })
+    .await;
+    // B is warm again; A's breaker is open, as it was 0.8-1.1 s after the loss.
+    assert_eq!(
+        b.get("/api/v1/auth/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
+    let link = a.state.redis.as_ref().expect("redis configured");
+    let _ = link
+        .run("publish", |mut conn| async move {
+            redis::cmd("NO-SUCH-COMMAND")
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await;
+    assert!(!link.is_available(), "A's breaker is open");
+
+    let revoked = a
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/auth/logout-all",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text);
+    crate::helpers::eventually(
+        Duration::from_secs(2),
+        "replica B refuses the revoked token",
+        async || b.get("/api/v1/auth/me", Some(&token)).await.status == StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let events = tokio::time::timeout(Duration::from_secs(5), stream.until_closed())
+        .await
+        .expect("B's stream of the revoked token ends");
+    assert_eq!(events.last().expect("end").json()["reason"], "revoked");
+}
+
+/// Found by the outside attack: with 600 requests a minute, a client sending 16 or 64 at
+/// once got 334-448 through, because concurrent lease misses each took units from Redis
+/// and only the last lease was kept. Now every leased unit is spent.
+#[tokio::test]
+async fn the_per_user_budget_holds_at_any_concurrency() {
+    let prefix = Uuid::new_v4().simple().to_string();
+    let mut settings = crate::helpers::test_settings(String::new());
+    use_redis(&mut settings, &prefix).await;
+    let redis = settings.redis.clone();
+    let app = spawn_app_with(Backend::Postgres, |s| {
+        s.redis = redis;
+        s.limits.per_user_per_minute = 600;
+    })
+    .await;
+    let (token, _, _) = app.new_user("budget").await;
+    let token = &token;
+    let app = &app;
+    let statuses: Vec<StatusCode> = futures::stream::iter(0..700)
+        .map(|_| async move { app.get("/api/v1/tasks?limit=1", Some(token)).await.status })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(ok + limited, 700, "{statuses:?}");
+    // The registration and login above count too (they are per-IP, not per user), and
+    // one replica holds every lease: the whole budget, and not one request more.
+    assert!(ok >= 570, "only {ok} of a 600 budget got through");
+    assert!(ok <= 600, "{ok} got through a 600 budget");
 }

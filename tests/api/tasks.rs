@@ -953,3 +953,80 @@ async fn a_listing_past_its_last_page_gets_its_total_from_the_same_statement() {
     assert_eq!(reply.body["total"], 3);
     assert_eq!(reply.body["items"], json!([]));
 }
+
+both_backends!(updated_at_never_goes_back_under_concurrent_patches);
+/// Found by the outside attack: under concurrent PATCHes, `updated_at` went backwards
+/// (the time was taken before the write queued). Ordered by version, it never decreases.
+async fn updated_at_never_goes_back_under_concurrent_patches(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _, _) = app.new_user("clock").await;
+    let task = app.create_task(&token, json!({"title": "Busy"})).await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let patches = (0..40).map(|n| {
+        app.request(
+            Method::PATCH,
+            &path,
+            Some(&token),
+            Some(json!({"title": format!("Busy {n}")})),
+        )
+    });
+    let mut changed: Vec<(i64, String)> = futures::future::join_all(patches)
+        .await
+        .into_iter()
+        .map(|reply| {
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            (
+                reply.body["version"].as_i64().expect("version"),
+                reply.body["updated_at"]
+                    .as_str()
+                    .expect("updated_at")
+                    .to_string(),
+            )
+        })
+        .collect();
+    changed.sort();
+    let times: Vec<chrono::DateTime<chrono::Utc>> = changed
+        .iter()
+        .map(|(_, at)| at.parse().expect("RFC 3339"))
+        .collect();
+    for pair in times.windows(2) {
+        assert!(pair[0] <= pair[1], "updated_at went back: {changed:?}");
+    }
+}
+
+both_backends!(a_task_at_its_last_version_is_a_409_not_a_500);
+/// Found by the outside attack: a task at version 2^31-1 made the next PATCH a 500.
+async fn a_task_at_its_last_version_is_a_409_not_a_500(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app(backend).await;
+    let (token, _, _) = app.new_user("versions").await;
+    let task = app.create_task(&token, json!({"title": "Old"})).await;
+    let id = task["id"].as_str().expect("id");
+    let uuid: uuid::Uuid = id.parse().expect("uuid");
+    let backend_kind = app.state.db.get_database_backend();
+    app.state
+        .db
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend_kind,
+            match backend {
+                Backend::Postgres => "UPDATE tasks SET version = 2147483647 WHERE id = $1",
+                Backend::Sqlite => "UPDATE tasks SET version = 2147483647 WHERE id = ?",
+            },
+            [uuid.into()],
+        ))
+        .await
+        .expect("set version");
+    let path = format!("/api/v1/tasks/{id}");
+    let reply = app
+        .request(
+            Method::PATCH,
+            &path,
+            Some(&token),
+            Some(json!({"title": "New"})),
+        )
+        .await;
+    reply.problem(409);
+    let still = app.get(&path, Some(&token)).await;
+    assert_eq!(still.body["title"], "Old");
+    assert_eq!(still.body["version"], 2147483647);
+}

@@ -1,0 +1,211 @@
+//! Clients that hang up mid-request: whatever the server decided to do is done whole, and
+//! no pooled connection is left inside a transaction for the next request to run in.
+//!
+//! The connections are reset (RST) at varying delays after the request was sent, as a
+//! client that crashes, or a proxy that passes aborts on, does.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::events::Stream;
+use crate::helpers::{
+    Backend, TestApp, both_backends, eventually, raw_request, send_then_reset, spawn_app_with,
+};
+
+/// Resets per storm, at delays stepping through 0..2 ms.
+const RESETS: u32 = 400;
+/// Resets in flight at once.
+const AT_ONCE: usize = 8;
+
+/// Connections of this test's database idle inside a transaction for over a second.
+async fn idle_in_transaction(app: &TestApp) -> i64 {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let admin = app.pg_admin_url.as_deref().expect("PostgreSQL test");
+    let conn = Database::connect(admin).await.expect("admin connection");
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 \
+             AND state LIKE 'idle in transaction%' AND state_change < now() - interval '1 second'",
+            [app.db_name.clone().into()],
+        ))
+        .await
+        .expect("pg_stat_activity")
+        .expect("a row");
+    conn.close().await.ok();
+    row.try_get::<i64>("", "n").expect("count")
+}
+
+both_backends!(a_reset_storm_leaves_no_connection_inside_a_transaction);
+/// The attack that found it: unauthenticated refreshes with a garbage token (each opens a
+/// write transaction), reset 0-2 ms after sending. Then every write that was acknowledged
+/// must be visible from another replica, and PostgreSQL must show no connection of the
+/// pool idle in a transaction.
+async fn a_reset_storm_leaves_no_connection_inside_a_transaction(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        // Few connections, so that a poisoned one is soon handed to someone else.
+        s.database.max_connections = 3;
+    })
+    .await;
+    let replica = app.spawn_replica(|_| {}).await;
+    let (token, _, _) = app.new_user("storm").await;
+    let refresh = raw_request(
+        "POST",
+        "/api/v1/auth/refresh",
+        None,
+        r#"{"refresh_token":"not-a-token-not-a-token-not-a-token"}"#,
+    );
+    let delays: Vec<Duration> = (0..RESETS)
+        .map(|i| Duration::from_micros(u64::from(i % 21) * 100))
+        .collect();
+    for wave in delays.chunks(AT_ONCE) {
+        let resets = wave
+            .iter()
+            .map(|after| send_then_reset(&app.address, &refresh, *after));
+        futures::future::join_all(resets).await;
+    }
+    // Let the last requests finish, then look at what they left behind.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    if backend == Backend::Postgres {
+        assert_eq!(
+            idle_in_transaction(&app).await,
+            0,
+            "a pooled connection was left inside a transaction"
+        );
+    }
+    for n in 0..20 {
+        let task = app
+            .create_task(&token, json!({"title": format!("after the storm {n}")}))
+            .await;
+        let id = task["id"].as_str().expect("id");
+        let seen = replica
+            .get(&format!("/api/v1/tasks/{id}"), Some(&token))
+            .await;
+        assert_eq!(
+            seen.status,
+            StatusCode::OK,
+            "an acknowledged write is not visible from another replica: {}",
+            seen.text
+        );
+    }
+    let discarded = taskapi_metric(&app, "db_connections_discarded_total").await;
+    assert!(
+        discarded.is_some(),
+        "the pool's discard counter is exported"
+    );
+}
+
+/// The value of the first series of `name` on `app`'s /metrics, if it is there.
+async fn taskapi_metric(app: &TestApp, name: &str) -> Option<f64> {
+    let text = app.get("/metrics", None).await.text;
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+both_backends!(logout_all_cut_short_by_a_reset_is_all_or_nothing);
+/// Logout-all reset at varying points: afterwards the access token and the refresh token
+/// are either both revoked or both still valid, and when revoked, a change-feed stream of
+/// the access token ends (the announcement is part of the same unit of work).
+async fn logout_all_cut_short_by_a_reset_is_all_or_nothing(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let (_, _, email) = app.new_user("hangup").await;
+    let mut revoked = 0;
+    for attempt in 0..30u64 {
+        let login = app.login(&email, crate::helpers::PASSWORD).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        let access = login.body["access_token"]
+            .as_str()
+            .expect("access")
+            .to_string();
+        let refresh = login.body["refresh_token"]
+            .as_str()
+            .expect("refresh")
+            .to_string();
+        let stream = Stream::open(&app, &access, None).await;
+        let request = raw_request("POST", "/api/v1/auth/logout-all", Some(&access), "");
+        send_then_reset(&app.address, &request, Duration::from_micros(attempt * 100)).await;
+
+        // Whatever the server decided is done within a moment; wait for it.
+        let mut access_revoked = false;
+        let settle = tokio::time::Instant::now() + Duration::from_millis(1000);
+        while tokio::time::Instant::now() < settle {
+            if app.get("/api/v1/auth/me", Some(&access)).await.status == StatusCode::UNAUTHORIZED {
+                access_revoked = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let refreshed = app.refresh(&refresh).await.status;
+        let access_now = app.get("/api/v1/auth/me", Some(&access)).await.status;
+        let refresh_revoked = refreshed == StatusCode::UNAUTHORIZED;
+        assert_eq!(
+            refresh_revoked, access_revoked,
+            "attempt {attempt}: access revoked {access_revoked}, refresh revoked {refresh_revoked}"
+        );
+        assert_eq!(
+            access_now == StatusCode::UNAUTHORIZED,
+            refresh_revoked,
+            "attempt {attempt}: half-applied revocation"
+        );
+        if access_revoked {
+            revoked += 1;
+            let events = tokio::time::timeout(Duration::from_secs(5), stream.until_closed())
+                .await
+                .expect("the revoked token's stream ends");
+            let end = events.last().expect("an end event");
+            assert_eq!(end.name(), "end");
+            assert_eq!(end.json()["reason"], "revoked", "attempt {attempt}");
+        }
+    }
+    // The resets are not all too early: some of the logouts were taken.
+    assert!(revoked > 0, "no logout-all got through at any delay");
+}
+
+both_backends!(a_write_past_the_request_timeout_still_completes);
+/// The request timeout stops the wait, not the work: a write that is still running when
+/// the timeout answers 503 commits whole, and its change reaches the change feed.
+async fn a_write_past_the_request_timeout_still_completes(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.server.request_timeout_secs = 1;
+    })
+    .await;
+    let (token, user_id, _) = app.new_user("slow").await;
+    let mut stream = Stream::open(&app, &token, None).await;
+    let created = match backend {
+        Backend::Postgres => {
+            // The owner's writes wait behind this lock for longer than the timeout.
+            let blocker = app.hold_feed_lock(&user_id).await;
+            let reply = app
+                .post("/api/v1/tasks", Some(&token), json!({"title": "late"}))
+                .await;
+            reply.problem(503);
+            drop(blocker);
+            None
+        }
+        // SQLite writes do not wait on a lock here; the plain path must still work.
+        Backend::Sqlite => Some(app.create_task(&token, json!({"title": "late"})).await),
+    };
+    let event = stream.next_event().await;
+    assert_eq!(event.name(), "task.created");
+    assert_eq!(event.json()["task"]["title"], "late");
+    if created.is_none() {
+        eventually(
+            Duration::from_secs(5),
+            "the late task is stored",
+            async || app.get("/api/v1/tasks", Some(&token)).await.body["total"] == 1,
+        )
+        .await;
+    }
+    let listed = app
+        .request(Method::GET, "/api/v1/tasks", Some(&token), None)
+        .await;
+    assert_eq!(listed.body["items"][0]["title"], "late");
+}
