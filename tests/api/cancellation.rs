@@ -11,15 +11,21 @@ use serde_json::json;
 
 use crate::events::Stream;
 use crate::helpers::{
-    Backend, TestApp, both_backends, eventually, raw_request, send_then_reset, spawn_app_with,
+    Backend, DbProxy, TestApp, both_backends, eventually, raw_request, send_then_reset, spawn_app,
+    spawn_app_with, through,
 };
 
-/// Resets per storm, at delays stepping through 0..2 ms.
+/// Resets per storm, at delays stepping through 0..6 ms.
 const RESETS: u32 = 400;
 /// Resets in flight at once.
 const AT_ONCE: usize = 8;
+/// Upper bound for anything these tests wait for; reaching it is a failure.
+const WAIT: Duration = Duration::from_secs(10);
+/// Added to every reply PostgreSQL sends the attacked replica.
+const DB_LATENCY: Duration = Duration::from_millis(2);
 
-/// Connections of this test's database idle inside a transaction for over a second.
+/// Connections of this test's database idle inside a transaction for over 50 ms. Called
+/// when no request is in flight: none should be.
 async fn idle_in_transaction(app: &TestApp) -> i64 {
     use sea_orm::{ConnectionTrait, Database, Statement};
     let admin = app.pg_admin_url.as_deref().expect("PostgreSQL test");
@@ -28,7 +34,7 @@ async fn idle_in_transaction(app: &TestApp) -> i64 {
         .query_one_raw(Statement::from_sql_and_values(
             sea_orm::DatabaseBackend::Postgres,
             "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 \
-             AND state LIKE 'idle in transaction%' AND state_change < now() - interval '1 second'",
+             AND state LIKE 'idle in transaction%' AND state_change < now() - interval '50 milliseconds'",
             [app.db_name.clone().into()],
         ))
         .await
@@ -40,16 +46,35 @@ async fn idle_in_transaction(app: &TestApp) -> i64 {
 
 both_backends!(a_reset_storm_leaves_no_connection_inside_a_transaction);
 /// The attack that found it: unauthenticated refreshes with a garbage token (each opens a
-/// write transaction), reset 0-2 ms after sending. Then every write that was acknowledged
-/// must be visible from another replica, and PostgreSQL must show no connection of the
-/// pool idle in a transaction.
+/// write transaction), reset at delays stepping through the time the server takes to
+/// answer. Then every write the attacked replica acknowledges must be visible from
+/// another replica, and PostgreSQL must show no connection of the pool idle in a
+/// transaction.
+///
+/// On PostgreSQL the attacked replica reaches the database through a proxy that adds
+/// [`DB_LATENCY`] to each reply (a database in another zone), so that the `BEGIN` round
+/// trip is wide enough for resets to land inside it on every run, not once in hundreds.
 async fn a_reset_storm_leaves_no_connection_inside_a_transaction(backend: Backend) {
-    let app = spawn_app_with(backend, |s| {
-        // Few connections, so that a poisoned one is soon handed to someone else.
-        s.database.max_connections = 3;
-    })
-    .await;
-    let replica = app.spawn_replica(|_| {}).await;
+    let app = spawn_app(backend).await;
+    let _proxy;
+    let attacked = match backend {
+        Backend::Postgres => {
+            let direct = app.state.settings.database_url();
+            let (_, upstream) = through(&direct, 0);
+            let proxy = DbProxy::start(upstream).await;
+            proxy.delay_replies(DB_LATENCY);
+            let (proxied, _) = through(&direct, proxy.port);
+            _proxy = proxy;
+            app.spawn_replica(|s| {
+                s.database.url = proxied;
+                // Few connections, so that a poisoned one is soon handed to someone else.
+                s.database.max_connections = 3;
+                s.server.migrate_on_start = false;
+            })
+            .await
+        }
+        Backend::Sqlite => app.spawn_replica(|s| s.database.max_connections = 3).await,
+    };
     let (token, _, _) = app.new_user("storm").await;
     let refresh = raw_request(
         "POST",
@@ -57,32 +82,33 @@ async fn a_reset_storm_leaves_no_connection_inside_a_transaction(backend: Backen
         None,
         r#"{"refresh_token":"not-a-token-not-a-token-not-a-token"}"#,
     );
-    let delays: Vec<Duration> = (0..RESETS)
-        .map(|i| Duration::from_micros(u64::from(i % 21) * 100))
-        .collect();
+    let step = Duration::from_micros(150);
+    let delays: Vec<Duration> = (0..RESETS).map(|i| step * (i % 40)).collect();
+    // A poisoned connection is soon cleaned by the next refresh that runs on it to the end
+    // (its rollback ends the stray transaction too), so it is looked for after every wave.
+    let mut poisoned = 0;
     for wave in delays.chunks(AT_ONCE) {
         let resets = wave
             .iter()
-            .map(|after| send_then_reset(&app.address, &refresh, *after));
+            .map(|after| send_then_reset(&attacked.address, &refresh, *after));
         futures::future::join_all(resets).await;
+        if backend == Backend::Postgres {
+            // Longer than any refresh takes here (a few round trips of DB_LATENCY).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            poisoned += idle_in_transaction(&app).await;
+        }
     }
-    // Let the last requests finish, then look at what they left behind.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    if backend == Backend::Postgres {
-        assert_eq!(
-            idle_in_transaction(&app).await,
-            0,
-            "a pooled connection was left inside a transaction"
-        );
-    }
+    assert_eq!(
+        poisoned, 0,
+        "a pooled connection was left inside a transaction"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
     for n in 0..20 {
-        let task = app
+        let task = attacked
             .create_task(&token, json!({"title": format!("after the storm {n}")}))
             .await;
         let id = task["id"].as_str().expect("id");
-        let seen = replica
-            .get(&format!("/api/v1/tasks/{id}"), Some(&token))
-            .await;
+        let seen = app.get(&format!("/api/v1/tasks/{id}"), Some(&token)).await;
         assert_eq!(
             seen.status,
             StatusCode::OK,
@@ -90,11 +116,67 @@ async fn a_reset_storm_leaves_no_connection_inside_a_transaction(backend: Backen
             seen.text
         );
     }
-    let discarded = taskapi_metric(&app, "db_connections_discarded_total").await;
+    let discarded = taskapi_metric(&attacked, "db_connections_discarded_total").await;
     assert!(
         discarded.is_some(),
         "the pool's discard counter is exported"
     );
+}
+
+both_backends!(the_pool_closes_a_connection_returned_inside_a_transaction);
+/// The pool's own guard, on its own: a connection given back while its transaction is
+/// open (here a transaction leaked on purpose, so nothing queues its rollback) is closed,
+/// which ends the transaction on the server, and counted; it is never handed out again.
+async fn the_pool_closes_a_connection_returned_inside_a_transaction(backend: Backend) {
+    use sea_orm::sqlx::Connection;
+    let app = spawn_app(backend).await;
+    let discarded = || async {
+        taskapi_metric_labelled(&app, "db_connections_discarded_total", "in_transaction")
+            .await
+            .unwrap_or(0.0)
+    };
+    let before = discarded().await;
+    match backend {
+        Backend::Postgres => {
+            let pool = app.state.db.get_postgres_connection_pool();
+            let mut conn = pool.acquire().await.expect("acquire");
+            std::mem::forget(conn.begin().await.expect("begin"));
+            drop(conn);
+        }
+        Backend::Sqlite => {
+            let pool = app.state.db.get_sqlite_connection_pool();
+            let mut conn = pool.acquire().await.expect("acquire");
+            std::mem::forget(conn.begin().await.expect("begin"));
+            drop(conn);
+        }
+    }
+    eventually(
+        WAIT,
+        "the leaked transaction's connection was discarded",
+        async || discarded().await >= before + 1.0,
+    )
+    .await;
+    if backend == Backend::Postgres {
+        eventually(WAIT, "the server ended the transaction", async || {
+            idle_in_transaction(&app).await == 0
+        })
+        .await;
+    }
+    // The pool still serves: writes go through and commit.
+    let (token, _, _) = app.new_user("after-leak").await;
+    let task = app
+        .create_task(&token, json!({"title": "after a leak"}))
+        .await;
+    assert_eq!(task["title"], "after a leak");
+}
+
+/// The value of `name{reason="<reason>"}` on `app`'s /metrics, if it is there.
+async fn taskapi_metric_labelled(app: &TestApp, name: &str, reason: &str) -> Option<f64> {
+    let text = app.get("/metrics", None).await.text;
+    let prefix = format!("{name}{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// The value of the first series of `name` on `app`'s /metrics, if it is there.

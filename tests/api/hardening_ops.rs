@@ -5,8 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -14,10 +13,11 @@ use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
 use taskapi::startup::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::helpers::{
-    Backend, TempDir, TestApp, both_backends, log_dir, spawn_app, spawn_app_with, test_settings,
+    Backend, DbProxy, TempDir, TestApp, both_backends, log_dir, spawn_app, spawn_app_with,
+    test_settings, through,
 };
 
 /// Upper bound for anything the tests wait for; reaching it is a failure, not a timing.
@@ -296,67 +296,6 @@ async fn statement_timeout_turns_a_lock_wait_into_503_with_retry_after() {
     assert_eq!(app.get(&path, Some(&token)).await.status, StatusCode::OK);
 }
 
-/// A TCP proxy to PostgreSQL that can freeze: connections stay open but nothing passes,
-/// like a database host that hangs or a network that drops packets.
-struct FreezingProxy {
-    port: u16,
-    frozen: Arc<AtomicBool>,
-}
-
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    frozen: Arc<AtomicBool>,
-) {
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        let Ok(read) = from.read(&mut buffer).await else {
-            return;
-        };
-        if read == 0 {
-            return;
-        }
-        if frozen.load(Ordering::SeqCst) {
-            // Swallow everything, keep both sockets open.
-            std::future::pending::<()>().await;
-        }
-        if to.write_all(&buffer[..read]).await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn freezing_proxy(upstream: String) -> FreezingProxy {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-    let port = listener.local_addr().expect("addr").port();
-    let frozen = Arc::new(AtomicBool::new(false));
-    let flag = frozen.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = TcpStream::connect(&upstream).await else {
-                continue;
-            };
-            let (client_read, client_write) = client.into_split();
-            let (server_read, server_write) = server.into_split();
-            tokio::spawn(pipe(client_read, server_write, flag.clone()));
-            tokio::spawn(pipe(server_read, client_write, flag.clone()));
-        }
-    });
-    FreezingProxy { port, frozen }
-}
-
-/// `postgres://user@host:port/db` with host:port replaced by the proxy.
-fn through(url: &str, port: u16) -> (String, String) {
-    let (scheme, rest) = url.split_once("://").expect("scheme");
-    let (userinfo, rest) = rest.rsplit_once('@').map_or(("", rest), |(u, r)| (u, r));
-    let (authority, path) = rest.split_once('/').expect("database path");
-    let at = if userinfo.is_empty() { "" } else { "@" };
-    (
-        format!("{scheme}://{userinfo}{at}127.0.0.1:{port}/{path}"),
-        authority.to_string(),
-    )
-}
-
 #[tokio::test]
 async fn a_stalled_database_gives_503_with_retry_after_not_a_hang() {
     // One app straight to the database (to set up data), one through a proxy that freezes.
@@ -364,7 +303,7 @@ async fn a_stalled_database_gives_503_with_retry_after_not_a_hang() {
     let app = spawn_app(Backend::Postgres).await;
     let direct = app.state.settings.database_url();
     let (_, upstream) = through(&direct, 0);
-    let proxy = freezing_proxy(upstream).await;
+    let proxy = DbProxy::start(upstream).await;
     let (proxied, _) = through(&direct, proxy.port);
     let mut settings = test_settings(proxied);
     settings.database.stall_check_after_ms = 500;
@@ -387,7 +326,7 @@ async fn a_stalled_database_gives_503_with_retry_after_not_a_hang() {
         .expect("send");
     assert_eq!(ok.status(), StatusCode::OK);
 
-    proxy.frozen.store(true, Ordering::SeqCst);
+    proxy.freeze();
     let reply = TestApp::read(
         client
             .get(format!("{address}/api/v1/tasks"))

@@ -685,3 +685,104 @@ pub fn raw_request(method: &str, path: &str, token: Option<&str>, body: &str) ->
     )
     .into_bytes()
 }
+
+/// A TCP proxy in front of PostgreSQL: it can add latency to what the server sends back
+/// (a database in another zone), or freeze (a host that hangs, a network that drops
+/// packets: connections stay open, nothing passes).
+pub struct DbProxy {
+    pub port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Microseconds each chunk from the server waits before it is passed on.
+    reply_delay_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl DbProxy {
+    /// Proxies every connection to `upstream` (`host:port`).
+    pub async fn start(upstream: String) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let reply_delay_us = Arc::new(AtomicU64::new(0));
+        let (flag, delay) = (frozen.clone(), reply_delay_us.clone());
+        tokio::spawn(async move {
+            let no_delay = Arc::new(AtomicU64::new(0));
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pipe(
+                    client_read,
+                    server_write,
+                    flag.clone(),
+                    no_delay.clone(),
+                ));
+                tokio::spawn(pipe(server_read, client_write, flag.clone(), delay.clone()));
+            }
+        });
+        Self {
+            port,
+            frozen,
+            reply_delay_us,
+        }
+    }
+
+    pub fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn delay_replies(&self, by: std::time::Duration) {
+        let micros = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
+        self.reply_delay_us
+            .store(micros, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    delay_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let Ok(read) = from.read(&mut buffer).await else {
+            return;
+        };
+        if read == 0 {
+            return;
+        }
+        if frozen.load(Ordering::SeqCst) {
+            // Swallow everything, keep both sockets open.
+            std::future::pending::<()>().await;
+        }
+        let delay = delay_us.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(delay)).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `postgres://user@host:port/db` with host:port replaced by `127.0.0.1:port`, and the
+/// `host:port` it replaced.
+pub fn through(url: &str, port: u16) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let (userinfo, rest) = rest.rsplit_once('@').map_or(("", rest), |(u, r)| (u, r));
+    let (authority, path) = rest.split_once('/').expect("database path");
+    let at = if userinfo.is_empty() { "" } else { "@" };
+    (
+        format!("{scheme}://{userinfo}{at}127.0.0.1:{port}/{path}"),
+        authority.to_string(),
+    )
+}
