@@ -28,7 +28,8 @@ use crate::limits::Limits;
 use crate::middleware::{
     api_headers, request_context, run_writes_to_completion, security_headers, static_headers,
 };
-use crate::models::{idempotency, sessions, task_by_id, task_list, task_writes};
+use crate::models::tasks::{ChangeListener, TaskStore};
+use crate::models::{idempotency, sessions};
 use crate::routes::frontend::{EmbeddedFrontEnd, apidocs_headers};
 use crate::routes::guard::{authenticate, limit_by_ip, require_admin};
 use crate::routes::responses::{head_content_length, with_head};
@@ -107,10 +108,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     );
     revocations.spawn_listener();
     Ok(AppState {
-        task_lookups: task_by_id::lookups(db.clone()),
-        task_creates: task_writes::creates(db.clone()),
-        task_updates: task_writes::updates(db.clone()),
-        task_pages: task_list::first_pages(db.clone()),
+        tasks: TaskStore::new(db.clone(), Arc::clone(&feed) as Arc<dyn ChangeListener>),
         db,
         hasher,
         limits: Arc::new(Limits::new(settings.limits.clone(), redis.clone())),

@@ -14,22 +14,14 @@ use crate::cluster::{Feed, RedisLink, Revocations};
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::limits::Limits;
-use crate::models::task_by_id::Lookups;
-use crate::models::task_list::FirstPages;
-use crate::models::task_writes::{Creates, Updates};
+use crate::models::tasks::TaskStore;
 
 /// Everything a handler may need, cheap to clone, injected into every request's depot.
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
-    /// `GET /tasks/{id}` lookups, batched under load (see `models::task_by_id`).
-    pub task_lookups: Arc<Lookups>,
-    /// `POST /tasks` creates, batched under load (see `models::task_writes`).
-    pub task_creates: Arc<Creates>,
-    /// `PUT`/`PATCH /tasks/{id}` changes, batched under load (see `models::task_writes`).
-    pub task_updates: Arc<Updates>,
-    /// `GET /tasks` default listings, batched under load (see `models::task_list`).
-    pub task_pages: Arc<FirstPages>,
+    /// Where tasks are read and written (see `models::tasks`).
+    pub tasks: TaskStore,
     pub settings: Arc<Settings>,
     pub jwt: Arc<JwtKeys>,
     pub hasher: PasswordHasher,

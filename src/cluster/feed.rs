@@ -26,6 +26,7 @@ use crate::cluster::RedisLink;
 use crate::cluster::redis_link::Subscriber;
 use crate::metrics::SSE_STREAMS_OPEN;
 use crate::models::events;
+use crate::models::tasks::ChangeListener;
 use crate::sync::lock;
 
 const CHANNEL: &str = "task-events";
@@ -95,6 +96,12 @@ impl Drop for Subscription {
         }
         streams.total = streams.total.saturating_sub(1);
         metrics::gauge!(SSE_STREAMS_OPEN).decrement(1.0);
+    }
+}
+
+impl ChangeListener for Feed {
+    fn changed(&self, owner: Uuid) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(Feed::changed(self, owner))
     }
 }
 

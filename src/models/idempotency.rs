@@ -33,7 +33,7 @@ use crate::entities::idempotency_key;
 use crate::entities::{task, user};
 use crate::error::{AppError, Result};
 use crate::models::housekeeping;
-use crate::models::tasks::{self, TaskInput};
+use crate::models::tasks::{TaskInput, insert_with_event, new_task};
 use crate::models::txn;
 use crate::models::users::{self, NewUser};
 use crate::validate;
@@ -324,7 +324,7 @@ pub async fn create_task(
         Ok(txn) => txn,
         Err(replay) => return Ok(replay),
     };
-    let task = tasks::create_in(&txn, owner, input).await?;
+    let task = insert_with_event(&txn, new_task(owner, input)).await?;
     let response = render(&task)?;
     complete(&txn, claim, &response).await?;
     txn.commit().await?;

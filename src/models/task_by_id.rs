@@ -3,8 +3,8 @@
 //! statement cache) instead of building the query with sea-query on every request, and none
 //! of the large per-call futures of sea-orm's generic query path, which were copied
 //! several times per request (a third of the request's instructions under callgrind). The
-//! row is decoded by `task_rows::decode`, as the list's and the writes' are. Other backends
-//! take the query builder.
+//! row is decoded by `task_rows::decode`, as the list's and the writes' are. This is the
+//! PostgreSQL store's; the portable store takes the query builder.
 //!
 //! Under load, [`Lookups`] answers concurrent lookups with one statement per batch
 //! (`models::batch`).
@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use sea_orm::sqlx;
-use sea_orm::{ColumnTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use crate::entities::task;
@@ -27,22 +27,12 @@ const POSTGRES_SQL: &str = r#"SELECT "id", "user_id", "title", "description", "s
 /// task belongs to someone else finds no row, exactly as [`POSTGRES_SQL`] does.
 const POSTGRES_BATCH_SQL: &str = r#"SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", "tasks"."title_search", "tasks"."description_search" FROM unnest($1::uuid[], $2::uuid[]) AS "wanted" ("id", "user_id") JOIN "tasks" ON "tasks"."id" = "wanted"."id" AND "tasks"."user_id" = "wanted"."user_id""#;
 
-/// The task `id` if `owner` owns it.
+/// The task `id` if `owner` owns it (PostgreSQL).
 pub async fn find(
     db: &DatabaseConnection,
     owner: Uuid,
     id: Uuid,
 ) -> std::result::Result<Option<task::Model>, DbErr> {
-    if db.get_database_backend() != DatabaseBackend::Postgres {
-        // Boxed: unboxed, this large future would size (and be copied with) every call's
-        // future, PostgreSQL ones included.
-        return Box::pin(
-            task::Entity::find_by_id(id)
-                .filter(task::Column::UserId.eq(owner))
-                .one(db),
-        )
-        .await;
-    }
     let row = sqlx::query(POSTGRES_SQL)
         .bind(id)
         .bind(owner)
@@ -52,9 +42,9 @@ pub async fn find(
     row.as_ref().map(decode).transpose()
 }
 
-/// Task lookups by id that share statements under load (see `models::batch`). Only
-/// PostgreSQL lookups are batched: SQLite reads from the process's own file, with no round
-/// trip to save.
+/// Task lookups by id that share statements under load (see `models::batch`). Only the
+/// PostgreSQL store batches: SQLite reads from the process's own file, with no round trip
+/// to save.
 pub type Lookups = Batcher<LookupJob>;
 
 /// The most lookups one statement answers (the rest wait for the next round trip).
@@ -67,17 +57,6 @@ pub struct LookupJob {
 /// The lookups of a [`Lookups`].
 pub fn lookups(db: DatabaseConnection) -> Arc<Lookups> {
     Batcher::new(LookupJob { db }, "task_lookup", MAX_BATCH)
-}
-
-impl Lookups {
-    /// The task `id` if `owner` owns it.
-    pub async fn find(self: &Arc<Self>, owner: Uuid, id: Uuid) -> Result<Option<task::Model>> {
-        let db = &self.job().db;
-        if db.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(find(db, owner, id).await?);
-        }
-        self.call((owner, id)).await
-    }
 }
 
 impl Job for LookupJob {

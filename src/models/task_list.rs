@@ -285,9 +285,10 @@ fn is_default_listing(filter: &TaskFilter) -> bool {
         && matches!(filter.sort, TaskSort::CreatedAtDesc)
 }
 
-/// A page of the owner's tasks: after `cursor` when given (keyset), else at the offset.
-/// One row more than the limit is read to know whether a next page exists.
-pub async fn list(
+/// A page of the owner's tasks on PostgreSQL: after `cursor` when given (keyset), else at
+/// the offset. One row more than the limit is read to know whether a next page exists.
+/// Default listings share statements under load (`pages`).
+pub async fn list_postgres(
     db: &DatabaseConnection,
     pages: &Arc<FirstPages>,
     owner: Uuid,
@@ -295,30 +296,44 @@ pub async fn list(
     cursor: Option<&Position>,
 ) -> Result<Page> {
     let counted = cursor.is_none();
-    let (mut items, counted_total) = if db.get_database_backend() == DatabaseBackend::Postgres {
-        let pool = db.get_postgres_connection_pool();
-        if counted && is_default_listing(filter) {
-            pages
-                .call(postgres::DefaultPage {
-                    owner,
-                    probe: filter.limit + 1,
-                    offset: filter.offset,
-                })
-                .await?
-        } else {
-            let statement = page_query(owner, filter, cursor).build(DatabaseBackend::Postgres);
-            postgres::fetch(pool, statement, counted).await?
-        }
+    let (items, counted_total) = if counted && is_default_listing(filter) {
+        pages
+            .call(postgres::DefaultPage {
+                owner,
+                probe: filter.limit + 1,
+                offset: filter.offset,
+            })
+            .await?
     } else {
-        // Boxed: unboxed, sea-orm's large future would size (and be copied with) every
-        // call's future, PostgreSQL ones included.
-        Box::pin(fetch_generic(
-            db,
-            page_query(owner, filter, cursor),
-            counted,
-        ))
-        .await?
+        let statement = page_query(owner, filter, cursor).build(DatabaseBackend::Postgres);
+        postgres::fetch(db.get_postgres_connection_pool(), statement, counted).await?
     };
+    finish_page(db, owner, filter, counted, items, counted_total).await
+}
+
+/// [`list_postgres`] through sea-orm's query builder, for the portable store (SQLite).
+pub async fn list_portable(
+    db: &DatabaseConnection,
+    owner: Uuid,
+    filter: &TaskFilter,
+    cursor: Option<&Position>,
+) -> Result<Page> {
+    let counted = cursor.is_none();
+    let (items, counted_total) =
+        fetch_generic(db, page_query(owner, filter, cursor), counted).await?;
+    finish_page(db, owner, filter, counted, items, counted_total).await
+}
+
+/// The page from its rows (one more than the limit, if there are) and the count they
+/// carried.
+async fn finish_page(
+    db: &DatabaseConnection,
+    owner: Uuid,
+    filter: &TaskFilter,
+    counted: bool,
+    mut items: Vec<task::Model>,
+    counted_total: Option<i64>,
+) -> Result<Page> {
     let total = match (counted, counted_total) {
         (false, _) => None,
         (true, Some(total)) => Some(u64::try_from(total).unwrap_or(0)),

@@ -1,8 +1,6 @@
 //! Task routes under `/api/v1/tasks`: owner-only CRUD. Another user's task is a 404,
 //! byte-identical to a missing one; `ETag`/`If-Match`/`If-None-Match` carry the version.
 
-use std::sync::Arc;
-
 use salvo::http::StatusCode;
 use salvo::http::header::{IF_MATCH, IF_NONE_MATCH};
 use salvo::prelude::*;
@@ -12,8 +10,8 @@ use crate::entities::task;
 use crate::error::{AppError, Result};
 use crate::extract::{Payload, Query, ResourceId};
 use crate::metrics::{IDEMPOTENT_REPLAYS, TASKS_CREATED, TASKS_DELETED, TASKS_UPDATED};
-use crate::models::idempotency::{self, Once, Scope};
-use crate::models::tasks::{self, TaskChanges, TaskFilter, TaskInput};
+use crate::models::idempotency::{Once, Scope};
+use crate::models::tasks::{TaskChanges, TaskFilter, TaskInput, TaskStore};
 use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, ReplaceTaskRequest};
 use crate::routes::idempotent::{self, Idempotent};
 use crate::routes::responses::{NoContent, Rendered200, TaskCreated, TaskReply, etag};
@@ -136,7 +134,7 @@ impl WriteConditions {
 /// the version is still the one checked, so a concurrent change in between is a 412 too.
 async fn expected_version(
     req: &Request,
-    db: &sea_orm::DatabaseConnection,
+    store: &TaskStore,
     owner: uuid::Uuid,
     id: uuid::Uuid,
 ) -> Result<Option<i32>> {
@@ -144,7 +142,7 @@ async fn expected_version(
     if conditions.is_empty() {
         return Ok(None);
     }
-    let task = tasks::get(db, owner, id).await?;
+    let task = store.get(owner, id).await?;
     if !conditions.allow(task.version) {
         return Err(AppError::PreconditionFailed);
     }
@@ -170,12 +168,7 @@ pub async fn create(
     let claim = idempotent::claim(req, &state, Scope::Tasks(caller.id)).await?;
     let input = TaskInput::try_from(body.0)?;
     let Some(claim) = claim else {
-        let (db, creates) = (state.db.clone(), Arc::clone(&state.task_creates));
-        let owner = caller.id;
-        let task = then_notify(&state, owner, async move {
-            tasks::create(&db, &creates, owner, input).await
-        })
-        .await?;
+        let task = state.tasks.create(caller.id, input).await?;
         metrics::counter!(TASKS_CREATED).increment(1);
         tracing::info!(event = "task_create", user_id = %caller.id, task_id = %task.id, "task created");
         return Ok(Idempotent::Fresh(TaskCreated(task.into())));
@@ -189,11 +182,13 @@ pub async fn create(
             &view,
         )
     };
-    match idempotency::create_task(&state.db, caller.id, &claim, input, render).await? {
+    match state
+        .tasks
+        .create_once(caller.id, claim, input, render)
+        .await?
+    {
         Once::Created(task, response) => {
             metrics::counter!(TASKS_CREATED).increment(1);
-            // Committed: wake the change-feed streams of the owner (here and elsewhere).
-            state.feed.changed(caller.id).await;
             tracing::info!(event = "task_create", user_id = %caller.id, task_id = %task.id, "task created");
             Ok(Idempotent::Stored {
                 response,
@@ -227,14 +222,7 @@ pub async fn list(
         .as_deref()
         .map(|raw| binding.decode(key, raw))
         .transpose()?;
-    let page = tasks::list(
-        &state.db,
-        &state.task_pages,
-        caller.id,
-        &filter,
-        after.as_ref(),
-    )
-    .await?;
+    let page = state.tasks.list(caller.id, &filter, after.as_ref()).await?;
     Ok(Rendered200(TaskPage {
         items: page.items.into_iter().map(TaskView::from).collect(),
         total: page.total,
@@ -252,7 +240,7 @@ pub async fn get(
     caller: CurrentUser,
     id: ResourceId,
 ) -> Result<TaskReply> {
-    let task = tasks::get_batched(&state.task_lookups, caller.id, id.0).await?;
+    let task = state.tasks.get(caller.id, id.0).await?;
     if not_modified(req, task.version) {
         return Ok(TaskReply::NotModified(task.version));
     }
@@ -266,12 +254,11 @@ async fn apply(
     id: ResourceId,
     changes: TaskChanges,
 ) -> Result<TaskReply> {
-    let expected = expected_version(req, &state.db, caller.id, id.0).await?;
-    let (db, updates, owner) = (state.db.clone(), Arc::clone(&state.task_updates), caller.id);
-    let task = then_notify(state, owner, async move {
-        tasks::update(&db, &updates, owner, id.0, changes, expected).await
-    })
-    .await?;
+    let expected = expected_version(req, &state.tasks, caller.id, id.0).await?;
+    let task = state
+        .tasks
+        .update(caller.id, id.0, changes, expected)
+        .await?;
     metrics::counter!(TASKS_UPDATED).increment(1);
     tracing::info!(event = "task_update", user_id = %caller.id, task_id = %task.id, version = task.version, "task updated");
     Ok(TaskReply::Fresh(task.into()))
@@ -311,35 +298,11 @@ pub async fn delete(
     caller: CurrentUser,
     id: ResourceId,
 ) -> Result<NoContent> {
-    let expected = expected_version(req, &state.db, caller.id, id.0).await?;
-    let (db, owner) = (state.db.clone(), caller.id);
-    then_notify(&state, owner, async move {
-        tasks::delete(&db, owner, id.0, expected).await
-    })
-    .await?;
+    let expected = expected_version(req, &state.tasks, caller.id, id.0).await?;
+    state.tasks.delete(caller.id, id.0, expected).await?;
     metrics::counter!(TASKS_DELETED).increment(1);
     tracing::info!(event = "task_delete", user_id = %caller.id, task_id = %id.0, "task deleted");
     Ok(NoContent)
-}
-
-/// Runs a task write to its end and then wakes the owner's change-feed streams (here and
-/// on other replicas), even if the client goes away meanwhile. On PostgreSQL a write is one
-/// statement that commits once sent (`models::task_writes`): were the wake-up part of the
-/// request's future, a client hanging up during the write would leave a committed change
-/// that no open stream hears of.
-async fn then_notify<T, F>(state: &AppState, owner: uuid::Uuid, write: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: Future<Output = Result<T>> + Send + 'static,
-{
-    let feed = std::sync::Arc::clone(&state.feed);
-    tokio::spawn(async move {
-        let done = write.await?;
-        feed.changed(owner).await;
-        Ok(done)
-    })
-    .await
-    .map_err(|failed| AppError::Internal(anyhow::anyhow!("task write failed: {failed}")))?
 }
 
 #[cfg(test)]

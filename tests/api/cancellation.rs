@@ -291,3 +291,51 @@ async fn a_write_past_the_request_timeout_still_completes(backend: Backend) {
         .await;
     assert_eq!(listed.body["items"][0]["title"], "late");
 }
+
+/// An idempotent create whose client hangs up while it waits in the database still
+/// commits whole: the task, its stored response (a retry replays it) and its change-feed
+/// event, which reaches an open stream. The idempotent create used to wake the feed in the
+/// request's own future, outside the store's post-commit step.
+#[tokio::test]
+async fn an_idempotent_create_cut_short_still_reaches_the_change_feed() {
+    use tokio::io::AsyncWriteExt;
+    // PostgreSQL only: the create is held on a table lock.
+    let app = spawn_app(Backend::Postgres).await;
+    let (token, _, _) = app.new_user("idem-hangup").await;
+    let mut stream = Stream::open(&app, &token, None).await;
+    let lock = app.hold_tasks_table().await;
+    let body = r#"{"title":"created while nobody waited"}"#;
+    let request = format!(
+        "POST /api/v1/tasks HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nauthorization: Bearer {token}\r\nidempotency-key: hang-up-1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let host = app.address.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
+    conn.write_all(request.as_bytes()).await.expect("request");
+    let waiting = format!(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+        app.db_name
+    );
+    eventually(WAIT, "the create waits on the lock", async || {
+        app.count(&waiting).await > 0
+    })
+    .await;
+    // The client crashes while its create waits.
+    conn.set_zero_linger().expect("linger");
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    lock.rollback().await.expect("release");
+
+    let event = tokio::time::timeout(WAIT, stream.next_event())
+        .await
+        .expect("the create's event reaches the stream");
+    assert_eq!(event.name(), "task.created");
+    assert_eq!(event.json()["task"]["title"], "created while nobody waited");
+    // The stored response is there: a retry replays the very task the stream announced.
+    let retry =
+        crate::idempotency::post_keyed(&app, "/api/v1/tasks", Some(&token), "hang-up-1", body)
+            .await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.text);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.body["id"], event.json()["task"]["id"]);
+}

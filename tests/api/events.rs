@@ -677,7 +677,7 @@ async fn shutdown_ends_streams_and_is_not_held_by_them() {
 /// with a description of `size` characters: quicker than HTTP, and not rate limited.
 async fn write_tasks(app: &TestApp, owner: &str, title: &str, count: usize, size: usize) {
     use taskapi::entities::task::{Priority, Status};
-    use taskapi::models::tasks::{TaskInput, create};
+    use taskapi::models::tasks::TaskInput;
     let owner = Uuid::parse_str(owner).expect("user id");
     for n in 0..count {
         let input = TaskInput {
@@ -687,9 +687,7 @@ async fn write_tasks(app: &TestApp, owner: &str, title: &str, count: usize, size
             priority: Priority::default(),
             due_date: None,
         };
-        create(&app.state.db, &app.state.task_creates, owner, input)
-            .await
-            .expect("task");
+        app.state.tasks.create(owner, input).await.expect("task");
     }
 }
 

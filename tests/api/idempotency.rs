@@ -11,7 +11,7 @@ use taskapi::models::idempotency;
 
 use crate::helpers::{Backend, PASSWORD, Reply, TestApp, both_backends, spawn_app, unique_email};
 
-async fn post_keyed(
+pub(crate) async fn post_keyed(
     app: &TestApp,
     path: &str,
     token: Option<&str>,

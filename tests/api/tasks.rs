@@ -640,7 +640,13 @@ async fn batched_reads_answer_each_request_with_its_own_task_only() {
     // Hold the table: the first lookups' statements wait on the lock while the rest queue
     // behind them, so they must be answered together once it is released.
     let blocker = app.hold_tasks_table().await;
-    let before = app.state.task_lookups.stats();
+    let before = app
+        .state
+        .tasks
+        .postgres()
+        .expect("PostgreSQL store")
+        .lookups
+        .stats();
     let paths: Vec<String> = requests
         .iter()
         .map(|(_, id, _)| format!("/api/v1/tasks/{id}"))
@@ -653,7 +659,16 @@ async fn batched_reads_answer_each_request_with_its_own_task_only() {
     );
     let release = async {
         // Every request is either in a statement waiting on the lock or queued.
-        until_taken_or_queued(&app.state.task_lookups, before, requests.len()).await;
+        until_taken_or_queued(
+            &app.state
+                .tasks
+                .postgres()
+                .expect("PostgreSQL store")
+                .lookups,
+            before,
+            requests.len(),
+        )
+        .await;
         blocker.commit().await.expect("release");
     };
     let (replies, ()) = futures::join!(reads, release);
@@ -670,7 +685,15 @@ async fn batched_reads_answer_each_request_with_its_own_task_only() {
             }
         }
     }
-    assert_shared(&app.state.task_lookups, before, requests.len());
+    assert_shared(
+        &app.state
+            .tasks
+            .postgres()
+            .expect("PostgreSQL store")
+            .lookups,
+        before,
+        requests.len(),
+    );
 }
 
 /// On PostgreSQL, concurrent creates share one statement and one commit
@@ -687,7 +710,13 @@ async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
     let (bob, _, _) = app.new_user("bob").await;
     let (doomed, doomed_id, _) = app.new_user("doomed").await;
     let blocker = app.hold_feed_lock(&holder_id).await;
-    let before = app.state.task_creates.stats();
+    let before = app
+        .state
+        .tasks
+        .postgres()
+        .expect("PostgreSQL store")
+        .creates
+        .stats();
     let app = &app;
     let post = |token: &str, title: &str| {
         let request = app
@@ -703,7 +732,16 @@ async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
     for (n, title) in ["holder 0", "holder 1"].into_iter().enumerate() {
         sent.push(post(&holder, title));
         creates.push((&holder, title.into()));
-        until_taken(&app.state.task_creates, before, n as u64 + 1).await;
+        until_taken(
+            &app.state
+                .tasks
+                .postgres()
+                .expect("PostgreSQL store")
+                .creates,
+            before,
+            n as u64 + 1,
+        )
+        .await;
     }
     for i in 0..6 {
         for (token, name) in [(&alice, "alice"), (&bob, "bob")] {
@@ -714,7 +752,16 @@ async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
     }
     sent.push(post(&doomed, "orphan"));
     creates.push((&doomed, "orphan".into()));
-    until_taken_or_queued(&app.state.task_creates, before, creates.len()).await;
+    until_taken_or_queued(
+        &app.state
+            .tasks
+            .postgres()
+            .expect("PostgreSQL store")
+            .creates,
+        before,
+        creates.len(),
+    )
+    .await;
     app.count(&format!(
         "WITH gone AS (DELETE FROM users WHERE id = '{doomed_id}' RETURNING 1) SELECT count(*) AS n FROM gone"
     ))
@@ -757,7 +804,15 @@ async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
             .await,
         14
     );
-    assert_shared(&app.state.task_creates, before, creates.len());
+    assert_shared(
+        &app.state
+            .tasks
+            .postgres()
+            .expect("PostgreSQL store")
+            .creates,
+        before,
+        creates.len(),
+    );
 }
 
 /// On PostgreSQL, concurrent changes share one statement and one commit
@@ -778,7 +833,13 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
     let bobs = path(&app.create_task(&bob, json!({"title": "bob's"})).await);
 
     let blocker = app.hold_feed_lock(&holder_id).await;
-    let before = app.state.task_updates.stats();
+    let before = app
+        .state
+        .tasks
+        .postgres()
+        .expect("PostgreSQL store")
+        .updates
+        .stats();
     let patch = |token: &str, path: &str, if_match: Option<&str>, body: Value| {
         let mut request = app
             .client
@@ -799,7 +860,16 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
             None,
             json!({"title": format!("held {n}")}),
         ));
-        until_taken(&app.state.task_updates, before, n).await;
+        until_taken(
+            &app.state
+                .tasks
+                .postgres()
+                .expect("PostgreSQL store")
+                .updates,
+            before,
+            n,
+        )
+        .await;
     }
     let queued = [
         patch(&alice, &twice, None, json!({"title": "twice a"})),
@@ -814,7 +884,16 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
         patch(&bob, &twice, None, json!({"title": "pwned"})),
         patch(&bob, &bobs, None, json!({"priority": "high"})),
     ];
-    until_taken_or_queued(&app.state.task_updates, before, 2 + queued.len()).await;
+    until_taken_or_queued(
+        &app.state
+            .tasks
+            .postgres()
+            .expect("PostgreSQL store")
+            .updates,
+        before,
+        2 + queued.len(),
+    )
+    .await;
     blocker.commit().await.expect("release");
     let mut replies = Vec::new();
     for reply in held_changes.into_iter().chain(queued) {
@@ -854,7 +933,13 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
             .await,
         6
     );
-    let after = app.state.task_updates.stats();
+    let after = app
+        .state
+        .tasks
+        .postgres()
+        .expect("PostgreSQL store")
+        .updates
+        .stats();
     assert_eq!(after.calls - before.calls, 8);
     assert_eq!(
         after.statements - before.statements,
@@ -898,14 +983,25 @@ async fn batched_listings_give_each_request_its_own_page_and_total() {
         expected.push(reply.body);
     }
     let blocker = app.hold_tasks_table().await;
-    let before = app.state.task_pages.stats();
+    let before = app
+        .state
+        .tasks
+        .postgres()
+        .expect("PostgreSQL store")
+        .pages
+        .stats();
     let reads = futures::future::join_all(
         requests
             .iter()
             .map(|(token, path)| app.get(path, Some(token))),
     );
     let release = async {
-        until_taken_or_queued(&app.state.task_pages, before, requests.len()).await;
+        until_taken_or_queued(
+            &app.state.tasks.postgres().expect("PostgreSQL store").pages,
+            before,
+            requests.len(),
+        )
+        .await;
         blocker.commit().await.expect("release");
     };
     let (replies, ()) = futures::join!(reads, release);
@@ -921,7 +1017,11 @@ async fn batched_listings_give_each_request_its_own_page_and_total() {
     assert_eq!(expected[8]["total"], 3);
     assert_eq!(expected[8]["items"].as_array().expect("items").len(), 0);
     assert_eq!(expected[10]["total"], 0);
-    assert_shared(&app.state.task_pages, before, requests.len());
+    assert_shared(
+        &app.state.tasks.postgres().expect("PostgreSQL store").pages,
+        before,
+        requests.len(),
+    );
 }
 
 /// Regression (outside attack on #14): a default listing past its last page got no row from
@@ -944,10 +1044,26 @@ async fn a_listing_past_its_last_page_gets_its_total_from_the_same_statement() {
         probe: 21,
         offset,
     };
-    let (items, total) = app.state.task_pages.call(past(9)).await.expect("page");
+    let (items, total) = app
+        .state
+        .tasks
+        .postgres()
+        .expect("PostgreSQL store")
+        .pages
+        .call(past(9))
+        .await
+        .expect("page");
     assert!(items.is_empty());
     assert_eq!(total, Some(3));
-    let (items, total) = app.state.task_pages.call(past(2)).await.expect("page");
+    let (items, total) = app
+        .state
+        .tasks
+        .postgres()
+        .expect("PostgreSQL store")
+        .pages
+        .call(past(2))
+        .await
+        .expect("page");
     assert_eq!((items.len(), total), (1, Some(3)));
     let reply = app.get("/api/v1/tasks?offset=9", Some(&token)).await;
     assert_eq!(reply.body["total"], 3);

@@ -1,0 +1,207 @@
+//! What a task write is before it reaches a store: validated input, parsed once.
+
+use chrono::{DateTime, Utc};
+use migration::fold_for_search;
+use uuid::Uuid;
+
+use crate::entities::task::{self, Priority, Status};
+use crate::error::{AppError, Result};
+use crate::models::task_writes;
+use crate::requests::{CreateTaskRequest, PatchTaskRequest};
+use crate::validate::{self, Errors};
+
+/// A complete, validated task (POST and PUT).
+#[derive(Debug, Clone)]
+pub struct TaskInput {
+    pub title: String,
+    pub description: Option<String>,
+    pub status: Status,
+    pub priority: Priority,
+    pub due_date: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<CreateTaskRequest> for TaskInput {
+    type Error = AppError;
+
+    fn try_from(req: CreateTaskRequest) -> Result<Self> {
+        let mut errors = Errors::default();
+        let title = validate::title(&mut errors, &req.title);
+        let description = validate::description(&mut errors, req.description);
+        errors.finish(TaskInput {
+            title,
+            description,
+            status: req.status.unwrap_or_default(),
+            priority: req.priority.unwrap_or_default(),
+            due_date: req.due_date.map(Into::into),
+        })
+    }
+}
+
+/// A validated partial update; `None` leaves a field unchanged.
+#[derive(Debug, Default, Clone)]
+pub struct TaskChanges {
+    pub title: Option<String>,
+    pub description: Option<Option<String>>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub due_date: Option<Option<DateTime<Utc>>>,
+}
+
+impl TaskChanges {
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.description.is_none()
+            && self.status.is_none()
+            && self.priority.is_none()
+            && self.due_date.is_none()
+    }
+}
+
+impl TryFrom<PatchTaskRequest> for TaskChanges {
+    type Error = AppError;
+
+    fn try_from(req: PatchTaskRequest) -> Result<Self> {
+        let mut errors = Errors::default();
+        let title =
+            not_null(&mut errors, "title", req.title).map(|raw| validate::title(&mut errors, &raw));
+        let status = not_null(&mut errors, "status", req.status);
+        let priority = not_null(&mut errors, "priority", req.priority);
+        let description = req
+            .description
+            .map(|text| validate::description(&mut errors, text));
+        errors.finish(TaskChanges {
+            title,
+            description,
+            status,
+            priority,
+            due_date: req.due_date.map(|due| due.map(Into::into)),
+        })
+    }
+}
+
+impl TaskChanges {
+    /// The change as stores write it: each text with its folded search copy, which must
+    /// change with the text it mirrors.
+    pub fn into_update(self) -> task_writes::Update {
+        task_writes::Update {
+            title: self.title.map(|title| {
+                let folded = fold_for_search(&title);
+                (title, folded)
+            }),
+            description: self.description.map(|description| {
+                let folded = description.as_deref().map(fold_for_search);
+                (description, folded)
+            }),
+            status: self.status,
+            priority: self.priority,
+            due_date: self.due_date,
+        }
+    }
+}
+
+/// A PATCH field that may be absent but, when present, must not be `null`.
+fn not_null<T>(errors: &mut Errors, field: &str, value: Option<Option<T>>) -> Option<T> {
+    match value {
+        Some(None) => {
+            errors.add(field, "must not be null");
+            None
+        }
+        Some(Some(value)) => Some(value),
+        None => None,
+    }
+}
+
+impl From<TaskInput> for TaskChanges {
+    fn from(input: TaskInput) -> Self {
+        TaskChanges {
+            title: Some(input.title),
+            description: Some(input.description),
+            status: Some(input.status),
+            priority: Some(input.priority),
+            due_date: Some(input.due_date),
+        }
+    }
+}
+
+pub const NOT_FOUND: AppError = AppError::NotFound("Task");
+
+const LAST_VERSION: &str = "This task has reached its last version and cannot be changed again; create a new task from it.";
+
+/// What a conditional write that matched no row means, given the task as it is now (or the
+/// error finding it): missing (404), at its last version (409), or changed meanwhile (412).
+pub fn explain_miss(now: Result<task::Model>) -> AppError {
+    match now {
+        Ok(task) if task.version == i32::MAX => AppError::Conflict(LAST_VERSION.into()),
+        Ok(_) => AppError::PreconditionFailed,
+        Err(err) => err,
+    }
+}
+
+/// Whether a request's `If-Match` version (if any) allows changing `task`.
+pub fn check_version(task: &task::Model, expected: Option<i32>) -> Result<()> {
+    match expected {
+        Some(version) if version != task.version => Err(AppError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+/// The row a create writes: whatever must be stored with every new task belongs here.
+pub fn new_task(owner: Uuid, input: TaskInput) -> task::Model {
+    let now = validate::now();
+    task::Model {
+        id: Uuid::now_v7(),
+        user_id: owner,
+        status: input.status,
+        priority: input.priority,
+        due_date: input.due_date,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        title_search: Some(fold_for_search(&input.title)),
+        description_search: input.description.as_deref().map(fold_for_search),
+        title: input.title,
+        description: input.description,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_without_optional_fields_resets_them_to_defaults() {
+        let input = TaskInput::try_from(CreateTaskRequest {
+            title: "  Write docs ".into(),
+            description: None,
+            status: None,
+            priority: None,
+            due_date: None,
+        })
+        .expect("valid");
+        assert_eq!(input.title, "Write docs");
+        let changes = TaskChanges::from(input);
+        assert_eq!(changes.status, Some(Status::Todo));
+        assert_eq!(changes.priority, Some(Priority::Medium));
+        assert_eq!(changes.description, Some(None));
+    }
+
+    #[test]
+    fn patch_with_null_clears_and_absent_keeps() {
+        let patch: PatchTaskRequest =
+            serde_json::from_str(r#"{"description": null}"#).expect("json");
+        let changes = TaskChanges::try_from(patch).expect("valid");
+        assert_eq!(changes.description, Some(None));
+        assert_eq!(changes.due_date, None);
+    }
+
+    #[test]
+    fn patch_refuses_null_for_required_fields() {
+        let patch: PatchTaskRequest =
+            serde_json::from_str(r#"{"title": null, "status": null}"#).expect("json");
+        let Err(AppError::Validation(errors)) = TaskChanges::try_from(patch) else {
+            panic!("expected validation error");
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["title", "status"]);
+    }
+}

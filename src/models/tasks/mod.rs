@@ -1,0 +1,15 @@
+//! Tasks: validated input (`domain`), and the one store they are kept in (`store`) with its
+//! two implementations, PostgreSQL (`postgres`) and portable (`portable`, SQLite).
+
+mod domain;
+mod portable;
+mod postgres;
+mod store;
+
+pub use domain::{TaskChanges, TaskInput, new_task};
+pub use portable::insert_with_event;
+pub use postgres::PostgresTasks;
+pub use store::{ChangeListener, TaskStore};
+
+// Listing's types, where callers of the store look for them.
+pub use crate::models::task_list::{Page, TaskFilter};

@@ -1,0 +1,91 @@
+//! The PostgreSQL task store: fixed statements through sqlx, each operation batched with
+//! concurrent ones under load (`models::batch`), each write one statement that also
+//! records its change-feed event (`models::task_writes`).
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use uuid::Uuid;
+
+use crate::entities::task;
+use crate::error::Result;
+use crate::models::task_by_id::{self, Lookups};
+use crate::models::task_cursor::Position;
+use crate::models::task_list::{self, FirstPages, Page, TaskFilter};
+use crate::models::task_writes::{self, Change, Creates, Update, Updates};
+use crate::validate;
+
+use super::domain::{NOT_FOUND, explain_miss};
+
+pub struct PostgresTasks {
+    db: DatabaseConnection,
+    /// `GET /tasks/{id}` lookups, batched under load.
+    pub lookups: Arc<Lookups>,
+    /// Creates, batched under load.
+    pub creates: Arc<Creates>,
+    /// Changes (PUT, PATCH), batched under load.
+    pub updates: Arc<Updates>,
+    /// Default listings, batched under load.
+    pub pages: Arc<FirstPages>,
+}
+
+impl PostgresTasks {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            lookups: task_by_id::lookups(db.clone()),
+            creates: task_writes::creates(db.clone()),
+            updates: task_writes::updates(db.clone()),
+            pages: task_list::first_pages(db.clone()),
+            db,
+        }
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub async fn get(&self, owner: Uuid, id: Uuid) -> Result<task::Model> {
+        self.lookups.call((owner, id)).await?.ok_or(NOT_FOUND)
+    }
+
+    pub async fn list(
+        &self,
+        owner: Uuid,
+        filter: &TaskFilter,
+        cursor: Option<&Position>,
+    ) -> Result<Page> {
+        task_list::list_postgres(&self.db, &self.pages, owner, filter, cursor).await
+    }
+
+    pub async fn create(&self, task: task::Model) -> Result<task::Model> {
+        self.creates.call(task).await
+    }
+
+    pub async fn update(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        update: Update,
+        expected_version: Option<i32>,
+    ) -> Result<task::Model> {
+        let change = Change {
+            owner,
+            id,
+            update,
+            expected_version,
+        };
+        match self.updates.call(change).await? {
+            Some(task) => Ok(task),
+            None => Err(explain_miss(self.get(owner, id).await)),
+        }
+    }
+
+    pub async fn delete(&self, owner: Uuid, id: Uuid, expected_version: Option<i32>) -> Result<()> {
+        let pool = self.db.get_postgres_connection_pool();
+        let now = validate::now();
+        if task_writes::delete(pool, owner, id, expected_version, now).await? {
+            return Ok(());
+        }
+        Err(explain_miss(self.get(owner, id).await))
+    }
+}
