@@ -86,9 +86,13 @@ pub struct StreamEnd {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskPage {
     pub items: Vec<TaskView>,
-    /// Number of tasks matching the filters, across all pages; `null` on a page fetched
-    /// with `cursor` (counting every match would cost what the cursor saves).
+    /// Number of tasks matching the filters, across all pages, counted up to 1,000: when
+    /// more match, this is 1000 and `total_capped` is `true` (page on with `next_cursor`,
+    /// which costs the same however deep). `null` on a page fetched with `cursor`
+    /// (counting every match would cost what the cursor saves).
     pub total: Option<u64>,
+    /// `true` when more tasks match than `total` says (it stopped counting at 1,000).
+    pub total_capped: bool,
     pub limit: u64,
     pub offset: u64,
     /// Pass as `cursor` (with the same `sort` and filters) for the next page; `null` on
@@ -119,6 +123,8 @@ impl RenderJson for TaskPage {
         }
         out.extend_from_slice(b"],\"total\":");
         serde_json::to_writer(&mut out, &self.total)?;
+        out.extend_from_slice(b",\"total_capped\":");
+        serde_json::to_writer(&mut out, &self.total_capped)?;
         out.extend_from_slice(b",\"limit\":");
         serde_json::to_writer(&mut out, &self.limit)?;
         out.extend_from_slice(b",\"offset\":");
@@ -403,6 +409,7 @@ mod tests {
             let page = TaskPage {
                 items,
                 total,
+                total_capped: total == Some(42),
                 limit: 20,
                 offset: 7,
                 next_cursor,

@@ -12,6 +12,7 @@ mod m20261128_000005_task_events;
 mod m20261129_000006_idempotency_keys;
 mod m20261130_000007_task_event_snapshots;
 mod m20261201_000008_lighter_task_writes;
+mod m20261207_000009_listing_indexes;
 
 pub use m20261127_000004_task_search_text::fold_for_search;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_idempotency_keys::Migration),
             Box::new(m20261130_000007_task_event_snapshots::Migration),
             Box::new(m20261201_000008_lighter_task_writes::Migration),
+            Box::new(m20261207_000009_listing_indexes::Migration),
         ]
     }
 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use migration::fold_for_search;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseBackend, DatabaseConnection, EntityTrait, FromQueryResult,
-    IdenStatic, Iterable, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
+    FromQueryResult, IdenStatic, Iterable, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
     Select,
 };
 use uuid::Uuid;
@@ -241,9 +241,11 @@ struct CountedTask {
 #[derive(Debug)]
 pub struct Page {
     pub items: Vec<task::Model>,
-    /// Tasks matching the filters across all pages; `None` on a page read after a cursor,
-    /// where counting every match would cost what the cursor saves.
+    /// Tasks matching the filters across all pages, at most [`TOTAL_CAP`]; `None` on a
+    /// page read after a cursor, where counting would cost what the cursor saves.
     pub total: Option<u64>,
+    /// More than [`TOTAL_CAP`] tasks match: `total` is the cap, not the count.
+    pub total_capped: bool,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Position>,
 }
@@ -261,17 +263,34 @@ fn page_query(owner: Uuid, filter: &TaskFilter, cursor: Option<&Position>) -> Se
     }
 }
 
-/// The number of the owner's tasks matching the filters, as a scalar subquery of the page's
-/// statement. PostgreSQL runs it once (an InitPlan), from the `(user_id, created_at, id)`
-/// index alone when no filter needs the row; `COUNT(*) OVER ()` instead kept every match,
-/// whole, to count it, which made a 20-row page of 100 tasks cost about 40% more in the
-/// database (`pgbench` with both statements, deploy/bench/RESULTS.md).
+/// `total` counts at most this many matches; beyond it the page says `total_capped` and
+/// `total` is this number. Counting every match of an owner with tens of thousands of tasks
+/// cost more than the page itself (a full count per request); a count that stops after
+/// `TOTAL_CAP + 1` rows costs at most that many index entries, whatever the owner holds.
+pub const TOTAL_CAP: u64 = 1000;
+
+/// The owner's tasks matching the filters, counted up to [`TOTAL_CAP`] + 1, as a scalar
+/// subquery of the page's statement. PostgreSQL runs it once (an InitPlan), from an index
+/// alone when one serves the filters; `COUNT(*) OVER ()` instead kept every match, whole,
+/// to count it.
 fn matching_count(owner: Uuid, filter: &TaskFilter) -> SimpleExpr {
-    let count = filtered(owner, filter)
+    SimpleExpr::SubQuery(None, Box::new(capped_count(owner, filter).into()))
+}
+
+/// `SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE … LIMIT TOTAL_CAP + 1)`.
+fn capped_count(owner: Uuid, filter: &TaskFilter) -> sea_orm::sea_query::SelectStatement {
+    let matches = filtered(owner, filter)
         .select_only()
-        .column_as(Expr::cust("COUNT(*)"), "matching")
+        .column_as(Expr::cust("1"), "one")
+        .limit(TOTAL_CAP + 1)
         .into_query();
-    SimpleExpr::SubQuery(None, Box::new(count.into()))
+    sea_orm::sea_query::Query::select()
+        .expr_as(
+            Expr::cust("COUNT(*)"),
+            sea_orm::sea_query::Alias::new("matching"),
+        )
+        .from_subquery(matches, sea_orm::sea_query::Alias::new("capped"))
+        .to_owned()
 }
 
 /// The most frequent listing: every task, newest first, by offset (any limit and offset).
@@ -341,10 +360,19 @@ async fn finish_page(
         // separately (a second snapshot; the default listing on PostgreSQL always gets
         // its count from the page's own statement).
         (true, None) if filter.offset > 0 => {
-            Some(Box::pin(filtered(owner, filter).count(db)).await?)
+            let statement = db
+                .get_database_backend()
+                .build(&capped_count(owner, filter));
+            let row = Box::pin(db.query_one_raw(statement)).await?;
+            let counted = row
+                .map(|row| row.try_get::<i64>("", "matching"))
+                .transpose()?;
+            Some(u64::try_from(counted.unwrap_or(0)).unwrap_or(0))
         }
         (true, None) => Some(0),
     };
+    let total_capped = total.is_some_and(|total| total > TOTAL_CAP);
+    let total = total.map(|total| Ord::min(total, TOTAL_CAP));
     let more = u64::try_from(items.len()).unwrap_or(u64::MAX) > filter.limit;
     items.truncate(usize::try_from(filter.limit).unwrap_or(usize::MAX));
     let next = if more {
@@ -352,7 +380,12 @@ async fn finish_page(
     } else {
         None
     };
-    Ok(Page { items, total, next })
+    Ok(Page {
+        items,
+        total,
+        total_capped,
+        next,
+    })
 }
 
 pub use postgres::DefaultPage;
@@ -411,7 +444,7 @@ mod postgres {
     /// no outer ORDER BY: rows are put back in their listing by `ord` and each page is
     /// sorted here ([`newest_first`]), which spares PostgreSQL a sort of every row of the
     /// batch (14% of its time per page with `pgbench`, deploy/bench/RESULTS.md).
-    pub(super) const DEFAULT_PAGES_SQL: &str = r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM unnest($1::uuid[], $2::int8[], $3::int8[]) WITH ORDINALITY AS "wanted" ("owner", "probe", "skip", "ord") CROSS JOIN LATERAL (SELECT COUNT(*) AS "total_matching" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner") AS "counted" LEFT JOIN LATERAL (SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", NULL AS "title_search", NULL AS "description_search" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC LIMIT "wanted"."probe" OFFSET "wanted"."skip") AS "page" ON true"#;
+    pub(super) const DEFAULT_PAGES_SQL: &str = r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM unnest($1::uuid[], $2::int8[], $3::int8[]) WITH ORDINALITY AS "wanted" ("owner", "probe", "skip", "ord") CROSS JOIN LATERAL (SELECT COUNT(*) AS "total_matching" FROM (SELECT 1 FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" LIMIT $4) AS "capped") AS "counted" LEFT JOIN LATERAL (SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", NULL AS "title_search", NULL AS "description_search" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC LIMIT "wanted"."probe" OFFSET "wanted"."skip") AS "page" ON true"#;
 
     /// One default listing: `probe` rows (the limit and one) after `offset`.
     #[derive(Debug, Clone, Copy)]
@@ -463,6 +496,7 @@ mod postgres {
             .bind(owners)
             .bind(probes)
             .bind(offsets)
+            .bind(number(super::TOTAL_CAP + 1)?)
             .fetch_all(pool)
             .await
             .map_err(sqlx_err)?;

@@ -226,6 +226,7 @@ pub async fn list(
     Ok(Rendered200(TaskPage {
         items: page.items.into_iter().map(TaskView::from).collect(),
         total: page.total,
+        total_capped: page.total_capped,
         limit: filter.limit,
         offset: filter.offset,
         next_cursor: page.next.map(|position| binding.encode(key, &position)),

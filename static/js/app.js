@@ -269,6 +269,8 @@ async function loadTasks() {
     if (seq !== t.seq) return;
     t.items = Array.isArray(page?.items) ? page.items : [];
     t.total = Number.isFinite(page?.total) ? page.total : t.items.length;
+    // Past 1,000 matches the server stops counting: `total` is then a lower bound.
+    t.capped = page?.total_capped === true;
     if (Number.isFinite(page?.limit)) t.limit = page.limit;
     if (Number.isFinite(page?.offset)) t.offset = page.offset;
     if (!t.items.length && t.offset > 0 && t.total > 0) {
@@ -299,16 +301,21 @@ function renderTasks() {
     ? 'No tasks match these filters.'
     : 'No tasks yet. Add your first one above.';
   const noun = t.total === 1 ? 'task' : 'tasks';
-  el.tasksSummary.textContent = hasFilters() ? `${t.total} matching ${noun}` : `${t.total} ${noun}`;
+  const count = t.capped ? `${t.total}+` : `${t.total}`;
+  el.tasksSummary.textContent = hasFilters() ? `${count} matching ${noun}` : `${count} ${noun}`;
   renderPager(el.tasksPrev, el.tasksNext, el.tasksPageInfo, t);
 }
 
 function renderPager(prev, next, info, page) {
   const first = page.total === 0 ? 0 : page.offset + 1;
-  const last = Math.min(page.offset + page.items.length, page.total);
-  info.textContent = page.total === 0 ? 'No results' : `${first}–${last} of ${page.total}`;
+  const shown = page.offset + page.items.length;
+  const last = page.capped ? shown : Math.min(shown, page.total);
+  const of = page.capped ? `more than ${page.total}` : `${page.total}`;
+  info.textContent = page.total === 0 ? 'No results' : `${first}–${last} of ${of}`;
   prev.disabled = page.offset <= 0;
-  next.disabled = page.offset + page.limit >= page.total;
+  next.disabled = page.capped
+    ? page.items.length < page.limit
+    : page.offset + page.limit >= page.total;
 }
 
 function renderTaskItem(task) {

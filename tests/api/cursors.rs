@@ -232,3 +232,46 @@ async fn altered_foreign_and_mismatched_cursors_are_refused(backend: Backend) {
     assert_eq!(rest["items"].as_array().expect("items").len(), 2);
     assert_eq!(rest["items"][0]["title"], "t1");
 }
+
+both_backends!(total_stops_counting_at_the_cap);
+/// `total` counts up to 1,000 matches (the count of a large owner cost more than the page):
+/// beyond that it is 1000 with `total_capped: true`, on the default listing, a filtered
+/// one, and a filtered one past its last page; a selective filter still counts exactly.
+async fn total_stops_counting_at_the_cap(backend: Backend) {
+    use futures::StreamExt;
+    use taskapi::entities::task::{Priority, Status};
+    use taskapi::models::tasks::TaskInput;
+
+    let app = spawn_app(backend).await;
+    let (token, user_id, _) = app.new_user("capped").await;
+    let owner = user_id.parse().expect("user id");
+    let store = &app.state.tasks;
+    futures::stream::iter(0..1003)
+        .for_each_concurrent(16, |n| async move {
+            let input = TaskInput {
+                title: format!("bulk {n}"),
+                description: (n < 3).then(|| "needle".to_string()),
+                status: Status::Todo,
+                priority: Priority::default(),
+                due_date: None,
+            };
+            store.create(owner, input).await.expect("task");
+        })
+        .await;
+    for query in [
+        "limit=5",
+        "limit=5&status=todo",
+        "limit=5&sort=-priority",
+        "limit=5&status=todo&offset=5000",
+    ] {
+        let body = page(&app, &token, query).await;
+        assert_eq!(body["total"], 1000, "{query}");
+        assert_eq!(body["total_capped"], true, "{query}");
+    }
+    let body = page(&app, &token, "limit=5&q=needle").await;
+    assert_eq!(body["total"], 3);
+    assert_eq!(body["total_capped"], false);
+    let body = page(&app, &token, "limit=5&status=done").await;
+    assert_eq!(body["total"], 0);
+    assert_eq!(body["total_capped"], false);
+}
