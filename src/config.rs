@@ -102,7 +102,8 @@ fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Ip
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DatabaseSettings {
     /// `postgres://…` or `sqlite://…`; empty means the embedded SQLite file under `./data/`.
-    pub url: String,
+    /// Holds a password: never printed whole (see [`SecretUrl`]).
+    pub url: SecretUrl,
     pub max_connections: u32,
     pub min_connections: u32,
     pub acquire_timeout_secs: u64,
@@ -139,6 +140,14 @@ pub struct AuthSettings {
     pub hash_concurrency: usize,
     /// How long an account's auth state may be served from memory (see `auth::cache`); 0 disables.
     pub state_cache_ttl_ms: u64,
+    /// Seconds an access token is still accepted past its `exp`: clock skew between the
+    /// replica that issued it and the one checking it.
+    #[serde(default = "default_clock_skew_secs")]
+    pub clock_skew_secs: u64,
+}
+
+fn default_clock_skew_secs() -> u64 {
+    5
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,7 +188,8 @@ pub struct LimitSettings {
 pub struct RedisSettings {
     /// `redis://…` (or `REDIS_URL`); unset keeps every limit and the revocation fan-out in
     /// this process only, which is right for a single instance and wrong for replicas.
-    pub url: Option<String>,
+    /// May hold a password: never printed whole (see [`SecretUrl`]).
+    pub url: Option<SecretUrl>,
     /// Prefix of every key and channel, so that several deployments can share one Redis.
     pub key_prefix: String,
     /// Budget of one Redis command; past it the request falls back to local limits.
@@ -249,7 +259,7 @@ impl Default for Settings {
                 forwarded_header: ForwardedHeader::XForwardedFor,
             },
             database: DatabaseSettings {
-                url: String::new(),
+                url: SecretUrl::default(),
                 max_connections: 16,
                 min_connections: 1,
                 acquire_timeout_secs: 5,
@@ -265,6 +275,7 @@ impl Default for Settings {
                 refresh_token_ttl_secs: 14 * 24 * 3600,
                 hash_concurrency: 0,
                 state_cache_ttl_ms: 1000,
+                clock_skew_secs: default_clock_skew_secs(),
             },
             log: LogSettings {
                 level: "info".into(),
@@ -362,10 +373,11 @@ impl Settings {
 
     /// The database URL to use: the configured one, or the embedded SQLite file.
     pub fn database_url(&self) -> String {
-        if self.database.url.trim().is_empty() {
+        let url = self.database.url.expose();
+        if url.trim().is_empty() {
             "sqlite://data/taskapi.db?mode=rwc".to_string()
         } else {
-            self.database.url.clone()
+            url.to_string()
         }
     }
 
@@ -373,13 +385,54 @@ impl Settings {
         Duration::from_secs(self.server.request_timeout_secs)
     }
 
-    /// A copy safe to print: secrets and passwords in URLs are replaced.
+    /// A copy safe to print. Secrets and the passwords in URLs already print redacted
+    /// (their types see to it); kept so that callers say what they mean.
     pub fn redacted(&self) -> Settings {
-        let mut copy = self.clone();
+        self.clone()
+    }
+}
 
-        copy.database.url = redact_url_password(&copy.database.url);
-        copy.redis.url = copy.redis.url.as_deref().map(redact_url_password);
-        copy
+/// A connection URL that may carry a password. `Debug` and serialisation show it with the
+/// password replaced by `<redacted>`, so no log line, error or config dump can leak it; the
+/// whole URL is only reachable through [`SecretUrl::expose`].
+#[derive(Clone, Deserialize)]
+#[serde(from = "String")]
+pub struct SecretUrl(SecretString);
+
+impl Default for SecretUrl {
+    fn default() -> Self {
+        Self::from(String::new())
+    }
+}
+
+impl SecretUrl {
+    /// The URL itself, password included: for connecting, never for printing.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl From<String> for SecretUrl {
+    fn from(url: String) -> Self {
+        Self(SecretString::from(url))
+    }
+}
+
+impl From<&str> for SecretUrl {
+    fn from(url: &str) -> Self {
+        Self::from(url.to_string())
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url_password(self.expose()))
+    }
+}
+
+impl Serialize for SecretUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&redact_url_password(self.expose()))
     }
 }
 
@@ -479,5 +532,14 @@ mod tests {
             "Debug must not show the secret"
         );
         assert!(shown.contains("postgres://app:<redacted>@db:5432/tasks"));
+        let debugged = format!("{settings:?}");
+        assert!(
+            !debugged.contains("hunter2"),
+            "Debug must not show the database password"
+        );
+        assert!(
+            !debugged.contains("s3cret"),
+            "Debug must not show the Redis password"
+        );
     }
 }

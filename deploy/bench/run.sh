@@ -5,6 +5,7 @@
 #   DURATION=15s deploy/bench/run.sh
 #
 # Knobs (environment): DURATION (wrk/pgbench run length, "20s" or "1m"), CONNS (64),
+# BIG_TASKS (50000: the tasks of the one big owner whose first pages are measured last),
 # POOL (server DB pool size, 16), USERS (64), TASKS_PER_USER (100), PGBENCH_SCALE (10),
 # PG_SSLMODE (prefer: the server's URL and pgbench both use libpq/sqlx's default, which is TLS
 # when the server offers it, as Debian's does; "disable" turns TLS off for both),
@@ -300,6 +301,31 @@ for spec in "get get_task.lua" "list list_tasks.lua" "patch patch_task.lua" "cre
   case "$name" in get | list | create) perf_run "$name" "$script" ;; esac
 done
 
+# One owner with BIG_TASKS (50,000) tasks: the first page of each listing must not cost
+# what the owner's task count costs (#23). The tasks are inserted with SQL (the API would
+# take minutes), with the folded search copies the server writes (ASCII text: lower()).
+BIG_TASKS=${BIG_TASKS:-50000}
+read -r BIG_TOKEN BIG_TASK <"$BENCH_TASKS_FILE"
+BIG_OWNER=$(psql -d "$DB" -Atc "select user_id from tasks where id = '$BIG_TASK'")
+log "big owner $BIG_OWNER: inserting $BIG_TASKS tasks"
+psql -q -d "$DB" -c "insert into tasks (id, user_id, title, description, status, priority, due_date, version, created_at, updated_at, title_search, description_search)
+  select gen_random_uuid(), '$BIG_OWNER', 'task ' || g, 'description of task ' || g,
+         (array['todo', 'in_progress', 'done'])[1 + g % 3], 1 + g % 3, now() + g * interval '1 minute', 1,
+         now() - g * interval '1 second', now(), 'task ' || g, 'description of task ' || g
+  from generate_series(1, $BIG_TASKS) g" >/dev/null
+psql -q -d "$DB" -c 'VACUUM ANALYZE tasks' >/dev/null
+export BIG_TOKEN
+for spec in "default /api/v1/tasks?limit=20" "priority /api/v1/tasks?limit=20&sort=-priority" \
+  "done /api/v1/tasks?limit=20&status=done" "search /api/v1/tasks?limit=20&q=task%2012345" \
+  "offset /api/v1/tasks?limit=20&offset=40000"; do
+  read -r name path <<<"$spec"
+  server_alive
+  BIG_PATH=$path wrk_run "big-$name" big_owner.lua 2 16
+  printf '%s %s %s\n' "$name" "$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-big-$name.txt")" \
+    "$(awk '$1 == "50%" {print $2}' "$OUT/wrk-big-$name.txt")" >>"$OUT/big-owner.txt"
+done
+log "big owner (scenario req/s p50): $(tr '\n' ';' <"$OUT/big-owner.txt")"
+
 # Ceiling of the HTTP stack alone (no database, no auth): GET /health/live. Info only.
 note_interference wrk-live
 wrk -t2 -c"$CONNS" -d"$DURATION" --timeout 10s --latency "http://127.0.0.1:$PORT/health/live" >"$OUT/wrk-live.txt" 2>&1
@@ -338,4 +364,10 @@ EOF
   echo '```'
   echo
   "$VENV/bin/python" "$HERE/summarize.py" "$OUT"
+  echo
+  echo "One owner with $BIG_TASKS tasks, first page (wrk -t2 -c16; compare with pgbench -S above):"
+  echo
+  echo '| listing | req/s | p50 |'
+  echo '|---|---:|---:|'
+  awk '{printf "| %s | %s | %s |\n", $1, $2, $3}' "$OUT/big-owner.txt"
 } | tee "$OUT/summary.md"

@@ -65,8 +65,7 @@ impl JwtKeys {
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.validate_exp = true;
         validation.validate_nbf = false;
-        // Small allowance for clock skew between replicas.
-        validation.leeway = 5;
+        validation.leeway = settings.clock_skew_secs;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{Client, RedisResult};
 
-use crate::config::RedisSettings;
+use crate::config::{RedisSettings, SecretUrl};
 use crate::metrics::{REDIS_ERRORS, REDIS_UP};
 
 /// How long callers skip Redis after a failure before trying it again.
@@ -84,7 +84,12 @@ impl RedisLink {
     /// `None` when no Redis is configured. Connecting is lazy: a Redis that is down at
     /// start-up does not stop the service from starting (limits then run locally).
     pub fn from_settings(settings: &RedisSettings) -> anyhow::Result<Option<Self>> {
-        let Some(url) = settings.url.as_deref().filter(|url| !url.trim().is_empty()) else {
+        let Some(url) = settings
+            .url
+            .as_ref()
+            .map(SecretUrl::expose)
+            .filter(|url| !url.trim().is_empty())
+        else {
             return Ok(None);
         };
         let client = Client::open(url).context("parsing the Redis URL")?;

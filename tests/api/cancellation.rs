@@ -66,7 +66,7 @@ async fn a_reset_storm_leaves_no_connection_inside_a_transaction(backend: Backen
             let (proxied, _) = through(&direct, proxy.port);
             _proxy = proxy;
             app.spawn_replica(|s| {
-                s.database.url = proxied;
+                s.database.url = proxied.into();
                 // Few connections, so that a poisoned one is soon handed to someone else.
                 s.database.max_connections = 3;
                 s.server.migrate_on_start = false;

@@ -757,7 +757,7 @@ async fn a_stream_gets_events_while_redis_is_down() {
     let mut redis = crate::helpers::RedisProcess::start().await;
     let url = redis.url();
     let app = spawn_app_with(Backend::Postgres, |s| {
-        s.redis.url = Some(url.clone());
+        s.redis.url = Some(url.clone().into());
         s.events.poll_ms = 200;
     })
     .await;

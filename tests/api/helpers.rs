@@ -175,7 +175,7 @@ pub fn test_settings(database_url: String) -> Settings {
     settings.server.port = 0;
     settings.server.host = "127.0.0.1".into();
     settings.server.static_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
-    settings.database.url = database_url;
+    settings.database.url = database_url.into();
     settings.database.max_connections = 5;
     settings.auth.jwt_secret = Some(JWT_SECRET.into());
     settings.limits.auth_per_ip_per_minute = 10_000;
@@ -482,7 +482,7 @@ fn start_redis_container() -> String {
 /// Settings that put an app on a Redis of its own: a fresh key prefix per test, so tests
 /// sharing one Redis never see each other's counters or revocations.
 pub async fn use_redis(settings: &mut Settings, prefix: &str) {
-    settings.redis.url = Some(redis_url().await);
+    settings.redis.url = Some(redis_url().await.into());
     settings.redis.key_prefix = format!("test:{prefix}:");
 }
 

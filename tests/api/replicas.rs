@@ -390,7 +390,7 @@ async fn readiness_reports_a_reachable_redis(backend: Backend) {
     let redis = redis_url().await;
     let prefix = format!("test:{}:", Uuid::new_v4().simple());
     let app = spawn_app_with(backend, |s| {
-        s.redis.url = Some(redis);
+        s.redis.url = Some(redis.into());
         s.redis.key_prefix = prefix;
     })
     .await;
@@ -469,7 +469,7 @@ async fn a_revocation_during_a_redis_blip_reaches_the_other_replicas() {
     let mut redis = crate::helpers::RedisProcess::start().await;
     let url = redis.url();
     let a = spawn_app_with(Backend::Postgres, |s| {
-        s.redis.url = Some(url.clone());
+        s.redis.url = Some(url.clone().into());
         // Only the publication can explain B's change of mind.
         s.auth.state_cache_ttl_ms = 60_000;
     })
