@@ -19,7 +19,6 @@ pub mod routes;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
-pub mod sync;
 pub mod telemetry;
 pub mod validate;
 pub mod views;

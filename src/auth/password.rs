@@ -7,7 +7,9 @@
 //! created on first use: memory stays at `permits x 19 MiB` at most, and idle processes
 //! that never hashed hold none.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use anyhow::{Context, anyhow, bail};
 use argon2::password_hash::phc::{Output, PasswordHash};
@@ -16,8 +18,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use rand::RngCore;
 use tokio::sync::Semaphore;
-
-use crate::sync::lock;
 
 /// OWASP Password Storage Cheat Sheet: Argon2id, m = 19 MiB, t = 2, p = 1.
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -154,9 +154,9 @@ impl PasswordHasher {
             .context("hash semaphore closed")?;
         let spare = Arc::clone(&self.spare);
         tokio::task::spawn_blocking(move || {
-            let mut memory = lock(&spare).pop().unwrap_or_default();
+            let mut memory = spare.lock().pop().unwrap_or_default();
             let result = work(&mut memory);
-            lock(&spare).push(memory);
+            spare.lock().push(memory);
             drop(permit);
             result
         })

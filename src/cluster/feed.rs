@@ -14,8 +14,10 @@
 //! there is one process.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
@@ -27,7 +29,6 @@ use crate::cluster::redis_link::Subscriber;
 use crate::metrics::SSE_STREAMS_OPEN;
 use crate::models::events;
 use crate::models::tasks::ChangeListener;
-use crate::sync::lock;
 
 const CHANNEL: &str = "task-events";
 
@@ -123,7 +124,7 @@ impl Feed {
 
     fn users(&self) -> MutexGuard<'_, Streams> {
         // The map stays consistent even if a holder panicked: every update is one step.
-        lock(&self.users)
+        self.users.lock()
     }
 
     /// Registers a stream of `user`, unless the user or this replica has the most streams

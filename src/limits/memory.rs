@@ -2,14 +2,15 @@
 //! Each map is bounded in entries (least recently used go first) and keys are short
 //! (emails arrive hashed), so memory is bounded whatever clients send.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
 use super::{AccountCeiling, Backoff, KNOWN_ADDRESS_TTL, Reservation, Settle};
-use crate::sync::lock;
 
 pub const DEFAULT_CAPACITY: u64 = 100_000;
 
@@ -95,7 +96,7 @@ impl MemoryStore {
             Some(cell) => cell,
             None => self.windows.get_with(key.to_string(), fresh),
         };
-        let mut counter = lock(&cell);
+        let mut counter = cell.lock();
         // The entry normally leaves with its window; a cell still held past that starts over.
         if now.duration_since(counter.started) >= window {
             *counter = Counter {
@@ -118,7 +119,7 @@ impl MemoryStore {
         backoff: Backoff,
         ceiling: Option<&AccountCeiling>,
     ) -> Reservation {
-        let _one_at_a_time = lock(&self.reserving);
+        let _one_at_a_time = self.reserving.lock();
         let now = Instant::now();
         let forgiveness = Duration::from_millis(backoff.max_ms);
         let mut failures = self
@@ -185,7 +186,7 @@ impl MemoryStore {
     pub fn clear(&self, settle: &Settle<'_>) {
         self.failures.invalidate(settle.pair_key);
         if let Some(key) = settle.account_key {
-            let _one_at_a_time = lock(&self.reserving);
+            let _one_at_a_time = self.reserving.lock();
             if let Some(counter) = self.accounts.get(key) {
                 self.accounts.insert(
                     key.to_string(),

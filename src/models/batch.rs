@@ -13,8 +13,10 @@
 //! the statement other callers are waiting on (nor a write that then commits unseen).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
@@ -136,7 +138,7 @@ impl<J: Job> Batcher<J> {
     fn lock(&self) -> MutexGuard<'_, Queue<J>> {
         // The queue is consistent at every unlock (plain pushes and drains), so a panic
         // elsewhere while it was held leaves nothing half-done.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        self.queue.lock()
     }
 
     /// Answers queued calls, a batch at a time, until none are left. The runner count is
@@ -219,7 +221,7 @@ mod tests {
         type Output = u32;
 
         async fn run(&self, batch: Vec<u32>) -> Vec<Result<u32>> {
-            self.batches.lock().expect("batches").push(batch.len());
+            self.batches.lock().push(batch.len());
             self.gate.acquire().await.expect("gate").forget();
             batch.into_iter().map(|n| Ok(n * 2)).collect()
         }
@@ -256,7 +258,7 @@ mod tests {
         for (n, call) in (0..20).zip(calls) {
             assert_eq!(call.await.expect("join").expect("answer"), n * 2);
         }
-        let mut sizes = batcher.job().batches.lock().expect("batches").clone();
+        let mut sizes = batcher.job().batches.lock().clone();
         sizes.sort_unstable();
         assert_eq!(sizes, vec![1, 1, 18]);
         let stats = batcher.stats();
@@ -291,9 +293,6 @@ mod tests {
         batcher.job().gate.add_permits(2);
         assert_eq!(first.await.expect("join").expect("answer"), 2);
         assert_eq!(stayer.await.expect("join").expect("answer"), 6);
-        assert_eq!(
-            batcher.job().batches.lock().expect("batches").clone(),
-            vec![1, 2]
-        );
+        assert_eq!(batcher.job().batches.lock().clone(), vec![1, 2]);
     }
 }
