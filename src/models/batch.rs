@@ -146,7 +146,7 @@ impl<J: Job> Batcher<J> {
     /// always finds a runner slot free.
     async fn run(self: Arc<Self>) {
         let mut slot = RunnerSlot {
-            batcher: &self,
+            batcher: Arc::clone(&self),
             held: true,
         };
         loop {
@@ -181,17 +181,29 @@ impl<J: Job> Batcher<J> {
     }
 }
 
-/// Gives a runner's slot back if the runner ends without doing so itself (a panic), so
-/// later calls can still start runners.
-struct RunnerSlot<'a, J: Job> {
-    batcher: &'a Batcher<J>,
+/// A runner that ends without giving its slot back itself (its job panicked) hands the
+/// slot to a new runner when calls are still queued, or gives it back: the queued calls
+/// were waiting for this runner and would otherwise wait until some later call came.
+struct RunnerSlot<J: Job> {
+    batcher: Arc<Batcher<J>>,
     held: bool,
 }
 
-impl<J: Job> Drop for RunnerSlot<'_, J> {
+impl<J: Job> Drop for RunnerSlot<J> {
     fn drop(&mut self) {
-        if self.held {
-            self.batcher.lock().runners -= 1;
+        if !self.held {
+            return;
+        }
+        let queued = {
+            let mut queue = self.batcher.lock();
+            let queued = !queue.waiting.is_empty();
+            if !queued {
+                queue.runners -= 1;
+            }
+            queued
+        };
+        if queued {
+            tokio::spawn(Arc::clone(&self.batcher).run());
         }
     }
 }
@@ -294,5 +306,60 @@ mod tests {
         assert_eq!(first.await.expect("join").expect("answer"), 2);
         assert_eq!(stayer.await.expect("join").expect("answer"), 6);
         assert_eq!(batcher.job().batches.lock().clone(), vec![1, 2]);
+    }
+
+    /// Panics on a batch holding 0; each batch waits on a gate first.
+    struct Panicky {
+        gate: tokio::sync::Semaphore,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    impl Job for Panicky {
+        type Input = u32;
+        type Output = u32;
+
+        async fn run(&self, batch: Vec<u32>) -> Vec<Result<u32>> {
+            self.batches.lock().push(batch.len());
+            self.gate.acquire().await.expect("gate").forget();
+            assert!(!batch.contains(&0), "a job that panics");
+            batch.into_iter().map(|n| Ok(n * 2)).collect()
+        }
+    }
+
+    /// A job that panics fails its own batch's calls (500), and the calls queued behind it
+    /// are still answered, in batches of at most `max_batch` (a queue longer than a batch
+    /// is split across statements).
+    #[tokio::test]
+    async fn a_panicking_job_fails_its_batch_and_the_queue_behind_it_is_still_served() {
+        let job = Panicky {
+            gate: tokio::sync::Semaphore::new(0),
+            batches: Mutex::default(),
+        };
+        let batcher = Batcher::with_runners(job, "test", 1, 2);
+        let first = tokio::spawn({
+            let batcher = Arc::clone(&batcher);
+            async move { batcher.call(0).await }
+        });
+        while batcher.job().batches.lock().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let queued: Vec<_> = (1..=3)
+            .map(|n| {
+                let batcher = Arc::clone(&batcher);
+                tokio::spawn(async move { batcher.call(n).await })
+            })
+            .collect();
+        while batcher.stats().waiting < 3 {
+            tokio::task::yield_now().await;
+        }
+        batcher.job().gate.add_permits(3);
+        let failed = first.await.expect("caller");
+        assert!(matches!(failed, Err(AppError::Internal(_))), "{failed:?}");
+        let mut answers = Vec::new();
+        for call in queued {
+            answers.push(call.await.expect("caller").expect("answered"));
+        }
+        assert_eq!(answers, [2, 4, 6]);
+        assert_eq!(*batcher.job().batches.lock(), [1, 2, 1]);
     }
 }

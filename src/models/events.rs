@@ -81,7 +81,7 @@ pub fn advisory_key(owner: Uuid) -> i64 {
 
 /// Appends the event of a change, in the change's transaction; returns its id. (On
 /// PostgreSQL the task writes outside a caller's transaction record theirs in the same
-/// statement as the change instead: `models::task_writes`.)
+/// statement as the change instead: `models::tasks::postgres::writes`.)
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     task: &task::Model,

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::events::Stream;
 use crate::helpers::{
-    Backend, DbProxy, TestApp, both_backends, eventually, raw_request, send_then_reset, spawn_app,
-    spawn_app_with, through,
+    Backend, DbProxy, TestApp, both_backends, eventually, metric_value, raw_request,
+    send_then_reset, spawn_app, spawn_app_with, through,
 };
 
 /// Resets per storm, at delays stepping through 0..6 ms.
@@ -116,7 +116,7 @@ async fn a_reset_storm_leaves_no_connection_inside_a_transaction(backend: Backen
             seen.text
         );
     }
-    let discarded = taskapi_metric(&attacked, "db_connections_discarded_total").await;
+    let discarded = taskapi_metric(&attacked, "db_connections_discarded_total", &[]).await;
     assert!(
         discarded.is_some(),
         "the pool's discard counter is exported"
@@ -131,9 +131,13 @@ async fn the_pool_closes_a_connection_returned_inside_a_transaction(backend: Bac
     use sea_orm::sqlx::Connection;
     let app = spawn_app(backend).await;
     let discarded = || async {
-        taskapi_metric_labelled(&app, "db_connections_discarded_total", "in_transaction")
-            .await
-            .unwrap_or(0.0)
+        taskapi_metric(
+            &app,
+            "db_connections_discarded_total",
+            &[("reason", "in_transaction")],
+        )
+        .await
+        .unwrap_or(0.0)
     };
     let before = discarded().await;
     match backend {
@@ -170,26 +174,9 @@ async fn the_pool_closes_a_connection_returned_inside_a_transaction(backend: Bac
     assert_eq!(task["title"], "after a leak");
 }
 
-/// The value of `name{reason="<reason>"}` on `app`'s /metrics, if it is there.
-async fn taskapi_metric_labelled(app: &TestApp, name: &str, reason: &str) -> Option<f64> {
-    let text = app.get("/metrics", None).await.text;
-    let prefix = format!("{name}{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|value| value.trim().parse().ok())
-}
-
-/// The value of the first series of `name` on `app`'s /metrics, if it is there.
-async fn taskapi_metric(app: &TestApp, name: &str) -> Option<f64> {
-    let text = app.get("/metrics", None).await.text;
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(['{', ' ']))
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
+/// The value of `name` (with `labels`) on `app`'s /metrics, if it is there.
+async fn taskapi_metric(app: &TestApp, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metric_value(&app.get("/metrics", None).await.text, name, labels)
 }
 
 both_backends!(logout_all_cut_short_by_a_reset_is_all_or_nothing);

@@ -16,32 +16,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{
-    Backend, DbProxy, TempDir, TestApp, both_backends, log_dir, spawn_app, spawn_app_with,
-    test_settings, through,
+    Backend, DbProxy, TempDir, TestApp, both_backends, log_dir, metric_value, spawn_app,
+    spawn_app_with, test_settings, through,
 };
 
 /// Upper bound for anything the tests wait for; reaching it is a failure, not a timing.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        if !(rest.starts_with('{') || rest.starts_with(' ')) {
-            continue;
-        }
-        if labels
-            .iter()
-            .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-            && let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
-        {
-            *found.get_or_insert(0.0) += value;
-        }
-    }
-    found
-}
 
 fn read_log_lines() -> Vec<Value> {
     let Ok(entries) = std::fs::read_dir(log_dir()) else {

@@ -539,19 +539,23 @@ impl Drop for TestApp {
 
 /// Waits until `batcher` has taken `calls` calls into batches since `before`.
 pub async fn until_taken<J: Job>(batcher: &Batcher<J>, before: Stats, calls: u64) {
-    while batcher.stats().calls - before.calls < calls {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    eventually(BATCH_WAIT, "calls taken into batches", async || {
+        batcher.stats().calls - before.calls >= calls
+    })
+    .await;
 }
+
+/// Bound of the batch waits: a regression that stops a batcher fails the test instead of
+/// hanging it.
+const BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Waits until `calls` calls since `before` are either taken into batches or queued.
 pub async fn until_taken_or_queued<J: Job>(batcher: &Batcher<J>, before: Stats, calls: usize) {
-    while {
+    eventually(BATCH_WAIT, "calls taken or queued", async || {
         let now = batcher.stats();
-        now.calls - before.calls + (now.waiting as u64) < (calls as u64)
-    } {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        now.calls - before.calls + (now.waiting as u64) >= (calls as u64)
+    })
+    .await;
 }
 
 /// Asserts that exactly `calls` calls were taken since `before`, and shared statements:
@@ -785,4 +789,32 @@ pub fn through(url: &str, port: u16) -> (String, String) {
         format!("{scheme}://{userinfo}{at}127.0.0.1:{port}/{path}"),
         authority.to_string(),
     )
+}
+
+/// The sum of the series of metric `name` (exactly that name, not a longer one that starts
+/// with it) whose labels include every `labels` pair, in a Prometheus text exposition;
+/// `None` when no such series is there.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            continue;
+        }
+        if labels
+            .iter()
+            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            && let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
+        {
+            *found.get_or_insert(0.0) += value;
+        }
+    }
+    found
+}
+
+/// [`metric_value`], 0 when the series is not there (yet).
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metric_value(text, name, labels).unwrap_or(0.0)
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    Backend, TempDir, TestApp, both_backends, log_dir, spawn_app, spawn_app_with,
+    Backend, TempDir, TestApp, both_backends, log_dir, metric_sum, spawn_app, spawn_app_with,
 };
 
 both_backends!(health_endpoints_report_liveness_and_readiness);
@@ -132,18 +132,6 @@ async fn request_ids_are_echoed_or_generated() {
     assert_ne!(hostile.headers()["x-request-id"].len(), 500);
 }
 
-fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|line| line.starts_with(name) && !line.starts_with('#'))
-        .filter(|line| {
-            labels
-                .iter()
-                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 both_backends!(metrics_count_requests_by_route_template);
 async fn metrics_count_requests_by_route_template(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -156,7 +144,7 @@ async fn metrics_count_requests_by_route_template(backend: Backend) {
         ("route", "/api/v1/tasks/{id}"),
         ("status", "200"),
     ];
-    let start = metric_value(&before, "http_requests_total", &labels);
+    let start = metric_sum(&before, "http_requests_total", &labels);
     for _ in 0..3 {
         app.get(&path, Some(&token)).await;
     }
@@ -169,7 +157,7 @@ async fn metrics_count_requests_by_route_template(backend: Backend) {
     );
     let text = reply.text;
     // Other tests in this process may add to the shared registry, never subtract.
-    assert!(metric_value(&text, "http_requests_total", &labels) >= start + 3.0);
+    assert!(metric_sum(&text, "http_requests_total", &labels) >= start + 3.0);
     assert!(
         !text.contains(task["id"].as_str().expect("id")),
         "raw ids must not become labels"
@@ -185,7 +173,7 @@ async fn metrics_count_requests_by_route_template(backend: Backend) {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
-    assert!(metric_value(&text, "auth_login_total", &[("outcome", "success")]) >= 1.0);
+    assert!(metric_sum(&text, "auth_login_total", &[("outcome", "success")]) >= 1.0);
 }
 
 /// No stored data involved: SQLite, so this never needs PostgreSQL.
@@ -220,7 +208,7 @@ async fn metrics_can_move_to_a_separate_port() {
         ("route", "/api/v1/tasks"),
         ("status", "201"),
     ];
-    assert!(metric_value(&reply.text, "http_requests_total", &created) >= 1.0);
+    assert!(metric_sum(&reply.text, "http_requests_total", &created) >= 1.0);
     assert!(reply.text.contains("taskapi_build_info"));
     // The metrics port serves metrics only, not the API.
     let api = app

@@ -614,7 +614,7 @@ fn url_encode(raw: &str) -> String {
 }
 
 /// On PostgreSQL, concurrent reads of single tasks share statements
-/// (`models::task_by_id::Lookups`). One batch here mixes two owners, each one's own and the
+/// (`models::tasks::postgres::by_id::Lookups`). One batch here mixes two owners, each one's own and the
 /// other's ids, and a missing id: every request still gets its own task or a 404, never a
 /// task another request in the batch was allowed to see.
 #[tokio::test]
@@ -697,7 +697,7 @@ async fn batched_reads_answer_each_request_with_its_own_task_only() {
 }
 
 /// On PostgreSQL, concurrent creates share one statement and one commit
-/// (`models::task_writes::Creates`). Here the first two creates wait on their owner's feed
+/// (`models::tasks::postgres::writes::Creates`). Here the first two creates wait on their owner's feed
 /// lock, held by another session, while creates of three users queue behind them; once it
 /// is released the queued ones are written together. One of the queued creates is for a
 /// user deleted meanwhile, which fails the shared statement: every other create must still
@@ -816,7 +816,7 @@ async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
 }
 
 /// On PostgreSQL, concurrent changes share one statement and one commit
-/// (`models::task_writes::Updates`); two changes of one task go in successive statements.
+/// (`models::tasks::postgres::writes::Updates`); two changes of one task go in successive statements.
 /// In one batch: two unconditional changes of a task (both apply), two changes of another
 /// task at the same `If-Match` version (exactly one applies, the other is a 412), a change
 /// of someone else's task (404) and an unrelated one.
@@ -949,7 +949,7 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
 }
 
 /// On PostgreSQL, concurrent default listings share one statement
-/// (`models::task_list::FirstPages`). One batch here mixes owners, limits and offsets,
+/// (`models::tasks::list::FirstPages`). One batch here mixes owners, limits and offsets,
 /// including a page past the last one: each gets exactly its own page and total.
 #[tokio::test]
 async fn batched_listings_give_each_request_its_own_page_and_total() {
@@ -1030,7 +1030,7 @@ async fn batched_listings_give_each_request_its_own_page_and_total() {
 /// own statement now answers the count for such a listing too, alone or in a batch.
 #[tokio::test]
 async fn a_listing_past_its_last_page_gets_its_total_from_the_same_statement() {
-    use taskapi::models::task_list::DefaultPage;
+    use taskapi::models::tasks::list::DefaultPage;
 
     let app = spawn_app(Backend::Postgres).await;
     let (token, owner, _) = app.new_user("pager").await;

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use migration::fold_for_search;
 use uuid::Uuid;
 
+use super::postgres::writes;
 use crate::entities::task::{self, Priority, Status};
 use crate::error::{AppError, Result};
-use crate::models::task_writes;
 use crate::requests::{CreateTaskRequest, PatchTaskRequest};
 use crate::validate::{self, Errors};
 
@@ -82,8 +82,8 @@ impl TryFrom<PatchTaskRequest> for TaskChanges {
 impl TaskChanges {
     /// The change as stores write it: each text with its folded search copy, which must
     /// change with the text it mirrors.
-    pub fn into_update(self) -> task_writes::Update {
-        task_writes::Update {
+    pub fn into_update(self) -> writes::Update {
+        writes::Update {
             title: self.title.map(|title| {
                 let folded = fold_for_search(&title);
                 (title, folded)

@@ -2,8 +2,9 @@
 //! two implementations, PostgreSQL (`postgres`) and portable (`portable`, SQLite).
 
 mod domain;
+pub mod list;
 mod portable;
-mod postgres;
+pub mod postgres;
 mod store;
 
 pub use domain::{TaskChanges, TaskInput, new_task};
@@ -11,5 +12,4 @@ pub use portable::insert_with_event;
 pub use postgres::PostgresTasks;
 pub use store::{ChangeListener, TaskStore};
 
-// Listing's types, where callers of the store look for them.
-pub use crate::models::task_list::{Page, TaskFilter};
+pub use list::{Page, TaskFilter};

@@ -9,12 +9,12 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::list::cursor::Position;
+use super::list::{self, Page, TaskFilter};
+use super::postgres::writes::Update;
 use crate::entities::task;
 use crate::error::{Result, unauthorized_on_missing_owner};
 use crate::models::events;
-use crate::models::task_cursor::Position;
-use crate::models::task_list::{self, Page, TaskFilter};
-use crate::models::task_writes::Update;
 use crate::models::txn::begin_write;
 use crate::validate;
 
@@ -47,7 +47,7 @@ impl PortableTasks {
         filter: &TaskFilter,
         cursor: Option<&Position>,
     ) -> Result<Page> {
-        task_list::list_portable(&self.db, owner, filter, cursor).await
+        list::list_portable(&self.db, owner, filter, cursor).await
     }
 
     pub async fn create(&self, task: task::Model) -> Result<task::Model> {

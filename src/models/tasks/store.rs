@@ -18,8 +18,8 @@ use uuid::Uuid;
 use crate::entities::task;
 use crate::error::{AppError, Result};
 use crate::models::idempotency::{self, Claim, Once, StoredResponse};
-use crate::models::task_cursor::Position;
-use crate::models::task_list::{Page, TaskFilter};
+use crate::models::tasks::list::cursor::Position;
+use crate::models::tasks::list::{Page, TaskFilter};
 
 use super::domain::{TaskChanges, TaskInput, check_version, new_task};
 use super::portable::PortableTasks;

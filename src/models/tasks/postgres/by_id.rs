@@ -3,7 +3,7 @@
 //! statement cache) instead of building the query with sea-query on every request, and none
 //! of the large per-call futures of sea-orm's generic query path, which were copied
 //! several times per request (a third of the request's instructions under callgrind). The
-//! row is decoded by `task_rows::decode`, as the list's and the writes' are. This is the
+//! row is decoded by `rows::decode`, as the list's and the writes' are. This is the
 //! PostgreSQL store's; the portable store takes the query builder.
 //!
 //! Under load, [`Lookups`] answers concurrent lookups with one statement per batch
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::entities::task;
 use crate::error::{AppError, Result};
 use crate::models::batch::{Batcher, Job, shared_problem};
-use crate::models::task_rows::{decode, sqlx_err};
+use crate::models::tasks::postgres::rows::{decode, sqlx_err};
 
 /// Every column of `tasks`, in the entity's order (a test keeps them in step).
 const POSTGRES_SQL: &str = r#"SELECT "id", "user_id", "title", "description", "status", "priority", "due_date", "version", "created_at", "updated_at", "title_search", "description_search" FROM "tasks" WHERE "id" = $1 AND "user_id" = $2"#;
@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn the_statements_select_every_column_of_the_entity() {
         for (sql, table) in [(POSTGRES_SQL, None), (POSTGRES_BATCH_SQL, Some("tasks"))] {
-            let listed = crate::models::task_rows::quoted_columns(table);
+            let listed = crate::models::tasks::postgres::rows::quoted_columns(table);
             let select = sql
                 .strip_prefix("SELECT ")
                 .and_then(|rest| rest.split(" FROM ").next())

@@ -32,7 +32,7 @@ use crate::entities::task;
 use crate::error::unauthorized_on_missing_owner;
 use crate::models::batch::{Batcher, Job};
 use crate::models::events::advisory_key;
-use crate::models::task_rows::{decode, sqlx_err};
+use crate::models::tasks::postgres::rows::{decode, sqlx_err};
 
 type Pool = sqlx::PgPool;
 
@@ -440,7 +440,7 @@ mod tests {
     /// row would fail at run time.
     #[test]
     fn the_update_returns_every_column_of_the_entity() {
-        let listed = crate::models::task_rows::quoted_columns(None);
+        let listed = crate::models::tasks::postgres::rows::quoted_columns(None);
         let returned = UPDATE_SQL
             .rsplit_once("SELECT ")
             .and_then(|(_, last)| last.strip_suffix(r#" FROM "updated""#))

@@ -1,6 +1,6 @@
 //! The PostgreSQL task store: fixed statements through sqlx, each operation batched with
 //! concurrent ones under load (`models::batch`), each write one statement that also
-//! records its change-feed event (`models::task_writes`).
+//! records its change-feed event (`models::tasks::postgres::writes`).
 
 use std::sync::Arc;
 
@@ -9,11 +9,15 @@ use uuid::Uuid;
 
 use crate::entities::task;
 use crate::error::Result;
-use crate::models::task_by_id::{self, Lookups};
-use crate::models::task_cursor::Position;
-use crate::models::task_list::{self, FirstPages, Page, TaskFilter};
-use crate::models::task_writes::{self, Change, Creates, Update, Updates};
+pub mod by_id;
+pub mod rows;
+pub mod writes;
+
+use super::list::cursor::Position;
+use super::list::{self, FirstPages, Page, TaskFilter};
 use crate::validate;
+use by_id::Lookups;
+use writes::{Change, Creates, Update, Updates};
 
 use super::domain::{NOT_FOUND, explain_miss};
 
@@ -32,10 +36,10 @@ pub struct PostgresTasks {
 impl PostgresTasks {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
-            lookups: task_by_id::lookups(db.clone()),
-            creates: task_writes::creates(db.clone()),
-            updates: task_writes::updates(db.clone()),
-            pages: task_list::first_pages(db.clone()),
+            lookups: by_id::lookups(db.clone()),
+            creates: writes::creates(db.clone()),
+            updates: writes::updates(db.clone()),
+            pages: list::first_pages(db.clone()),
             db,
         }
     }
@@ -54,7 +58,7 @@ impl PostgresTasks {
         filter: &TaskFilter,
         cursor: Option<&Position>,
     ) -> Result<Page> {
-        task_list::list_postgres(&self.db, &self.pages, owner, filter, cursor).await
+        list::list_postgres(&self.db, &self.pages, owner, filter, cursor).await
     }
 
     pub async fn create(&self, task: task::Model) -> Result<task::Model> {
@@ -83,7 +87,7 @@ impl PostgresTasks {
     pub async fn delete(&self, owner: Uuid, id: Uuid, expected_version: Option<i32>) -> Result<()> {
         let pool = self.db.get_postgres_connection_pool();
         let now = validate::now();
-        if task_writes::delete(pool, owner, id, expected_version, now).await? {
+        if writes::delete(pool, owner, id, expected_version, now).await? {
             return Ok(());
         }
         Err(explain_miss(self.get(owner, id).await))

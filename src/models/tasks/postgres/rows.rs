@@ -1,8 +1,8 @@
-//! `tasks` rows read through sqlx directly on PostgreSQL (`task_by_id`, `task_list`,
-//! `task_writes`): one decoder by column position, one error mapping, one column count.
+//! `tasks` rows read through sqlx directly on PostgreSQL (`by_id`, `writes`, and
+//! `tasks::list`): one decoder by column position, one error mapping, one column count.
 //! Every such statement selects the entity's columns in declaration order first (each
 //! module's tests hold its SQL to that); listings select NULL in place of the two search
-//! copies (`task_list::listed`), which decode as `None`.
+//! copies (`tasks::list::listed`), which decode as `None`.
 
 use sea_orm::sqlx::postgres::PgRow;
 use sea_orm::sqlx::{self, Row};

@@ -1,8 +1,13 @@
-//! Listing an owner's tasks: filters, sorts, offset and keyset pages.
+//! Listing an owner's tasks: filters, sorts, offset and keyset pages, for both stores.
+
+pub mod cursor;
+mod filter;
+mod postgres;
+
+pub use filter::TaskFilter;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use migration::fold_for_search;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
 use sea_orm::{
@@ -12,81 +17,13 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entities::task::{self, Priority, Status};
-use crate::error::{AppError, Result};
+use crate::entities::task;
+use crate::error::Result;
 use crate::models::batch::Batcher;
-use crate::models::task_cursor::{Binding, CURSOR_MAX, Position, SortKey};
-use crate::requests::{ListTasksQuery, TaskSort};
-use crate::validate::{self, Errors};
+use crate::requests::TaskSort;
 
-/// Validated listing parameters.
-#[derive(Debug, Clone)]
-pub struct TaskFilter {
-    pub limit: u64,
-    pub offset: u64,
-    pub status: Option<Status>,
-    pub priority: Option<Priority>,
-    pub due_before: Option<DateTime<Utc>>,
-    pub due_after: Option<DateTime<Utc>>,
-    pub search: Option<String>,
-    pub sort: TaskSort,
-    /// A keyset cursor from an earlier page (still to be verified: see [`Self::binding`]).
-    pub cursor: Option<String>,
-}
-
-impl TaskFilter {
-    /// What a cursor for this listing is bound to: the owner, the sort and every filter,
-    /// in a canonical text (the limit may change from page to page).
-    pub fn binding(&self, owner: Uuid) -> Binding {
-        let instant = |at: &Option<DateTime<Utc>>| at.map(|at| at.timestamp_micros());
-        Binding {
-            owner,
-            sort: self.sort,
-            filters: format!(
-                "status={:?};priority={:?};due_before={:?};due_after={:?};q={:?}",
-                self.status,
-                self.priority,
-                instant(&self.due_before),
-                instant(&self.due_after),
-                self.search,
-            ),
-        }
-    }
-}
-
-impl TryFrom<ListTasksQuery> for TaskFilter {
-    type Error = AppError;
-
-    fn try_from(query: ListTasksQuery) -> Result<Self> {
-        let mut errors = Errors::default();
-        let (limit, offset) = validate::page(&mut errors, query.limit, query.offset);
-        let search = validate::search(&mut errors, query.q);
-        if query.cursor.is_some() && query.offset.is_some() {
-            errors.add(
-                "cursor",
-                "cannot be combined with offset: a cursor already says where the page starts",
-            );
-        }
-        if query
-            .cursor
-            .as_ref()
-            .is_some_and(|cursor| cursor.len() > CURSOR_MAX)
-        {
-            errors.add("cursor", format!("must be at most {CURSOR_MAX} characters"));
-        }
-        errors.finish(TaskFilter {
-            limit,
-            offset,
-            status: query.status,
-            priority: query.priority,
-            due_before: query.due_before.map(Into::into),
-            due_after: query.due_after.map(Into::into),
-            search,
-            sort: query.sort.unwrap_or_default(),
-            cursor: query.cursor,
-        })
-    }
-}
+use cursor::{Position, SortKey};
+use filter::is_default_listing;
 
 fn filtered(owner: Uuid, filter: &TaskFilter) -> Select<task::Entity> {
     let mut query = task::Entity::find().filter(task::Column::UserId.eq(owner));
@@ -192,7 +129,7 @@ fn listed(query: Select<task::Entity>) -> Select<task::Entity> {
 }
 
 /// The columns a listing leaves out; the entity's last two, so the selected columns keep
-/// their positions (what `task_rows::decode` reads).
+/// their positions (what `rows::decode` reads).
 const SEARCH_COPIES: [task::Column; 2] =
     [task::Column::TitleSearch, task::Column::DescriptionSearch];
 
@@ -291,17 +228,6 @@ fn capped_count(owner: Uuid, filter: &TaskFilter) -> sea_orm::sea_query::SelectS
         )
         .from_subquery(matches, sea_orm::sea_query::Alias::new("capped"))
         .to_owned()
-}
-
-/// The most frequent listing: every task, newest first, by offset (any limit and offset).
-fn is_default_listing(filter: &TaskFilter) -> bool {
-    filter.status.is_none()
-        && filter.priority.is_none()
-        && filter.due_before.is_none()
-        && filter.due_after.is_none()
-        && filter.search.is_none()
-        && filter.cursor.is_none()
-        && matches!(filter.sort, TaskSort::CreatedAtDesc)
 }
 
 /// A page of the owner's tasks on PostgreSQL: after `cursor` when given (keyset), else at
@@ -417,175 +343,14 @@ async fn fetch_generic(
     Ok((rows.into_iter().map(|row| row.task).collect(), total))
 }
 
-/// The page query on PostgreSQL, sent through sqlx directly (as `models::task_by_id`
-/// does): sea-query still writes the SQL for the filter shape, but the statement skips
-/// sea-orm's large generic futures and its decoding by column name (a map lookup and a
-/// type check per column per row, 15% of a list request under callgrind). Columns are
-/// read by position: `Entity::find()` selects the entity's columns in declaration order
-/// and the count comes last (a test keeps the two in step).
-mod postgres {
-    use sea_orm::sea_query::{Value, Values};
-    use sea_orm::sqlx::postgres::PgArguments;
-    use sea_orm::sqlx::{self, Arguments, AssertSqlSafe, PgPool, Row, SqlSafeStr};
-    use sea_orm::{DbErr, Statement};
-    use uuid::Uuid;
-
-    use crate::entities::task;
-    use crate::error::AppError;
-    use crate::models::batch::{Job, shared_problem};
-    use crate::models::task_rows::{COLUMNS, decode, sqlx_err};
-
-    /// Default listings (of one or more owners) in one statement: each listing's count and
-    /// page through LATERAL joins, its rows tagged with its place in the batch (`ord`, after
-    /// the entity's columns and before the count). The page is a LEFT JOIN: a listing past
-    /// its last page still gets one row, with NULL task columns, that carries its count, so
-    /// `total` always comes from the same snapshot as the items (a count read afterwards
-    /// could include a task created in between: seen by the outside attack on #14). There is
-    /// no outer ORDER BY: rows are put back in their listing by `ord` and each page is
-    /// sorted here ([`newest_first`]), which spares PostgreSQL a sort of every row of the
-    /// batch (14% of its time per page with `pgbench`, deploy/bench/RESULTS.md).
-    pub(super) const DEFAULT_PAGES_SQL: &str = r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM unnest($1::uuid[], $2::int8[], $3::int8[]) WITH ORDINALITY AS "wanted" ("owner", "probe", "skip", "ord") CROSS JOIN LATERAL (SELECT COUNT(*) AS "total_matching" FROM (SELECT 1 FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" LIMIT $4) AS "capped") AS "counted" LEFT JOIN LATERAL (SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", NULL AS "title_search", NULL AS "description_search" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC LIMIT "wanted"."probe" OFFSET "wanted"."skip") AS "page" ON true"#;
-
-    /// One default listing: `probe` rows (the limit and one) after `offset`.
-    #[derive(Debug, Clone, Copy)]
-    pub struct DefaultPage {
-        pub owner: Uuid,
-        pub probe: u64,
-        pub offset: u64,
-    }
-
-    /// A page's rows and the count of the owner's tasks.
-    pub type Counted = (Vec<task::Model>, Option<i64>);
-
-    pub struct PageJob {
-        pub(super) db: sea_orm::DatabaseConnection,
-    }
-
-    impl Job for PageJob {
-        type Input = DefaultPage;
-        type Output = Counted;
-
-        async fn run(&self, batch: Vec<DefaultPage>) -> Vec<crate::error::Result<Counted>> {
-            // A lone listing takes the same statement: it is what answers past the last
-            // page with a count.
-            let pool = self.db.get_postgres_connection_pool();
-            match fetch_defaults(pool, &batch).await {
-                Ok(pages) => pages.into_iter().map(Ok).collect(),
-                Err(err) => {
-                    // Converted (and logged) once; every caller gets the same problem.
-                    let err = AppError::from(err);
-                    batch.iter().map(|_| Err(shared_problem(&err))).collect()
-                }
-            }
-        }
-    }
-
-    async fn fetch_defaults(pool: &PgPool, batch: &[DefaultPage]) -> Result<Vec<Counted>, DbErr> {
-        let number =
-            |value: u64| i64::try_from(value).map_err(|err| DbErr::Custom(err.to_string()));
-        let owners: Vec<Uuid> = batch.iter().map(|page| page.owner).collect();
-        let probes = batch
-            .iter()
-            .map(|page| number(page.probe))
-            .collect::<Result<Vec<_>, _>>()?;
-        let offsets = batch
-            .iter()
-            .map(|page| number(page.offset))
-            .collect::<Result<Vec<_>, _>>()?;
-        let rows = sqlx::query(DEFAULT_PAGES_SQL)
-            .bind(owners)
-            .bind(probes)
-            .bind(offsets)
-            .bind(number(super::TOTAL_CAP + 1)?)
-            .fetch_all(pool)
-            .await
-            .map_err(sqlx_err)?;
-        let mut pages: Vec<Counted> = batch.iter().map(|_| (Vec::new(), None)).collect();
-        for row in &rows {
-            // 1-based, from WITH ORDINALITY.
-            let ord: i64 = row.try_get_unchecked(COLUMNS).map_err(sqlx_err)?;
-            let page = usize::try_from(ord - 1)
-                .ok()
-                .and_then(|index| pages.get_mut(index))
-                .ok_or_else(|| DbErr::Custom(format!("listing {ord} is not in the batch")))?;
-            page.1 = Some(row.try_get_unchecked(COLUMNS + 1).map_err(sqlx_err)?);
-            // NULL task columns: the listing is past its last page.
-            let id: Option<Uuid> = row.try_get_unchecked(0).map_err(sqlx_err)?;
-            if id.is_some() {
-                page.0.push(decode(row)?);
-            }
-        }
-        for (items, _) in &mut pages {
-            newest_first(items);
-        }
-        Ok(pages)
-    }
-
-    /// The default order (`created_at` then `id`, both descending), as the page's subquery
-    /// reads it; PostgreSQL compares both the way Rust does (instants, then the uuids' bytes).
-    /// The rows nearly always arrive in this order already, which a stable sort checks in
-    /// one pass.
-    pub(super) fn newest_first(items: &mut [task::Model]) {
-        items.sort_by_key(|task| std::cmp::Reverse((task.created_at, task.id)));
-    }
-
-    pub(super) async fn fetch(
-        pool: &PgPool,
-        statement: Statement,
-        counted: bool,
-    ) -> Result<(Vec<task::Model>, Option<i64>), DbErr> {
-        let arguments = arguments(statement.values)?;
-        run(pool, AssertSqlSafe(statement.sql), arguments, counted).await
-    }
-
-    async fn run(
-        pool: &PgPool,
-        sql: impl SqlSafeStr,
-        arguments: PgArguments,
-        counted: bool,
-    ) -> Result<(Vec<task::Model>, Option<i64>), DbErr> {
-        let rows = sqlx::query_with(sql, arguments)
-            .fetch_all(pool)
-            .await
-            .map_err(sqlx_err)?;
-        let total = match rows.first() {
-            Some(row) if counted => {
-                Some(row.try_get_unchecked::<i64, _>(COLUMNS).map_err(sqlx_err)?)
-            }
-            _ => None,
-        };
-        let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((items, total))
-    }
-
-    /// The statement's values as sqlx arguments: only the kinds a listing binds (ids,
-    /// text, priorities, instants and the limit and offset); anything else is a bug here,
-    /// reported as an error rather than sent wrongly.
-    pub(super) fn arguments(values: Option<Values>) -> Result<PgArguments, DbErr> {
-        let mut arguments = PgArguments::default();
-        for value in values.map(|values| values.0).unwrap_or_default() {
-            let added = match value {
-                Value::Uuid(id) => arguments.add(id),
-                Value::String(text) => arguments.add(text),
-                Value::SmallInt(level) => arguments.add(level),
-                Value::ChronoDateTimeUtc(at) => arguments.add(at),
-                Value::BigUnsigned(count) => arguments.add(
-                    count
-                        .map(i64::try_from)
-                        .transpose()
-                        .map_err(|err| DbErr::Custom(err.to_string()))?,
-                ),
-                other => return Err(DbErr::Custom(format!("unexpected list value {other:?}"))),
-            };
-            added.map_err(|err| DbErr::Custom(err.to_string()))?;
-        }
-        Ok(arguments)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use chrono::DateTime;
+
     use super::*;
+    use crate::entities::task::{Priority, Status};
+    use crate::error::AppError;
+    use crate::requests::ListTasksQuery;
 
     #[test]
     fn like_wildcards_are_escaped() {
@@ -606,7 +371,7 @@ mod tests {
     }
 
     /// Every listing shape's statement on PostgreSQL: its values bind, and it selects the
-    /// entity's columns in declaration order (what `task_rows::decode` reads by position),
+    /// entity's columns in declaration order (what `rows::decode` reads by position),
     /// NULL for the search copies, then the count.
     #[test]
     fn postgres_statements_bind_and_select_the_entity_columns_in_order() {
@@ -624,7 +389,7 @@ mod tests {
             cursor: None,
         };
         let columns = listed_columns();
-        assert_eq!(columns.len(), crate::models::task_rows::COLUMNS);
+        assert_eq!(columns.len(), crate::models::tasks::postgres::rows::COLUMNS);
         let keys = [
             SortKey::Instant(at),
             SortKey::MaybeInstant(Some(at)),
@@ -668,7 +433,7 @@ mod tests {
     }
 
     /// The batched default listing selects, in its page, the entity's columns in order
-    /// (what `task_rows::decode` reads) with NULL for the search copies, then the batch
+    /// (what `rows::decode` reads) with NULL for the search copies, then the batch
     /// place and the count.
     #[test]
     fn the_batched_default_pages_select_the_entity_columns_in_order() {
@@ -711,7 +476,7 @@ mod tests {
 
     /// The entity's columns as a listing selects them: NULL in place of the search copies.
     fn listed_columns() -> Vec<String> {
-        let mut columns = crate::models::task_rows::quoted_columns(Some("tasks"));
+        let mut columns = crate::models::tasks::postgres::rows::quoted_columns(Some("tasks"));
         for (column, copy) in columns.iter_mut().rev().zip(SEARCH_COPIES.iter().rev()) {
             *column = format!("NULL AS \"{}\"", copy.as_str());
         }

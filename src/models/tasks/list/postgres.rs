@@ -1,0 +1,161 @@
+//! The page query on PostgreSQL, sent through sqlx directly (as `models::tasks::postgres::by_id`
+//! does): sea-query still writes the SQL for the filter shape, but the statement skips
+//! sea-orm's large generic futures and its decoding by column name (a map lookup and a
+//! type check per column per row, 15% of a list request under callgrind). Columns are
+//! read by position: `Entity::find()` selects the entity's columns in declaration order
+//! and the count comes last (a test keeps the two in step).
+
+use sea_orm::sea_query::{Value, Values};
+use sea_orm::sqlx::postgres::PgArguments;
+use sea_orm::sqlx::{self, Arguments, AssertSqlSafe, PgPool, Row, SqlSafeStr};
+use sea_orm::{DbErr, Statement};
+use uuid::Uuid;
+
+use crate::entities::task;
+use crate::error::AppError;
+use crate::models::batch::{Job, shared_problem};
+use crate::models::tasks::postgres::rows::{COLUMNS, decode, sqlx_err};
+
+/// Default listings (of one or more owners) in one statement: each listing's count and
+/// page through LATERAL joins, its rows tagged with its place in the batch (`ord`, after
+/// the entity's columns and before the count). The page is a LEFT JOIN: a listing past
+/// its last page still gets one row, with NULL task columns, that carries its count, so
+/// `total` always comes from the same snapshot as the items (a count read afterwards
+/// could include a task created in between: seen by the outside attack on #14). There is
+/// no outer ORDER BY: rows are put back in their listing by `ord` and each page is
+/// sorted here ([`newest_first`]), which spares PostgreSQL a sort of every row of the
+/// batch (14% of its time per page with `pgbench`, deploy/bench/RESULTS.md).
+pub(super) const DEFAULT_PAGES_SQL: &str = r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM unnest($1::uuid[], $2::int8[], $3::int8[]) WITH ORDINALITY AS "wanted" ("owner", "probe", "skip", "ord") CROSS JOIN LATERAL (SELECT COUNT(*) AS "total_matching" FROM (SELECT 1 FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" LIMIT $4) AS "capped") AS "counted" LEFT JOIN LATERAL (SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", NULL AS "title_search", NULL AS "description_search" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC LIMIT "wanted"."probe" OFFSET "wanted"."skip") AS "page" ON true"#;
+
+/// One default listing: `probe` rows (the limit and one) after `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct DefaultPage {
+    pub owner: Uuid,
+    pub probe: u64,
+    pub offset: u64,
+}
+
+/// A page's rows and the count of the owner's tasks.
+pub type Counted = (Vec<task::Model>, Option<i64>);
+
+pub struct PageJob {
+    pub(super) db: sea_orm::DatabaseConnection,
+}
+
+impl Job for PageJob {
+    type Input = DefaultPage;
+    type Output = Counted;
+
+    async fn run(&self, batch: Vec<DefaultPage>) -> Vec<crate::error::Result<Counted>> {
+        // A lone listing takes the same statement: it is what answers past the last
+        // page with a count.
+        let pool = self.db.get_postgres_connection_pool();
+        match fetch_defaults(pool, &batch).await {
+            Ok(pages) => pages.into_iter().map(Ok).collect(),
+            Err(err) => {
+                // Converted (and logged) once; every caller gets the same problem.
+                let err = AppError::from(err);
+                batch.iter().map(|_| Err(shared_problem(&err))).collect()
+            }
+        }
+    }
+}
+
+async fn fetch_defaults(pool: &PgPool, batch: &[DefaultPage]) -> Result<Vec<Counted>, DbErr> {
+    let number = |value: u64| i64::try_from(value).map_err(|err| DbErr::Custom(err.to_string()));
+    let owners: Vec<Uuid> = batch.iter().map(|page| page.owner).collect();
+    let probes = batch
+        .iter()
+        .map(|page| number(page.probe))
+        .collect::<Result<Vec<_>, _>>()?;
+    let offsets = batch
+        .iter()
+        .map(|page| number(page.offset))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows = sqlx::query(DEFAULT_PAGES_SQL)
+        .bind(owners)
+        .bind(probes)
+        .bind(offsets)
+        .bind(number(super::TOTAL_CAP + 1)?)
+        .fetch_all(pool)
+        .await
+        .map_err(sqlx_err)?;
+    let mut pages: Vec<Counted> = batch.iter().map(|_| (Vec::new(), None)).collect();
+    for row in &rows {
+        // 1-based, from WITH ORDINALITY.
+        let ord: i64 = row.try_get_unchecked(COLUMNS).map_err(sqlx_err)?;
+        let page = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|index| pages.get_mut(index))
+            .ok_or_else(|| DbErr::Custom(format!("listing {ord} is not in the batch")))?;
+        page.1 = Some(row.try_get_unchecked(COLUMNS + 1).map_err(sqlx_err)?);
+        // NULL task columns: the listing is past its last page.
+        let id: Option<Uuid> = row.try_get_unchecked(0).map_err(sqlx_err)?;
+        if id.is_some() {
+            page.0.push(decode(row)?);
+        }
+    }
+    for (items, _) in &mut pages {
+        newest_first(items);
+    }
+    Ok(pages)
+}
+
+/// The default order (`created_at` then `id`, both descending), as the page's subquery
+/// reads it; PostgreSQL compares both the way Rust does (instants, then the uuids' bytes).
+/// The rows nearly always arrive in this order already, which a stable sort checks in
+/// one pass.
+pub(super) fn newest_first(items: &mut [task::Model]) {
+    items.sort_by_key(|task| std::cmp::Reverse((task.created_at, task.id)));
+}
+
+pub(super) async fn fetch(
+    pool: &PgPool,
+    statement: Statement,
+    counted: bool,
+) -> Result<(Vec<task::Model>, Option<i64>), DbErr> {
+    let arguments = arguments(statement.values)?;
+    run(pool, AssertSqlSafe(statement.sql), arguments, counted).await
+}
+
+async fn run(
+    pool: &PgPool,
+    sql: impl SqlSafeStr,
+    arguments: PgArguments,
+    counted: bool,
+) -> Result<(Vec<task::Model>, Option<i64>), DbErr> {
+    let rows = sqlx::query_with(sql, arguments)
+        .fetch_all(pool)
+        .await
+        .map_err(sqlx_err)?;
+    let total = match rows.first() {
+        Some(row) if counted => Some(row.try_get_unchecked::<i64, _>(COLUMNS).map_err(sqlx_err)?),
+        _ => None,
+    };
+    let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
+    Ok((items, total))
+}
+
+/// The statement's values as sqlx arguments: only the kinds a listing binds (ids,
+/// text, priorities, instants and the limit and offset); anything else is a bug here,
+/// reported as an error rather than sent wrongly.
+pub(super) fn arguments(values: Option<Values>) -> Result<PgArguments, DbErr> {
+    let mut arguments = PgArguments::default();
+    for value in values.map(|values| values.0).unwrap_or_default() {
+        let added = match value {
+            Value::Uuid(id) => arguments.add(id),
+            Value::String(text) => arguments.add(text),
+            Value::SmallInt(level) => arguments.add(level),
+            Value::ChronoDateTimeUtc(at) => arguments.add(at),
+            Value::BigUnsigned(count) => arguments.add(
+                count
+                    .map(i64::try_from)
+                    .transpose()
+                    .map_err(|err| DbErr::Custom(err.to_string()))?,
+            ),
+            other => return Err(DbErr::Custom(format!("unexpected list value {other:?}"))),
+        };
+        added.map_err(|err| DbErr::Custom(err.to_string()))?;
+    }
+    Ok(arguments)
+}
