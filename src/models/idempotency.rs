@@ -122,41 +122,12 @@ pub struct Fingerprint(String);
 pub fn fingerprint(key: &[u8], scope: Scope, body: &[u8]) -> Result<Fingerprint> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|err| AppError::BadRequest(format!("The body is not valid JSON: {err}")))?;
-    let mut canonical = String::with_capacity(body.len());
-    write_canonical(&value, &mut canonical);
+    // serde_json's map is ordered by key (its `preserve_order` feature is off; a test pins
+    // it) and writes no whitespace: its compact output is the canonical form.
+    let canonical = value.to_string();
     let scope = scope.column_value();
     let tag = hmac_sha256(key, &[scope.as_bytes(), b"\0", canonical.as_bytes()]);
     Ok(Fingerprint(hex::encode(tag)))
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (name, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(name.clone()).to_string());
-                out.push(':');
-                write_canonical(item, out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
 }
 
 /// A response as sent, stored for replay: nothing in it the client did not already get.
@@ -447,6 +418,12 @@ mod tests {
             fingerprint(b"j", scope, br#"{"title":"x","priority":"high"}"#).expect("json");
         assert_eq!(a, b);
         assert_ne!(a, other_body);
+        // The canonical form is serde_json's compact output with keys sorted at every
+        // level: a dependency turning on serde_json's `preserve_order` would change every
+        // fingerprint (stored keys would stop matching their retries), and fail here.
+        let nested: Value =
+            serde_json::from_str(r#"{"b":1, "a":{"d":[2,1], "c":"\u00e9\n"}}"#).expect("json");
+        assert_eq!(nested.to_string(), r#"{"a":{"c":"é\n","d":[2,1]},"b":1}"#);
         assert_ne!(a, other_scope);
         assert_ne!(a, other_key);
     }

@@ -2,7 +2,7 @@
 //! byte-identical to a missing one; `ETag`/`If-Match`/`If-None-Match` carry the version.
 
 use salvo::http::StatusCode;
-use salvo::http::header::{IF_MATCH, IF_NONE_MATCH};
+use salvo::http::headers::{self, ETag, HeaderMapExt, IfMatch, IfNoneMatch};
 use salvo::prelude::*;
 
 use crate::auth::CurrentUser;
@@ -18,113 +18,69 @@ use crate::routes::responses::{NoContent, Rendered200, TaskCreated, TaskReply, e
 use crate::state::AppState;
 use crate::views::{TaskPage, TaskView};
 
-/// An `If-Match` / `If-None-Match` field value (RFC 9110 §8.8.3, §13.1): `*` or a list
-/// of entity tags, each strong (`"3"`) or weak (`W/"3"`).
-#[derive(Debug, PartialEq, Eq)]
-enum TagList {
-    Any,
-    Tags(Vec<(bool, String)>),
+/// A precondition field as the request sent it.
+enum Sent<H> {
+    Absent,
+    /// Present but not a valid list of entity tags (or `*`): it names no tag, so it can
+    /// never satisfy `If-Match` and never makes `If-None-Match` fail.
+    Malformed,
+    Given(H),
 }
 
-impl TagList {
-    /// All field lines of `name` combined. A malformed value names no tag (so it can never
-    /// satisfy `If-Match`, and never makes `If-None-Match` fail); an absent field is `None`.
-    fn from_request(req: &Request, name: salvo::http::HeaderName) -> Option<Self> {
-        let mut values = req.headers().get_all(name).iter().peekable();
-        values.peek()?;
-        let mut tags = Vec::new();
-        for value in values {
-            let Some(raw) = value.to_str().ok() else {
-                return Some(TagList::Tags(Vec::new()));
-            };
-            if raw.trim() == "*" {
-                return Some(TagList::Any);
-            }
-            match parse_tags(raw) {
-                Some(mut parsed) => tags.append(&mut parsed),
-                None => return Some(TagList::Tags(Vec::new())),
-            }
-        }
-        Some(TagList::Tags(tags))
-    }
-
-    /// Strong comparison (If-Match): a weak tag never matches.
-    fn matches_strongly(&self, version: i32) -> bool {
-        let current = version.to_string();
-        match self {
-            TagList::Any => true,
-            TagList::Tags(tags) => tags.iter().any(|(weak, tag)| !weak && *tag == current),
-        }
-    }
-
-    /// Weak comparison (If-None-Match): `W/"3"` and `"3"` both name version 3.
-    fn matches_weakly(&self, version: i32) -> bool {
-        let current = version.to_string();
-        match self {
-            TagList::Any => true,
-            TagList::Tags(tags) => tags.iter().any(|(_, tag)| *tag == current),
+impl<H: headers::Header> Sent<H> {
+    /// All field lines of `H` combined (RFC 9110 §5.3), parsed by the `headers` crate.
+    fn from_request(req: &Request) -> Self {
+        match req.headers().typed_try_get::<H>() {
+            Ok(None) => Sent::Absent,
+            Ok(Some(header)) => Sent::Given(header),
+            Err(_) => Sent::Malformed,
         }
     }
 }
 
-/// `1#entity-tag`: `[W/]"opaque"` items separated by commas and optional whitespace. The
-/// opaque part may itself contain commas, so the list is scanned, not split.
-fn parse_tags(raw: &str) -> Option<Vec<(bool, String)>> {
-    let mut tags = Vec::new();
-    let mut rest = raw.trim_start_matches([' ', '\t', ',']);
-    while !rest.is_empty() {
-        let (weak, quoted) = match rest.strip_prefix("W/") {
-            Some(after) => (true, after),
-            None => (false, rest),
-        };
-        let body = quoted.strip_prefix('"')?;
-        let end = body.find('"')?;
-        let opaque = &body[..end];
-        if !opaque
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
-        {
-            return None;
-        }
-        tags.push((weak, opaque.to_string()));
-        rest = body[end + 1..].trim_start_matches([' ', '\t']);
-        match rest.strip_prefix(',') {
-            Some(after) => rest = after.trim_start_matches([' ', '\t', ',']),
-            None if rest.is_empty() => {}
-            None => return None,
-        }
-    }
-    Some(tags)
+/// The strong entity tag of a version: `"3"`.
+fn version_tag(version: i32) -> Option<ETag> {
+    format!("\"{version}\"").parse().ok()
 }
 
 /// The preconditions of a write (PUT, PATCH, DELETE), RFC 9110 §13.2.2: `If-Match` passes
 /// only if it names the current version with a strong tag (or is `*`); then
 /// `If-None-Match` fails if it names the current version (weakly) or is `*`.
 struct WriteConditions {
-    if_match: Option<TagList>,
-    if_none_match: Option<TagList>,
+    if_match: Sent<IfMatch>,
+    if_none_match: Sent<IfNoneMatch>,
 }
 
 impl WriteConditions {
     fn from_request(req: &Request) -> Self {
         Self {
-            if_match: TagList::from_request(req, IF_MATCH),
-            if_none_match: TagList::from_request(req, IF_NONE_MATCH),
+            if_match: Sent::from_request(req),
+            if_none_match: Sent::from_request(req),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.if_match.is_none() && self.if_none_match.is_none()
+        matches!(
+            (&self.if_match, &self.if_none_match),
+            (Sent::Absent, Sent::Absent)
+        )
     }
 
     fn allow(&self, version: i32) -> bool {
-        self.if_match
-            .as_ref()
-            .is_none_or(|tags| tags.matches_strongly(version))
-            && !self
-                .if_none_match
-                .as_ref()
-                .is_some_and(|tags| tags.matches_weakly(version))
+        let Some(tag) = version_tag(version) else {
+            return false;
+        };
+        // `precondition_passes` compares strongly for If-Match, weakly for If-None-Match.
+        let matched = match &self.if_match {
+            Sent::Absent => true,
+            Sent::Malformed => false,
+            Sent::Given(if_match) => if_match.precondition_passes(&tag),
+        };
+        let not_excluded = match &self.if_none_match {
+            Sent::Absent | Sent::Malformed => true,
+            Sent::Given(if_none_match) => if_none_match.precondition_passes(&tag),
+        };
+        matched && not_excluded
     }
 }
 
@@ -151,7 +107,10 @@ async fn expected_version(
 
 /// Whether `If-None-Match` already names this version (or is `*`): a GET answers 304.
 fn not_modified(req: &Request, version: i32) -> bool {
-    TagList::from_request(req, IF_NONE_MATCH).is_some_and(|tags| tags.matches_weakly(version))
+    match (Sent::<IfNoneMatch>::from_request(req), version_tag(version)) {
+        (Sent::Given(if_none_match), Some(tag)) => !if_none_match.precondition_passes(&tag),
+        _ => false,
+    }
 }
 
 /// Create a task owned by the caller. With `Idempotency-Key`, a retry with the same key
@@ -304,34 +263,4 @@ pub async fn delete(
     metrics::counter!(TASKS_DELETED).increment(1);
     tracing::info!(event = "task_delete", user_id = %caller.id, task_id = %id.0, "task deleted");
     Ok(NoContent)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{TagList, parse_tags};
-
-    #[test]
-    fn entity_tag_lists_parse_per_rfc_9110() {
-        assert_eq!(
-            parse_tags(r#""1", W/"2" ,"a,b""#),
-            Some(vec![
-                (false, "1".into()),
-                (true, "2".into()),
-                (false, "a,b".into())
-            ])
-        );
-        assert_eq!(parse_tags("7"), None);
-        assert_eq!(parse_tags(r#""1" "2""#), None);
-        assert_eq!(parse_tags(r#""1"#), None);
-    }
-
-    #[test]
-    fn if_match_is_strong_and_if_none_match_is_weak() {
-        let list = TagList::Tags(parse_tags(r#""1", W/"2""#).expect("tags"));
-        assert!(list.matches_strongly(1));
-        assert!(!list.matches_strongly(2));
-        assert!(list.matches_weakly(2));
-        assert!(!list.matches_weakly(3));
-        assert!(TagList::Any.matches_strongly(9));
-    }
 }
