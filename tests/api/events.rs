@@ -801,6 +801,63 @@ async fn open_streams_are_capped_per_replica(backend: Backend) {
     let _third = Stream::open(&app, &alice, None).await;
 }
 
+both_backends!(streams_of_clients_that_hung_up_do_not_hold_their_places);
+/// Checked after the outside attack on #22 reported that a client whose streams were
+/// reset was refused (429, or 503 at the replica cap) for up to a heartbeat: a stream
+/// notices at once that its client reset (RST) or closed (FIN) the connection, even while
+/// idle, and its place is free for the client's reconnect. (The report came from its own
+/// harness: a Python socket closed while another thread blocked in `recv()` sends nothing
+/// until that `recv()` returns, at the server's next write.)
+async fn streams_of_clients_that_hung_up_do_not_hold_their_places(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(backend, |s| {
+        s.events.max_streams_per_user = 2;
+        s.events.max_streams_per_replica = 3;
+        s.events.heartbeat_secs = 60;
+    })
+    .await;
+    let (alice, alice_id, _) = app.new_user("alice").await;
+    let (bob, _, _) = app.new_user("bob").await;
+    let alice_id: Uuid = alice_id.parse().expect("uuid");
+    let host = app.address.trim_start_matches("http://").to_string();
+    let open_raw = |token: String| {
+        let host = host.clone();
+        async move {
+            let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
+            conn.write_all(
+                format!(
+                    "GET /api/v1/tasks/events HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .expect("request");
+            conn
+        }
+    };
+    // The user's cap: two streams, both reset by their client.
+    let mine = [open_raw(alice.clone()).await, open_raw(alice.clone()).await];
+    crate::helpers::eventually(WAIT, "both streams open", async || {
+        app.state.feed.open_streams(alice_id) == 2
+    })
+    .await;
+    for conn in mine {
+        conn.set_zero_linger().expect("linger");
+        drop(conn);
+    }
+    let _again = Stream::open(&app, &alice, None).await;
+
+    // The replica's cap: bob fills the rest, then his clients reset too.
+    let theirs = [open_raw(bob.clone()).await, open_raw(bob.clone()).await];
+    crate::helpers::eventually(WAIT, "the replica is full", async || {
+        app.state.feed.open_streams_total() == 3
+    })
+    .await;
+    // Closed politely this time (FIN).
+    drop(theirs);
+    let _bob_again = Stream::open(&app, &bob, None).await;
+}
+
 both_backends!(a_client_that_stops_reading_is_disconnected);
 /// Found by the outside attack: 60 clients that opened a stream and stopped reading held
 /// every batch in memory, and a stalled stream stayed open past its token's expiry. A

@@ -818,3 +818,69 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
 pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     metric_value(text, name, labels).unwrap_or(0.0)
 }
+
+/// Upper bound for anything the tests wait for; reaching it is a failure, not a timing.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+pub fn read_log_lines() -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(log_dir()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("app.log"))
+        .flat_map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|line| serde_json::from_str(&line).ok())
+        .collect()
+}
+
+/// Waits until the shared test log holds a `request completed` line for `request_id`.
+pub async fn completed_line(request_id: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(line) = read_log_lines().into_iter().find(|l| {
+            l["request_id"] == request_id
+                && l["msg"]
+                    .as_str()
+                    .is_some_and(|m| m.ends_with("request completed"))
+        }) {
+            return line;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log line for {request_id}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The service's binary as a child process, in `workdir`, with an empty environment.
+pub fn taskapi(workdir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_taskapi"));
+    command.env_clear().current_dir(workdir);
+    command
+}
+
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub fn scratch_dir(purpose: &str) -> TempDir {
+    let dir = std::env::temp_dir().join(format!(
+        "taskapi-{purpose}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    TempDir(dir)
+}
+
+/// A port that was free a moment ago (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

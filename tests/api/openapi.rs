@@ -3,9 +3,9 @@
 //! server runs on SQLite: these checks never need (or start) PostgreSQL.
 
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TempDir, spawn_app};
+use crate::helpers::{Backend, TempDir, TestApp, spawn_app};
 
 /// (method, path, protected, has body, statuses that must be documented)
 const ROUTES: &[(&str, &str, bool, bool, &[&str])] = &[
@@ -278,4 +278,183 @@ async fn openapi_subcommand_prints_the_same_paths() {
         printed, served.body,
         "the documents differ outside paths and components"
     );
+}
+
+// The document declares every header the server reads or sends.
+
+async fn spec(app: &TestApp) -> Value {
+    let reply = app.get("/apidocs/openapi.json", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.body
+}
+
+fn header_param<'a>(op: &'a Value, name: &str) -> Option<&'a Value> {
+    op["parameters"]
+        .as_array()?
+        .iter()
+        .find(|p| p["in"] == "header" && p["name"] == name)
+}
+
+fn declares(op: &Value, status: &str, header: &str) -> bool {
+    op["responses"][status]["headers"]
+        .as_object()
+        .is_some_and(|headers| headers.keys().any(|k| k.eq_ignore_ascii_case(header)))
+}
+
+#[tokio::test]
+async fn spec_declares_conditional_request_headers_and_task_response_headers() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let spec = spec(&app).await;
+    let item = &spec["paths"]["/api/v1/tasks/{id}"];
+    let get = &item["get"];
+    assert!(header_param(get, "If-None-Match").is_some(), "{get}");
+    for status in ["200", "304"] {
+        assert!(declares(get, status, "ETag"), "GET {status}");
+    }
+    for method in ["put", "patch", "delete"] {
+        let op = &item[method];
+        for name in ["If-Match", "If-None-Match"] {
+            let param = header_param(op, name).unwrap_or_else(|| panic!("{method} {name}"));
+            assert_ne!(param["required"], true, "{method} {name} is optional");
+        }
+        assert!(op["responses"]["412"].is_object(), "{method} 412");
+    }
+    for method in ["put", "patch"] {
+        assert!(declares(&item[method], "200", "ETag"), "{method} 200 ETag");
+    }
+    let create = &spec["paths"]["/api/v1/tasks"]["post"];
+    for header in ["Location", "ETag"] {
+        assert!(declares(create, "201", header), "POST 201 {header}");
+        assert_eq!(
+            create["responses"]["201"]["headers"][header]["required"],
+            true
+        );
+    }
+    assert!(declares(
+        &spec["paths"]["/api/v1/auth/register"]["post"],
+        "201",
+        "Location"
+    ));
+}
+
+#[tokio::test]
+async fn spec_declares_rate_limit_and_retry_after_headers() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let spec = spec(&app).await;
+    let paths = spec["paths"].as_object().expect("paths");
+    let mut rate_limited_ops = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            let Some(responses) = op["responses"].as_object() else {
+                continue;
+            };
+            let bearer = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            for status in responses.keys() {
+                let expect_limits = path.starts_with("/api/v1/") && !(bearer && status == "401");
+                for header in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+                    assert_eq!(
+                        declares(op, status, header),
+                        expect_limits,
+                        "{method} {path} {status} {header}"
+                    );
+                }
+                if status == "429" || status == "503" {
+                    assert!(
+                        declares(op, status, "Retry-After"),
+                        "{method} {path} {status} Retry-After"
+                    );
+                    assert_eq!(
+                        op["responses"][status]["headers"]["Retry-After"]["schema"]["type"],
+                        "integer"
+                    );
+                }
+            }
+            if path.starts_with("/api/v1/") {
+                assert!(responses.contains_key("429"), "{method} {path} 429");
+                rate_limited_ops += 1;
+            }
+        }
+    }
+    assert!(rate_limited_ops >= 17, "{rate_limited_ops}");
+    assert!(declares(
+        &spec["paths"]["/health/ready"]["get"],
+        "503",
+        "Retry-After"
+    ));
+}
+
+/// What the server really sends is declared: every ETag, Location, RateLimit-* and
+/// Retry-After header on a sample of real responses appears in the spec for that
+/// operation and status.
+#[tokio::test]
+async fn headers_sent_are_headers_declared() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let spec = spec(&app).await;
+    let (token, _, _) = app.new_user("declared").await;
+    let created = app
+        .post("/api/v1/tasks", Some(&token), json!({"title": "t"}))
+        .await;
+    let id = created.body["id"].as_str().expect("id").to_string();
+    let item = format!("/api/v1/tasks/{id}");
+    let mut checked = vec![("post", "/api/v1/tasks", created)];
+    let fetched = app.get(&item, Some(&token)).await;
+    let etag = fetched.header("etag").expect("etag").to_string();
+    checked.push(("get", "/api/v1/tasks/{id}", fetched));
+    let not_modified = TestApp::read(
+        app.client
+            .get(app.url(&item))
+            .bearer_auth(&token)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+    checked.push(("get", "/api/v1/tasks/{id}", not_modified));
+    let stale = TestApp::read(
+        app.client
+            .patch(app.url(&item))
+            .bearer_auth(&token)
+            .header("if-match", "\"999\"")
+            .json(&json!({"title": "u"}))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    checked.push(("patch", "/api/v1/tasks/{id}", stale));
+    checked.push((
+        "get",
+        "/api/v1/tasks",
+        app.get("/api/v1/tasks", Some(&token)).await,
+    ));
+    checked.push((
+        "post",
+        "/api/v1/auth/login",
+        app.login("nobody@example.com", "wrong password!").await,
+    ));
+    let mut seen = 0;
+    for (method, path, reply) in checked {
+        let op = &spec["paths"][path][method];
+        let status = reply.status.as_str().to_string();
+        for header in [
+            "etag",
+            "location",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "retry-after",
+        ] {
+            if reply.header(header).is_some() {
+                seen += 1;
+                assert!(
+                    declares(op, &status, header),
+                    "{method} {path} {status} sends {header} undeclared"
+                );
+            }
+        }
+    }
+    assert!(seen >= 15, "{seen}");
 }

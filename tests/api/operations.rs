@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    Backend, TempDir, TestApp, both_backends, log_dir, metric_sum, spawn_app, spawn_app_with,
+    Backend, TempDir, TestApp, both_backends, free_port, log_dir, metric_sum, spawn_app,
+    spawn_app_with,
 };
 
 both_backends!(health_endpoints_report_liveness_and_readiness);
@@ -300,13 +301,6 @@ fn read_log_lines() -> Vec<Value> {
         })
         .filter_map(|line| serde_json::from_str(&line).ok())
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// A fresh, empty working directory for a spawned binary, removed on drop. It is under the

@@ -1,0 +1,234 @@
+//! A database that is slow, locked or stalled: a client that gives up is counted (499),
+//! lock waits and stalls end in 503 with Retry-After, never in a hang.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+use serde_json::json;
+use taskapi::startup::Application;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::helpers::{
+    Backend, DbProxy, PATIENCE, TestApp, metric_value, read_log_lines, spawn_app, spawn_app_with,
+    test_settings, through,
+};
+
+// ---------------------------------------------------------------------------------------
+// Item 11: a client that goes away mid-request is accounted for.
+
+/// Holds an exclusive lock on `table` from another connection until rolled back.
+async fn lock_table(app: &TestApp, table: &str) -> sea_orm::DatabaseTransaction {
+    let db = Database::connect(app.state.settings.database_url())
+        .await
+        .expect("second connection");
+    let txn = db.begin().await.expect("begin");
+    txn.execute_unprepared(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        .await
+        .expect("lock");
+    txn
+}
+
+async fn lock_tasks(app: &TestApp) -> sea_orm::DatabaseTransaction {
+    lock_table(app, "tasks").await
+}
+
+/// Polls /metrics until the series reaches `at_least`.
+async fn wait_for_metric(app: &TestApp, name: &str, labels: &[(&str, &str)], at_least: f64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let text = app.get("/metrics", None).await.text;
+        if metric_value(&text, name, labels).unwrap_or(0.0) >= at_least {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} {labels:?} never reached {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until some session of this test's database waits for a lock.
+async fn wait_for_lock_waiter(app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let sql = format!(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+        app.db_name
+    );
+    while app.count(&sql).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "request never reached the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn cancelled_requests_are_counted_as_499_and_leave_the_in_flight_gauge() {
+    // PostgreSQL only: the request is held on a table lock (LOCK TABLE, pg_stat_activity).
+    let app = spawn_app(Backend::Postgres).await;
+    let (token, _, _) = app.new_user("cancel").await;
+    let task = app.create_task(&token, json!({"title": "locked"})).await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let labels = [
+        ("method", "GET"),
+        ("route", "/api/v1/tasks/{id}"),
+        ("status", "499"),
+    ];
+    let before = metric_value(
+        &app.get("/metrics", None).await.text,
+        "http_requests_total",
+        &labels,
+    )
+    .unwrap_or(0.0);
+
+    let lock = lock_tasks(&app).await;
+    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nx-request-id: cancel-me\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    wait_for_lock_waiter(&app).await;
+    // The client gives up while the handler waits for the database.
+    drop(stream);
+
+    wait_for_metric(&app, "http_requests_total", &labels, before + 1.0).await;
+    lock.rollback().await.expect("release");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !read_log_lines()
+        .iter()
+        .any(|l| l["request_id"] == "cancel-me" && l["status"] == 499)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no log line for the cancelled request"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A login abandoned during the credential check runs to its end (a login may write:
+    // lockout counters, a rehash), so its outcome is the real one, not "cancelled".
+    let outcomes = |text: &str| {
+        let of = |outcome| {
+            metric_value(text, "auth_login_total", &[("outcome", outcome)]).unwrap_or(0.0)
+        };
+        (of("failure"), of("cancelled"))
+    };
+    let (failures, cancelled) = outcomes(&app.get("/metrics", None).await.text);
+    let lock = lock_table(&app, "users").await;
+    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let body = json!({"email": "someone@example.com", "password": "whatever password"}).to_string();
+    let request = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    wait_for_lock_waiter(&app).await;
+    drop(stream);
+    lock.rollback().await.expect("release");
+    wait_for_metric(
+        &app,
+        "auth_login_total",
+        &[("outcome", "failure")],
+        failures + 1.0,
+    )
+    .await;
+    let (_, cancelled_after) = outcomes(&app.get("/metrics", None).await.text);
+    assert_eq!(
+        cancelled_after, cancelled,
+        "the abandoned login was cut short"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Item 12: database deadlines; every 503 says when to retry.
+
+#[tokio::test]
+async fn statement_timeout_turns_a_lock_wait_into_503_with_retry_after() {
+    // PostgreSQL only: statement_timeout and LOCK TABLE are PostgreSQL's.
+    let app = spawn_app_with(Backend::Postgres, |s| {
+        s.database.statement_timeout_ms = 500;
+        // Only the server-side limit is under test here.
+        s.database.stall_check_after_ms = 0;
+        s.server.request_timeout_secs = 60;
+    })
+    .await;
+    let (token, _, _) = app.new_user("stmt").await;
+    let task = app.create_task(&token, json!({"title": "locked"})).await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let lock = lock_tasks(&app).await;
+    let reply = app.get(&path, Some(&token)).await;
+    lock.rollback().await.expect("release");
+    let problem = reply.problem(503);
+    assert_eq!(
+        problem["type"], "https://taskapi.dev/problems/service-unavailable",
+        "{}",
+        reply.text
+    );
+    assert!(
+        reply.header("retry-after").is_some(),
+        "503 without Retry-After"
+    );
+    // The pool connection that hit the timeout is still usable.
+    assert_eq!(app.get(&path, Some(&token)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_stalled_database_gives_503_with_retry_after_not_a_hang() {
+    // One app straight to the database (to set up data), one through a proxy that freezes.
+    // PostgreSQL only: the proxy sits on PostgreSQL's TCP connection.
+    let app = spawn_app(Backend::Postgres).await;
+    let direct = app.state.settings.database_url();
+    let (_, upstream) = through(&direct, 0);
+    let proxy = DbProxy::start(upstream).await;
+    let (proxied, _) = through(&direct, proxy.port);
+    let mut settings = test_settings(proxied);
+    settings.database.stall_check_after_ms = 500;
+    settings.server.request_timeout_secs = 60;
+    settings.server.migrate_on_start = false;
+    let stalled = Application::build(settings).await.expect("build");
+    let address = format!("http://127.0.0.1:{}", stalled.port());
+    tokio::spawn(stalled.run_until(std::future::pending()));
+
+    let (token, _, _) = app.new_user("stall").await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(50))
+        .build()
+        .expect("client");
+    let ok = client
+        .get(format!("{address}/api/v1/tasks"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ok.status(), StatusCode::OK);
+
+    proxy.freeze();
+    let reply = TestApp::read(
+        client
+            .get(format!("{address}/api/v1/tasks"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("an answer, not a client timeout"),
+    )
+    .await;
+    let problem = reply.problem(503);
+    // Not the generic request timeout: the database deadline answered.
+    assert_eq!(
+        problem["type"], "https://taskapi.dev/problems/service-unavailable",
+        "{}",
+        reply.text
+    );
+    assert!(
+        reply.header("retry-after").is_some(),
+        "503 without Retry-After"
+    );
+}
