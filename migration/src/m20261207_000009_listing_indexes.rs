@@ -4,7 +4,7 @@ use sea_orm_migration::sea_orm::DatabaseBackend;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 enum Tasks {
     Table,
     UserId,
@@ -41,31 +41,21 @@ const UNFOLDED_INDEX: &str = "idx_tasks_user_unfolded";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(
-                Index::create()
-                    .name(PRIORITY_INDEX)
-                    .table(Tasks::Table)
-                    .col(Tasks::UserId)
-                    .col(Tasks::Priority)
-                    .col(Tasks::Id)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name(STATUS_INDEX)
-                    .table(Tasks::Table)
-                    .col(Tasks::UserId)
-                    .col(Tasks::Status)
-                    .col(Tasks::CreatedAt)
-                    .col(Tasks::Id)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
+        let btrees: [(&str, &[Tasks]); 2] = [
+            (PRIORITY_INDEX, &[Tasks::UserId, Tasks::Priority, Tasks::Id]),
+            (
+                STATUS_INDEX,
+                &[Tasks::UserId, Tasks::Status, Tasks::CreatedAt, Tasks::Id],
+            ),
+        ];
+        for (name, columns) in btrees {
+            let mut index = Index::create();
+            index.name(name).table(Tasks::Table).if_not_exists();
+            for column in columns {
+                index.col(*column);
+            }
+            manager.create_index(index.to_owned()).await?;
+        }
         if manager.get_database_backend() != DatabaseBackend::Postgres {
             return Ok(());
         }

@@ -801,6 +801,31 @@ async fn open_streams_are_capped_per_replica(backend: Backend) {
     let _third = Stream::open(&app, &alice, None).await;
 }
 
+/// A change-feed request on a connection of its own, nothing read back: the test decides
+/// when (and how) the client goes. `receive_buffer` bytes of socket buffer, 0 for the
+/// system's default.
+async fn raw_stream(app: &TestApp, token: &str, receive_buffer: u32) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if receive_buffer > 0 {
+        socket.set_recv_buffer_size(receive_buffer).expect("rcvbuf");
+    }
+    let host = app.address.trim_start_matches("http://");
+    let mut conn = socket
+        .connect(host.parse().expect("address"))
+        .await
+        .expect("connect");
+    conn.write_all(
+        format!(
+            "GET /api/v1/tasks/events HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("request");
+    conn
+}
+
 both_backends!(streams_of_clients_that_hung_up_do_not_hold_their_places);
 /// Checked after the outside attack on #22 reported that a client whose streams were
 /// reset was refused (429, or 503 at the replica cap) for up to a heartbeat: a stream
@@ -809,7 +834,6 @@ both_backends!(streams_of_clients_that_hung_up_do_not_hold_their_places);
 /// harness: a Python socket closed while another thread blocked in `recv()` sends nothing
 /// until that `recv()` returns, at the server's next write.)
 async fn streams_of_clients_that_hung_up_do_not_hold_their_places(backend: Backend) {
-    use tokio::io::AsyncWriteExt;
     let app = spawn_app_with(backend, |s| {
         s.events.max_streams_per_user = 2;
         s.events.max_streams_per_replica = 3;
@@ -819,24 +843,11 @@ async fn streams_of_clients_that_hung_up_do_not_hold_their_places(backend: Backe
     let (alice, alice_id, _) = app.new_user("alice").await;
     let (bob, _, _) = app.new_user("bob").await;
     let alice_id: Uuid = alice_id.parse().expect("uuid");
-    let host = app.address.trim_start_matches("http://").to_string();
-    let open_raw = |token: String| {
-        let host = host.clone();
-        async move {
-            let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
-            conn.write_all(
-                format!(
-                    "GET /api/v1/tasks/events HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\r\n"
-                )
-                .as_bytes(),
-            )
-            .await
-            .expect("request");
-            conn
-        }
-    };
     // The user's cap: two streams, both reset by their client.
-    let mine = [open_raw(alice.clone()).await, open_raw(alice.clone()).await];
+    let mine = [
+        raw_stream(&app, &alice, 0).await,
+        raw_stream(&app, &alice, 0).await,
+    ];
     crate::helpers::eventually(WAIT, "both streams open", async || {
         app.state.feed.open_streams(alice_id) == 2
     })
@@ -848,7 +859,10 @@ async fn streams_of_clients_that_hung_up_do_not_hold_their_places(backend: Backe
     let _again = Stream::open(&app, &alice, None).await;
 
     // The replica's cap: bob fills the rest, then his clients reset too.
-    let theirs = [open_raw(bob.clone()).await, open_raw(bob.clone()).await];
+    let theirs = [
+        raw_stream(&app, &bob, 0).await,
+        raw_stream(&app, &bob, 0).await,
+    ];
     crate::helpers::eventually(WAIT, "the replica is full", async || {
         app.state.feed.open_streams_total() == 3
     })
@@ -864,26 +878,11 @@ both_backends!(a_client_that_stops_reading_is_disconnected);
 /// stream whose client takes nothing is closed (here by its write timeout), and a batch is
 /// bounded in bytes.
 async fn a_client_that_stops_reading_is_disconnected(backend: Backend) {
-    use tokio::io::AsyncWriteExt;
     let app = spawn_app_with(backend, |s| s.events.write_timeout_secs = 1).await;
     let (token, user_id, _) = app.new_user("stalled").await;
     let user: Uuid = user_id.parse().expect("uuid");
     // A client with a tiny receive window that reads nothing after its request.
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("rcvbuf");
-    let host = app.address.trim_start_matches("http://");
-    let mut conn = socket
-        .connect(host.parse().expect("address"))
-        .await
-        .expect("connect");
-    conn.write_all(
-        format!(
-            "GET /api/v1/tasks/events HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await
-    .expect("request");
+    let conn = raw_stream(&app, &token, 4096).await;
     crate::helpers::eventually(WAIT, "the stream opened", async || {
         app.state.feed.open_streams(user) == 1
     })

@@ -860,14 +860,17 @@ pub async fn completed_line(request_id: &str) -> serde_json::Value {
     }
 }
 
-/// The service's binary as a child process, in `workdir`, with an empty environment.
+/// The server binary with an empty environment, run in `workdir`: neither the developer's
+/// shell variables nor a `.env` reach it, only what the test sets explicitly.
 pub fn taskapi(workdir: &std::path::Path) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_taskapi"));
     command.env_clear().current_dir(workdir);
     command
 }
 
-/// A fresh directory under the system's temporary directory, removed when dropped.
+/// A fresh, empty working directory for a spawned binary, removed on drop. It is under the
+/// system temp dir, not the checkout: dotenvy looks for `.env` in the working directory and
+/// its parents, and the compose instructions put one at the root of the checkout.
 pub fn scratch_dir(purpose: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!(
         "taskapi-{purpose}-{}",
@@ -883,4 +886,27 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// Registers a fresh user on the server at `base` (`http://127.0.0.1:port`) and logs it in:
+/// its access token.
+pub async fn token_at(base: &str) -> String {
+    let client = reqwest::Client::new();
+    let email = unique_email("spawned");
+    client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"name": "Spawned", "email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("register");
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    login["access_token"].as_str().expect("token").to_string()
 }

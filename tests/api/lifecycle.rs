@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
-use serde_json::{Value, json};
+use serde_json::Value;
 use taskapi::startup::Application;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -58,23 +58,7 @@ async fn shutdown_drains_then_refuses_connections_and_closes_keep_alive() {
     }));
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let email = crate::helpers::unique_email("drain");
-    client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"name": "Drain", "email": email, "password": crate::helpers::PASSWORD}))
-        .send()
-        .await
-        .expect("register");
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": crate::helpers::PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["access_token"].as_str().expect("token").to_string();
+    let token = crate::helpers::token_at(&base).await;
 
     // A kept-alive connection, idle between requests.
     let mut idle = TcpStream::connect(("127.0.0.1", port))

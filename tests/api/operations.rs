@@ -1,7 +1,6 @@
 //! Operability: health, metrics, request ids, logs, graceful shutdown and the CLI.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -11,8 +10,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    Backend, TempDir, TestApp, both_backends, free_port, log_dir, metric_sum, spawn_app,
-    spawn_app_with,
+    Backend, TestApp, both_backends, free_port, metric_sum, read_log_lines, scratch_dir, spawn_app,
+    spawn_app_with, taskapi,
 };
 
 both_backends!(health_endpoints_report_liveness_and_readiness);
@@ -285,44 +284,6 @@ async fn log_file_records_auth_and_task_events_with_the_request_id(backend: Back
     assert!(!all.contains(&token));
 }
 
-fn read_log_lines() -> Vec<Value> {
-    let Ok(entries) = std::fs::read_dir(log_dir()) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("app.log"))
-        .flat_map(|e| {
-            std::fs::read_to_string(e.path())
-                .unwrap_or_default()
-                .lines()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .filter_map(|line| serde_json::from_str(&line).ok())
-        .collect()
-}
-
-/// A fresh, empty working directory for a spawned binary, removed on drop. It is under the
-/// system temp dir, not the checkout: dotenvy looks for `.env` in the working directory and
-/// its parents, and the compose instructions put one at the root of the checkout.
-fn scratch_dir(purpose: &str) -> TempDir {
-    let dir = std::env::temp_dir().join(format!(
-        "taskapi-{purpose}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    TempDir(dir)
-}
-
-/// The server binary with an empty environment, run in `workdir`: neither the developer's
-/// shell variables nor a `.env` reach it, only what the test sets explicitly.
-fn taskapi(workdir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_taskapi"));
-    command.env_clear().current_dir(workdir);
-    command
-}
-
 /// Regression: the binary used to inherit the test's working directory (the checkout) and
 /// environment, so after `cp .env.example .env` with real secrets the production-profile
 /// test found a secret there and served forever instead of refusing to start.
@@ -387,24 +348,7 @@ async fn sigterm_drains_in_flight_requests() {
     );
 
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let email = crate::helpers::unique_email("drain");
-    client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&json!({"name": "Drain", "email": email, "password": crate::helpers::PASSWORD}))
-        .send()
-        .await
-        .expect("register");
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": crate::helpers::PASSWORD}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    let token = login["access_token"].as_str().expect("token").to_string();
+    let token = crate::helpers::token_at(&base).await;
 
     // Start a request whose body arrives slowly, so it is in flight at SIGTERM.
     let body = br#"{"title":"finished after SIGTERM"}"#;
