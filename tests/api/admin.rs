@@ -84,12 +84,7 @@ async fn admin_changes_roles_and_the_change_takes_effect(backend: Backend) {
     let (user, user_id, email) = app.new_user("promotee").await;
     let path = format!("/api/v1/admin/users/{user_id}");
     let promoted = app
-        .request(
-            Method::PATCH,
-            &path,
-            Some(&admin),
-            Some(json!({"role": "admin"})),
-        )
+        .patch(&path, Some(&admin), json!({"role": "admin"}))
         .await;
     assert_eq!(promoted.status, StatusCode::OK, "{}", promoted.text);
     assert_eq!(promoted.body["role"], "admin");
@@ -109,15 +104,12 @@ async fn admin_changes_roles_and_the_change_takes_effect(backend: Backend) {
         json!({"password_hash": "x"}),
         json!({"role": 1}),
     ] {
-        app.request(Method::PATCH, &path, Some(&admin), Some(bad))
-            .await
-            .problem(422);
+        app.patch(&path, Some(&admin), bad).await.problem(422);
     }
-    app.request(
-        Method::PATCH,
+    app.patch(
         &format!("/api/v1/admin/users/{}", uuid::Uuid::now_v7()),
         Some(&admin),
-        Some(json!({"role": "user"})),
+        json!({"role": "user"}),
     )
     .await
     .problem(404);
@@ -128,22 +120,12 @@ async fn the_last_admin_can_be_neither_demoted_nor_deleted(backend: Backend) {
     let app = spawn_app(backend).await;
     let (admin, admin_id, _) = app.new_user("root").await;
     let path = format!("/api/v1/admin/users/{admin_id}");
-    app.request(
-        Method::PATCH,
-        &path,
-        Some(&admin),
-        Some(json!({"role": "user"})),
-    )
-    .await
-    .problem(409);
-    app.request(
-        Method::PATCH,
-        &path,
-        Some(&admin),
-        Some(json!({"active": false})),
-    )
-    .await
-    .problem(409);
+    app.patch(&path, Some(&admin), json!({"role": "user"}))
+        .await
+        .problem(409);
+    app.patch(&path, Some(&admin), json!({"active": false}))
+        .await
+        .problem(409);
     app.request(Method::DELETE, &path, Some(&admin), None)
         .await
         .problem(409);
@@ -156,21 +138,15 @@ async fn the_last_admin_can_be_neither_demoted_nor_deleted(backend: Backend) {
     // With a second admin, the first may step down.
     let (_, second_id, second_email) = app.new_user("deputy").await;
     let promoted = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/api/v1/admin/users/{second_id}"),
             Some(&admin),
-            Some(json!({"role": "admin"})),
+            json!({"role": "admin"}),
         )
         .await;
     assert_eq!(promoted.status, StatusCode::OK);
     let demoted = app
-        .request(
-            Method::PATCH,
-            &path,
-            Some(&admin),
-            Some(json!({"role": "user"})),
-        )
+        .patch(&path, Some(&admin), json!({"role": "user"}))
         .await;
     assert_eq!(demoted.status, StatusCode::OK, "{}", demoted.text);
     let deputy = app.login(&second_email, crate::helpers::PASSWORD).await;
@@ -190,13 +166,7 @@ async fn the_last_admin_can_be_neither_demoted_nor_deleted(backend: Backend) {
 
 async fn demote(app: &TestApp, token: &str, target: &str) -> crate::helpers::Reply {
     let path = format!("/api/v1/admin/users/{target}");
-    app.request(
-        Method::PATCH,
-        &path,
-        Some(token),
-        Some(json!({"role": "user"})),
-    )
-    .await
+    app.patch(&path, Some(token), json!({"role": "user"})).await
 }
 
 async fn token(app: &TestApp, email: &str) -> String {
@@ -257,11 +227,10 @@ async fn mutual_demotion<'a>(
 }
 
 async fn set_role(app: &TestApp, token: &str, target: &str, role: &str) -> crate::helpers::Reply {
-    app.request(
-        Method::PATCH,
+    app.patch(
         &format!("/api/v1/admin/users/{target}"),
         Some(token),
-        Some(json!({ "role": role })),
+        json!({ "role": role }),
     )
     .await
 }
@@ -349,25 +318,15 @@ async fn deactivated_users_cannot_log_in_or_use_tokens(backend: Backend) {
     let (user, user_id, email) = app.new_user("paused").await;
     let path = format!("/api/v1/admin/users/{user_id}");
     let off = app
-        .request(
-            Method::PATCH,
-            &path,
-            Some(&admin),
-            Some(json!({"active": false})),
-        )
+        .patch(&path, Some(&admin), json!({"active": false}))
         .await;
     assert_eq!(off.body["active"], false);
     app.get("/api/v1/tasks", Some(&user)).await.problem(401);
     let login = app.login(&email, crate::helpers::PASSWORD).await;
     login.problem(401);
     assert_eq!(login.body, app.login(&email, "wrong password").await.body);
-    app.request(
-        Method::PATCH,
-        &path,
-        Some(&admin),
-        Some(json!({"active": true})),
-    )
-    .await;
+    app.patch(&path, Some(&admin), json!({"active": true}))
+        .await;
     assert_eq!(
         app.login(&email, crate::helpers::PASSWORD).await.status,
         StatusCode::OK

@@ -7,7 +7,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::{
-    Backend, PASSWORD, Reply, TestApp, both_backends, spawn_app, spawn_app_with, unique_email,
+    Backend, PASSWORD, Reply, TestApp, both_backends, spawn_app, spawn_app_with, task_path,
+    unique_email,
 };
 
 const BACKENDS: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
@@ -30,7 +31,7 @@ async fn dates_outside_years_1_to_9999_are_422_naming_the_field() {
         let app = spawn_app_with(backend, |_| {}).await;
         let (token, _, _) = app.new_user("dates").await;
         let task = app.create_task(&token, json!({"title": "Dated"})).await;
-        let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+        let path = task_path(task["id"].as_str().expect("id"));
         for raw in OUT_OF_RANGE {
             let created = app
                 .post(
@@ -103,7 +104,7 @@ async fn dates_round_trip_at_microsecond_precision_on_both_databases() {
                 .create_task(&token, json!({"title": sent, "due_date": sent}))
                 .await;
             assert_eq!(task["due_date"], expected, "{backend:?} {sent}");
-            let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+            let path = task_path(task["id"].as_str().expect("id"));
             let fetched = app.get(&path, Some(&token)).await;
             assert_eq!(fetched.body["due_date"], expected, "{backend:?} {sent}");
             // Server-set timestamps have the same precision as the stored ones.
@@ -204,22 +205,16 @@ async fn invisible_and_confusable_characters_are_rejected(backend: Backend) {
         .await;
     assert_eq!(reply.invalid_fields(), ["title"]);
     let task = app.create_task(&token, json!({"title": "Fine"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     let patched = app
-        .request(
-            Method::PATCH,
-            &path,
-            Some(&token),
-            Some(json!({"title": "\u{2067}evil"})),
-        )
+        .patch(&path, Some(&token), json!({"title": "\u{2067}evil"}))
         .await;
     assert_eq!(patched.invalid_fields(), ["title"]);
     let renamed = app
-        .request(
-            Method::PATCH,
+        .patch(
             "/api/v1/auth/me",
             Some(&token),
-            Some(json!({"name": "Bob\u{feff}\u{2060}"})),
+            json!({"name": "Bob\u{feff}\u{2060}"}),
         )
         .await;
     assert_eq!(renamed.invalid_fields(), ["name"]);
@@ -289,11 +284,10 @@ async fn admins_demoting_each_other_on_two_replicas_never_get_500() {
     for round in 0..6 {
         let admin = token_of(admin_email.clone()).await;
         let promote = app
-            .request(
-                Method::PATCH,
+            .patch(
                 &format!("/api/v1/admin/users/{other_id}"),
                 Some(&admin),
-                Some(json!({"role": "admin"})),
+                json!({"role": "admin"}),
             )
             .await;
         assert_eq!(promote.status, StatusCode::OK, "{}", promote.text);

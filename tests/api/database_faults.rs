@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::helpers::{
     Backend, DbProxy, PATIENCE, TestApp, metric_value, read_log_lines, spawn_app, spawn_app_with,
-    test_settings, through,
+    task_path, test_settings, through,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ async fn cancelled_requests_are_counted_as_499_and_leave_the_in_flight_gauge() {
     let app = spawn_app(Backend::Postgres).await;
     let (token, _, _) = app.new_user("cancel").await;
     let task = app.create_task(&token, json!({"title": "locked"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     let labels = [
         ("method", "GET"),
         ("route", "/api/v1/tasks/{id}"),
@@ -162,7 +162,7 @@ async fn statement_timeout_turns_a_lock_wait_into_503_with_retry_after() {
     .await;
     let (token, _, _) = app.new_user("stmt").await;
     let task = app.create_task(&token, json!({"title": "locked"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     let lock = lock_tasks(&app).await;
     let reply = app.get(&path, Some(&token)).await;
     lock.rollback().await.expect("release");

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app, spawn_app_with, task_path};
 
 both_backends!(framework_errors_are_problem_json);
 async fn framework_errors_are_problem_json(backend: Backend) {
@@ -139,10 +139,7 @@ async fn oversized_and_pathological_bodies_are_refused_without_harm(backend: Bac
 
     // The server is still healthy and nothing stored was lost.
     let fetched = app
-        .get(
-            &format!("/api/v1/tasks/{}", keep["id"].as_str().expect("id")),
-            Some(&token),
-        )
+        .get(&task_path(keep["id"].as_str().expect("id")), Some(&token))
         .await;
     assert_eq!(fetched.body, keep);
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM tasks").await, 2);

@@ -13,7 +13,9 @@ use taskapi::config::Settings;
 use taskapi::models::events::{Retention, prune};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app, spawn_app_with, use_redis};
+use crate::helpers::{
+    Backend, TestApp, both_backends, spawn_app, spawn_app_with, task_path, use_redis,
+};
 
 /// Long enough for any event on a loaded CI machine, short enough to fail fast.
 const WAIT: Duration = Duration::from_secs(10);
@@ -156,12 +158,7 @@ impl Stream {
 
 async fn patch(app: &TestApp, token: &str, id: &str, body: Value) {
     let reply = app
-        .request(
-            Method::PATCH,
-            &format!("/api/v1/tasks/{id}"),
-            Some(token),
-            Some(body),
-        )
+        .patch(&format!("/api/v1/tasks/{id}"), Some(token), body)
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 }
@@ -232,7 +229,7 @@ async fn a_failed_change_writes_no_event(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("stale").await;
     let task = app.create_task(&token, json!({"title": "Guarded"})).await;
-    let url = format!("/api/v1/tasks/{}", task_id(&task));
+    let url = task_path(task_id(&task));
     let refused = app
         .client
         .patch(app.url(&url))
@@ -246,7 +243,7 @@ async fn a_failed_change_writes_no_event(backend: Backend) {
     let missing = app
         .request(
             Method::DELETE,
-            &format!("/api/v1/tasks/{}", Uuid::now_v7()),
+            &task_path(Uuid::now_v7()),
             Some(&token),
             None,
         )
@@ -340,7 +337,7 @@ async fn a_write_whose_client_hung_up_still_reaches_the_streams() {
         .build()
         .expect("client");
     let gave_up = impatient
-        .patch(app.url(&format!("/api/v1/tasks/{}", task_id(&task))))
+        .patch(app.url(&task_path(task_id(&task))))
         .bearer_auth(&token)
         .json(&json!({"title": "Changed after all"}))
         .send()
@@ -451,9 +448,7 @@ async fn logout_all_ends_the_stream(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("revoked").await;
     let stream = Stream::open(&app, &token, None).await;
-    let reply = app
-        .request(Method::POST, "/api/v1/auth/logout-all", Some(&token), None)
-        .await;
+    let reply = app.logout_all(&token).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
     let events = stream.until_closed().await;
     let end = events.last().expect("an end event");
@@ -579,9 +574,7 @@ async fn a_change_through_one_replica_reaches_a_stream_on_another() {
     patch(&a, &token, &task_id(&task), json!({"priority": "high"})).await;
     assert_eq!(stream.next_event().await.json()["task"]["priority"], "high");
     // A revocation through A ends B's stream too.
-    let reply = a
-        .request(Method::POST, "/api/v1/auth/logout-all", Some(&token), None)
-        .await;
+    let reply = a.logout_all(&token).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let end = stream.next_event().await;
     assert_eq!(end.name(), "end");
@@ -703,9 +696,7 @@ async fn a_stream_behind_its_backlog_still_ends_when_revoked(backend: Backend) {
     write_tasks(&app, &id, "before", 1_200, 9_500).await;
     let mut stream = Stream::open(&app, &token, Some("0")).await;
     assert_eq!(stream.next_event().await.name(), "task.created");
-    let reply = app
-        .request(Method::POST, "/api/v1/auth/logout-all", Some(&token), None)
-        .await;
+    let reply = app.logout_all(&token).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
     write_tasks(&app, &id, "after-revocation", 150, 10).await;
     let events = stream.until_closed().await;

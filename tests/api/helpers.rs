@@ -385,6 +385,27 @@ impl TestApp {
         .await
     }
 
+    /// `PATCH path` with a JSON body.
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::PATCH, path, token, Some(body)).await
+    }
+
+    /// `POST /auth/logout-all` with `access_token`.
+    pub async fn logout_all(&self, access_token: &str) -> Reply {
+        self.request(
+            Method::POST,
+            "/api/v1/auth/logout-all",
+            Some(access_token),
+            None,
+        )
+        .await
+    }
+
+    /// The PostgreSQL store, whose batchers the batching tests watch.
+    pub fn pg_tasks(&self) -> &taskapi::models::tasks::PostgresTasks {
+        self.state.tasks.postgres().expect("the PostgreSQL store")
+    }
+
     /// Registers a fresh account and returns (access token, user id, email).
     pub async fn new_user(&self, prefix: &str) -> (String, String, String) {
         let email = unique_email(prefix);
@@ -909,4 +930,9 @@ pub async fn token_at(base: &str) -> String {
         .await
         .expect("json");
     login["access_token"].as_str().expect("token").to_string()
+}
+
+/// `/api/v1/tasks/{id}`.
+pub fn task_path(id: impl std::fmt::Display) -> String {
+    format!("/api/v1/tasks/{id}")
 }

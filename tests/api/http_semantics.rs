@@ -6,7 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, PASSWORD, Reply, TestApp, both_backends, spawn_app, spawn_app_with, unique_email,
+    Backend, PASSWORD, Reply, TestApp, both_backends, spawn_app, spawn_app_with, task_path,
+    unique_email,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -37,7 +38,7 @@ async fn token_and_personal_responses_are_never_stored(backend: Backend) {
     assert_eq!(me.status, StatusCode::OK);
     assert_not_stored(&me, "me");
     let task = app.create_task(token, json!({"title": "Mine"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     assert_not_stored(&app.get(&path, Some(token)).await, "task");
     assert_not_stored(&app.get("/api/v1/tasks", Some(token)).await, "task list");
     assert_not_stored(&app.get("/api/v1/admin/users", Some(token)).await, "users");
@@ -66,7 +67,7 @@ async fn head_answers_like_get_without_a_body(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.server.static_dir = Default::default()).await;
     let (token, _, _) = app.new_user("head").await;
     let task = app.create_task(&token, json!({"title": "Headed"})).await;
-    let task_path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let task_path = task_path(task["id"].as_str().expect("id"));
     let api = [
         "content-type",
         "content-length",
@@ -268,7 +269,7 @@ async fn conditional_requests_follow_rfc_9110(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("conditional").await;
     let task = app.create_task(&token, json!({"title": "v1"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     for method in [Method::PUT, Method::PATCH] {
         // Version 1: a weak tag never satisfies If-Match (strong comparison).
         let weak = conditional(&app, method.clone(), &path, &token, ("if-match", "W/\"1\"")).await;

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use taskapi::entities::idempotency_key;
 use taskapi::models::idempotency;
 
-use crate::helpers::{Backend, PASSWORD, Reply, TestApp, both_backends, spawn_app, unique_email};
+use crate::helpers::{
+    Backend, PASSWORD, Reply, TestApp, both_backends, spawn_app, task_path, unique_email,
+};
 
 pub(crate) async fn post_keyed(
     app: &TestApp,
@@ -67,7 +69,7 @@ async fn replay_returns_the_original_response_and_creates_once(backend: Backend)
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(
         first.header("location"),
-        Some(format!("/api/v1/tasks/{}", first.body["id"].as_str().expect("id")).as_str())
+        Some(task_path(first.body["id"].as_str().expect("id")).as_str())
     );
     assert_eq!(first.header("etag"), Some("\"1\""));
     assert_eq!(task_count(&app, &token).await, 1);

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
     Backend, TestApp, both_backends, free_port, metric_sum, read_log_lines, scratch_dir, spawn_app,
-    spawn_app_with, taskapi,
+    spawn_app_with, task_path, taskapi,
 };
 
 both_backends!(health_endpoints_report_liveness_and_readiness);
@@ -137,7 +137,7 @@ async fn metrics_count_requests_by_route_template(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("metered").await;
     let task = app.create_task(&token, json!({"title": "count me"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     let before = app.get("/metrics", None).await.text;
     let labels = [
         ("method", "GET"),

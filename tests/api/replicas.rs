@@ -136,14 +136,7 @@ async fn revocation_on_one_replica_is_honoured_by_the_others() {
         b.get("/api/v1/auth/me", Some(&token)).await.status,
         StatusCode::OK
     );
-    let revoked = a
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/auth/logout-all",
-            Some(&token),
-            None,
-        )
-        .await;
+    let revoked = a.logout_all(&token).await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -513,14 +506,7 @@ async fn a_revocation_during_a_redis_blip_reaches_the_other_replicas() {
         .await;
     assert!(!link.is_available(), "A's breaker is open");
 
-    let revoked = a
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/auth/logout-all",
-            Some(&token),
-            None,
-        )
-        .await;
+    let revoked = a.logout_all(&token).await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text);
     crate::helpers::eventually(
         Duration::from_secs(2),

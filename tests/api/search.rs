@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, both_backends, spawn_app};
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app, task_path};
 
 /// Titles of the caller's tasks matching `q`, sorted.
 async fn search(app: &TestApp, token: &str, q: &str) -> Vec<String> {
@@ -83,13 +83,12 @@ async fn search_follows_title_and_description_changes(backend: Backend) {
     let task = app
         .create_task(&token, json!({"title": "Äpfel", "description": "Öl"}))
         .await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     let patched = app
-        .request(
-            Method::PATCH,
+        .patch(
             &path,
             Some(&token),
-            Some(json!({"title": "Übung", "description": null})),
+            json!({"title": "Übung", "description": null}),
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);

@@ -4,7 +4,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, both_backends, spawn_app, spawn_app_with, unique_email};
+use crate::helpers::{
+    Backend, PASSWORD, both_backends, spawn_app, spawn_app_with, task_path, unique_email,
+};
 
 both_backends!(refresh_rotates_and_reuse_revokes_the_family);
 async fn refresh_rotates_and_reuse_revokes_the_family(backend: Backend) {
@@ -99,14 +101,7 @@ async fn logout_revokes_one_session_and_logout_all_revokes_everything(backend: B
     app.request(Method::POST, "/api/v1/auth/logout-all", None, None)
         .await
         .problem(401);
-    let all = app
-        .request(
-            Method::POST,
-            "/api/v1/auth/logout-all",
-            Some(&laptop_access),
-            None,
-        )
-        .await;
+    let all = app.logout_all(&laptop_access).await;
     assert_eq!(all.status, StatusCode::NO_CONTENT);
     app.get("/api/v1/auth/me", Some(&laptop_access))
         .await
@@ -123,11 +118,10 @@ async fn me_and_profile_update(backend: Backend) {
     assert_eq!(me.body["id"], id.as_str());
     assert_eq!(me.body["email"], email.as_str());
     let renamed = app
-        .request(
-            Method::PATCH,
+        .patch(
             "/api/v1/auth/me",
             Some(&token),
-            Some(json!({"name": "  New Name "})),
+            json!({"name": "  New Name "}),
         )
         .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
@@ -137,7 +131,7 @@ async fn me_and_profile_update(backend: Backend) {
         json!({"name": "x", "role": "admin"}),
         json!({"email": "a@b.co"}),
     ] {
-        app.request(Method::PATCH, "/api/v1/auth/me", Some(&token), Some(bad))
+        app.patch("/api/v1/auth/me", Some(&token), bad)
             .await
             .problem(422);
     }
@@ -283,24 +277,22 @@ async fn attacker_walkthrough(backend: Backend) {
     let token = login.body["access_token"].as_str().expect("a").to_string();
     let refresh = login.body["refresh_token"].as_str().expect("r").to_string();
     assert_eq!(login.body["user"]["role"], "user");
-    let path = format!("/api/v1/tasks/{}", secret["id"].as_str().expect("id"));
+    let path = task_path(secret["id"].as_str().expect("id"));
     app.get(&path, Some(&token)).await.problem(404);
     app.get("/api/v1/admin/users", Some(&token))
         .await
         .problem(403);
-    app.request(
-        Method::PATCH,
+    app.patch(
         &format!("/api/v1/admin/users/{alice_id}"),
         Some(&token),
-        Some(json!({"role": "user"})),
+        json!({"role": "user"}),
     )
     .await
     .problem(403);
-    app.request(
-        Method::PATCH,
+    app.patch(
         "/api/v1/auth/me",
         Some(&token),
-        Some(json!({"name": "M", "role": "admin"})),
+        json!({"name": "M", "role": "admin"}),
     )
     .await
     .problem(422);
@@ -373,23 +365,13 @@ async fn a_deactivated_user_cannot_refresh(backend: Backend) {
     let refresh = login.body["refresh_token"].as_str().expect("r").to_string();
     let path = format!("/api/v1/admin/users/{user_id}");
     let off = app
-        .request(
-            Method::PATCH,
-            &path,
-            Some(&admin),
-            Some(json!({"active": false})),
-        )
+        .patch(&path, Some(&admin), json!({"active": false}))
         .await;
     assert_eq!(off.status, StatusCode::OK, "{}", off.text);
     app.refresh(&refresh).await.problem(401);
     // Reactivated, the account needs a new login: the old session stays dead.
     let on = app
-        .request(
-            Method::PATCH,
-            &path,
-            Some(&admin),
-            Some(json!({"active": true})),
-        )
+        .patch(&path, Some(&admin), json!({"active": true}))
         .await;
     assert_eq!(on.status, StatusCode::OK, "{}", on.text);
     app.refresh(&refresh).await.problem(401);
@@ -449,14 +431,7 @@ async fn profile_and_password_changes_need_a_valid_token(backend: Backend) {
         let parts: Vec<&str> = token.split('.').collect();
         format!("{}.{}.{}", parts[0], parts[1], "A".repeat(43))
     };
-    let out = app
-        .request(
-            Method::POST,
-            "/api/v1/auth/logout-all",
-            Some(&revoked),
-            None,
-        )
-        .await;
+    let out = app.logout_all(&revoked).await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     // logout-all revoked every access token of the account: log in again for a live one.
     let token = app.login(&email, PASSWORD).await.body["access_token"]

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, spawn_app_with, unique_email};
+use crate::helpers::{Backend, PASSWORD, spawn_app_with, task_path, unique_email};
 
 #[tokio::test]
 async fn every_route_works_on_sqlite() {
@@ -24,7 +24,7 @@ async fn every_route_works_on_sqlite() {
             json!({"title": "On SQLite", "due_date": "2027-05-01T08:00:00Z", "priority": "high"}),
         )
         .await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     assert_eq!(app.get(&path, Some(&token)).await.body, task);
     let listed = app
         .get(
@@ -43,12 +43,7 @@ async fn every_route_works_on_sqlite() {
         .await;
     assert_eq!(put.body["priority"], "medium");
     let patched = app
-        .request(
-            Method::PATCH,
-            &path,
-            Some(&token),
-            Some(json!({"status": "done"})),
-        )
+        .patch(&path, Some(&token), json!({"status": "done"}))
         .await;
     assert_eq!(patched.body["version"], 3);
     app.get(&path, Some(&admin)).await.problem(404);
@@ -75,19 +70,17 @@ async fn every_route_works_on_sqlite() {
         2
     );
     let promoted = app
-        .request(
-            Method::PATCH,
+        .patch(
             &format!("/api/v1/admin/users/{user_id}"),
             Some(&admin),
-            Some(json!({"role": "admin"})),
+            json!({"role": "admin"}),
         )
         .await;
     assert_eq!(promoted.body["role"], "admin");
-    app.request(
-        Method::PATCH,
+    app.patch(
         &format!("/api/v1/admin/users/{admin_id}"),
         Some(&admin),
-        Some(json!({"role": "user"})),
+        json!({"role": "user"}),
     )
     .await;
     let fresh = app.login(&email, PASSWORD).await;

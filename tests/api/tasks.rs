@@ -4,7 +4,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, TestApp, assert_shared, both_backends, spawn_app, until_taken, until_taken_or_queued,
+    Backend, TestApp, assert_shared, both_backends, spawn_app, task_path, until_taken,
+    until_taken_or_queued,
 };
 
 const TASK_KEYS: [&str; 9] = [
@@ -42,10 +43,7 @@ async fn create_then_fetch_through_location(backend: Backend) {
     assert_eq!(reply.body["version"], 1);
     assert_eq!(reply.header("etag"), Some("\"1\""));
     let location = reply.header("location").expect("location").to_string();
-    assert_eq!(
-        location,
-        format!("/api/v1/tasks/{}", reply.body["id"].as_str().expect("id"))
-    );
+    assert_eq!(location, task_path(reply.body["id"].as_str().expect("id")));
     let fetched = app.get(&location, Some(&token)).await;
     assert_eq!(fetched.status, StatusCode::OK);
     assert_eq!(fetched.body, reply.body);
@@ -123,15 +121,10 @@ async fn ownership_and_identity_fields_cannot_be_mass_assigned(backend: Backend)
             .problem(422);
     }
     let task = app.create_task(&token, json!({"title": "mine"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
-    app.request(
-        Method::PATCH,
-        &path,
-        Some(&token),
-        Some(json!({"user_id": other_id})),
-    )
-    .await
-    .problem(422);
+    let path = task_path(task["id"].as_str().expect("id"));
+    app.patch(&path, Some(&token), json!({"user_id": other_id}))
+        .await
+        .problem(422);
     app.request(
         Method::PUT,
         &path,
@@ -152,7 +145,7 @@ async fn put_replaces_and_resets_omitted_fields(backend: Backend) {
     let task = app
         .create_task(&token, json!({"title": "Old", "status": "done", "priority": "high", "due_date": "2027-01-01T00:00:00Z"}))
         .await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     let replaced = app
         .request(
             Method::PUT,
@@ -187,25 +180,19 @@ async fn patch_changes_only_what_is_sent_and_null_clears(backend: Backend) {
     let task = app
         .create_task(&token, json!({"title": "Keep", "description": "remove me", "due_date": "2027-01-01T00:00:00Z"}))
         .await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     let done = app
-        .request(
-            Method::PATCH,
-            &path,
-            Some(&token),
-            Some(json!({"status": "done"})),
-        )
+        .patch(&path, Some(&token), json!({"status": "done"}))
         .await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
     assert_eq!(done.body["status"], "done");
     assert_eq!(done.body["title"], "Keep");
     assert_eq!(done.body["description"], "remove me");
     let cleared = app
-        .request(
-            Method::PATCH,
+        .patch(
             &path,
             Some(&token),
-            Some(json!({"description": null, "due_date": null})),
+            json!({"description": null, "due_date": null}),
         )
         .await;
     assert_eq!(cleared.body["description"], Value::Null);
@@ -213,26 +200,14 @@ async fn patch_changes_only_what_is_sent_and_null_clears(backend: Backend) {
     assert_eq!(cleared.body["status"], "done");
     assert_eq!(cleared.body["version"], 3);
     // An empty patch changes nothing.
-    let noop = app
-        .request(Method::PATCH, &path, Some(&token), Some(json!({})))
-        .await;
+    let noop = app.patch(&path, Some(&token), json!({})).await;
     assert_eq!(noop.body["version"], 3);
-    app.request(
-        Method::PATCH,
-        &path,
-        Some(&token),
-        Some(json!({"title": ""})),
-    )
-    .await
-    .problem(422);
-    app.request(
-        Method::PATCH,
-        &path,
-        Some(&token),
-        Some(json!({"title": null})),
-    )
-    .await
-    .problem(422);
+    app.patch(&path, Some(&token), json!({"title": ""}))
+        .await
+        .problem(422);
+    app.patch(&path, Some(&token), json!({"title": null}))
+        .await
+        .problem(422);
 }
 
 both_backends!(delete_removes_the_task);
@@ -240,7 +215,7 @@ async fn delete_removes_the_task(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("deleter").await;
     let task = app.create_task(&token, json!({"title": "Bye"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     let deleted = app.request(Method::DELETE, &path, Some(&token), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(deleted.text.is_empty());
@@ -262,8 +237,8 @@ async fn another_users_task_is_a_404_on_every_route_and_stays_intact(backend: Ba
             json!({"title": "Alice's secret", "description": "private"}),
         )
         .await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
-    let missing = format!("/api/v1/tasks/{}", uuid::Uuid::now_v7());
+    let path = task_path(task["id"].as_str().expect("id"));
+    let missing = task_path(uuid::Uuid::now_v7());
     for target in [&path, &missing] {
         let get = app.get(target, Some(&mallory)).await;
         let put = app
@@ -275,12 +250,7 @@ async fn another_users_task_is_a_404_on_every_route_and_stays_intact(backend: Ba
             )
             .await;
         let patch = app
-            .request(
-                Method::PATCH,
-                target,
-                Some(&mallory),
-                Some(json!({"status": "done"})),
-            )
+            .patch(target, Some(&mallory), json!({"status": "done"}))
             .await;
         let delete = app
             .request(Method::DELETE, target, Some(&mallory), None)
@@ -461,7 +431,7 @@ async fn etags_support_conditional_requests(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("etag").await;
     let task = app.create_task(&token, json!({"title": "versioned"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     let conditional =
         |method: Method, header: &'static str, value: &'static str, body: Option<Value>| {
             let mut request = app
@@ -531,7 +501,7 @@ async fn concurrent_patches_with_if_match_lose_no_update(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("racer").await;
     let task = app.create_task(&token, json!({"title": "counter 0"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = task_path(task["id"].as_str().expect("id"));
     let workers = (0..8).map(|worker| {
         let (app, token, path) = (&app, token.clone(), path.clone());
         async move {
@@ -608,13 +578,7 @@ async fn batched_reads_answer_each_request_with_its_own_task_only() {
     // Hold the table: the first lookups' statements wait on the lock while the rest queue
     // behind them, so they must be answered together once it is released.
     let blocker = app.hold_tasks_table().await;
-    let before = app
-        .state
-        .tasks
-        .postgres()
-        .expect("PostgreSQL store")
-        .lookups
-        .stats();
+    let before = app.pg_tasks().lookups.stats();
     let paths: Vec<String> = requests
         .iter()
         .map(|(_, id, _)| format!("/api/v1/tasks/{id}"))
@@ -627,16 +591,7 @@ async fn batched_reads_answer_each_request_with_its_own_task_only() {
     );
     let release = async {
         // Every request is either in a statement waiting on the lock or queued.
-        until_taken_or_queued(
-            &app.state
-                .tasks
-                .postgres()
-                .expect("PostgreSQL store")
-                .lookups,
-            before,
-            requests.len(),
-        )
-        .await;
+        until_taken_or_queued(&app.pg_tasks().lookups, before, requests.len()).await;
         blocker.commit().await.expect("release");
     };
     let (replies, ()) = futures::join!(reads, release);
@@ -653,15 +608,7 @@ async fn batched_reads_answer_each_request_with_its_own_task_only() {
             }
         }
     }
-    assert_shared(
-        &app.state
-            .tasks
-            .postgres()
-            .expect("PostgreSQL store")
-            .lookups,
-        before,
-        requests.len(),
-    );
+    assert_shared(&app.pg_tasks().lookups, before, requests.len());
 }
 
 /// On PostgreSQL, concurrent creates share one statement and one commit
@@ -678,13 +625,7 @@ async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
     let (bob, _, _) = app.new_user("bob").await;
     let (doomed, doomed_id, _) = app.new_user("doomed").await;
     let blocker = app.hold_feed_lock(&holder_id).await;
-    let before = app
-        .state
-        .tasks
-        .postgres()
-        .expect("PostgreSQL store")
-        .creates
-        .stats();
+    let before = app.pg_tasks().creates.stats();
     let app = &app;
     let post = |token: &str, title: &str| {
         let request = app
@@ -700,16 +641,7 @@ async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
     for (n, title) in ["holder 0", "holder 1"].into_iter().enumerate() {
         sent.push(post(&holder, title));
         creates.push((&holder, title.into()));
-        until_taken(
-            &app.state
-                .tasks
-                .postgres()
-                .expect("PostgreSQL store")
-                .creates,
-            before,
-            n as u64 + 1,
-        )
-        .await;
+        until_taken(&app.pg_tasks().creates, before, n as u64 + 1).await;
     }
     for i in 0..6 {
         for (token, name) in [(&alice, "alice"), (&bob, "bob")] {
@@ -720,16 +652,7 @@ async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
     }
     sent.push(post(&doomed, "orphan"));
     creates.push((&doomed, "orphan".into()));
-    until_taken_or_queued(
-        &app.state
-            .tasks
-            .postgres()
-            .expect("PostgreSQL store")
-            .creates,
-        before,
-        creates.len(),
-    )
-    .await;
+    until_taken_or_queued(&app.pg_tasks().creates, before, creates.len()).await;
     app.count(&format!(
         "WITH gone AS (DELETE FROM users WHERE id = '{doomed_id}' RETURNING 1) SELECT count(*) AS n FROM gone"
     ))
@@ -751,7 +674,7 @@ async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
         assert_eq!(reply.body["title"], title.as_str());
         let stored = app
             .get(
-                &format!("/api/v1/tasks/{}", reply.body["id"].as_str().expect("id")),
+                &task_path(reply.body["id"].as_str().expect("id")),
                 Some(token),
             )
             .await;
@@ -772,15 +695,7 @@ async fn batched_creates_store_every_task_once_even_when_one_of_them_fails() {
             .await,
         14
     );
-    assert_shared(
-        &app.state
-            .tasks
-            .postgres()
-            .expect("PostgreSQL store")
-            .creates,
-        before,
-        creates.len(),
-    );
+    assert_shared(&app.pg_tasks().creates, before, creates.len());
 }
 
 /// On PostgreSQL, concurrent changes share one statement and one commit
@@ -794,20 +709,14 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
     let (holder, holder_id, _) = app.new_user("holder").await;
     let (alice, _, _) = app.new_user("alice").await;
     let (bob, _, _) = app.new_user("bob").await;
-    let path = |task: &Value| format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let path = |task: &Value| task_path(task["id"].as_str().expect("id"));
     let held = path(&app.create_task(&holder, json!({"title": "held"})).await);
     let twice = path(&app.create_task(&alice, json!({"title": "twice"})).await);
     let contested = path(&app.create_task(&alice, json!({"title": "contested"})).await);
     let bobs = path(&app.create_task(&bob, json!({"title": "bob's"})).await);
 
     let blocker = app.hold_feed_lock(&holder_id).await;
-    let before = app
-        .state
-        .tasks
-        .postgres()
-        .expect("PostgreSQL store")
-        .updates
-        .stats();
+    let before = app.pg_tasks().updates.stats();
     let patch = |token: &str, path: &str, if_match: Option<&str>, body: Value| {
         let mut request = app
             .client
@@ -828,16 +737,7 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
             None,
             json!({"title": format!("held {n}")}),
         ));
-        until_taken(
-            &app.state
-                .tasks
-                .postgres()
-                .expect("PostgreSQL store")
-                .updates,
-            before,
-            n,
-        )
-        .await;
+        until_taken(&app.pg_tasks().updates, before, n).await;
     }
     let queued = [
         patch(&alice, &twice, None, json!({"title": "twice a"})),
@@ -852,16 +752,7 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
         patch(&bob, &twice, None, json!({"title": "pwned"})),
         patch(&bob, &bobs, None, json!({"priority": "high"})),
     ];
-    until_taken_or_queued(
-        &app.state
-            .tasks
-            .postgres()
-            .expect("PostgreSQL store")
-            .updates,
-        before,
-        2 + queued.len(),
-    )
-    .await;
+    until_taken_or_queued(&app.pg_tasks().updates, before, 2 + queued.len()).await;
     blocker.commit().await.expect("release");
     let mut replies = Vec::new();
     for reply in held_changes.into_iter().chain(queued) {
@@ -901,13 +792,7 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
             .await,
         6
     );
-    let after = app
-        .state
-        .tasks
-        .postgres()
-        .expect("PostgreSQL store")
-        .updates
-        .stats();
+    let after = app.pg_tasks().updates.stats();
     assert_eq!(after.calls - before.calls, 8);
     assert_eq!(
         after.statements - before.statements,
@@ -951,25 +836,14 @@ async fn batched_listings_give_each_request_its_own_page_and_total() {
         expected.push(reply.body);
     }
     let blocker = app.hold_tasks_table().await;
-    let before = app
-        .state
-        .tasks
-        .postgres()
-        .expect("PostgreSQL store")
-        .pages
-        .stats();
+    let before = app.pg_tasks().pages.stats();
     let reads = futures::future::join_all(
         requests
             .iter()
             .map(|(token, path)| app.get(path, Some(token))),
     );
     let release = async {
-        until_taken_or_queued(
-            &app.state.tasks.postgres().expect("PostgreSQL store").pages,
-            before,
-            requests.len(),
-        )
-        .await;
+        until_taken_or_queued(&app.pg_tasks().pages, before, requests.len()).await;
         blocker.commit().await.expect("release");
     };
     let (replies, ()) = futures::join!(reads, release);
@@ -985,11 +859,7 @@ async fn batched_listings_give_each_request_its_own_page_and_total() {
     assert_eq!(expected[8]["total"], 3);
     assert_eq!(expected[8]["items"].as_array().expect("items").len(), 0);
     assert_eq!(expected[10]["total"], 0);
-    assert_shared(
-        &app.state.tasks.postgres().expect("PostgreSQL store").pages,
-        before,
-        requests.len(),
-    );
+    assert_shared(&app.pg_tasks().pages, before, requests.len());
 }
 
 /// Regression (outside attack on #14): a default listing past its last page got no row from
@@ -1012,26 +882,10 @@ async fn a_listing_past_its_last_page_gets_its_total_from_the_same_statement() {
         probe: 21,
         offset,
     };
-    let (items, total) = app
-        .state
-        .tasks
-        .postgres()
-        .expect("PostgreSQL store")
-        .pages
-        .call(past(9))
-        .await
-        .expect("page");
+    let (items, total) = app.pg_tasks().pages.call(past(9)).await.expect("page");
     assert!(items.is_empty());
     assert_eq!(total, Some(3));
-    let (items, total) = app
-        .state
-        .tasks
-        .postgres()
-        .expect("PostgreSQL store")
-        .pages
-        .call(past(2))
-        .await
-        .expect("page");
+    let (items, total) = app.pg_tasks().pages.call(past(2)).await.expect("page");
     assert_eq!((items.len(), total), (1, Some(3)));
     let reply = app.get("/api/v1/tasks?offset=9", Some(&token)).await;
     assert_eq!(reply.body["total"], 3);
@@ -1045,15 +899,9 @@ async fn updated_at_never_goes_back_under_concurrent_patches(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _, _) = app.new_user("clock").await;
     let task = app.create_task(&token, json!({"title": "Busy"})).await;
-    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
-    let patches = (0..40).map(|n| {
-        app.request(
-            Method::PATCH,
-            &path,
-            Some(&token),
-            Some(json!({"title": format!("Busy {n}")})),
-        )
-    });
+    let path = task_path(task["id"].as_str().expect("id"));
+    let patches =
+        (0..40).map(|n| app.patch(&path, Some(&token), json!({"title": format!("Busy {n}")})));
     let mut changed: Vec<(i64, String)> = futures::future::join_all(patches)
         .await
         .into_iter()
@@ -1102,12 +950,7 @@ async fn a_task_at_its_last_version_is_a_409_not_a_500(backend: Backend) {
         .expect("set version");
     let path = format!("/api/v1/tasks/{id}");
     let reply = app
-        .request(
-            Method::PATCH,
-            &path,
-            Some(&token),
-            Some(json!({"title": "New"})),
-        )
+        .patch(&path, Some(&token), json!({"title": "New"}))
         .await;
     reply.problem(409);
     let still = app.get(&path, Some(&token)).await;
