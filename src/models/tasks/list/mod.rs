@@ -11,9 +11,9 @@ use std::sync::Arc;
 use migration::fold_for_search;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
-    FromQueryResult, IdenStatic, Iterable, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    Select,
+    AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    EntityTrait, FromQueryResult, IdenStatic, IsolationLevel, Iterable, Order, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -253,7 +253,12 @@ pub async fn list_postgres(
         let statement = page_query(owner, filter, cursor).build(DatabaseBackend::Postgres);
         postgres::fetch(db.get_postgres_connection_pool(), statement, counted).await?
     };
-    finish_page(db, owner, filter, counted, items, counted_total).await
+    // Repeatable read: one snapshot for both statements of a recount.
+    let snapshot = Snapshot {
+        isolation: Some(IsolationLevel::RepeatableRead),
+        access: Some(AccessMode::ReadOnly),
+    };
+    finish_page(db, snapshot, owner, filter, counted, items, counted_total).await
 }
 
 /// [`list_postgres`] through sea-orm's query builder, for the portable store (SQLite).
@@ -266,13 +271,55 @@ pub async fn list_portable(
     let counted = cursor.is_none();
     let (items, counted_total) =
         fetch_generic(db, page_query(owner, filter, cursor), counted).await?;
-    finish_page(db, owner, filter, counted, items, counted_total).await
+    // A SQLite read transaction reads one snapshot already (and takes no settings).
+    let snapshot = Snapshot {
+        isolation: None,
+        access: None,
+    };
+    finish_page(db, snapshot, owner, filter, counted, items, counted_total).await
+}
+
+/// How a store reads several statements as of one moment: the transaction settings that
+/// give one snapshot (PostgreSQL's default isolation takes a snapshot per statement;
+/// SQLite's read transaction holds one already).
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot {
+    pub isolation: Option<IsolationLevel>,
+    pub access: Option<AccessMode>,
+}
+
+/// The page and the capped count of a listing, read in one snapshot.
+async fn recount(
+    db: &DatabaseConnection,
+    owner: Uuid,
+    filter: &TaskFilter,
+    snapshot: Snapshot,
+) -> Result<(Vec<task::Model>, u64)> {
+    let txn = db
+        .begin_with_config(snapshot.isolation, snapshot.access)
+        .await?;
+    let (items, carried) = fetch_generic(&txn, page_query(owner, filter, None), true).await?;
+    let total = match carried {
+        Some(total) => total,
+        None => {
+            let statement = txn
+                .get_database_backend()
+                .build(&capped_count(owner, filter));
+            let row = txn.query_one_raw(statement).await?;
+            row.map(|row| row.try_get::<i64>("", "matching"))
+                .transpose()?
+                .unwrap_or(0)
+        }
+    };
+    txn.commit().await?;
+    Ok((items, u64::try_from(total).unwrap_or(0)))
 }
 
 /// The page from its rows (one more than the limit, if there are) and the count they
 /// carried.
 async fn finish_page(
     db: &DatabaseConnection,
+    snapshot: Snapshot,
     owner: Uuid,
     filter: &TaskFilter,
     counted: bool,
@@ -285,15 +332,15 @@ async fn finish_page(
         // Past the last page of a filtered listing the count has no row to ride on; count
         // separately (a second snapshot; the default listing on PostgreSQL always gets
         // its count from the page's own statement).
+        // Past the last page of a filtered listing the count had no row to ride on. Read
+        // the page again and count, both in one snapshot: counted apart, a task created in
+        // between would be in `total` but not on the page (an empty page past a total
+        // larger than its offset). The default listing on PostgreSQL always gets its count
+        // from the page's own statement.
         (true, None) if filter.offset > 0 => {
-            let statement = db
-                .get_database_backend()
-                .build(&capped_count(owner, filter));
-            let row = Box::pin(db.query_one_raw(statement)).await?;
-            let counted = row
-                .map(|row| row.try_get::<i64>("", "matching"))
-                .transpose()?;
-            Some(u64::try_from(counted.unwrap_or(0)).unwrap_or(0))
+            let (again, total) = Box::pin(recount(db, owner, filter, snapshot)).await?;
+            items = again;
+            Some(total)
         }
         (true, None) => Some(0),
     };
@@ -330,8 +377,8 @@ pub fn first_pages(db: DatabaseConnection) -> Arc<FirstPages> {
 
 /// The page's rows through sea-orm (SQLite), with the count of the first row when
 /// the query carries one.
-async fn fetch_generic(
-    db: &DatabaseConnection,
+async fn fetch_generic<C: ConnectionTrait>(
+    db: &C,
     query: Select<task::Entity>,
     counted: bool,
 ) -> Result<(Vec<task::Model>, Option<i64>)> {
