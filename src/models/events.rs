@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Alias, Expr, Func, OnConflict, Order, Query, WindowStatement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
@@ -201,46 +201,53 @@ pub async fn position(db: &DatabaseConnection, owner: Uuid) -> Result<Position> 
     })
 }
 
+/// `task_event_floors`, which has no entity: one row per user, written only here.
+#[derive(sea_orm::DeriveIden)]
+enum Floors {
+    #[sea_orm(iden = "task_event_floors")]
+    Table,
+    UserId,
+    PrunedThrough,
+}
+
 pub async fn pruned_through(db: &DatabaseConnection, owner: Uuid) -> Result<i64> {
     #[derive(FromQueryResult)]
     struct Floor {
         pruned_through: i64,
     }
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DatabaseBackend::Postgres => {
-            "SELECT pruned_through FROM task_event_floors WHERE user_id = $1"
-        }
-        _ => "SELECT pruned_through FROM task_event_floors WHERE user_id = ?",
-    };
-    let floor =
-        Floor::find_by_statement(Statement::from_sql_and_values(backend, sql, [owner.into()]))
-            .one(db)
-            .await?;
+    use sea_orm::sea_query::ExprTrait;
+    let query = Query::select()
+        .column(Floors::PrunedThrough)
+        .from(Floors::Table)
+        .and_where(Expr::col(Floors::UserId).eq(owner))
+        .to_owned();
+    let floor = Floor::find_by_statement(db.get_database_backend().build(&query))
+        .one(db)
+        .await?;
     Ok(floor.map_or(0, |floor| floor.pruned_through))
 }
 
 /// Raises `owner`'s floor to `through` (never lowers it).
 async fn raise_floor<C: ConnectionTrait>(conn: &C, owner: Uuid, through: i64) -> Result<(), DbErr> {
-    let backend = conn.get_database_backend();
-    let sql = match backend {
-        DatabaseBackend::Postgres => {
-            "INSERT INTO task_event_floors (user_id, pruned_through) VALUES ($1, $2) \
-             ON CONFLICT (user_id) DO UPDATE SET pruned_through = \
-             GREATEST(task_event_floors.pruned_through, excluded.pruned_through)"
-        }
-        _ => {
-            "INSERT INTO task_event_floors (user_id, pruned_through) VALUES (?, ?) \
-             ON CONFLICT (user_id) DO UPDATE SET pruned_through = \
-             MAX(task_event_floors.pruned_through, excluded.pruned_through)"
-        }
-    };
-    conn.execute_raw(Statement::from_sql_and_values(
-        backend,
-        sql,
-        [owner.into(), through.into()],
-    ))
-    .await?;
+    let mut insert = Query::insert();
+    insert
+        .into_table(Floors::Table)
+        .columns([Floors::UserId, Floors::PrunedThrough])
+        .values([owner.into(), through.into()])
+        .map_err(|err| DbErr::Custom(err.to_string()))?
+        .on_conflict(
+            OnConflict::column(Floors::UserId)
+                // GREATEST on PostgreSQL, MAX on SQLite: sea-query writes each its own.
+                .value(
+                    Floors::PrunedThrough,
+                    Func::greatest([
+                        Expr::col((Floors::Table, Floors::PrunedThrough)).into(),
+                        Expr::col((Alias::new("excluded"), Floors::PrunedThrough)).into(),
+                    ]),
+                )
+                .to_owned(),
+        );
+    conn.execute(&insert).await?;
     Ok(())
 }
 
@@ -259,7 +266,6 @@ pub async fn prune(db: &DatabaseConnection, retention: Retention) -> Result<u64>
         user_id: Uuid,
         cut: i64,
     }
-    let backend = db.get_database_backend();
     let cutoff = validate::now()
         - chrono::Duration::from_std(retention.max_age).unwrap_or(chrono::Duration::days(1));
     // Per user: everything at or below `cut` goes, where `cut` is the newest event that is
@@ -273,24 +279,32 @@ pub async fn prune(db: &DatabaseConnection, retention: Retention) -> Result<u64>
         .into_model::<Cut>()
         .all(db)
         .await?;
-    let placeholder = if backend == DatabaseBackend::Postgres {
-        "$1"
-    } else {
-        "?"
+    // The (max_per_user + 1)-th newest event of each user: everything from it down goes.
+    let keep = i64::try_from(retention.max_per_user.saturating_add(1)).unwrap_or(i64::MAX);
+    let newer = {
+        use sea_orm::sea_query::ExprTrait;
+        Expr::col(Alias::new("newer")).eq(keep)
     };
-    let beyond_count = Cut::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "SELECT user_id, id AS cut FROM (SELECT user_id, id, ROW_NUMBER() OVER \
-             (PARTITION BY user_id ORDER BY id DESC) AS newer FROM task_events) ranked \
-             WHERE newer = {placeholder}"
-        ),
-        [i64::try_from(retention.max_per_user.saturating_add(1))
-            .unwrap_or(i64::MAX)
-            .into()],
-    ))
-    .all(db)
-    .await?;
+    let ranked = Query::select()
+        .columns([task_event::Column::UserId, task_event::Column::Id])
+        .expr_window_as(
+            Expr::cust("ROW_NUMBER()"),
+            WindowStatement::partition_by(task_event::Column::UserId)
+                .order_by(task_event::Column::Id, Order::Desc)
+                .to_owned(),
+            Alias::new("newer"),
+        )
+        .from(task_event::Entity)
+        .to_owned();
+    let beyond = Query::select()
+        .column(task_event::Column::UserId)
+        .expr_as(Expr::col(task_event::Column::Id), Alias::new("cut"))
+        .from_subquery(ranked, Alias::new("ranked"))
+        .and_where(newer)
+        .to_owned();
+    let beyond_count = Cut::find_by_statement(db.get_database_backend().build(&beyond))
+        .all(db)
+        .await?;
     let mut cuts = std::collections::HashMap::<Uuid, i64>::new();
     for Cut { user_id, cut } in too_old.into_iter().chain(beyond_count) {
         let entry = cuts.entry(user_id).or_insert(cut);
