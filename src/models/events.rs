@@ -241,8 +241,8 @@ async fn raise_floor<C: ConnectionTrait>(conn: &C, owner: Uuid, through: i64) ->
                 .value(
                     Floors::PrunedThrough,
                     Func::greatest([
-                        Expr::col((Floors::Table, Floors::PrunedThrough)).into(),
-                        Expr::col((Alias::new("excluded"), Floors::PrunedThrough)).into(),
+                        Expr::col((Floors::Table, Floors::PrunedThrough)),
+                        Expr::col((Alias::new("excluded"), Floors::PrunedThrough)),
                     ]),
                 )
                 .to_owned(),
