@@ -5,9 +5,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait, SchemaManager};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, FromQueryResult, Statement};
+use sea_orm::sqlx::Connection;
+use sea_orm::{
+    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr, FromQueryResult,
+    Statement,
+};
 
 use crate::config::Settings;
+use crate::models::tasks::postgres::rows::sqlx_err;
 
 /// The pool the server uses: every PostgreSQL statement is bounded by
 /// `database.statement_timeout_ms`, so a lock wait or runaway query ends with an error
@@ -117,8 +122,35 @@ fn sqlite_file(url: &str) -> Option<&str> {
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    // Replicas started together on a fresh database would each create the migrations table
+    // and apply the same migrations, and all but one fail on a duplicate key. A session
+    // advisory lock, held on a connection of its own while the migrations run, makes them
+    // take turns: the first applies them, the others find nothing pending. A process that
+    // dies while holding it ends its session, and with it the lock.
+    let options = db.get_postgres_connection_pool().connect_options();
+    let mut holder = sea_orm::sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(sqlx_err)?;
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut holder)
+        .await
+        .map_err(sqlx_err)?;
+    let migrated = Migrator::up(db, None).await;
+    // Closing the session releases the lock as well; unlocking first says so plainly.
+    let _ = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut holder)
+        .await;
+    let _ = holder.close().await;
+    migrated
 }
+
+/// The advisory lock key that serialises migrations across processes ("taskmigr").
+const MIGRATION_LOCK: i64 = 0x7461_736b_6d69_6772;
 
 /// How the database's applied migrations compare with the ones this binary knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -281,3 +281,36 @@ fn a_failed_start_is_logged_as_json_on_stdout_and_in_the_log_file() {
     assert!(failure(&String::from_utf8_lossy(&output.stdout)).is_some());
     drop(taken);
 }
+
+/// Found by the operations review (#27, item 8): replicas started together on a fresh
+/// database each ran the migrations, and all but one crashed on a duplicate key. Five
+/// processes' worth of start-ups on one empty database now all come up.
+#[tokio::test]
+async fn replicas_started_together_on_a_fresh_database_all_come_up() {
+    let app = spawn_app(Backend::Postgres).await;
+    // Empty the test's database again: no tables, no migrations table, no extension.
+    app.state
+        .db
+        .execute_unprepared("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        .await
+        .expect("empty the database");
+    let starts = (0..5).map(|_| {
+        let mut settings = (*app.state.settings).clone();
+        settings.server.port = 0;
+        settings.server.migrate_on_start = true;
+        Application::build(settings)
+    });
+    for (n, started) in futures::future::join_all(starts)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        if let Err(err) = started {
+            panic!("replica {n} failed to start: {err:#}");
+        }
+    }
+    let pending = taskapi::db::migration_state(&app.state.db)
+        .await
+        .expect("migration state");
+    assert!(pending.is_ready(), "{pending:?}");
+}
