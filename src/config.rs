@@ -436,19 +436,45 @@ impl Serialize for SecretUrl {
     }
 }
 
-/// `scheme://user:password@host/…` → `scheme://user:<redacted>@host/…`; anything that is
-/// not a URL with a password is returned as it is.
+/// A URL with every credential replaced by `<redacted>`: the password of its userinfo
+/// (`scheme://user:password@host/…`) and any query parameter whose name mentions a password
+/// (`?password=…`, `?sslpassword=…`, as libpq and sqlx accept). Anything that is not a URL
+/// is returned as it is.
 fn redact_url_password(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            if parsed.set_password(Some("<redacted>")).is_err() {
-                return "<redacted>".into();
-            }
-            // The placeholder's brackets come back percent-encoded; show them plainly.
-            parsed.to_string().replace("%3Credacted%3E", "<redacted>")
+    const HIDDEN: &str = "<redacted>";
+    let Ok(mut parsed) = url::Url::parse(raw) else {
+        return raw.to_string();
+    };
+    let mut changed = false;
+    if parsed.password().is_some() {
+        if parsed.set_password(Some(HIDDEN)).is_err() {
+            return HIDDEN.into();
         }
-        _ => raw.to_string(),
+        changed = true;
     }
+    let secret_query = parsed
+        .query_pairs()
+        .any(|(name, _)| name.to_ascii_lowercase().contains("password"));
+    if secret_query {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if name.to_ascii_lowercase().contains("password") {
+                    HIDDEN.to_string()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        changed = true;
+    }
+    if !changed {
+        return raw.to_string();
+    }
+    // The placeholder's brackets come back percent-encoded; show them plainly.
+    parsed.to_string().replace("%3Credacted%3E", HIDDEN)
 }
 
 fn redacted_secret<S: serde::Serializer>(
@@ -532,6 +558,18 @@ mod tests {
             "Debug must not show the secret"
         );
         assert!(shown.contains("postgres://app:<redacted>@db:5432/tasks"));
+        let in_query = with(&[
+            ("auth.jwt_secret", secret.as_str()),
+            (
+                "database.url",
+                "postgres://app@db:5432/tasks?sslmode=require&password=hunter2&SSLPASSWORD=k3y",
+            ),
+        ])
+        .expect("valid");
+        let shown_query = serde_json::to_string(&in_query.redacted()).expect("serializes");
+        assert!(!shown_query.contains("hunter2"), "{shown_query}");
+        assert!(!shown_query.contains("k3y"), "{shown_query}");
+        assert!(shown_query.contains("sslmode=require"), "{shown_query}");
         let debugged = format!("{settings:?}");
         assert!(
             !debugged.contains("hunter2"),

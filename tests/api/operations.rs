@@ -444,6 +444,24 @@ fn config_subcommand_redacts_secrets() {
         parsed["database"]["url"],
         "postgres://app:<redacted>@db:5432/tasks"
     );
+
+    // Found by the operations review (#27, item 3): a password given as a query parameter
+    // (libpq and sqlx accept `?password=`) was printed; so was a Redis URL's.
+    let output = taskapi(&dir.0)
+        .arg("config")
+        .env("JWT_SECRET_KEY", crate::helpers::JWT_SECRET)
+        .env(
+            "DATABASE_URL",
+            "postgres://app@db:5432/tasks?password=query-secret&sslmode=require",
+        )
+        .env("REDIS_URL", "redis://default:redis-secret@cache:6379")
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("query-secret"), "{text}");
+    assert!(!text.contains("redis-secret"), "{text}");
+    assert!(text.contains("sslmode=require"), "{text}");
 }
 
 #[test]
