@@ -376,7 +376,9 @@ for name, objs in (("base", base), ("production", prod), ("production-with-redis
     dep = objs[("Deployment", "taskapi")]
     spec = dep["spec"]
     pod = spec["template"]["spec"]
-    need(spec["replicas"] == 3, f"{name}: replicas must be 3")
+    # The HPA owns the count: a replicas field would reset its scale on every apply.
+    need("replicas" not in spec, f"{name}: the Deployment must not set replicas (the HPA owns them)")
+    need(objs[("HorizontalPodAutoscaler", "taskapi")]["spec"]["minReplicas"] >= 3, f"{name}: HPA keeps at least 3")
     ru = spec["strategy"]["rollingUpdate"]
     need(spec["strategy"]["type"] == "RollingUpdate" and ru["maxUnavailable"] == 0 and ru["maxSurge"] == 1,
          f"{name}: rolling update must be maxUnavailable 0 / maxSurge 1")
@@ -406,6 +408,7 @@ for name, objs in (("base", base), ("production", prod), ("production-with-redis
          f"{name}: env from ConfigMap taskapi-config and Secret taskapi-secrets")
     cm = objs[("ConfigMap", "taskapi-config")]["data"]
     need(cm.get("TASKAPI_SERVER__MIGRATE_ON_START") == "false", f"{name}: start-up migrations must be off")
+    need(cm.get("TASKAPI_LOG__FILE_ENABLED") == "false", f"{name}: logs to stdout only (no log file in the pod)")
     job = objs[("Job", "taskapi-migrate")]["spec"]["template"]["spec"]
     jc = job["containers"][0]
     need(jc.get("command", []) + jc.get("args", []) == ["/app/taskapi", "migrate", "up"],
