@@ -24,10 +24,15 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (the default).
     Serve,
-    /// Apply, roll back or list schema migrations.
+    /// Apply, roll back or list schema migrations. `status` exits 1 while any is pending
+    /// (a pipeline can gate on it); `down` rolls back the newest one and asks first (or
+    /// takes `--yes`).
     Migrate {
         #[arg(value_enum, default_value = "up")]
         direction: MigrateDirection,
+        /// With `down`: roll back without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// Create an administrator (bootstraps production without the first-user rule).
     /// The password is read from TASKAPI_ADMIN_PASSWORD or, if unset, from stdin.
@@ -103,19 +108,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             app.run_until_stopped().await
         }
-        Command::Migrate { direction } => {
+        Command::Migrate { direction, yes } => {
             let settings = Settings::load()?;
             let db = db::connect_unbounded(&settings).await?;
             match direction {
-                MigrateDirection::Up => Migrator::up(&db, None).await?,
-                MigrateDirection::Down => Migrator::down(&db, Some(1)).await?,
-                MigrateDirection::Status => {
-                    for migration in Migrator::get_migration_with_status(&db).await? {
-                        println!("{:<50} {:?}", migration.name(), migration.status());
-                    }
-                }
+                MigrateDirection::Up => migrate_up(&db).await,
+                MigrateDirection::Down => migrate_down(&db, yes).await,
+                MigrateDirection::Status => migrate_status(&db).await,
             }
-            Ok(())
         }
         Command::CreateAdmin { email, name } => {
             let settings = Settings::load()?;
@@ -153,4 +153,63 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Applies what is pending (taking turns with other processes) and says what it did: a
+/// Kubernetes Job's log is all an operator sees of it.
+async fn migrate_up(db: &sea_orm::DatabaseConnection) -> anyhow::Result<()> {
+    let pending: Vec<String> = Migrator::get_pending_migrations(db)
+        .await?
+        .iter()
+        .map(|migration| migration.name().to_string())
+        .collect();
+    db::migrate(db).await?;
+    if pending.is_empty() {
+        println!("schema up to date: nothing to apply");
+    } else {
+        println!("applied {} migration(s):", pending.len());
+        for name in &pending {
+            println!("  {name}");
+        }
+    }
+    Ok(())
+}
+
+/// Rolls back the newest applied migration, after `--yes` or a "y" typed at a terminal;
+/// never silently from a script.
+async fn migrate_down(db: &sea_orm::DatabaseConnection, yes: bool) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let applied = Migrator::get_applied_migrations(db).await?;
+    let Some(newest) = applied.last() else {
+        println!("nothing to roll back: no migration is applied");
+        return Ok(());
+    };
+    let name = newest.name().to_string();
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("refusing to roll back {name} without --yes (stdin is not a terminal)");
+        }
+        print!("Roll back {name}? Data in what it created may be lost. [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!("not rolled back");
+        }
+    }
+    Migrator::down(db, Some(1)).await?;
+    println!("rolled back {name}");
+    Ok(())
+}
+
+/// Lists every migration with its status; fails (exit 1) while any is pending.
+async fn migrate_status(db: &sea_orm::DatabaseConnection) -> anyhow::Result<()> {
+    for migration in Migrator::get_migration_with_status(db).await? {
+        println!("{:<50} {:?}", migration.name(), migration.status());
+    }
+    let pending = Migrator::get_pending_migrations(db).await?.len();
+    if pending > 0 {
+        bail!("{pending} migration(s) pending");
+    }
+    Ok(())
 }

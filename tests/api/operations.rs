@@ -541,3 +541,65 @@ async fn create_admin_and_migrate_subcommands_work(backend: Backend) {
         .await;
     assert_eq!(next.body["role"], "user");
 }
+
+both_backends!(migrate_subcommands_say_what_they_do_and_gate_pipelines);
+/// Found by the operations review (#27, item 4): `migrate up` printed nothing (a Job's log
+/// was empty), `migrate status` exited 0 with migrations pending, and `migrate down` ran
+/// without asking. Now: `up` lists what it applied, `status` exits 1 while any is pending,
+/// `down` needs `--yes` when nobody is at a terminal.
+async fn migrate_subcommands_say_what_they_do_and_gate_pipelines(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let db_url = app.state.settings.database_url();
+    let dir = scratch_dir("migrate");
+    let run = |args: &[&str]| {
+        taskapi(&dir.0)
+            .args(args)
+            .env("DATABASE_URL", &db_url)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run")
+    };
+    let text = |output: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let refused = run(&["migrate", "down"]);
+    assert!(
+        !refused.status.success(),
+        "down without --yes from a script"
+    );
+    assert!(text(&refused).contains("--yes"), "{}", text(&refused));
+
+    let down = run(&["migrate", "down", "--yes"]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(text(&down).contains("rolled back m2"), "{}", text(&down));
+    let status = run(&["migrate", "status"]);
+    assert!(
+        !status.status.success(),
+        "status with a pending migration must fail"
+    );
+    assert!(
+        text(&status).contains("1 migration(s) pending"),
+        "{}",
+        text(&status)
+    );
+
+    let up = run(&["migrate", "up"]);
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(
+        text(&up).contains("applied 1 migration(s)"),
+        "{}",
+        text(&up)
+    );
+    let status = run(&["migrate", "status"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let again = run(&["migrate", "up"]);
+    assert!(
+        text(&again).contains("nothing to apply"),
+        "{}",
+        text(&again)
+    );
+}
