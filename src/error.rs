@@ -21,6 +21,7 @@ pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
 /// One invalid input field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[salvo(schema(name = "FieldError"))]
 pub struct FieldError {
     /// Name of the offending field, as spelled in the request.
     pub field: String,

@@ -45,6 +45,7 @@ impl ComposeSchema for Timestamp {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[salvo(schema(name = "RegisterRequest"))]
 pub struct RegisterRequest {
     /// Not blank, no control, invisible (zero-width, bidi) characters, no word mixing
     /// Latin, Greek, Cyrillic or Armenian letters.
@@ -60,6 +61,7 @@ pub struct RegisterRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[salvo(schema(name = "LoginRequest"))]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
@@ -67,12 +69,14 @@ pub struct LoginRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[salvo(schema(name = "RefreshRequest"))]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[salvo(schema(name = "UpdateMeRequest"))]
 pub struct UpdateMeRequest {
     /// Not blank, no control, invisible (zero-width, bidi) characters, no word mixing
     /// Latin, Greek, Cyrillic or Armenian letters.
@@ -82,6 +86,7 @@ pub struct UpdateMeRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[salvo(schema(name = "ChangePasswordRequest"))]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     #[salvo(schema(schema_with = schema::password))]
@@ -90,6 +95,7 @@ pub struct ChangePasswordRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[salvo(schema(name = "CreateTaskRequest"))]
 pub struct CreateTaskRequest {
     /// Not blank, no control or invisible (zero-width, bidi) characters; stored trimmed.
     #[salvo(schema(schema_with = schema::title))]
@@ -109,6 +115,7 @@ pub type ReplaceTaskRequest = CreateTaskRequest;
 /// Partial update: absent fields stay as they are; `null` clears `description` or `due_date`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[salvo(schema(name = "UpdateTaskRequest"))]
 pub struct PatchTaskRequest {
     /// May be omitted but not `null`: a task always has a title.
     #[serde(default, deserialize_with = "present")]
@@ -139,12 +146,14 @@ where
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[salvo(schema(name = "AdminUpdateUserRequest"))]
 pub struct AdminUpdateUserRequest {
     pub role: Option<Role>,
     pub active: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[salvo(schema(name = "TaskSort"))]
 pub enum TaskSort {
     #[serde(rename = "created_at")]
     CreatedAt,

@@ -9,6 +9,7 @@ use crate::entities::task::{self, Priority, Status};
 use crate::entities::user::{self, Role};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[salvo(schema(name = "User"))]
 pub struct UserView {
     pub id: Uuid,
     pub name: String,
@@ -33,6 +34,7 @@ impl From<user::Model> for UserView {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[salvo(schema(name = "Task"))]
 pub struct TaskView {
     pub id: Uuid,
     pub title: String,
@@ -67,6 +69,7 @@ impl From<task::Model> for TaskView {
 
 /// The `data:` of a change-feed event (`task.created`, `task.updated`, `task.deleted`).
 #[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "TaskEventData"))]
 pub struct TaskEventData {
     pub task_id: Uuid,
     /// The task's version after the change; for a deletion, the version deleted.
@@ -77,6 +80,7 @@ pub struct TaskEventData {
 
 /// The `data:` of the change feed's last event, `end`.
 #[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "StreamEnd"))]
 pub struct StreamEnd {
     /// `token_expired` (refresh, then reconnect), `revoked` (log in again), `shutdown` or
     /// `unavailable` (reconnect after the `retry:` hint).
@@ -84,6 +88,7 @@ pub struct StreamEnd {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "TaskPage"))]
 pub struct TaskPage {
     pub items: Vec<TaskView>,
     /// Number of tasks matching the filters, across all pages, counted up to 1,000: when
@@ -193,6 +198,7 @@ fn write_json_str(out: &mut Vec<u8>, text: &str) -> serde_json::Result<()> {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "UserPage"))]
 pub struct UserPage {
     pub items: Vec<UserView>,
     pub total: u64,
@@ -201,6 +207,7 @@ pub struct UserPage {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "TokenPair"))]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always "Bearer".
@@ -214,6 +221,7 @@ pub struct TokenResponse {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "Health"))]
 pub struct HealthView {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -44,6 +44,7 @@ pub struct Model {
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 #[serde(rename_all = "snake_case")]
+#[salvo(schema(name = "TaskStatus"))]
 pub enum Status {
     #[default]
     #[sea_orm(string_value = "todo")]
@@ -69,6 +70,7 @@ pub enum Status {
 )]
 #[sea_orm(rs_type = "i16", db_type = "SmallInteger")]
 #[serde(rename_all = "snake_case")]
+#[salvo(schema(name = "Priority"))]
 pub enum Priority {
     #[sea_orm(num_value = 1)]
     Low,

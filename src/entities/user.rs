@@ -37,6 +37,7 @@ pub struct Model {
 )]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 #[serde(rename_all = "snake_case")]
+#[salvo(schema(name = "Role"))]
 pub enum Role {
     #[sea_orm(string_value = "admin")]
     Admin,

@@ -14,7 +14,7 @@ use crate::validate::{self, Errors};
 use crate::views::{UserPage, UserView};
 
 /// List all users (paginated).
-#[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 401, 403, 422, 429, 503))]
+#[endpoint(operation_id = "listUsers", tags("admin"), security(("bearer" = [])), status_codes(200, 401, 403, 422, 429, 503))]
 pub async fn list_users(state: AppState, query: Query<PageQuery>) -> Result<Ok200<UserPage>> {
     let mut errors = Errors::default();
     let (limit, offset) = validate::page(&mut errors, query.0.limit, query.0.offset);
@@ -29,14 +29,14 @@ pub async fn list_users(state: AppState, query: Query<PageQuery>) -> Result<Ok20
 }
 
 /// One user.
-#[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 401, 403, 404, 429, 503))]
+#[endpoint(operation_id = "getUser", tags("admin"), security(("bearer" = [])), status_codes(200, 401, 403, 404, 429, 503))]
 pub async fn get_user(state: AppState, id: ResourceId) -> Result<Ok200<UserView>> {
     let user = users::get(&state.db, id.0).await?;
     Ok(Ok200(user.into()))
 }
 
 /// Change a user's role and/or activation. The last active admin cannot lose admin rights.
-#[endpoint(tags("admin"), security(("bearer" = [])), status_codes(200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
+#[endpoint(operation_id = "updateUser", tags("admin"), security(("bearer" = [])), status_codes(200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
 pub async fn update_user(
     state: AppState,
     admin: CurrentUser,
@@ -54,7 +54,7 @@ pub async fn update_user(
 }
 
 /// Delete a user and all their tasks. The last active admin cannot be deleted.
-#[endpoint(tags("admin"), security(("bearer" = [])), status_codes(204, 401, 403, 404, 409, 429, 503))]
+#[endpoint(operation_id = "deleteUser", tags("admin"), security(("bearer" = [])), status_codes(204, 401, 403, 404, 409, 429, 503))]
 pub async fn delete_user(state: AppState, admin: CurrentUser, id: ResourceId) -> Result<NoContent> {
     users::delete(&state.db, &state.admin_lock, id.0).await?;
     state.revocations.announce(id.0).await;

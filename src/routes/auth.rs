@@ -28,7 +28,7 @@ use crate::views::{TokenResponse, UserView};
 /// With `Idempotency-Key`, a retry with the same key and the same body (password
 /// included) within 24 hours replays the first response (`Idempotent-Replayed: true`);
 /// the same key with any other body is a 422 and reveals nothing of the first.
-#[endpoint(tags("auth"), parameters(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the registration safe to retry; remembered 24 hours")), status_codes(201, 400, 409, 413, 415, 422, 429, 503))]
+#[endpoint(operation_id = "register", tags("auth"), parameters(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the registration safe to retry; remembered 24 hours")), status_codes(201, 400, 409, 413, 415, 422, 429, 503))]
 pub async fn register(
     req: &mut Request,
     state: AppState,
@@ -93,7 +93,11 @@ async fn tokens_for(
 }
 
 /// Exchange email and password for an access token and a refresh token.
-#[endpoint(tags("auth"), status_codes(200, 400, 401, 413, 415, 422, 429, 503))]
+#[endpoint(
+    operation_id = "login",
+    tags("auth"),
+    status_codes(200, 400, 401, 413, 415, 422, 429, 503)
+)]
 pub async fn login(
     req: &mut Request,
     res: &mut Response,
@@ -141,7 +145,11 @@ pub async fn login(
 
 /// Rotate a refresh token: returns new tokens; the presented one is spent. Reusing a
 /// spent token revokes every token of that login.
-#[endpoint(tags("auth"), status_codes(200, 400, 401, 413, 415, 422, 429, 503))]
+#[endpoint(
+    operation_id = "refreshToken",
+    tags("auth"),
+    status_codes(200, 400, 401, 413, 415, 422, 429, 503)
+)]
 pub async fn refresh(
     req: &mut Request,
     state: AppState,
@@ -175,7 +183,11 @@ pub async fn refresh(
 /// Log out this session: revokes the refresh token's whole family. Possession of the
 /// refresh token is the proof, so this works even after the access token expired.
 /// Unknown tokens are accepted silently (idempotent, and reveals nothing).
-#[endpoint(tags("auth"), status_codes(204, 400, 413, 415, 422, 429, 503))]
+#[endpoint(
+    operation_id = "logout",
+    tags("auth"),
+    status_codes(204, 400, 413, 415, 422, 429, 503)
+)]
 pub async fn logout(
     req: &mut Request,
     state: AppState,
@@ -189,7 +201,7 @@ pub async fn logout(
 }
 
 /// Log out everywhere: revokes all refresh tokens and every access token issued so far.
-#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 401, 429, 503))]
+#[endpoint(operation_id = "logoutAll", tags("auth"), security(("bearer" = [])), status_codes(204, 401, 429, 503))]
 pub async fn logout_all(state: AppState, caller: CurrentUser) -> Result<NoContent> {
     sessions::revoke_user_atomically(&state.db, caller.id).await?;
     state.revocations.announce(caller.id).await;
@@ -198,13 +210,13 @@ pub async fn logout_all(state: AppState, caller: CurrentUser) -> Result<NoConten
 }
 
 /// The authenticated user's profile.
-#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(200, 401, 429, 503))]
+#[endpoint(operation_id = "getMe", tags("auth"), security(("bearer" = [])), status_codes(200, 401, 429, 503))]
 pub async fn me(state: AppState, caller: CurrentUser) -> Result<Ok200<UserView>> {
     Ok(Ok200(users::get(&state.db, caller.id).await?.into()))
 }
 
 /// Change the authenticated user's display name.
-#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(200, 400, 401, 413, 415, 422, 429, 503))]
+#[endpoint(operation_id = "updateMe", tags("auth"), security(("bearer" = [])), status_codes(200, 400, 401, 413, 415, 422, 429, 503))]
 pub async fn update_me(
     state: AppState,
     caller: CurrentUser,
@@ -219,7 +231,7 @@ pub async fn update_me(
 /// A wrong current password is a 403. Wrong guesses back off like logins (429), and
 /// after `limits.password_failures_before_revoke` in a row every session of the account
 /// is revoked: whoever keeps guessing holds a token they should not have.
-#[endpoint(tags("auth"), security(("bearer" = [])), status_codes(204, 400, 401, 403, 413, 415, 422, 429, 503))]
+#[endpoint(operation_id = "changePassword", tags("auth"), security(("bearer" = [])), status_codes(204, 400, 401, 403, 413, 415, 422, 429, 503))]
 pub async fn change_password(
     res: &mut Response,
     state: AppState,

@@ -390,7 +390,7 @@ impl EndpointOutRegister for EventStream {
 /// to replay what was missed. At most `events.max_streams_per_user` open streams per user
 /// per replica (429 beyond), and `events.max_streams_per_replica` of all users together
 /// (503 with `Retry-After` beyond).
-#[endpoint(
+#[endpoint(operation_id = "streamTaskEvents", 
     tags("tasks"),
     security(("bearer" = [])),
     parameters(("Last-Event-ID" = Option<String>, Header, description = "The `id:` of the last event received: events after it are replayed, or `reset` is sent if they are no longer kept")),

@@ -14,7 +14,7 @@ use crate::views::HealthView;
 const READY_DB_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process is up. Never touches the database.
-#[endpoint(tags("health"), status_codes(200), responses((status_code = 200, body = HealthView)))]
+#[endpoint(operation_id = "getLiveness", tags("health"), status_codes(200), responses((status_code = 200, body = HealthView)))]
 pub async fn live(res: &mut Response) {
     res.render(Json(HealthView {
         status: "ok",
@@ -43,7 +43,7 @@ fn unavailable(
 /// Ready for traffic: database reachable within 2 s and every migration this binary knows is
 /// applied (a database *ahead* of the binary stays ready: migrations are expand-only);
 /// 503 otherwise or while draining. Read-only: the probe never writes to the database.
-#[endpoint(tags("health"), status_codes(200, 503), responses((status_code = 200, body = HealthView), (status_code = 503, body = HealthView)))]
+#[endpoint(operation_id = "getReadiness", tags("health"), status_codes(200, 503), responses((status_code = 200, body = HealthView), (status_code = 503, body = HealthView)))]
 pub async fn ready(depot: &mut Depot, res: &mut Response) {
     let (status, view) = match AppState::from_depot(depot) {
         Ok(state) if state.is_draining() => unavailable("draining", None, None),
