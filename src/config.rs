@@ -59,6 +59,12 @@ pub struct ServerSettings {
     /// means the TCP peer is always the client. A comma-separated string is accepted too.
     #[serde(deserialize_with = "cidr_list")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Web origins (`https://app.example.com`) whose pages may call the API from a browser
+    /// (CORS); none by default, so only same-origin pages (the bundled front end) can. A
+    /// comma-separated string is accepted too. Tokens travel in `Authorization`, never in
+    /// cookies, so no origin is ever sent `Access-Control-Allow-Credentials`.
+    #[serde(default, deserialize_with = "origin_list")]
+    pub cors_allowed_origins: Vec<String>,
     /// Which header the trusted proxies set: `x-forwarded-for` or `forwarded` (RFC 7239).
     /// Only one is read, so a client cannot smuggle the other through a proxy that
     /// appends to one and passes the other on untouched.
@@ -95,6 +101,39 @@ fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Ip
                 .map_err(|_| {
                     serde::de::Error::custom(format!("not a CIDR or IP address: {item:?}"))
                 })
+        })
+        .collect()
+}
+
+/// `scheme://host[:port]` origins, from a list or comma-separated text; a trailing slash,
+/// a path or `*` is refused (a wildcard would let every site read a user's tasks with a
+/// token it holds).
+fn origin_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items: Vec<String> = match Raw::deserialize(deserializer)? {
+        Raw::List(items) => items,
+        Raw::Text(text) => text.split(',').map(str::to_string).collect(),
+    };
+    items
+        .iter()
+        .map(|item| item.trim())
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let origin = url::Url::parse(item)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+                .map(|url| url.origin().ascii_serialization())
+                .filter(|origin| origin == item);
+            origin.ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "not an origin (scheme://host[:port], no path): {item:?}"
+                ))
+            })
         })
         .collect()
 }
@@ -256,6 +295,7 @@ impl Default for Settings {
                 migrate_on_start: true,
                 shutdown_drain_delay_secs: 0,
                 trusted_proxies: Vec::new(),
+                cors_allowed_origins: Vec::new(),
                 forwarded_header: ForwardedHeader::XForwardedFor,
             },
             database: DatabaseSettings {
@@ -518,6 +558,30 @@ mod tests {
         assert!(matches!(err, ConfigError::SecretMissingInProduction));
         let secret = "x".repeat(32);
         assert!(with(&[("profile", "production"), ("auth.jwt_secret", &secret)]).is_ok());
+    }
+
+    #[test]
+    fn cors_origins_are_origins_and_never_a_wildcard() {
+        let settings = with(&[(
+            "server.cors_allowed_origins",
+            "https://app.example.com, http://localhost:5173",
+        )])
+        .expect("valid");
+        assert_eq!(
+            settings.server.cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        for bad in [
+            "*",
+            "https://app.example.com/",
+            "app.example.com",
+            "ftp://x.example",
+        ] {
+            assert!(
+                with(&[("server.cors_allowed_origins", bad)]).is_err(),
+                "{bad} accepted"
+            );
+        }
     }
 
     #[test]

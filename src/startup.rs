@@ -223,13 +223,66 @@ impl Handler for MetricsEndpoint {
 /// The hoops and catcher every listener runs behind. Public so that tests can mount a
 /// route the API does not have (one that panics) behind exactly this chain.
 pub fn service(router: Router, state: &AppState) -> Service {
-    Service::new(router)
-        .catcher(Catcher::new(ProblemCatcher))
+    let service = Service::new(router).catcher(Catcher::new(ProblemCatcher));
+    // Outermost, so that every answer (errors and timeouts included) carries the CORS
+    // headers a browser needs to let the page read it.
+    let service = match cors(&state.settings.server.cors_allowed_origins) {
+        Some(cors) => service.hoop(cors),
+        None => service,
+    };
+    service
         .hoop(affix_state::inject(state.clone()))
         .hoop(request_context)
         .hoop(security_headers)
         .hoop(run_writes_to_completion)
         .hoop(CatchPanic::new())
+}
+
+/// CORS for the configured origins, or none (same-origin only) when there are none. Every
+/// header a client sends or reads is listed: a browser would hide the others.
+fn cors(origins: &[String]) -> Option<salvo::cors::CorsHandler> {
+    use salvo::cors::{AllowOrigin, Cors};
+    use salvo::http::{HeaderName, Method};
+    if origins.is_empty() {
+        return None;
+    }
+    let handler = Cors::new()
+        .allow_origin(AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| origin.parse::<salvo::http::HeaderValue>().ok()),
+        ))
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            HeaderName::from_static("authorization"),
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("if-match"),
+            HeaderName::from_static("if-none-match"),
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("etag"),
+            HeaderName::from_static("location"),
+            HeaderName::from_static("retry-after"),
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+            HeaderName::from_static("ratelimit-policy"),
+        ])
+        .max_age(600)
+        .into_handler();
+    Some(handler)
 }
 
 impl Application {

@@ -339,3 +339,100 @@ async fn conditional_requests_follow_rfc_9110(backend: Backend) {
         .await
         .problem(404);
 }
+
+// ---------------------------------------------------------------------------------------
+// Cross-origin pages (CORS): none by default, the configured origins only, never with
+// credentials.
+
+/// Found by the operations review (#27, item 10): a front end on another origin could not
+/// use the API (a preflight was a 405 without `Access-Control-*`). With
+/// `server.cors_allowed_origins` set, a configured origin's preflight is answered and its
+/// requests (errors included) can be read; any other origin gets no CORS header; no origin
+/// is told it may send credentials. Without the setting, nothing changes.
+#[tokio::test]
+async fn cross_origin_pages_are_allowed_only_from_configured_origins() {
+    let allowed = "https://app.example.com";
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.server.cors_allowed_origins = vec![allowed.to_string()];
+    })
+    .await;
+    let (token, _, _) = app.new_user("cors").await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, app.url("/api/v1/tasks"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, idempotency-key",
+            )
+            .send()
+    };
+    let answer = preflight(allowed).await.expect("preflight");
+    assert!(answer.status().is_success(), "{}", answer.status());
+    let headers = answer.headers();
+    assert_eq!(headers["access-control-allow-origin"], allowed);
+    let methods = headers["access-control-allow-methods"]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        methods.contains("POST") && methods.contains("PATCH"),
+        "{methods}"
+    );
+    let allowed_headers = headers["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_lowercase();
+    assert!(
+        allowed_headers.contains("authorization") && allowed_headers.contains("idempotency-key"),
+        "{allowed_headers}"
+    );
+    assert!(headers.get("access-control-allow-credentials").is_none());
+
+    let refused = preflight("https://evil.example").await.expect("preflight");
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    // An actual request and an error both carry the header, and expose what clients read.
+    for (path, token, status) in [
+        ("/api/v1/tasks", Some(token.as_str()), StatusCode::OK),
+        ("/api/v1/tasks", None, StatusCode::UNAUTHORIZED),
+    ] {
+        let mut request = app.client.get(app.url(path)).header("origin", allowed);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let reply = request.send().await.expect("request");
+        assert_eq!(reply.status(), status);
+        assert_eq!(reply.headers()["access-control-allow-origin"], allowed);
+        let exposed = reply.headers()["access-control-expose-headers"]
+            .to_str()
+            .expect("ascii")
+            .to_lowercase();
+        assert!(
+            exposed.contains("etag") && exposed.contains("retry-after"),
+            "{exposed}"
+        );
+        assert!(
+            reply
+                .headers()
+                .get("access-control-allow-credentials")
+                .is_none()
+        );
+    }
+
+    // Not configured: no CORS headers at all.
+    let plain = spawn_app(Backend::Sqlite).await;
+    let reply = plain
+        .client
+        .get(plain.url("/api/v1/tasks"))
+        .header("origin", allowed)
+        .send()
+        .await
+        .expect("request");
+    assert!(reply.headers().get("access-control-allow-origin").is_none());
+}
