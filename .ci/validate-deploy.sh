@@ -404,8 +404,17 @@ for name, objs in (("base", base), ("production", prod), ("production-with-redis
     for path in ("/app/logs", "/tmp"):
         need(path in mounts and "emptyDir" in vols.get(mounts[path], {}), f"{name}: emptyDir at {path}")
     refs = {next(iter(e)): list(e.values())[0]["name"] for e in c.get("envFrom", [])}
-    need(refs.get("configMapRef") == "taskapi-config" and refs.get("secretRef") == "taskapi-secrets",
-         f"{name}: env from ConfigMap taskapi-config and Secret taskapi-secrets")
+    need(refs.get("configMapRef") == "taskapi-config", f"{name}: env from ConfigMap taskapi-config")
+    # Only the Secret keys the API needs: REDIS_PASSWORD belongs to the Redis pod.
+    need("secretRef" not in refs, f"{name}: no envFrom of the whole Secret")
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+    need(set(from_secret) == {"DATABASE_URL", "JWT_SECRET_KEY", "REDIS_URL"}
+         and all(ref["name"] == "taskapi-secrets" for ref in from_secret.values()),
+         f"{name}: DATABASE_URL, JWT_SECRET_KEY, REDIS_URL (and nothing else) from Secret taskapi-secrets")
+    np = objs.get(("NetworkPolicy", "taskapi"), {}).get("spec", {})
+    need(np.get("podSelector", {}).get("matchLabels") == spec["selector"]["matchLabels"]
+         and [p["port"] for rule in np.get("ingress", []) for p in rule.get("ports", [])] == ["http"],
+         f"{name}: a NetworkPolicy lets the API pods accept their HTTP port only")
     cm = objs[("ConfigMap", "taskapi-config")]["data"]
     need(cm.get("TASKAPI_SERVER__MIGRATE_ON_START") == "false", f"{name}: start-up migrations must be off")
     need(cm.get("TASKAPI_LOG__FILE_ENABLED") == "false", f"{name}: logs to stdout only (no log file in the pod)")
