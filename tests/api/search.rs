@@ -124,24 +124,27 @@ async fn migration_folds_rows_written_before_it(backend: Backend) {
         .expect("forget folded copies");
     assert_eq!(search(&app, &token, "APPLES").await, ["Apples"]);
 
-    // Back to just before the backfill migration (the later ones go down with it), then up.
-    let steps = migration::Migrator::migrations()
-        .iter()
-        .rev()
-        .position(|m| m.name().ends_with("_000004_task_search_text"))
-        .expect("the backfill migration is listed")
-        + 1;
-    let steps = u32::try_from(steps).expect("few migrations");
-    // The app's own background writers share this SQLite file; a migration transaction
-    // that upgrades from read to write while one commits gets "database is locked" at once
-    // (SQLite does not wait then). Seen once under a loaded full run: try again.
-    for attempt in 1..=3 {
-        match migration::Migrator::down(db, Some(steps)).await {
-            Ok(()) => break,
-            Err(err) if attempt < 3 && err.to_string().contains("locked") => {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            Err(err) => panic!("migration down: {err}"),
+    // Back to just before the backfill migration (the later ones go down with it), then up:
+    // one migration at a time, until the backfill is no longer applied. The app's own
+    // background writers share this SQLite file; a migration transaction that upgrades from
+    // read to write while one commits gets "database is locked" at once (SQLite does not
+    // wait then; seen once under a loaded run), so a failed step is tried again.
+    let backfill_applied = || async {
+        migration::Migrator::get_applied_migrations(db)
+            .await
+            .expect("applied migrations")
+            .iter()
+            .any(|m| m.name().ends_with("_000004_task_search_text"))
+    };
+    let mut failures = 0;
+    while backfill_applied().await {
+        if let Err(err) = migration::Migrator::down(db, Some(1)).await {
+            failures += 1;
+            assert!(
+                failures < 5 && err.to_string().contains("locked"),
+                "migration down: {err}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     }
     migration::Migrator::up(db, None)
