@@ -901,12 +901,34 @@ pub fn scratch_dir(purpose: &str) -> TempDir {
     TempDir(dir)
 }
 
-/// A port that was free a moment ago (bound and released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// Starts `command` (a `taskapi serve`) on a port the server picks itself (0) and returns
+/// the child and the port it reported in its "taskapi listening" line. A port probed and
+/// released beforehand could be taken by another process before the server binds it.
+pub fn spawn_on_own_port(mut command: std::process::Command) -> (std::process::Child, u16) {
+    use std::io::{BufRead, BufReader};
+    command
+        .env("TASKAPI_SERVER__PORT", "0")
+        .stdout(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("spawn server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    // Reads the whole output, so that the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(fields) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if fields["msg"] == "taskapi listening"
+                && let Some(port) = fields["port"].as_u64().and_then(|p| u16::try_from(p).ok())
+            {
+                let _ = port_tx.send(port);
+            }
+        }
+    });
+    let port = port_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the server reported its port");
+    (child, port)
 }
 
 /// Registers a fresh user on the server at `base` (`http://127.0.0.1:port`) and logs it in:

@@ -8,8 +8,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 
 use crate::helpers::{
-    Backend, PATIENCE, TempDir, completed_line, free_port, metric_value, read_log_lines,
-    scratch_dir, spawn_app, taskapi,
+    Backend, PATIENCE, TempDir, completed_line, metric_value, read_log_lines, scratch_dir,
+    spawn_app, spawn_on_own_port, taskapi,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -121,20 +121,17 @@ impl Drop for Process {
 
 async fn start_process() -> Process {
     let dir = scratch_dir("fresh");
-    let port = free_port();
-    let child = taskapi(&dir.0)
+    let mut command = taskapi(&dir.0);
+    command
         .arg("serve")
         .env(
             "DATABASE_URL",
             format!("sqlite://{}/db.sqlite?mode=rwc", dir.0.display()),
         )
         .env("JWT_SECRET_KEY", crate::helpers::JWT_SECRET)
-        .env("TASKAPI_SERVER__PORT", port.to_string())
         .env("TASKAPI_LOG__DIR", dir.0.join("logs"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn server");
+        .stderr(Stdio::null());
+    let (child, port) = spawn_on_own_port(command);
     let base = format!("http://127.0.0.1:{port}");
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let client = reqwest::Client::new();

@@ -1,6 +1,5 @@
 //! Operability: health, metrics, request ids, logs, graceful shutdown and the CLI.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    Backend, TestApp, both_backends, free_port, metric_sum, read_log_lines, scratch_dir, spawn_app,
+    Backend, TestApp, both_backends, metric_sum, read_log_lines, scratch_dir, spawn_app,
     spawn_app_with, task_path, taskapi,
 };
 
@@ -307,33 +306,18 @@ fn spawned_binary_sees_only_what_the_test_sets() {
 async fn sigterm_drains_in_flight_requests() {
     let scratch = scratch_dir("sigterm");
     let dir = scratch.0.clone();
-    let port = free_port();
-    let mut child = taskapi(&dir)
+    let mut command = taskapi(&dir);
+    command
         .arg("serve")
         .env(
             "DATABASE_URL",
             format!("sqlite://{}/db.sqlite?mode=rwc", dir.display()),
         )
         .env("JWT_SECRET_KEY", crate::helpers::JWT_SECRET)
-        .env("TASKAPI_SERVER__PORT", port.to_string())
         .env("TASKAPI_LOG__DIR", dir.join("logs"))
         .env("TASKAPI_SERVER__SHUTDOWN_GRACE_SECS", "10")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn server");
-    let stdout = child.stdout.take().expect("stdout");
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("taskapi listening") {
-                let _ = ready_tx.send(());
-            }
-        }
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server started");
+        .stderr(Stdio::null());
+    let (mut child, port) = crate::helpers::spawn_on_own_port(command);
 
     let healthcheck = || {
         taskapi(&dir)
