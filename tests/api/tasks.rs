@@ -802,7 +802,7 @@ async fn batched_changes_apply_each_change_once_and_keep_if_match() {
 }
 
 /// On PostgreSQL, concurrent default listings share one statement
-/// (`models::tasks::list::FirstPages`). One batch here mixes owners, limits and offsets,
+/// (`models::tasks::list::DefaultListings`). One batch here mixes owners, limits and offsets,
 /// including a page past the last one: each gets exactly its own page and total.
 #[tokio::test]
 async fn batched_listings_give_each_request_its_own_page_and_total() {
@@ -882,11 +882,11 @@ async fn a_listing_past_its_last_page_gets_its_total_from_the_same_statement() {
         probe: 21,
         offset,
     };
-    let (items, total) = app.pg_tasks().pages.call(past(9)).await.expect("page");
-    assert!(items.is_empty());
-    assert_eq!(total, Some(3));
-    let (items, total) = app.pg_tasks().pages.call(past(2)).await.expect("page");
-    assert_eq!((items.len(), total), (1, Some(3)));
+    let page = app.pg_tasks().pages.call(past(9)).await.expect("page");
+    assert!(page.items.is_empty());
+    assert_eq!(page.total, Some(3));
+    let page = app.pg_tasks().pages.call(past(2)).await.expect("page");
+    assert_eq!((page.items.len(), page.total), (1, Some(3)));
     let reply = app.get("/api/v1/tasks?offset=9", Some(&token)).await;
     assert_eq!(reply.body["total"], 3);
     assert_eq!(reply.body["items"], json!([]));

@@ -174,6 +174,15 @@ struct CountedTask {
     total_matching: i64,
 }
 
+/// A page's rows and the count they carried.
+pub struct Counted {
+    /// The page's rows (one more than the limit when there is a next page).
+    pub items: Vec<task::Model>,
+    /// The matches counted by the same statement (up to the cap); `None` when no row
+    /// carried a count (a cursor page, or a filtered page past its end).
+    pub total: Option<i64>,
+}
+
 /// One page of a listing.
 #[derive(Debug)]
 pub struct Page {
@@ -235,13 +244,16 @@ fn capped_count(owner: Uuid, filter: &TaskFilter) -> sea_orm::sea_query::SelectS
 /// Default listings share statements under load (`pages`).
 pub async fn list_postgres(
     db: &DatabaseConnection,
-    pages: &Arc<FirstPages>,
+    pages: &Arc<DefaultListings>,
     owner: Uuid,
     filter: &TaskFilter,
     cursor: Option<&Position>,
 ) -> Result<Page> {
     let counted = cursor.is_none();
-    let (items, counted_total) = if counted && is_default_listing(filter) {
+    let Counted {
+        items,
+        total: counted_total,
+    } = if counted && is_default_listing(filter) {
         pages
             .call(postgres::DefaultPage {
                 owner,
@@ -269,8 +281,10 @@ pub async fn list_portable(
     cursor: Option<&Position>,
 ) -> Result<Page> {
     let counted = cursor.is_none();
-    let (items, counted_total) =
-        fetch_generic(db, page_query(owner, filter, cursor), counted).await?;
+    let Counted {
+        items,
+        total: counted_total,
+    } = fetch_generic(db, page_query(owner, filter, cursor), counted).await?;
     // A SQLite read transaction reads one snapshot already (and takes no settings).
     let snapshot = Snapshot {
         isolation: None,
@@ -298,7 +312,10 @@ async fn recount(
     let txn = db
         .begin_with_config(snapshot.isolation, snapshot.access)
         .await?;
-    let (items, carried) = fetch_generic(&txn, page_query(owner, filter, None), true).await?;
+    let Counted {
+        items,
+        total: carried,
+    } = fetch_generic(&txn, page_query(owner, filter, None), true).await?;
     let total = match carried {
         Some(total) => total,
         None => {
@@ -365,13 +382,13 @@ pub use postgres::DefaultPage;
 
 /// Default listings (every task, newest first, by offset) that share statements under load
 /// (see `models::batch`); PostgreSQL only.
-pub type FirstPages = Batcher<postgres::PageJob>;
+pub type DefaultListings = Batcher<postgres::PageJob>;
 
 /// The most listings one statement answers.
 const MAX_PAGE_BATCH: usize = 32;
 
-/// The default listings of a [`FirstPages`].
-pub fn first_pages(db: DatabaseConnection) -> Arc<FirstPages> {
+/// The default listings of a [`DefaultListings`].
+pub fn default_listings(db: DatabaseConnection) -> Arc<DefaultListings> {
     Batcher::new(postgres::PageJob { db }, "task_list", MAX_PAGE_BATCH)
 }
 
@@ -381,13 +398,19 @@ async fn fetch_generic<C: ConnectionTrait>(
     db: &C,
     query: Select<task::Entity>,
     counted: bool,
-) -> Result<(Vec<task::Model>, Option<i64>)> {
+) -> Result<Counted> {
     if !counted {
-        return Ok((query.all(db).await?, None));
+        return Ok(Counted {
+            items: query.all(db).await?,
+            total: None,
+        });
     }
     let rows = query.into_model::<CountedTask>().all(db).await?;
     let total = rows.first().map(|row| row.total_matching);
-    Ok((rows.into_iter().map(|row| row.task).collect(), total))
+    Ok(Counted {
+        items: rows.into_iter().map(|row| row.task).collect(),
+        total,
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use crate::error::AppError;
 use crate::models::batch::{Job, shared_problem};
 use crate::models::tasks::postgres::rows::{COLUMNS, decode, sqlx_err};
 
+use super::Counted;
+
 /// Default listings (of one or more owners) in one statement: each listing's count and
 /// page through LATERAL joins, its rows tagged with its place in the batch (`ord`, after
 /// the entity's columns and before the count). The page is a LEFT JOIN: a listing past
@@ -34,9 +36,6 @@ pub struct DefaultPage {
     pub probe: u64,
     pub offset: u64,
 }
-
-/// A page's rows and the count of the owner's tasks.
-pub type Counted = (Vec<task::Model>, Option<i64>);
 
 pub struct PageJob {
     pub(super) db: sea_orm::DatabaseConnection,
@@ -80,7 +79,13 @@ async fn fetch_defaults(pool: &PgPool, batch: &[DefaultPage]) -> Result<Vec<Coun
         .fetch_all(pool)
         .await
         .map_err(sqlx_err)?;
-    let mut pages: Vec<Counted> = batch.iter().map(|_| (Vec::new(), None)).collect();
+    let mut pages: Vec<Counted> = batch
+        .iter()
+        .map(|_| Counted {
+            items: Vec::new(),
+            total: None,
+        })
+        .collect();
     for row in &rows {
         // 1-based, from WITH ORDINALITY.
         let ord: i64 = row.try_get_unchecked(COLUMNS).map_err(sqlx_err)?;
@@ -88,15 +93,15 @@ async fn fetch_defaults(pool: &PgPool, batch: &[DefaultPage]) -> Result<Vec<Coun
             .ok()
             .and_then(|index| pages.get_mut(index))
             .ok_or_else(|| DbErr::Custom(format!("listing {ord} is not in the batch")))?;
-        page.1 = Some(row.try_get_unchecked(COLUMNS + 1).map_err(sqlx_err)?);
+        page.total = Some(row.try_get_unchecked(COLUMNS + 1).map_err(sqlx_err)?);
         // NULL task columns: the listing is past its last page.
         let id: Option<Uuid> = row.try_get_unchecked(0).map_err(sqlx_err)?;
         if id.is_some() {
-            page.0.push(decode(row)?);
+            page.items.push(decode(row)?);
         }
     }
-    for (items, _) in &mut pages {
-        newest_first(items);
+    for page in &mut pages {
+        newest_first(&mut page.items);
     }
     Ok(pages)
 }
@@ -113,7 +118,7 @@ pub(super) async fn fetch(
     pool: &PgPool,
     statement: Statement,
     counted: bool,
-) -> Result<(Vec<task::Model>, Option<i64>), DbErr> {
+) -> Result<Counted, DbErr> {
     let arguments = arguments(statement.values)?;
     run(pool, AssertSqlSafe(statement.sql), arguments, counted).await
 }
@@ -123,7 +128,7 @@ async fn run(
     sql: impl SqlSafeStr,
     arguments: PgArguments,
     counted: bool,
-) -> Result<(Vec<task::Model>, Option<i64>), DbErr> {
+) -> Result<Counted, DbErr> {
     let rows = sqlx::query_with(sql, arguments)
         .fetch_all(pool)
         .await
@@ -133,7 +138,7 @@ async fn run(
         _ => None,
     };
     let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
-    Ok((items, total))
+    Ok(Counted { items, total })
 }
 
 /// The statement's values as sqlx arguments: only the kinds a listing binds (ids,

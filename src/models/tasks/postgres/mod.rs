@@ -14,7 +14,7 @@ pub mod rows;
 pub mod writes;
 
 use super::list::cursor::Position;
-use super::list::{self, FirstPages, Page, TaskFilter};
+use super::list::{self, DefaultListings, Page, TaskFilter};
 use crate::validate;
 use by_id::Lookups;
 use writes::{Change, Creates, Update, Updates};
@@ -30,7 +30,7 @@ pub struct PostgresTasks {
     /// Changes (PUT, PATCH), batched under load.
     pub updates: Arc<Updates>,
     /// Default listings, batched under load.
-    pub pages: Arc<FirstPages>,
+    pub pages: Arc<DefaultListings>,
 }
 
 impl PostgresTasks {
@@ -39,7 +39,7 @@ impl PostgresTasks {
             lookups: by_id::lookups(db.clone()),
             creates: writes::creates(db.clone()),
             updates: writes::updates(db.clone()),
-            pages: list::first_pages(db.clone()),
+            pages: list::default_listings(db.clone()),
             db,
         }
     }

@@ -270,7 +270,7 @@ pub async fn update(pool: &Pool, change: &Change) -> Result<Option<task::Model>,
     } = change;
     let title = update.title.as_ref();
     let description = update.description.as_ref();
-    let row = bind_update(sqlx::query(UPDATE_SQL), *owner, *id)
+    let row = bind_owner_lock_and_task(sqlx::query(UPDATE_SQL), *owner, *id)
         .bind(title.is_some())
         .bind(title.map(|(text, _)| text.as_str()))
         .bind(title.map(|(_, folded)| folded.as_str()))
@@ -405,7 +405,7 @@ pub async fn delete(
     expected_version: Option<i32>,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let done = bind_update(sqlx::query(DELETE_SQL), owner, id)
+    let done = bind_owner_lock_and_task(sqlx::query(DELETE_SQL), owner, id)
         .bind(expected_version)
         .bind(now)
         .execute(pool)
@@ -415,7 +415,7 @@ pub async fn delete(
 }
 
 /// `$1` to `$3` of the UPDATE and the DELETE: the owner's lock key, the task, the owner.
-fn bind_update<'q>(
+fn bind_owner_lock_and_task<'q>(
     query: Query<'q, sqlx::Postgres, PgArguments>,
     owner: Uuid,
     id: Uuid,
