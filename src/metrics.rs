@@ -10,7 +10,6 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use salvo::http::Method;
 use salvo::oapi::{OpenApi, PathItemType};
-use sea_orm::{DatabaseBackend, DatabaseConnection};
 
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_DURATION: &str = "http_request_duration_seconds";
@@ -468,19 +467,9 @@ pub fn is_probe_route(route: &str) -> bool {
     route == "/metrics" || route.starts_with("/health/")
 }
 
-/// Refreshes the pool gauges; called on every scrape so they are current.
-pub fn record_pool(db: &DatabaseConnection) {
-    let (size, idle) = match db.get_database_backend() {
-        DatabaseBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        DatabaseBackend::Sqlite => {
-            let pool = db.get_sqlite_connection_pool();
-            (pool.size(), pool.num_idle())
-        }
-        _ => (0, 0),
-    };
+/// Refreshes the pool gauges from the pool's open and idle connections
+/// (`db::pool_usage`); called on every scrape so they are current.
+pub fn record_pool((size, idle): (u32, usize)) {
     let idle = u32::try_from(idle).unwrap_or(u32::MAX);
     gauge!(DB_POOL, "state" => "size").set(f64::from(size));
     gauge!(DB_POOL, "state" => "idle").set(f64::from(idle));

@@ -208,7 +208,7 @@ impl Handler for MetricsEndpoint {
         _ctrl: &mut FlowCtrl,
     ) {
         if let Ok(state) = depot.get_typed::<AppState>() {
-            app_metrics::record_pool(&state.db);
+            app_metrics::record_pool(db::pool_usage(&state.db));
         }
         res.add_header(
             "content-type",

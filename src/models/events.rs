@@ -6,7 +6,8 @@
 //! so ids must be handed out in commit order per user, or a row committed late with a
 //! smaller id would be skipped. SQLite has one writer at a time; on PostgreSQL every
 //! task write of a user takes a transaction-scoped advisory lock on the user first
-//! ([`serialize_writes`]), so a user's writes commit one after another, each with a larger
+//! (`models::tasks::portable::serialize_writes`; the PostgreSQL store's statements take
+//! the same lock), so a user's writes commit one after another, each with a larger
 //! id than the last. Different users never wait for each other.
 
 use std::collections::HashMap;
@@ -14,9 +15,8 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Alias, Expr, Func, OnConflict, Order, Query, WindowStatement};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -51,32 +51,6 @@ impl Kind {
             _ => "task.updated",
         }
     }
-}
-
-/// Makes `owner`'s task writes commit one at a time (see the module notes): a
-/// transaction-scoped advisory lock on PostgreSQL, nothing on SQLite (one writer anyway).
-/// Call first in the transaction, before the event id is drawn.
-pub async fn serialize_writes<C: ConnectionTrait>(conn: &C, owner: Uuid) -> Result<(), DbErr> {
-    if conn.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(());
-    }
-    conn.execute_raw(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        "SELECT pg_advisory_xact_lock($1)",
-        [advisory_key(owner).into()],
-    ))
-    .await?;
-    Ok(())
-}
-
-/// A 64-bit lock key per user. Another user sharing a key only waits a little longer;
-/// the high bits of the key space tell these locks apart from any other advisory lock.
-pub fn advisory_key(owner: Uuid) -> i64 {
-    let bytes = owner.as_u128().to_be_bytes();
-    let mut low = [0u8; 8];
-    low.copy_from_slice(&bytes[8..]);
-    // The low half of a UUIDv7 is random; mark it as the feed's (0x7461 = "ta").
-    (i64::from_be_bytes(low) & 0x0000_ffff_ffff_ffff) | (0x7461 << 48)
 }
 
 /// Appends the event of a change, in the change's transaction; returns its id. (On
@@ -334,13 +308,6 @@ pub async fn prune_periodically(db: DatabaseConnection, retention: Retention, ev
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn advisory_keys_differ_per_user_and_carry_the_feed_tag() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        assert_ne!(advisory_key(a), advisory_key(b));
-        assert_eq!(advisory_key(a) >> 48, 0x7461);
-    }
 
     fn event_of(task: &task::Model, kind: Kind) -> task_event::Model {
         let live = kind != Kind::Deleted;

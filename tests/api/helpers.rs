@@ -444,7 +444,7 @@ impl TestApp {
             .execute_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
                 "SELECT pg_advisory_xact_lock($1)",
-                [taskapi::models::events::advisory_key(user_id).into()],
+                [taskapi::models::tasks::domain::advisory_key(user_id).into()],
             ))
             .await
             .expect("lock");

@@ -145,6 +145,16 @@ pub fn check_version(task: &task::Model, expected: Option<i32>) -> Result<()> {
     }
 }
 
+/// A 64-bit lock key per user. Another user sharing a key only waits a little longer;
+/// the high bits of the key space tell these locks apart from any other advisory lock.
+pub fn advisory_key(owner: Uuid) -> i64 {
+    let bytes = owner.as_u128().to_be_bytes();
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&bytes[8..]);
+    // The low half of a UUIDv7 is random; mark it as the feed's (0x7461 = "ta").
+    (i64::from_be_bytes(low) & 0x0000_ffff_ffff_ffff) | (0x7461 << 48)
+}
+
 /// The row a create writes: whatever must be stored with every new task belongs here.
 pub fn new_task(owner: Uuid, input: TaskInput) -> task::Model {
     let now = validate::now();
@@ -203,5 +213,12 @@ mod tests {
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["title", "status"]);
+    }
+
+    #[test]
+    fn advisory_keys_differ_per_user_and_carry_the_feed_tag() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_ne!(advisory_key(a), advisory_key(b));
+        assert_eq!(advisory_key(a) >> 48, 0x7461);
     }
 }

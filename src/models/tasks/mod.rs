@@ -1,7 +1,7 @@
 //! Tasks: validated input (`domain`), and the one store they are kept in (`store`) with its
 //! two implementations, PostgreSQL (`postgres`) and portable (`portable`, SQLite).
 
-mod domain;
+pub mod domain;
 pub mod list;
 mod portable;
 pub mod postgres;

@@ -4,8 +4,8 @@
 
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, Statement, TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use crate::models::events;
 use crate::models::txn::begin_write;
 use crate::validate;
 
-use super::domain::{NOT_FOUND, explain_miss};
+use super::domain::{NOT_FOUND, advisory_key, explain_miss};
 
 pub struct PortableTasks {
     db: DatabaseConnection,
@@ -108,7 +108,7 @@ impl PortableTasks {
         }
         // The change-feed event commits with the change, or neither does.
         let txn = begin_write(&self.db).await?;
-        events::serialize_writes(&txn, owner).await?;
+        serialize_writes(&txn, owner).await?;
         let mut rows = update.exec_with_returning(&txn).await?;
         match rows.pop() {
             Some(task) => {
@@ -131,7 +131,7 @@ impl PortableTasks {
             delete = delete.filter(task::Column::Version.eq(version));
         }
         let txn = begin_write(&self.db).await?;
-        events::serialize_writes(&txn, owner).await?;
+        serialize_writes(&txn, owner).await?;
         let Some(deleted) = delete.exec_with_returning(&txn).await?.pop() else {
             txn.rollback().await?;
             return Err(explain_miss(self.get(owner, id).await));
@@ -151,7 +151,7 @@ pub async fn insert_with_event<C: ConnectionTrait + TransactionTrait>(
     task: task::Model,
 ) -> Result<task::Model> {
     let txn = conn.begin().await?;
-    events::serialize_writes(&txn, task.user_id).await?;
+    serialize_writes(&txn, task.user_id).await?;
     let task = task::ActiveModel::from(task)
         .insert(&txn)
         .await
@@ -159,4 +159,21 @@ pub async fn insert_with_event<C: ConnectionTrait + TransactionTrait>(
     events::record(&txn, &task, events::Kind::Created).await?;
     txn.commit().await?;
     Ok(task)
+}
+
+/// Makes `owner`'s task writes commit one at a time (see `models::events` on ordering): a
+/// transaction-scoped advisory lock on PostgreSQL (an idempotent create goes through
+/// [`insert_with_event`] there too), nothing on SQLite (one writer anyway).
+/// Call first in the transaction, before the event id is drawn.
+async fn serialize_writes<C: ConnectionTrait>(conn: &C, owner: Uuid) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    conn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT pg_advisory_xact_lock($1)",
+        [advisory_key(owner).into()],
+    ))
+    .await?;
+    Ok(())
 }

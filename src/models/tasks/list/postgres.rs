@@ -8,15 +8,21 @@
 use sea_orm::sea_query::{Value, Values};
 use sea_orm::sqlx::postgres::PgArguments;
 use sea_orm::sqlx::{self, Arguments, AssertSqlSafe, PgPool, Row, SqlSafeStr};
-use sea_orm::{DbErr, Statement};
+use std::sync::Arc;
+
+use sea_orm::{
+    AccessMode, DatabaseBackend, DatabaseConnection, DbErr, IsolationLevel, QueryTrait, Statement,
+};
 use uuid::Uuid;
 
 use crate::entities::task;
-use crate::error::AppError;
+use crate::error::{AppError, Result as AppResult};
 use crate::models::batch::{Job, shared_problem};
 use crate::models::tasks::postgres::rows::{COLUMNS, decode, sqlx_err};
 
-use super::Counted;
+use super::cursor::Position;
+use super::filter::is_default_listing;
+use super::{Counted, DefaultListings, Page, Snapshot, TaskFilter, finish_page, page_query};
 
 /// Default listings (of one or more owners) in one statement: each listing's count and
 /// page through LATERAL joins, its rows tagged with its place in the batch (`ord`, after
@@ -163,4 +169,172 @@ pub(super) fn arguments(values: Option<Values>) -> Result<PgArguments, DbErr> {
         added.map_err(|err| DbErr::Custom(err.to_string()))?;
     }
     Ok(arguments)
+}
+
+/// A page of the owner's tasks on PostgreSQL: after `cursor` when given (keyset), else at
+/// the offset. One row more than the limit is read to know whether a next page exists.
+/// Default listings share statements under load (`pages`).
+pub async fn list_postgres(
+    db: &DatabaseConnection,
+    pages: &Arc<DefaultListings>,
+    owner: Uuid,
+    filter: &TaskFilter,
+    cursor: Option<&Position>,
+) -> AppResult<Page> {
+    let counted = cursor.is_none();
+    let Counted {
+        items,
+        total: counted_total,
+    } = if counted && is_default_listing(filter) {
+        pages
+            .call(DefaultPage {
+                owner,
+                probe: filter.limit + 1,
+                offset: filter.offset,
+            })
+            .await?
+    } else {
+        let statement = page_query(owner, filter, cursor).build(DatabaseBackend::Postgres);
+        fetch(db.get_postgres_connection_pool(), statement, counted).await?
+    };
+    // Repeatable read: one snapshot for both statements of a recount.
+    let snapshot = Snapshot {
+        isolation: Some(IsolationLevel::RepeatableRead),
+        access: Some(AccessMode::ReadOnly),
+    };
+    finish_page(db, snapshot, owner, filter, counted, items, counted_total).await
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use sea_orm::IdenStatic;
+
+    use super::super::SEARCH_COPIES;
+    use super::super::cursor::SortKey;
+    use super::*;
+    use crate::entities::task::{Priority, Status};
+    use crate::requests::TaskSort;
+
+    /// Every listing shape's statement on PostgreSQL: its values bind, and it selects the
+    /// entity's columns in declaration order (what `rows::decode` reads by position),
+    /// NULL for the search copies, then the count.
+    #[test]
+    fn postgres_statements_bind_and_select_the_entity_columns_in_order() {
+        let owner = Uuid::now_v7();
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("instant");
+        let filter = TaskFilter {
+            limit: 20,
+            offset: 40,
+            status: Some(Status::InProgress),
+            priority: Some(Priority::High),
+            due_before: Some(at),
+            due_after: Some(at),
+            search: Some("Ünï 50%".into()),
+            sort: TaskSort::CreatedAt,
+            cursor: None,
+        };
+        let columns = listed_columns();
+        assert_eq!(columns.len(), crate::models::tasks::postgres::rows::COLUMNS);
+        let keys = [
+            SortKey::Instant(at),
+            SortKey::MaybeInstant(Some(at)),
+            SortKey::MaybeInstant(None),
+            SortKey::Priority(2),
+            SortKey::Text("x".into()),
+        ];
+        for sort in [
+            TaskSort::CreatedAtDesc,
+            TaskSort::DueDate,
+            TaskSort::Priority,
+            TaskSort::Title,
+        ] {
+            let filter = TaskFilter {
+                sort,
+                ..filter.clone()
+            };
+            for key in &keys {
+                let position = Position {
+                    key: key.clone(),
+                    id: owner,
+                };
+                let statement =
+                    page_query(owner, &filter, Some(&position)).build(DatabaseBackend::Postgres);
+                assert_eq!(select_list(&statement.sql), columns);
+                arguments(statement.values).expect("bindable");
+            }
+            let statement = page_query(owner, &filter, None).build(DatabaseBackend::Postgres);
+            let listed = select_list(&statement.sql);
+            assert_eq!(listed[..columns.len()], columns[..]);
+            assert_eq!(listed[columns.len()], "(SELECT COUNT(*) AS \"matching\"");
+            assert!(
+                statement
+                    .sql
+                    .contains(") AS \"total_matching\" FROM \"tasks\" WHERE"),
+                "{}",
+                statement.sql
+            );
+            arguments(statement.values).expect("bindable");
+        }
+    }
+
+    /// The batched default listing selects, in its page, the entity's columns in order
+    /// (what `rows::decode` reads) with NULL for the search copies, then the batch
+    /// place and the count.
+    #[test]
+    fn the_batched_default_pages_select_the_entity_columns_in_order() {
+        let sql = DEFAULT_PAGES_SQL;
+        assert!(
+            sql.starts_with(r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM"#)
+        );
+        let page = sql
+            .split("JOIN LATERAL (")
+            .nth(2)
+            .expect("the page's subquery");
+        assert_eq!(select_list(page), listed_columns());
+    }
+
+    /// A batch's rows may come in any order (its statement has no outer ORDER BY): each
+    /// page is put in the listing's order, newest first, ties broken by the larger id.
+    #[test]
+    fn a_batched_page_is_sorted_newest_first_with_ties_by_id() {
+        let at =
+            |seconds: i64| DateTime::from_timestamp(1_700_000_000 + seconds, 0).expect("instant");
+        let task = |id: u128, seconds| task::Model {
+            id: Uuid::from_u128(id),
+            user_id: Uuid::nil(),
+            title: format!("{id}"),
+            description: None,
+            status: Status::Todo,
+            priority: Priority::Medium,
+            due_date: None,
+            version: 1,
+            created_at: at(seconds),
+            updated_at: at(seconds),
+            title_search: None,
+            description_search: None,
+        };
+        let mut items = vec![task(1, 5), task(9, 7), task(3, 5), task(2, 9), task(7, 5)];
+        newest_first(&mut items);
+        let order: Vec<String> = items.into_iter().map(|task| task.title).collect();
+        assert_eq!(order, ["2", "9", "7", "3", "1"]);
+    }
+
+    /// The entity's columns as a listing selects them: NULL in place of the search copies.
+    fn listed_columns() -> Vec<String> {
+        let mut columns = crate::models::tasks::postgres::rows::quoted_columns(Some("tasks"));
+        for (column, copy) in columns.iter_mut().rev().zip(SEARCH_COPIES.iter().rev()) {
+            *column = format!("NULL AS \"{}\"", copy.as_str());
+        }
+        columns
+    }
+
+    fn select_list(sql: &str) -> Vec<String> {
+        sql.strip_prefix("SELECT ")
+            .and_then(|rest| rest.split(" FROM ").next())
+            .expect("select list")
+            .split(", ")
+            .map(str::to_string)
+            .collect()
+    }
 }

@@ -8,7 +8,7 @@
 //! fixed strings (prepared once per connection by sqlx's statement cache) whose
 //! data-modifying CTEs run in this order:
 //! 1. `serialized` takes the owner's transaction-scoped advisory lock
-//!    (`events::advisory_key`); it is MATERIALIZED and the change reads from it, so the
+//!    (`tasks::domain::advisory_key`); it is MATERIALIZED and the change reads from it, so the
 //!    change, and the event id drawn after it, come after the lock. The lock is held until
 //!    the statement commits, which keeps a user's event ids in commit order (see
 //!    `models::events`).
@@ -31,7 +31,7 @@ use uuid::Uuid;
 use crate::entities::task;
 use crate::error::unauthorized_on_missing_owner;
 use crate::models::batch::{Batcher, Job};
-use crate::models::events::advisory_key;
+use crate::models::tasks::domain::advisory_key;
 use crate::models::tasks::postgres::rows::{decode, sqlx_err};
 
 type Pool = sqlx::PgPool;
