@@ -80,7 +80,9 @@ pub enum ForwardedHeader {
 
 /// Accepts `["10.0.0.0/8", "127.0.0.1"]` or `"10.0.0.0/8, 127.0.0.1"` (what an
 /// environment variable can carry); a bare address means a single host.
-fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+/// The non-empty, trimmed items of a setting given as a list or as comma-separated text
+/// (what an environment variable can hold).
+fn list_items<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -91,10 +93,17 @@ fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Ip
         Raw::List(items) => items,
         Raw::Text(text) => text.split(',').map(str::to_string).collect(),
     };
-    items
+    Ok(items
         .iter()
         .map(|item| item.trim())
         .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    list_items(deserializer)?
+        .iter()
         .map(|item| {
             item.parse::<IpNet>()
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
@@ -109,26 +118,14 @@ fn cidr_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Ip
 /// a path or `*` is refused (a wildcard would let every site read a user's tasks with a
 /// token it holds).
 fn origin_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        List(Vec<String>),
-        Text(String),
-    }
-    let items: Vec<String> = match Raw::deserialize(deserializer)? {
-        Raw::List(items) => items,
-        Raw::Text(text) => text.split(',').map(str::to_string).collect(),
-    };
-    items
-        .iter()
-        .map(|item| item.trim())
-        .filter(|item| !item.is_empty())
+    list_items(deserializer)?
+        .into_iter()
         .map(|item| {
-            let origin = url::Url::parse(item)
+            let origin = url::Url::parse(&item)
                 .ok()
                 .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
                 .map(|url| url.origin().ascii_serialization())
-                .filter(|origin| origin == item);
+                .filter(|origin| *origin == item);
             origin.ok_or_else(|| {
                 serde::de::Error::custom(format!(
                     "not an origin (scheme://host[:port], no path): {item:?}"

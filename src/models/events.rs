@@ -195,9 +195,10 @@ pub async fn pruned_through(db: &DatabaseConnection, owner: Uuid) -> Result<i64>
         .from(Floors::Table)
         .and_where(Expr::col(Floors::UserId).eq(owner))
         .to_owned();
-    let floor = Floor::find_by_statement(db.get_database_backend().build(&query))
-        .one(db)
-        .await?;
+    let floor = match db.query_one(&query).await? {
+        Some(row) => Some(Floor::from_query_result(&row, "")?),
+        None => None,
+    };
     Ok(floor.map_or(0, |floor| floor.pruned_through))
 }
 
@@ -276,9 +277,12 @@ pub async fn prune(db: &DatabaseConnection, retention: Retention) -> Result<u64>
         .from_subquery(ranked, Alias::new("ranked"))
         .and_where(newer)
         .to_owned();
-    let beyond_count = Cut::find_by_statement(db.get_database_backend().build(&beyond))
-        .all(db)
-        .await?;
+    let beyond_count = db
+        .query_all(&beyond)
+        .await?
+        .iter()
+        .map(|row| Cut::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut cuts = std::collections::HashMap::<Uuid, i64>::new();
     for Cut { user_id, cut } in too_old.into_iter().chain(beyond_count) {
         let entry = cuts.entry(user_id).or_insert(cut);

@@ -286,10 +286,7 @@ async fn recount(
     let total = match carried {
         Some(total) => total,
         None => {
-            let statement = txn
-                .get_database_backend()
-                .build(&capped_count(owner, filter));
-            let row = txn.query_one_raw(statement).await?;
+            let row = txn.query_one(&capped_count(owner, filter)).await?;
             row.map(|row| row.try_get::<i64>("", "matching"))
                 .transpose()?
                 .unwrap_or(0)
