@@ -591,11 +591,19 @@ pub fn assert_shared<J: Job>(batcher: &Batcher<J>, before: Stats, calls: usize) 
     );
 }
 
-/// A `redis-server` of the test's own (from PATH), which the test may kill and start again
-/// on the same port, as an outage would. Removed when dropped.
+/// A Redis server of the test's own, which the test may kill and start again on the same
+/// port, as an outage would: `redis-server` from PATH (CI installs it), or else a `redis`
+/// container through the Docker CLI (what a machine with only Docker has, as for
+/// testcontainers). Removed when dropped.
 pub struct RedisProcess {
     port: u16,
-    child: Option<std::process::Child>,
+    running: Option<RunningRedis>,
+}
+
+enum RunningRedis {
+    Process(std::process::Child),
+    /// The container's id; started with `--rm`, so killing it removes it.
+    Container(String),
 }
 
 impl RedisProcess {
@@ -604,7 +612,10 @@ impl RedisProcess {
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
-        let mut redis = Self { port, child: None };
+        let mut redis = Self {
+            port,
+            running: None,
+        };
         redis.restart().await;
         redis
     }
@@ -615,23 +626,50 @@ impl RedisProcess {
 
     /// SIGKILL: connections drop at once, nothing is flushed.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        match self.running.take() {
+            Some(RunningRedis::Process(mut child)) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Some(RunningRedis::Container(id)) => {
+                let _ = std::process::Command::new("docker")
+                    .args(["kill", &id])
+                    .output();
+            }
+            None => {}
         }
+    }
+
+    fn spawn(&self) -> RunningRedis {
+        let port = self.port.to_string();
+        let process = std::process::Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        if let Ok(child) = process {
+            return RunningRedis::Process(child);
+        }
+        let published = format!("127.0.0.1:{port}:6379");
+        let output = std::process::Command::new("docker")
+            .args(["run", "-d", "--rm", "-p", &published, "redis:7-alpine"])
+            .args(["redis-server", "--save", "", "--appendonly", "no"])
+            .output()
+            .expect("redis-server on PATH, or Docker");
+        assert!(
+            output.status.success(),
+            "docker run redis: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        RunningRedis::Container(String::from_utf8_lossy(&output.stdout).trim().to_string())
     }
 
     /// (Re)starts the server on its port and waits until it answers.
     pub async fn restart(&mut self) {
         self.kill();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        self.running = Some(self.spawn());
+        // A container may first have to be pulled.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
             if redis_answers(self.port).await {
                 return;
