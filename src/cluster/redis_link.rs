@@ -55,6 +55,9 @@ impl RedisLink {
         subscriber: &impl Subscriber,
     ) {
         let mut backoff = Duration::from_millis(100);
+        // The first failure of an outage (at start-up too) is a warning: until this
+        // replica is subscribed it hears nothing from the others. Retries are debug.
+        let mut warned = false;
         loop {
             let subscribed = async {
                 let mut pubsub = self.client().get_async_pubsub().await?;
@@ -63,6 +66,7 @@ impl RedisLink {
             };
             match tokio::time::timeout(Duration::from_secs(2), subscribed).await {
                 Ok(Ok(pubsub)) => {
+                    warned = false;
                     subscriber.subscribed();
                     tracing::info!(channel = %channel, "listening for {what} from other replicas");
                     backoff = Duration::from_millis(100);
@@ -71,6 +75,14 @@ impl RedisLink {
                         subscriber.received(message.get_payload_bytes());
                     }
                     tracing::warn!(channel = %channel, "subscription to {what} lost");
+                }
+                Ok(Err(err)) if !warned => {
+                    warned = true;
+                    tracing::warn!(channel = %channel, error = %err, "cannot subscribe to {what}: Redis unreachable; retrying, and until then this replica does not hear the others");
+                }
+                Err(_) if !warned => {
+                    warned = true;
+                    tracing::warn!(channel = %channel, "cannot subscribe to {what}: Redis does not answer; retrying, and until then this replica does not hear the others");
                 }
                 Ok(Err(err)) => tracing::debug!(error = %err, "subscription to {what} failed"),
                 Err(_) => tracing::debug!("subscription to {what} timed out"),

@@ -553,3 +553,33 @@ async fn the_per_user_budget_holds_at_any_concurrency() {
     assert!(ok >= 570, "only {ok} of a 600 budget got through");
     assert!(ok <= 600, "{ok} got through a 600 budget");
 }
+
+/// Found by the operations review (#27, item 9): a replica whose Redis is unreachable at
+/// start-up said so only at debug level, so every container looked healthy and nobody was
+/// told that it hears nothing from the other replicas. The first failed subscription is a
+/// warning that names the channel.
+#[tokio::test]
+async fn an_unreachable_redis_at_start_up_is_a_warning() {
+    let prefix = format!("warn-{}:", uuid::Uuid::new_v4().simple());
+    let _app = spawn_app_with(Backend::Sqlite, |s| {
+        s.redis.url = Some("redis://127.0.0.1:1".into());
+        s.redis.key_prefix = prefix.clone();
+    })
+    .await;
+    crate::helpers::eventually(
+        Duration::from_secs(10),
+        "a warning about the subscription",
+        async || {
+            crate::helpers::read_log_lines().iter().any(|line| {
+                line["level"] == 40
+                    && line["channel"]
+                        .as_str()
+                        .is_some_and(|channel| channel.starts_with(&prefix))
+                    && line["msg"]
+                        .as_str()
+                        .is_some_and(|msg| msg.contains("cannot subscribe"))
+            })
+        },
+    )
+    .await;
+}
