@@ -65,6 +65,11 @@ pub async fn read_body<'r>(req: &'r mut Request, depot: &Depot) -> Result<&'r [u
         .get_typed::<AppState>()
         .map(|state| state.settings.server.body_limit_bytes)
         .unwrap_or(FALLBACK_BODY_LIMIT);
+    read_body_within(req, limit).await
+}
+
+/// [`read_body`] with the limit given.
+pub async fn read_body_within(req: &mut Request, limit: usize) -> Result<&[u8], AppError> {
     match req.payload_with_max_size(limit).await {
         Ok(bytes) => Ok(bytes),
         Err(ParseError::PayloadTooLarge) => Err(AppError::PayloadTooLarge(limit)),

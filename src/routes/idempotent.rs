@@ -24,10 +24,9 @@ pub async fn claim(req: &mut Request, state: &AppState, scope: Scope) -> Result<
     let Some(key) = IdempotencyKey::from_values(values)? else {
         return Ok(None);
     };
-    let body = req
-        .payload_with_max_size(state.settings.server.body_limit_bytes)
-        .await
-        .map_err(|_| AppError::BadRequest("The request body could not be read.".into()))?;
+    // Already read (and cached in the request) by the time a handler claims.
+    let body =
+        crate::extract::read_body_within(req, state.settings.server.body_limit_bytes).await?;
     let fingerprint =
         idempotency::fingerprint(&state.jwt.derived.request_fingerprint, scope, body)?;
     Ok(Some(Claim {
