@@ -8,9 +8,10 @@
 #   bash .ci/cluster.sh                    # TASKAPI_BIN defaults to target/debug/taskapi
 #
 # Knobs (environment): TASKAPI_BIN, CLUSTER_PORT_BASE (18300: HAProxy on it, replicas on the
-# next four ports), CLUSTER_REDIS_PORT (6390; never the system Redis on 6379, because the
-# harness stops and restarts it), CLUSTER_LOAD_WORKERS (8), CLUSTER_LOAD_RATE (20 requests/s
-# per worker), CLUSTER_DRAIN_DELAY_SECS (2), CLUSTER_KEEP=1 (keep the run directory and the
+# next four ports and their metrics ports, which serve /metrics and are never behind HAProxy,
+# on +11..+14), CLUSTER_REDIS_PORT (6390; never the system Redis on 6379, because the harness
+# stops and restarts it), CLUSTER_LOAD_WORKERS (8), CLUSTER_LOAD_RATE (20 requests/s per
+# worker), CLUSTER_DRAIN_DELAY_SECS (2), CLUSTER_KEEP=1 (keep the run directory and the
 # database for inspection).
 #
 # Needs root on Debian 12 when haproxy or redis-server is missing (installed with apt-get).
@@ -93,6 +94,7 @@ env \
   CLUSTER_JWT_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
   CLUSTER_LB_PORT="$PORT_BASE" \
   CLUSTER_REPLICA_PORTS="$((PORT_BASE + 1)),$((PORT_BASE + 2)),$((PORT_BASE + 3)),$((PORT_BASE + 4))" \
+  CLUSTER_REPLICA_METRICS_PORTS="$((PORT_BASE + 11)),$((PORT_BASE + 12)),$((PORT_BASE + 13)),$((PORT_BASE + 14))" \
   CLUSTER_REDIS_PORT="$REDIS_PORT" \
   python3 "$ROOT/deploy/cluster/cluster.py"
 rc=$?

