@@ -129,8 +129,7 @@ fn listed(query: Select<task::Entity>) -> Select<task::Entity> {
         })
 }
 
-/// The columns a listing leaves out; the entity's last two, so the selected columns keep
-/// their positions (what `rows::decode` reads).
+/// The columns a listing leaves out (selected as NULL under their own names).
 const SEARCH_COPIES: [task::Column; 2] =
     [task::Column::TitleSearch, task::Column::DescriptionSearch];
 

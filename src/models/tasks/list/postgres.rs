@@ -1,13 +1,13 @@
 //! The page query on PostgreSQL, sent through sqlx directly (as `models::tasks::postgres::by_id`
-//! does): sea-query still writes the SQL for the filter shape, but the statement skips
-//! sea-orm's large generic futures and its decoding by column name (a map lookup and a
-//! type check per column per row, 15% of a list request under callgrind). Columns are
-//! read by position: `Entity::find()` selects the entity's columns in declaration order
-//! and the count comes last (a test keeps the two in step).
+//! does): sea-query still writes the SQL for the filter shape (its values bound by
+//! `sea_query_sqlx`), but the statement skips sea-orm's large generic futures and its
+//! per-row decoding by column name (a map lookup and a type check per column per row,
+//! 15% of a list request under callgrind); `postgres::rows` finds the columns by name once
+//! per statement.
 
-use sea_orm::sea_query::{Value, Values};
-use sea_orm::sqlx::postgres::PgArguments;
-use sea_orm::sqlx::{self, Arguments, AssertSqlSafe, PgPool, Row, SqlSafeStr};
+use sea_orm::sea_query::Values;
+use sea_orm::sqlx::{self, AssertSqlSafe, PgPool};
+use sea_query_sqlx::SqlxValues;
 use std::sync::Arc;
 
 use sea_orm::{
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::entities::task;
 use crate::error::{AppError, Result as AppResult};
 use crate::models::batch::{Job, shared_problem};
-use crate::models::tasks::postgres::rows::{COLUMNS, decode, sqlx_err};
+use crate::models::tasks::postgres::rows::{TaskColumns, decode_all, get, place_of, sqlx_err};
 
 use super::cursor::Position;
 use super::filter::is_default_listing;
@@ -33,7 +33,23 @@ use super::{Counted, DefaultListings, Page, Snapshot, TaskFilter, finish_page, p
 /// no outer ORDER BY: rows are put back in their listing by `ord` and each page is
 /// sorted here ([`newest_first`]), which spares PostgreSQL a sort of every row of the
 /// batch (14% of its time per page with `pgbench`, deploy/bench/RESULTS.md).
-pub(super) const DEFAULT_PAGES_SQL: &str = r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM unnest($1::uuid[], $2::int8[], $3::int8[]) WITH ORDINALITY AS "wanted" ("owner", "probe", "skip", "ord") CROSS JOIN LATERAL (SELECT COUNT(*) AS "total_matching" FROM (SELECT 1 FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" LIMIT $4) AS "capped") AS "counted" LEFT JOIN LATERAL (SELECT "tasks"."id", "tasks"."user_id", "tasks"."title", "tasks"."description", "tasks"."status", "tasks"."priority", "tasks"."due_date", "tasks"."version", "tasks"."created_at", "tasks"."updated_at", NULL AS "title_search", NULL AS "description_search" FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC LIMIT "wanted"."probe" OFFSET "wanted"."skip") AS "page" ON true"#;
+pub(super) const DEFAULT_PAGES_SQL: &str = r#"
+SELECT "page".*, "wanted"."ord", "counted"."total_matching"
+FROM unnest($1::uuid[], $2::int8[], $3::int8[]) WITH ORDINALITY
+  AS "wanted" ("owner", "probe", "skip", "ord")
+CROSS JOIN LATERAL (
+  SELECT COUNT(*) AS "total_matching"
+  FROM (SELECT 1 FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" LIMIT $4) AS "capped"
+) AS "counted"
+LEFT JOIN LATERAL (
+  SELECT
+    "id", "user_id", "title", "description", "status", "priority", "due_date", "version",
+    "created_at", "updated_at", NULL AS "title_search", NULL AS "description_search"
+  FROM "tasks"
+  WHERE "tasks"."user_id" = "wanted"."owner"
+  ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC
+  LIMIT "wanted"."probe" OFFSET "wanted"."skip"
+) AS "page" ON true"#;
 
 /// One default listing: `probe` rows (the limit and one) after `offset`.
 #[derive(Debug, Clone, Copy)]
@@ -92,18 +108,20 @@ async fn fetch_defaults(pool: &PgPool, batch: &[DefaultPage]) -> Result<Vec<Coun
             total: None,
         })
         .collect();
-    for row in &rows {
-        // 1-based, from WITH ORDINALITY.
-        let ord: i64 = row.try_get_unchecked(COLUMNS).map_err(sqlx_err)?;
-        let page = usize::try_from(ord - 1)
-            .ok()
-            .and_then(|index| pages.get_mut(index))
-            .ok_or_else(|| DbErr::Custom(format!("listing {ord} is not in the batch")))?;
-        page.total = Some(row.try_get_unchecked(COLUMNS + 1).map_err(sqlx_err)?);
-        // NULL task columns: the listing is past its last page.
-        let id: Option<Uuid> = row.try_get_unchecked(0).map_err(sqlx_err)?;
-        if id.is_some() {
-            page.items.push(decode(row)?);
+    if let Some(first) = rows.first() {
+        let columns = TaskColumns::of(first)?;
+        let ord_at = place_of(first, "ord")?;
+        let total_at = place_of(first, "total_matching")?;
+        for row in &rows {
+            // 1-based, from WITH ORDINALITY.
+            let ord: i64 = get(row, ord_at)?;
+            let page = usize::try_from(ord - 1)
+                .ok()
+                .and_then(|index| pages.get_mut(index))
+                .ok_or_else(|| DbErr::Custom(format!("listing {ord} is not in the batch")))?;
+            page.total = Some(get(row, total_at)?);
+            // NULL task columns (no task decoded): the listing is past its last page.
+            page.items.extend(columns.decode(row)?);
         }
     }
     for page in &mut pages {
@@ -125,50 +143,17 @@ pub(super) async fn fetch(
     statement: Statement,
     counted: bool,
 ) -> Result<Counted, DbErr> {
-    let arguments = arguments(statement.values)?;
-    run(pool, AssertSqlSafe(statement.sql), arguments, counted).await
-}
-
-async fn run(
-    pool: &PgPool,
-    sql: impl SqlSafeStr,
-    arguments: PgArguments,
-    counted: bool,
-) -> Result<Counted, DbErr> {
-    let rows = sqlx::query_with(sql, arguments)
+    let values = SqlxValues(statement.values.unwrap_or(Values(Vec::new())));
+    let rows = sqlx::query_with(AssertSqlSafe(statement.sql), values)
         .fetch_all(pool)
         .await
         .map_err(sqlx_err)?;
     let total = match rows.first() {
-        Some(row) if counted => Some(row.try_get_unchecked::<i64, _>(COLUMNS).map_err(sqlx_err)?),
+        Some(row) if counted => Some(get(row, place_of(row, "total_matching")?)?),
         _ => None,
     };
-    let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
+    let items = decode_all(&rows)?;
     Ok(Counted { items, total })
-}
-
-/// The statement's values as sqlx arguments: only the kinds a listing binds (ids,
-/// text, priorities, instants and the limit and offset); anything else is a bug here,
-/// reported as an error rather than sent wrongly.
-pub(super) fn arguments(values: Option<Values>) -> Result<PgArguments, DbErr> {
-    let mut arguments = PgArguments::default();
-    for value in values.map(|values| values.0).unwrap_or_default() {
-        let added = match value {
-            Value::Uuid(id) => arguments.add(id),
-            Value::String(text) => arguments.add(text),
-            Value::SmallInt(level) => arguments.add(level),
-            Value::ChronoDateTimeUtc(at) => arguments.add(at),
-            Value::BigUnsigned(count) => arguments.add(
-                count
-                    .map(i64::try_from)
-                    .transpose()
-                    .map_err(|err| DbErr::Custom(err.to_string()))?,
-            ),
-            other => return Err(DbErr::Custom(format!("unexpected list value {other:?}"))),
-        };
-        added.map_err(|err| DbErr::Custom(err.to_string()))?;
-    }
-    Ok(arguments)
 }
 
 /// A page of the owner's tasks on PostgreSQL: after `cursor` when given (keyset), else at
@@ -208,91 +193,9 @@ pub async fn list_postgres(
 #[cfg(test)]
 mod tests {
     use chrono::DateTime;
-    use sea_orm::IdenStatic;
 
-    use super::super::SEARCH_COPIES;
-    use super::super::cursor::SortKey;
     use super::*;
     use crate::entities::task::{Priority, Status};
-    use crate::requests::TaskSort;
-
-    /// Every listing shape's statement on PostgreSQL: its values bind, and it selects the
-    /// entity's columns in declaration order (what `rows::decode` reads by position),
-    /// NULL for the search copies, then the count.
-    #[test]
-    fn postgres_statements_bind_and_select_the_entity_columns_in_order() {
-        let owner = Uuid::now_v7();
-        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("instant");
-        let filter = TaskFilter {
-            limit: 20,
-            offset: 40,
-            status: Some(Status::InProgress),
-            priority: Some(Priority::High),
-            due_before: Some(at),
-            due_after: Some(at),
-            search: Some("Ünï 50%".into()),
-            sort: TaskSort::CreatedAt,
-            cursor: None,
-        };
-        let columns = listed_columns();
-        assert_eq!(columns.len(), crate::models::tasks::postgres::rows::COLUMNS);
-        let keys = [
-            SortKey::Instant(at),
-            SortKey::MaybeInstant(Some(at)),
-            SortKey::MaybeInstant(None),
-            SortKey::Priority(2),
-            SortKey::Text("x".into()),
-        ];
-        for sort in [
-            TaskSort::CreatedAtDesc,
-            TaskSort::DueDate,
-            TaskSort::Priority,
-            TaskSort::Title,
-        ] {
-            let filter = TaskFilter {
-                sort,
-                ..filter.clone()
-            };
-            for key in &keys {
-                let position = Position {
-                    key: key.clone(),
-                    id: owner,
-                };
-                let statement =
-                    page_query(owner, &filter, Some(&position)).build(DatabaseBackend::Postgres);
-                assert_eq!(select_list(&statement.sql), columns);
-                arguments(statement.values).expect("bindable");
-            }
-            let statement = page_query(owner, &filter, None).build(DatabaseBackend::Postgres);
-            let listed = select_list(&statement.sql);
-            assert_eq!(listed[..columns.len()], columns[..]);
-            assert_eq!(listed[columns.len()], "(SELECT COUNT(*) AS \"matching\"");
-            assert!(
-                statement
-                    .sql
-                    .contains(") AS \"total_matching\" FROM \"tasks\" WHERE"),
-                "{}",
-                statement.sql
-            );
-            arguments(statement.values).expect("bindable");
-        }
-    }
-
-    /// The batched default listing selects, in its page, the entity's columns in order
-    /// (what `rows::decode` reads) with NULL for the search copies, then the batch
-    /// place and the count.
-    #[test]
-    fn the_batched_default_pages_select_the_entity_columns_in_order() {
-        let sql = DEFAULT_PAGES_SQL;
-        assert!(
-            sql.starts_with(r#"SELECT "page".*, "wanted"."ord", "counted"."total_matching" FROM"#)
-        );
-        let page = sql
-            .split("JOIN LATERAL (")
-            .nth(2)
-            .expect("the page's subquery");
-        assert_eq!(select_list(page), listed_columns());
-    }
 
     /// A batch's rows may come in any order (its statement has no outer ORDER BY): each
     /// page is put in the listing's order, newest first, ties broken by the larger id.
@@ -318,23 +221,5 @@ mod tests {
         newest_first(&mut items);
         let order: Vec<String> = items.into_iter().map(|task| task.title).collect();
         assert_eq!(order, ["2", "9", "7", "3", "1"]);
-    }
-
-    /// The entity's columns as a listing selects them: NULL in place of the search copies.
-    fn listed_columns() -> Vec<String> {
-        let mut columns = crate::models::tasks::postgres::rows::quoted_columns(Some("tasks"));
-        for (column, copy) in columns.iter_mut().rev().zip(SEARCH_COPIES.iter().rev()) {
-            *column = format!("NULL AS \"{}\"", copy.as_str());
-        }
-        columns
-    }
-
-    fn select_list(sql: &str) -> Vec<String> {
-        sql.strip_prefix("SELECT ")
-            .and_then(|rest| rest.split(" FROM ").next())
-            .expect("select list")
-            .split(", ")
-            .map(str::to_string)
-            .collect()
     }
 }
