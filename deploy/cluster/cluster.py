@@ -864,9 +864,10 @@ class FeedReader:
                         with self.lock:
                             self.events.append((time.monotonic(), fields))
                     fields = {}
-                elif not line.startswith(":") and ": " in line:
-                    key, value = line.split(": ", 1)
-                    fields[key] = value
+                elif not line.startswith(":") and ":" in line:
+                    # As EventSource reads it: one space after the colon is optional.
+                    key, value = line.split(":", 1)
+                    fields[key] = value[1:] if value.startswith(" ") else value
         except (OSError, ValueError, http.client.HTTPException):
             return
 

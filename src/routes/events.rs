@@ -22,6 +22,7 @@ use salvo::http::header::{self, HeaderValue};
 use salvo::http::{Method, StatusCode};
 use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
 use salvo::prelude::*;
+use salvo::sse::SseEvent;
 use sea_orm::DatabaseConnection;
 use tokio::time::{Instant, Interval};
 use uuid::Uuid;
@@ -68,23 +69,30 @@ impl EndReason {
     }
 }
 
-/// The SSE wire format of one task event. The task's JSON is compact, so without
-/// newlines, as a `data:` line requires.
-fn task_event(row: &task_event::Model) -> String {
-    let task = events::task_json(row);
-    format!(
-        "id: {}\nevent: {}\ndata: {{\"task_id\":\"{}\",\"version\":{},\"task\":{task}}}\n\n",
-        row.id,
-        events::Kind::event_name(&row.kind),
+/// One task event, and the bytes of its data. The task's JSON comes from the log's own
+/// writer (`events::task_json`), already compact; salvo frames it.
+fn task_event(row: &task_event::Model) -> (SseEvent, usize) {
+    let data = format!(
+        "{{\"task_id\":\"{}\",\"version\":{},\"task\":{}}}",
         row.task_id,
         row.version,
-    )
+        events::task_json(row),
+    );
+    let bytes = data.len();
+    let event = SseEvent::default()
+        .id(row.id.to_string())
+        .name(events::Kind::event_name(&row.kind))
+        .text(data);
+    (event, bytes)
 }
 
 /// Tells the client its view may be missing changes: refetch, then go on from `id`.
-fn reset_event(id: i64) -> String {
+fn reset_event(id: i64) -> SseEvent {
     metrics::counter!(SSE_EVENTS_SENT, "event" => "reset").increment(1);
-    format!("id: {id}\nevent: reset\ndata: {{\"reason\":\"gap\"}}\n\n")
+    SseEvent::default()
+        .id(id.to_string())
+        .name("reset")
+        .text(r#"{"reason":"gap"}"#)
 }
 
 /// What woke a waiting stream.
@@ -104,19 +112,20 @@ struct Feeder {
     expires_at: Instant,
     sub: Subscription,
     last_id: i64,
-    /// Chunks ready to send: at most one batch.
-    queue: VecDeque<String>,
+    /// Events ready to send: at most one batch.
+    queue: VecDeque<SseEvent>,
     /// The last read filled a batch: read again before waiting.
     backlog: bool,
     heartbeat: Interval,
-    retry_ms: u64,
+    /// The reconnection delay the stream suggests (`events.retry_ms`).
+    retry: Duration,
     /// See `EventSettings::write_timeout_secs`.
     write_timeout: Duration,
     done: bool,
 }
 
 impl Feeder {
-    async fn next(&mut self) -> Option<String> {
+    async fn next(&mut self) -> Option<SseEvent> {
         loop {
             if let Some(chunk) = self.queue.pop_front() {
                 return Some(chunk);
@@ -156,7 +165,7 @@ impl Feeder {
                         Ok(true)
                     };
                     if let Ok(true) = checked {
-                        return Some(": keep-alive\n\n".to_string());
+                        return Some(SseEvent::default().comment("keep-alive"));
                     }
                     checked
                 }
@@ -173,7 +182,7 @@ impl Feeder {
     /// behind (a slow reader of a busy account) never reaches that wait, and must still
     /// end at shutdown, at its token's expiry and when the account's tokens are revoked,
     /// rather than go on sending what was written after.
-    async fn interrupted(&mut self) -> Option<String> {
+    async fn interrupted(&mut self) -> Option<SseEvent> {
         if *self.sub.shutdown.borrow() {
             return Some(self.end(EndReason::Shutdown));
         }
@@ -217,9 +226,9 @@ impl Feeder {
             }
             metrics::counter!(SSE_EVENTS_SENT, "event" => events::Kind::event_name(&row.kind))
                 .increment(1);
-            let chunk = task_event(row);
-            bytes += chunk.len();
-            self.queue.push_back(chunk);
+            let (event, size) = task_event(row);
+            bytes += size;
+            self.queue.push_back(event);
             self.last_id = row.id;
         }
         Ok(())
@@ -233,19 +242,18 @@ impl Feeder {
             .is_some_and(|account| account.active && account.token_version == self.token_version))
     }
 
-    fn end(&mut self, reason: EndReason) -> String {
+    fn end(&mut self, reason: EndReason) -> SseEvent {
         self.done = true;
         self.queue.clear();
         metrics::counter!(SSE_EVENTS_SENT, "event" => "end").increment(1);
         tracing::debug!(user_id = %self.user, reason = reason.as_str(), "change feed stream ended");
-        format!(
-            "event: end\nretry: {}\ndata: {{\"reason\":\"{}\"}}\n\n",
-            self.retry_ms,
-            reason.as_str()
-        )
+        SseEvent::default()
+            .name("end")
+            .retry(self.retry)
+            .text(format!(r#"{{"reason":"{}"}}"#, reason.as_str()))
     }
 
-    fn failed(&mut self, err: &AppError) -> String {
+    fn failed(&mut self, err: &AppError) -> SseEvent {
         tracing::warn!(user_id = %self.user, error = %err, "change feed stream failed; the client will reconnect");
         self.end(EndReason::Unavailable)
     }
@@ -316,21 +324,22 @@ async fn watch_stream(
     }
 }
 
-/// A started stream: the opening chunk and the feeder behind it.
-pub struct EventStream(Option<(String, Feeder)>);
+/// A started stream: the opening event and the feeder behind it.
+pub struct EventStream(Option<(SseEvent, Feeder)>);
 
 #[async_trait]
 impl Writer for EventStream {
     async fn write(self, req: &mut Request, _depot: &mut Depot, res: &mut Response) {
         res.status_code(StatusCode::OK);
         let headers = res.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
         // Proxies that buffer responses (nginx) must pass each event on at once.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         let Some((opening, feeder)) = self.0 else {
+            // HEAD: the headers a stream would have, no body.
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
             return;
         };
         let pulse = Arc::new(Pulse::default());
@@ -349,7 +358,7 @@ impl Writer for EventStream {
             move |(opening, mut feeder, alive)| async move {
                 // Asked again: the connection took the last chunk.
                 alive.0.handed_at_ms.store(0, Ordering::Release);
-                let chunk = match opening {
+                let event = match opening {
                     Some(opening) => opening,
                     None => feeder.next().await?,
                 };
@@ -358,10 +367,10 @@ impl Writer for EventStream {
                     .0
                     .handed_at_ms
                     .store(since_start.max(1), Ordering::Release);
-                Some((Ok::<_, Infallible>(chunk), (None, feeder, alive)))
+                Some((Ok::<_, Infallible>(event), (None, feeder, alive)))
             },
         );
-        res.stream(body);
+        salvo::sse::stream(res, body);
     }
 }
 
@@ -433,7 +442,7 @@ pub async fn task_events(
     // stream, one committed before it is in what the client fetches itself.
     let position = events::position(&state.db, caller.id).await?;
     let settings = &state.settings.events;
-    let retry_ms = settings.retry_ms;
+    let retry = Duration::from_millis(settings.retry_ms);
     let mut queue = VecDeque::new();
     let (last_id, backlog) = match last_event_id(req) {
         None => (position.latest, false),
@@ -457,15 +466,13 @@ pub async fn task_events(
         queue,
         backlog,
         heartbeat,
-        retry_ms,
+        retry,
         write_timeout: Duration::from_secs(settings.write_timeout_secs.max(1)),
         done: false,
     };
     tracing::debug!(user_id = %caller.id, last_id, "change feed stream opened");
-    Ok(EventStream(Some((
-        format!("retry: {retry_ms}\n: stream open\n\n"),
-        feeder,
-    ))))
+    let opening = SseEvent::default().comment("stream open").retry(retry);
+    Ok(EventStream(Some((opening, feeder))))
 }
 
 #[cfg(test)]
@@ -490,9 +497,10 @@ mod tests {
             task_created_at: None,
             task_updated_at: None,
         };
-        let text = task_event(&row);
-        assert!(text.starts_with("id: 42\nevent: task.deleted\ndata: "));
-        assert!(text.ends_with("\n\n"));
+        let (event, bytes) = task_event(&row);
+        let text = event.to_string();
+        assert!(text.starts_with("event: task.deleted\ndata: "), "{text}");
+        assert!(text.ends_with("\nid: 42\n\n"), "{text}");
         let data = text
             .lines()
             .find_map(|line| line.strip_prefix("data: "))
@@ -501,5 +509,6 @@ mod tests {
         assert_eq!(parsed["version"], 3);
         assert_eq!(parsed["task"], serde_json::Value::Null);
         assert_eq!(parsed["task_id"], row.task_id.to_string());
+        assert_eq!(bytes, data.len());
     }
 }

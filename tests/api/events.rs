@@ -112,8 +112,9 @@ impl Stream {
                 for line in block.lines() {
                     if let Some(comment) = line.strip_prefix(':') {
                         event.comments.push(comment.trim().to_string());
-                    } else if let Some((field, value)) = line.split_once(": ") {
-                        let value = Some(value.to_string());
+                    } else if let Some((field, value)) = line.split_once(':') {
+                        // As EventSource reads it: one space after the colon is optional.
+                        let value = Some(value.strip_prefix(' ').unwrap_or(value).to_string());
                         match field {
                             "id" => event.id = value,
                             "event" => event.event = value,
