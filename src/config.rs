@@ -1,12 +1,18 @@
 //! Layered configuration: built-in defaults < TOML file (`TASKAPI_CONFIG`) < `.env` <
 //! environment (`TASKAPI_*`, `__` for nesting), plus the conventional `DATABASE_URL`
 //! and `JWT_SECRET_KEY` variables that most platforms inject.
+//!
+//! A key that names no setting (a TOML key, or a `TASKAPI_*` variable not in
+//! [`NOT_SETTINGS`]) is refused, named as it was written, with the nearest valid key.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile as FigmentProfile, Provider};
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -21,7 +27,10 @@ pub enum Profile {
     Production,
 }
 
+/// Every section denies unknown fields: `from_figment` names an unknown key better, with
+/// the nearest valid one, but serde's own field lists back it up (and a test compares them).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     pub profile: Profile,
     pub server: ServerSettings,
@@ -36,6 +45,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
@@ -136,6 +146,7 @@ fn origin_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `postgres://…` or `sqlite://…`; empty means the embedded SQLite file under `./data/`.
     /// Holds a password: never printed whole (see [`SecretUrl`]).
@@ -164,6 +175,7 @@ fn default_stall_check_after_ms() -> u64 {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// Never printed: `Debug` shows `[REDACTED]`, serialisation writes `<redacted>`.
     #[serde(serialize_with = "redacted_secret")]
@@ -187,6 +199,7 @@ fn default_clock_skew_secs() -> u64 {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// `RUST_LOG`-style directives; `RUST_LOG` itself wins when set.
     pub level: String,
@@ -201,6 +214,7 @@ pub struct LogSettings {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     /// Requests per minute per client IP on register/login/refresh.
     pub auth_per_ip_per_minute: u32,
@@ -221,6 +235,7 @@ pub struct LimitSettings {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     /// `redis://…` (or `REDIS_URL`); unset keeps every limit and the revocation fan-out in
     /// this process only, which is right for a single instance and wrong for replicas.
@@ -233,7 +248,7 @@ pub struct RedisSettings {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EventSettings {
     /// Seconds between `: keep-alive` comments on an idle stream, so that proxies and
     /// load balancers do not close it as idle (keep below their idle timeouts).
@@ -347,12 +362,235 @@ impl Default for Settings {
 pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Figment(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {}", list_unknown(.0))]
+    UnknownKeys(Vec<UnknownKey>),
     #[error(
         "JWT secret is {0} bytes; at least {MIN_JWT_SECRET_BYTES} are required (set JWT_SECRET_KEY)"
     )]
     SecretTooShort(usize),
     #[error("the production profile requires an explicit JWT secret (set JWT_SECRET_KEY)")]
     SecretMissingInProduction,
+}
+
+/// The prefix of the environment variables that hold settings (`TASKAPI_SERVER__PORT` is
+/// `server.port`); `__` separates the levels.
+pub const ENV_PREFIX: &str = "TASKAPI_";
+const ENV_SEPARATOR: &str = "__";
+
+/// The `TASKAPI_*` environment variables that are not settings: they are neither read as
+/// settings nor refused as unknown ones. Every other `TASKAPI_*` variable must name a
+/// setting, so keep this list to what something really sets.
+pub const NOT_SETTINGS: &[&str] = &[
+    // The TOML file to read (`Settings::figment`).
+    "TASKAPI_CONFIG",
+    // `taskapi create-admin`'s password (cli.rs).
+    "TASKAPI_ADMIN_PASSWORD",
+    // Docker Compose interpolates these from the `.env` that the binary reads as well
+    // (.env.example): the API's host port, HAProxy's statistics port and the compose
+    // network's subnet (docker-compose*.yml).
+    "TASKAPI_HTTP_PORT",
+    "TASKAPI_LB_STATS_PORT",
+    "TASKAPI_COMPOSE_SUBNET",
+    // The CI, cluster and bench scripts (.ci/, deploy/): the binary under test and the
+    // directory of their tools; exported to the processes they start.
+    "TASKAPI_BIN",
+    "TASKAPI_TOOLS_DIR",
+];
+
+/// Whether `key`, the part of a `TASKAPI_*` name after the prefix, is one of [`NOT_SETTINGS`]
+/// (case-insensitively, as figment matches the prefix).
+fn is_not_setting(key: &str) -> bool {
+    NOT_SETTINGS.iter().any(|name| {
+        name.strip_prefix(ENV_PREFIX)
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(key))
+    })
+}
+
+/// A provider whose keys are shown as `show` writes them, in figment's errors and in ours
+/// (figment's default shows the profile too: `default.server.port`), under `name` if set.
+struct KeysShown<P> {
+    provider: P,
+    name: Option<&'static str>,
+    show: fn(&[&str]) -> String,
+}
+
+impl<P: Provider> Provider for KeysShown<P> {
+    fn metadata(&self) -> Metadata {
+        let mut metadata = self.provider.metadata();
+        if let Some(name) = self.name {
+            metadata.name = name.into();
+        }
+        let show = self.show;
+        metadata.interpolater(move |_, keys: &[&str]| show(keys))
+    }
+
+    fn data(&self) -> Result<Map<FigmentProfile, Dict>, figment::Error> {
+        self.provider.data()
+    }
+
+    fn profile(&self) -> Option<FigmentProfile> {
+        self.provider.profile()
+    }
+}
+
+/// A TOML file's keys as written there: `server.port`.
+fn toml_file(path: String) -> KeysShown<figment::providers::Data<Toml>> {
+    KeysShown {
+        provider: Toml::file_exact(path),
+        name: None,
+        show: |keys| keys.join("."),
+    }
+}
+
+/// The `TASKAPI_*` variables but [`NOT_SETTINGS`], their keys shown as the variables' names:
+/// `server.port` as `TASKAPI_SERVER__PORT`.
+fn prefixed_env() -> KeysShown<Env> {
+    KeysShown {
+        provider: Env::prefixed(ENV_PREFIX)
+            .filter(|key| !is_not_setting(key.as_str()))
+            .split(ENV_SEPARATOR),
+        name: Some("the environment or .env"),
+        show: |keys| {
+            let upper: Vec<String> = keys.iter().map(|key| key.to_ascii_uppercase()).collect();
+            format!("{ENV_PREFIX}{}", upper.join(ENV_SEPARATOR))
+        },
+    }
+}
+
+/// A key that names no setting: as it was written (`TASKAPI_SERVRE__PORT`, `servre.port`),
+/// where (`the environment or .env`, `TOML file taskapi.toml`), and the valid key nearest
+/// to it, written the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKey {
+    pub key: String,
+    pub origin: String,
+    pub nearest: String,
+}
+
+impl std::fmt::Display for UnknownKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown setting `{}` in {}: did you mean `{}`?",
+            self.key, self.origin, self.nearest
+        )
+    }
+}
+
+fn list_unknown(keys: &[UnknownKey]) -> String {
+    keys.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Every key [`Settings`] has, dotted (`server.port`): its sections and its leaves. Taken
+/// from the serialised defaults, where an unset `Option` is still a key (`null`); a test
+/// checks the set against the fields serde accepts.
+struct KnownKeys {
+    sections: BTreeSet<String>,
+    leaves: BTreeSet<String>,
+}
+
+static KNOWN_KEYS: LazyLock<KnownKeys> = LazyLock::new(|| {
+    fn walk(prefix: &str, value: &serde_json::Value, known: &mut KnownKeys) {
+        let serde_json::Value::Object(fields) = value else {
+            return;
+        };
+        for (name, value) in fields {
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            if value.is_object() {
+                walk(&key, value, known);
+                known.sections.insert(key);
+            } else {
+                known.leaves.insert(key);
+            }
+        }
+    }
+    let defaults = serde_json::to_value(Settings::default()).expect("the defaults serialise");
+    let mut known = KnownKeys {
+        sections: BTreeSet::new(),
+        leaves: BTreeSet::new(),
+    };
+    walk("", &defaults, &mut known);
+    known
+});
+
+/// The valid key (dotted) nearest to `unknown`: the fewest edits (a swap of two letters is
+/// one), where a key of the same name in another section (`migrate_on_start` for
+/// `server.migrate_on_start`) counts as one edit; ties go to the nearer whole key.
+fn nearest_key(unknown: &str) -> &'static str {
+    let last = |key: &str| key.rsplit('.').next().unwrap_or_default().to_string();
+    let unknown_last = last(unknown);
+    let known = &*KNOWN_KEYS;
+    known
+        .leaves
+        .iter()
+        .chain(&known.sections)
+        .min_by_key(|key| {
+            let whole = strsim::damerau_levenshtein(unknown, key);
+            let moved = strsim::damerau_levenshtein(&unknown_last, &last(key)) + 1;
+            (whole.min(moved), whole)
+        })
+        .map_or("", String::as_str)
+}
+
+/// Every key of `figment` that names no setting, in key order. A section holding unknown
+/// keys (`[servre]`) is reported key by key (`servre.port`), as each was written.
+fn unknown_keys(figment: &Figment) -> Result<Vec<UnknownKey>, Box<figment::Error>> {
+    fn visit(figment: &Figment, path: &mut Vec<String>, dict: &Dict, out: &mut Vec<UnknownKey>) {
+        for (name, value) in dict {
+            path.push(name.clone());
+            let key = path.join(".");
+            if KNOWN_KEYS.sections.contains(&key) {
+                // Anything but a table there is a type error, which extraction reports.
+                if let Value::Dict(_, inner) = value {
+                    visit(figment, path, inner, out);
+                }
+            } else if !KNOWN_KEYS.leaves.contains(&key) {
+                report(figment, path, value, out);
+            }
+            path.pop();
+        }
+    }
+    fn report(figment: &Figment, path: &mut Vec<String>, value: &Value, out: &mut Vec<UnknownKey>) {
+        if let Value::Dict(_, inner) = value
+            && !inner.is_empty()
+        {
+            for (name, value) in inner {
+                path.push(name.clone());
+                report(figment, path, value, out);
+                path.pop();
+            }
+            return;
+        }
+        let nearest: Vec<&str> = nearest_key(&path.join(".")).split('.').collect();
+        let profile = figment.profile();
+        out.push(match figment.get_metadata(value.tag()) {
+            Some(metadata) => UnknownKey {
+                key: metadata.interpolate(profile, path.as_slice()),
+                origin: match &metadata.source {
+                    Some(source) => format!("{} {source}", metadata.name),
+                    None => metadata.name.to_string(),
+                },
+                nearest: metadata.interpolate(profile, &nearest),
+            },
+            None => UnknownKey {
+                key: path.join("."),
+                origin: "the configuration".into(),
+                nearest: nearest.join("."),
+            },
+        });
+    }
+    let mut out = Vec::new();
+    if let Value::Dict(_, root) = figment.find_value("")? {
+        visit(figment, &mut Vec::new(), &root, &mut out);
+    }
+    Ok(out)
 }
 
 impl Settings {
@@ -366,14 +604,10 @@ impl Settings {
     pub fn figment() -> Figment {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Ok(path) = std::env::var("TASKAPI_CONFIG") {
-            figment = figment.merge(Toml::file_exact(path));
+            figment = figment.merge(toml_file(path));
         }
         figment
-            .merge(
-                Env::prefixed("TASKAPI_")
-                    .ignore(&["CONFIG", "ADMIN_PASSWORD"])
-                    .split("__"),
-            )
+            .merge(prefixed_env())
             .merge(
                 Env::raw()
                     .only(&["DATABASE_URL"])
@@ -387,7 +621,13 @@ impl Settings {
             .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()))
     }
 
+    /// The settings `figment` holds, once every key in it has been found to name a
+    /// setting (a typo would otherwise be ignored, and its default used in silence).
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let unknown = unknown_keys(&figment)?;
+        if !unknown.is_empty() {
+            return Err(ConfigError::UnknownKeys(unknown));
+        }
         let settings: Settings = figment.extract().map_err(Box::new)?;
         settings.check_secret()?;
         Ok(settings)
@@ -640,5 +880,225 @@ mod tests {
             !debugged.contains("s3cret"),
             "Debug must not show the Redis password"
         );
+    }
+
+    /// Runs `test` in a figment `Jail`: the environment variables it sets and the files it
+    /// creates (in a fresh working directory) are undone afterwards, and jails take turns.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the closure figment's Jail takes returns figment's own (large) error"
+    )]
+    fn in_jail(test: impl FnOnce(&mut figment::Jail)) {
+        figment::Jail::expect_with(|jail| {
+            test(jail);
+            Ok(())
+        });
+    }
+
+    fn unknown(result: Result<Settings, ConfigError>) -> Vec<UnknownKey> {
+        match result {
+            Err(ConfigError::UnknownKeys(keys)) => keys,
+            other => panic!("expected unknown keys, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_the_nearest_valid_one() {
+        let keys = unknown(with(&[("servre.port", "2"), ("server.host", "0.0.0.0")]));
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        // Keys given in code show the profile (figment's default); files and variables don't.
+        assert_eq!(keys[0].key, "default.servre.port");
+        assert_eq!(keys[0].nearest, "default.server.port");
+        for (typo, nearest) in [
+            ("migrate_on_start", "server.migrate_on_start"),
+            ("databse.url", "database.url"),
+            ("log.levle", "log.level"),
+            ("server.prot", "server.port"),
+            ("events.heartbeat", "events.heartbeat_secs"),
+        ] {
+            assert_eq!(nearest_key(typo), nearest, "for {typo}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_environment_variable_is_named_as_written() {
+        in_jail(|jail| {
+            jail.set_env("TASKAPI_SERVRE__PORT", 2);
+            jail.set_env("TASKAPI_MIGRATE_ON_START", "false");
+            jail.set_env("TASKAPI_SERVER__PORT", 9000);
+            for name in NOT_SETTINGS
+                .iter()
+                .filter(|name| **name != "TASKAPI_CONFIG")
+            {
+                jail.set_env(name, "not a setting");
+            }
+            let err = Settings::from_figment(Settings::figment()).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.contains(
+                    "unknown setting `TASKAPI_SERVRE__PORT` in the environment or .env: \
+                     did you mean `TASKAPI_SERVER__PORT`?"
+                ),
+                "{message}"
+            );
+            assert!(
+                message.contains(
+                    "`TASKAPI_MIGRATE_ON_START` in the environment or .env: \
+                     did you mean `TASKAPI_SERVER__MIGRATE_ON_START`?"
+                ),
+                "{message}"
+            );
+            for name in NOT_SETTINGS {
+                assert!(!message.contains(name), "{name} refused: {message}");
+            }
+        });
+    }
+
+    #[test]
+    fn an_unknown_toml_key_is_named_with_its_file() {
+        in_jail(|jail| {
+            jail.create_file(
+                "taskapi.toml",
+                "[servre]\nport = 2\n\n[log]\nlevle = \"debug\"\n\n[sever]\n",
+            )
+            .expect("config file");
+            jail.set_env("TASKAPI_CONFIG", "taskapi.toml");
+            let keys = unknown(Settings::from_figment(Settings::figment()));
+            let shown: Vec<(&str, &str)> = keys
+                .iter()
+                .map(|key| (key.key.as_str(), key.nearest.as_str()))
+                .collect();
+            assert_eq!(
+                shown,
+                [
+                    ("log.levle", "log.level"),
+                    ("servre.port", "server.port"),
+                    ("sever", "server"),
+                ]
+            );
+            assert!(
+                keys.iter().all(|key| key.origin.starts_with("TOML file")
+                    && key.origin.ends_with("taskapi.toml")),
+                "{keys:?}"
+            );
+            let message = ConfigError::UnknownKeys(keys).to_string();
+            assert!(
+                message.contains(
+                    "`servre.port` in TOML file taskapi.toml: did you mean `server.port`?"
+                ),
+                "{message}"
+            );
+        });
+    }
+
+    /// The known keys come from the serialised defaults; serde's own list of each struct's
+    /// fields (what `deny_unknown_fields` names when it refuses one) must be the same, unset
+    /// `Option`s included, or a valid key would be called unknown.
+    #[test]
+    fn known_keys_are_every_field_serde_accepts() {
+        let known = &*KNOWN_KEYS;
+        for key in [
+            "server.metrics_port",
+            "redis.url",
+            "auth.jwt_secret",
+            "events.poll_ms",
+        ] {
+            assert!(known.leaves.contains(key), "{key} missing");
+        }
+        let children = |section: &str| -> BTreeSet<String> {
+            known
+                .leaves
+                .iter()
+                .chain(&known.sections)
+                .filter_map(|key| match section {
+                    "" => (!key.contains('.')).then(|| key.clone()),
+                    _ => key
+                        .strip_prefix(section)
+                        .and_then(|rest| rest.strip_prefix('.'))
+                        .filter(|rest| !rest.contains('.'))
+                        .map(str::to_string),
+                })
+                .collect()
+        };
+        for section in std::iter::once("").chain(known.sections.iter().map(String::as_str)) {
+            let probe = if section.is_empty() {
+                "zz_not_a_setting".to_string()
+            } else {
+                format!("{section}.zz_not_a_setting")
+            };
+            let figment =
+                Figment::from(Serialized::defaults(Settings::default())).merge((probe, 1));
+            let err = figment.extract::<Settings>().unwrap_err();
+            let figment::error::Kind::UnknownField(_, expected) = err.kind else {
+                panic!("{section}: {err}");
+            };
+            let expected: BTreeSet<String> = expected.iter().map(|f| f.to_string()).collect();
+            assert_eq!(children(section), expected, "section {section:?}");
+        }
+    }
+
+    /// What `.env.example` sets, or offers commented out, and every `TASKAPI_*` variable the
+    /// compose files and deploy/ give the service, is a setting or one of `NOT_SETTINGS`.
+    #[test]
+    fn the_shipped_examples_and_manifests_use_only_valid_keys() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let example = std::fs::read_to_string(root.join(".env.example")).expect(".env.example");
+        let mut names = BTreeSet::new();
+        for line in example.lines() {
+            let line = line.trim_start_matches('#').trim();
+            if let Some((name, _)) = line.split_once('=')
+                && !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
+                names.insert(name.to_string());
+            }
+        }
+        assert!(names.contains("JWT_SECRET_KEY") && names.contains("TASKAPI_LOG__LEVEL"));
+        fn scan(path: &std::path::Path, names: &mut BTreeSet<String>) {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                    scan(&entry.path(), names);
+                }
+                return;
+            }
+            let Ok(bytes) = std::fs::read(path) else {
+                return;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            for (at, _) in text.match_indices(ENV_PREFIX) {
+                let name: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if name.len() > ENV_PREFIX.len() {
+                    names.insert(name);
+                }
+            }
+        }
+        for path in [
+            "docker-compose.yml",
+            "docker-compose.replicas.yml",
+            "Dockerfile",
+            "deploy",
+        ] {
+            scan(&root.join(path), &mut names);
+        }
+        in_jail(|jail| {
+            for name in names
+                .iter()
+                .filter(|name| !NOT_SETTINGS.contains(&name.as_str()))
+            {
+                jail.set_env(name, "1");
+            }
+            let figment = Settings::figment();
+            let refused: Vec<UnknownKey> = unknown_keys(&figment)
+                .expect("the layers load")
+                .into_iter()
+                .filter(|key| names.contains(&key.key))
+                .collect();
+            assert!(refused.is_empty(), "{refused:?}");
+        });
     }
 }

@@ -301,6 +301,82 @@ fn spawned_binary_sees_only_what_the_test_sets() {
     assert_eq!(effective, defaults);
 }
 
+/// Found by the operations review (#27, item 5): `TASKAPI_SERVRE__PORT=2` started happily on
+/// the default port, and a mistyped TOML key was ignored as well. Every command that loads
+/// the settings now refuses an unknown key, naming it as written and the nearest valid one.
+#[test]
+fn an_unknown_setting_stops_every_command_naming_the_nearest_valid_key() {
+    let dir = scratch_dir("unknown-setting");
+    let run = |args: &[&str], env: &[(&str, String)]| {
+        let mut child = taskapi(&dir.0)
+            .args(args)
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/db.sqlite?mode=rwc", dir.0.display()),
+            )
+            .env("JWT_SECRET_KEY", crate::helpers::JWT_SECRET)
+            .env("TASKAPI_LOG__DIR", dir.0.join("logs"))
+            // Should the key be ignored, `serve` must not take a port someone else uses.
+            .env("TASKAPI_SERVER__PORT", "0")
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run");
+        // A server that ignored the key would run until stopped.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`taskapi {}` started with {env:?}", args.join(" "));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().expect("output");
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    let typo = [("TASKAPI_SERVRE__PORT", "2".to_string())];
+    for args in [
+        &["serve"][..],
+        &["config"],
+        &["migrate", "status"],
+        &["healthcheck"],
+    ] {
+        let (status, stderr) = run(args, &typo);
+        assert!(!status.success(), "`taskapi {}` succeeded", args.join(" "));
+        assert!(
+            stderr.contains(
+                "unknown setting `TASKAPI_SERVRE__PORT` in the environment or .env: \
+                 did you mean `TASKAPI_SERVER__PORT`?"
+            ),
+            "`taskapi {}`: {stderr}",
+            args.join(" ")
+        );
+    }
+
+    let file = dir.0.join("taskapi.toml");
+    std::fs::write(&file, "[log]\nlevle = \"debug\"\n").expect("write config");
+    let (status, stderr) = run(
+        &["config"],
+        &[("TASKAPI_CONFIG", file.display().to_string())],
+    );
+    assert!(!status.success());
+    assert!(
+        stderr.contains("unknown setting `log.levle` in TOML file")
+            && stderr.contains("taskapi.toml: did you mean `log.level`?"),
+        "{stderr}"
+    );
+
+    // What is not a setting stays allowed (config::NOT_SETTINGS).
+    let (status, stderr) = run(&["config"], &[("TASKAPI_BIN", "/bin/true".to_string())]);
+    assert!(status.success(), "{stderr}");
+}
+
 /// SIGTERM while a request is in flight: the request completes, then the process exits 0.
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests() {
