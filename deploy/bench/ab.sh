@@ -8,7 +8,7 @@
 #
 # Meant for the read scripts: a write script changes the data the next turn sees.
 # Knobs: SCRIPT (a file of deploy/bench/lua, list_tasks.lua), ROUNDS (2), DURATION (8s, after
-# a 3 s warm-up per turn), CONNS (64), USERS (64), TASKS_PER_USER (100), BENCH_PORT (18300),
+# a 3 s warm-up per turn), CONNS (64), THREADS (2, or 1 with CONNS=1), USERS (64), TASKS_PER_USER (100), BENCH_PORT (18300),
 # PG_SSLMODE (prefer). Server settings are run.sh's. Needs wrk, psql and python3 (run.sh
 # installs them). Prints one line per turn: binary, req/s, non-2xx responses.
 set -euo pipefail
@@ -18,6 +18,8 @@ SCRIPT=${SCRIPT:-list_tasks.lua}
 ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-8s}
 CONNS=${CONNS:-64}
+# wrk needs at least one connection per thread: CONNS=1 measures the lone-request path.
+THREADS=${THREADS:-$((CONNS < 2 ? CONNS : 2))}
 USERS=${USERS:-64}
 TASKS_PER_USER=${TASKS_PER_USER:-100}
 PORT=${BENCH_PORT:-18300}
@@ -63,8 +65,8 @@ psql -q -d "$DB" -c 'VACUUM ANALYZE' >/dev/null
 for ((round = 1; round <= ROUNDS; round++)); do
   for bin in "$@"; do
     start "$bin"
-    wrk -t2 -c"$CONNS" -d3s -s "$HERE/lua/$SCRIPT" "http://127.0.0.1:$PORT" >/dev/null
-    out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --timeout 10s -s "$HERE/lua/$SCRIPT" "http://127.0.0.1:$PORT")
+    wrk -t"$THREADS" -c"$CONNS" -d3s -s "$HERE/lua/$SCRIPT" "http://127.0.0.1:$PORT" >/dev/null
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s -s "$HERE/lua/$SCRIPT" "http://127.0.0.1:$PORT")
     stop
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")

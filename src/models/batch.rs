@@ -25,8 +25,8 @@ use crate::metrics::DB_BATCH_SIZE;
 
 /// Statements in flight at once per kind of call. One would leave the two cores idle while
 /// its round trip is on the wire; many would stop calls from batching at all (each would
-/// find a free runner and go alone). Two gave the figures in deploy/bench/RESULTS.md (issue
-/// #14, third round); under more load batches grow rather than statements.
+/// find a free runner and go alone). Two measured best (SCALABILITY.md, decision D1);
+/// under more load batches grow rather than statements.
 pub const RUNNERS: usize = 2;
 
 /// One kind of batched call.

@@ -24,7 +24,7 @@ use crate::entities::{task, task_event, user};
 use crate::error::Result;
 use crate::models::housekeeping;
 use crate::validate;
-use crate::views::TaskView;
+use crate::views::{RenderJson, TaskView};
 
 /// What happened to a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,10 @@ pub fn task_json(event: &task_event::Model) -> String {
         }
         _ => return "null".to_string(),
     };
-    serde_json::to_string(&view).unwrap_or_else(|_| "null".to_string())
+    view.render_json()
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| "null".to_string())
 }
 
 /// Up to `limit` of `owner`'s events after `after`, oldest first.

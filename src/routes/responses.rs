@@ -107,14 +107,15 @@ pub struct TaskCreated(pub TaskView);
 
 #[async_trait]
 impl Writer for TaskCreated {
-    async fn write(self, req: &mut Request, depot: &mut Depot, res: &mut Response) {
-        Created {
-            location: format!("/api/v1/tasks/{}", self.0.id),
-            etag: Some(etag(self.0.version)),
-            body: self.0,
+    async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
+        let location = format!("/api/v1/tasks/{}", self.0.id);
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            res.headers_mut().insert(header::LOCATION, value);
         }
-        .write(req, depot, res)
-        .await;
+        if let Ok(value) = HeaderValue::from_str(&etag(self.0.version)) {
+            res.headers_mut().insert(header::ETAG, value);
+        }
+        write_json_bytes(res, StatusCode::CREATED, self.0.render_json());
     }
 }
 
@@ -170,7 +171,7 @@ impl Writer for TaskReply {
             res.headers_mut().insert(header::ETAG, value);
         }
         match self {
-            TaskReply::Fresh(task) => write_json(res, StatusCode::OK, &task),
+            TaskReply::Fresh(task) => write_json_bytes(res, StatusCode::OK, task.render_json()),
             TaskReply::NotModified(_) => {
                 res.status_code(StatusCode::NOT_MODIFIED);
             }

@@ -269,7 +269,7 @@ async function loadTasks() {
     if (seq !== t.seq) return;
     t.items = Array.isArray(page?.items) ? page.items : [];
     t.total = Number.isFinite(page?.total) ? page.total : t.items.length;
-    // Past 1,000 matches the server stops counting: `total` is then a lower bound.
+    // Past 100 matches the server stops counting: `total` is then a lower bound.
     t.capped = page?.total_capped === true;
     if (Number.isFinite(page?.limit)) t.limit = page.limit;
     if (Number.isFinite(page?.offset)) t.offset = page.offset;

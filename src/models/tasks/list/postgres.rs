@@ -29,7 +29,7 @@ use super::{Counted, DefaultListings, Page, Snapshot, TaskFilter, finish_page, p
 /// the entity's columns and before the count). The page is a LEFT JOIN: a listing past
 /// its last page still gets one row, with NULL task columns, that carries its count, so
 /// `total` always comes from the same snapshot as the items (a count read afterwards
-/// could include a task created in between: seen by the outside attack on #14). There is
+/// could include a task created in between). There is
 /// no outer ORDER BY: rows are put back in their listing by `ord` and each page is
 /// sorted here ([`newest_first`]), which spares PostgreSQL a sort of every row of the
 /// batch (14% of its time per page with `pgbench`, deploy/bench/RESULTS.md).

@@ -20,9 +20,14 @@ use crate::error::{AppError, Result};
 use crate::models::batch::{Batcher, Job, shared_problem};
 use crate::models::tasks::postgres::rows::{decode_all, sqlx_err};
 
+/// A lone lookup: the task `$1` if `$2` owns it. Not [`LOOKUP_SQL`] with arrays of one:
+/// PostgreSQL plans a statement over arrays at each execution (their length is known only
+/// then, and a plan for it looks cheaper than the cached generic one), which halved a lone
+/// lookup's rate (`pgbench -M prepared`: 3.7-4.0k against 7.1-7.3k per second).
+const LOOKUP_ONE_SQL: &str = r#"SELECT * FROM "tasks" WHERE "id" = $1 AND "user_id" = $2"#;
+
 /// The tasks of a batch of (id, owner) pairs, each matched on both: a pair whose task
-/// belongs to someone else finds no row. A lone lookup is a batch of one, so that the
-/// hottest read has one statement to plan and to measure.
+/// belongs to someone else finds no row, as with [`LOOKUP_ONE_SQL`].
 const LOOKUP_SQL: &str = r#"
 SELECT "tasks".*
 FROM unnest($1::uuid[], $2::uuid[]) AS "wanted" ("id", "user_id")
@@ -51,6 +56,9 @@ impl Job for LookupJob {
     type Output = Option<task::Model>;
 
     async fn run(&self, batch: Vec<(Uuid, Uuid)>) -> Vec<Result<Option<task::Model>>> {
+        if let [(owner, id)] = batch[..] {
+            return vec![self.find(owner, id).await.map_err(AppError::from)];
+        }
         match self.fetch(&batch).await {
             Ok(rows) => batch
                 .iter()
@@ -71,6 +79,16 @@ impl Job for LookupJob {
 }
 
 impl LookupJob {
+    async fn find(&self, owner: Uuid, id: Uuid) -> std::result::Result<Option<task::Model>, DbErr> {
+        let rows = sqlx::query(LOOKUP_ONE_SQL)
+            .bind(id)
+            .bind(owner)
+            .fetch_all(self.db.get_postgres_connection_pool())
+            .await
+            .map_err(sqlx_err)?;
+        Ok(decode_all(&rows)?.pop())
+    }
+
     async fn fetch(&self, batch: &[(Uuid, Uuid)]) -> std::result::Result<Vec<task::Model>, DbErr> {
         let (owners, ids): (Vec<Uuid>, Vec<Uuid>) = batch.iter().copied().unzip();
         let rows = sqlx::query(LOOKUP_SQL)
