@@ -36,12 +36,34 @@ use crate::models::tasks::postgres::rows::{decode_all, sqlx_err};
 
 type Pool = sqlx::PgPool;
 
+/// The change-feed events of the rows in the CTE `$rows`, of kind `$kind`: each a snapshot
+/// of the task as the change left it, copied by the database from the returned row.
+macro_rules! record_events {
+    ($kind:literal, $rows:literal) => {
+        concat!(
+            r#"
+INSERT INTO "task_events" (
+  "user_id", "task_id", "kind", "version", "created_at", "title", "description", "status",
+  "priority", "due_date", "task_created_at", "task_updated_at")
+SELECT
+  "user_id", "id", '"#,
+            $kind,
+            r#"', "version", "updated_at", "title", "description", "status",
+  "priority", "due_date", "created_at", "updated_at"
+FROM ""#,
+            $rows,
+            r#"""#
+        )
+    };
+}
+
 /// What a create does once its new rows are in `"new"`: every owner's lock, taken in key
 /// order so that two batches never wait for each other in a cycle, then the rows and their
 /// events. `"keys"` holds the lock keys.
 macro_rules! create_from_new_rows {
     () => {
-        r#"
+        concat!(
+            r#"
 "serialized" AS MATERIALIZED (
   SELECT count(pg_advisory_xact_lock("key")) AS "locks"
   FROM (SELECT DISTINCT "key" FROM "keys" ORDER BY "key") AS "ordered"
@@ -52,14 +74,9 @@ macro_rules! create_from_new_rows {
     "created_at", "updated_at", "title_search", "description_search")
   SELECT "new".* FROM "new", "serialized"
   RETURNING *
-)
-INSERT INTO "task_events" (
-  "user_id", "task_id", "kind", "version", "created_at", "title", "description", "status",
-  "priority", "due_date", "task_created_at", "task_updated_at")
-SELECT
-  "user_id", "id", 'created', "version", "updated_at", "title", "description", "status",
-  "priority", "due_date", "created_at", "updated_at"
-FROM "created""#
+)"#,
+            record_events!("created", "created")
+        )
     };
 }
 
@@ -103,7 +120,8 @@ WITH "keys" AS (SELECT $1::int8 AS "key"),
 /// changed rows; a change whose row is not returned matched nothing.
 macro_rules! update_from_changes {
     () => {
-        r#"
+        concat!(
+            r#"
 "serialized" AS MATERIALIZED (
   SELECT count(pg_advisory_xact_lock("key")) AS "locks"
   FROM (SELECT DISTINCT "key" FROM "changes" ORDER BY "key") AS "ordered"
@@ -128,16 +146,12 @@ macro_rules! update_from_changes {
     AND "tasks"."version" < 2147483647
   RETURNING "tasks".*
 ),
-"recorded" AS (
-  INSERT INTO "task_events" (
-    "user_id", "task_id", "kind", "version", "created_at", "title", "description", "status",
-    "priority", "due_date", "task_created_at", "task_updated_at")
-  SELECT
-    "user_id", "id", 'updated', "version", "updated_at", "title", "description", "status",
-    "priority", "due_date", "created_at", "updated_at"
-  FROM "updated"
+"recorded" AS ("#,
+            record_events!("updated", "updated"),
+            r#"
 )
 SELECT * FROM "updated""#
+        )
     };
 }
 
