@@ -957,3 +957,76 @@ async fn a_task_at_its_last_version_is_a_409_not_a_500(backend: Backend) {
     assert_eq!(still.body["title"], "Old");
     assert_eq!(still.body["version"], 2147483647);
 }
+
+/// Every batch statement of the PostgreSQL store is planned once per connection and then
+/// runs its cached generic plan. Given its arrays directly, PostgreSQL planned it again at
+/// every execution (a custom plan for arrays of known length always looked cheaper), which
+/// halved the rate of a statement of one.
+#[tokio::test]
+async fn batch_statements_keep_their_generic_plan() {
+    use sea_orm::sqlx::{self, Row};
+    use taskapi::models::tasks::postgres::BATCH_STATEMENTS;
+
+    let app = spawn_app(Backend::Postgres).await;
+    let (_, owner, _) = app.new_user("planned").await;
+    let pool = app.state.db.get_postgres_connection_pool();
+    let mut conn = pool.acquire().await.expect("connection");
+    // Plans are chosen by cost: an empty table makes every plan cheap, so give the planner
+    // a table of some size, with statistics.
+    sqlx::query(
+        "INSERT INTO tasks (id, user_id, title, status, priority, version, created_at, updated_at,
+           title_search)
+         SELECT gen_random_uuid(), $1::uuid, 'task ' || g, 'todo', 2, 1, now(), now(), 'task ' || g
+         FROM generate_series(1, 5000) AS g",
+    )
+    .bind(&owner)
+    .execute(&mut *conn)
+    .await
+    .expect("tasks");
+    sqlx::raw_sql("ANALYZE tasks")
+        .execute(&mut *conn)
+        .await
+        .expect("analyze");
+    for (name, sql) in BATCH_STATEMENTS {
+        let prepared = format!("batch_{}", name.replace(' ', "_"));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {prepared} AS {sql}")))
+            .execute(&mut *conn)
+            .await
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        let types: Vec<String> = sqlx::query_scalar(
+            "SELECT unnest(parameter_types)::text FROM pg_prepared_statements WHERE name = $1",
+        )
+        .bind(&prepared)
+        .fetch_all(&mut *conn)
+        .await
+        .expect("parameter types");
+        // Arrays of one NULL (a row that matches no task: the planner knows the length, as
+        // for a real call), a zero for the scalars. A create's row would be inserted, so it
+        // gets empty arrays.
+        let array = if name == "create" { "'{}'" } else { "'{NULL}'" };
+        let arguments: Vec<&str> = types
+            .iter()
+            .map(|kind| if kind.ends_with("[]") { array } else { "0" })
+            .collect();
+        let execute = format!("EXECUTE {prepared}({})", arguments.join(", "));
+        for _ in 0..8 {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(execute.clone()))
+                .execute(&mut *conn)
+                .await
+                .unwrap_or_else(|err| panic!("{name}: {err}"));
+        }
+        let row = sqlx::query(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = $1",
+        )
+        .bind(&prepared)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("plan counts");
+        let generic: i64 = row.get(0);
+        let custom: i64 = row.get(1);
+        assert!(
+            generic >= 3,
+            "{name}: {generic} generic and {custom} custom plans in 8 executions"
+        );
+    }
+}

@@ -4,7 +4,7 @@ pub mod cursor;
 mod filter;
 mod postgres;
 
-pub use postgres::list_postgres;
+pub use postgres::{DEFAULT_PAGES_SQL, list_postgres};
 
 pub use filter::TaskFilter;
 

@@ -33,13 +33,15 @@ use super::{Counted, DefaultListings, Page, Snapshot, TaskFilter, finish_page, p
 /// no outer ORDER BY: rows are put back in their listing by `ord` and each page is
 /// sorted here ([`newest_first`]), which spares PostgreSQL a sort of every row of the
 /// batch (14% of its time per page with `pgbench`, deploy/bench/RESULTS.md).
-pub(super) const DEFAULT_PAGES_SQL: &str = r#"
+pub const DEFAULT_PAGES_SQL: &str = r#"
 SELECT "page".*, "wanted"."ord", "counted"."total_matching"
-FROM unnest($1::uuid[], $2::int8[], $3::int8[]) WITH ORDINALITY
+FROM unnest((SELECT $1::uuid[]), (SELECT $2::int8[]), (SELECT $3::int8[])) WITH ORDINALITY
   AS "wanted" ("owner", "probe", "skip", "ord")
 CROSS JOIN LATERAL (
   SELECT COUNT(*) AS "total_matching"
-  FROM (SELECT 1 FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" LIMIT $4) AS "capped"
+  FROM (
+    SELECT 1 FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" LIMIT (SELECT $4::int8)
+  ) AS "capped"
 ) AS "counted"
 LEFT JOIN LATERAL (
   SELECT

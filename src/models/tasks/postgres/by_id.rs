@@ -28,9 +28,9 @@ const LOOKUP_ONE_SQL: &str = r#"SELECT * FROM "tasks" WHERE "id" = $1 AND "user_
 
 /// The tasks of a batch of (id, owner) pairs, each matched on both: a pair whose task
 /// belongs to someone else finds no row, as with [`LOOKUP_ONE_SQL`].
-const LOOKUP_SQL: &str = r#"
+pub const LOOKUP_SQL: &str = r#"
 SELECT "tasks".*
-FROM unnest($1::uuid[], $2::uuid[]) AS "wanted" ("id", "user_id")
+FROM unnest((SELECT $1::uuid[]), (SELECT $2::uuid[])) AS "wanted" ("id", "user_id")
 JOIN "tasks" ON "tasks"."id" = "wanted"."id" AND "tasks"."user_id" = "wanted"."user_id""#;
 
 /// Task lookups by id that share statements under load (see `models::batch`). Only the

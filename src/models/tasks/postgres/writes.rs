@@ -82,13 +82,15 @@ macro_rules! create_from_new_rows {
 
 /// New tasks (of one or more owners) in one statement: `$1` holds the lock keys, `$2` to
 /// `$13` one array per column.
-const CREATE_SQL: &str = concat!(
+pub const CREATE_SQL: &str = concat!(
     r#"
-WITH "keys" AS (SELECT unnest($1::int8[]) AS "key"),
+WITH "keys" AS (SELECT unnest((SELECT $1::int8[])) AS "key"),
 "new" AS (
   SELECT * FROM unnest(
-    $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::int2[],
-    $8::timestamptz[], $9::int4[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[])
+    (SELECT $2::uuid[]), (SELECT $3::uuid[]), (SELECT $4::text[]), (SELECT $5::text[]),
+    (SELECT $6::text[]), (SELECT $7::int2[]), (SELECT $8::timestamptz[]), (SELECT $9::int4[]),
+    (SELECT $10::timestamptz[]), (SELECT $11::timestamptz[]), (SELECT $12::text[]),
+    (SELECT $13::text[]))
 ),"#,
     create_from_new_rows!()
 );
@@ -165,13 +167,15 @@ macro_rules! change_columns {
 }
 
 /// Changes of several tasks in one statement, one array per column of `"changes"`.
-const UPDATE_SQL: &str = concat!(
+pub const UPDATE_SQL: &str = concat!(
     r#"
 WITH "changes" AS (
   SELECT *
   FROM unnest(
-    $1::int8[], $2::uuid[], $3::uuid[], $4::bool[], $5::text[], $6::text[], $7::bool[],
-    $8::text[], $9::text[], $10::text[], $11::int2[], $12::bool[], $13::timestamptz[], $14::int4[]
+    (SELECT $1::int8[]), (SELECT $2::uuid[]), (SELECT $3::uuid[]), (SELECT $4::bool[]),
+    (SELECT $5::text[]), (SELECT $6::text[]), (SELECT $7::bool[]), (SELECT $8::text[]),
+    (SELECT $9::text[]), (SELECT $10::text[]), (SELECT $11::int2[]), (SELECT $12::bool[]),
+    (SELECT $13::timestamptz[]), (SELECT $14::int4[])
   ) AS "c" ("#,
     change_columns!(),
     r#")
