@@ -95,10 +95,8 @@ WITH "keys" AS (SELECT unnest((SELECT $1::int8[])) AS "key"),
     create_from_new_rows!()
 );
 
-/// One new task: [`CREATE_SQL`] with one value per column instead of arrays. PostgreSQL
-/// plans a statement over arrays for each execution (it knows their length only then,
-/// and a plan for that length looks cheaper than its cached generic plan), which cost a
-/// lone write a third of its rate; over plain values the plan is cached.
+/// One new task: [`CREATE_SQL`] with one value per column instead of arrays, which a lone
+/// call would pay for nothing (see `by_id::LOOKUP_ONE_SQL`).
 const CREATE_ONE_SQL: &str = concat!(
     r#"
 WITH "keys" AS (SELECT $1::int8 AS "key"),
