@@ -280,6 +280,49 @@ mod tests {
         assert_eq!(batcher.call(21).await.expect("answer"), 42);
     }
 
+    /// More calls wait than one statement takes: they go in successive statements of at
+    /// most the batch size, in queue order, each call answered with its own result.
+    #[tokio::test]
+    async fn a_queue_longer_than_the_batch_size_is_split_across_statements() {
+        let job = Doubler {
+            gate: tokio::sync::Semaphore::new(0),
+            batches: Mutex::default(),
+        };
+        let batcher = Batcher::with_runners(job, "test", 1, 4);
+        let spawn_call = |n: u32| {
+            let batcher = Arc::clone(&batcher);
+            tokio::spawn(async move { batcher.call(n).await })
+        };
+        let deadline = std::time::Duration::from_secs(10);
+        let mut calls = vec![spawn_call(0)];
+        tokio::time::timeout(deadline, async {
+            while batcher.stats().statements < 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the first call holds the runner");
+        calls.extend((1..11).map(spawn_call));
+        tokio::time::timeout(deadline, async {
+            while batcher.stats().waiting < 10 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("ten calls queued");
+        batcher.job().gate.add_permits(4);
+        for (n, call) in (0..11).zip(calls) {
+            let answer = tokio::time::timeout(deadline, call)
+                .await
+                .expect("answered in time")
+                .expect("join")
+                .expect("answer");
+            assert_eq!(answer, n * 2);
+        }
+        assert_eq!(*batcher.job().batches.lock(), vec![1, 4, 4, 2]);
+        assert_eq!(batcher.stats().statements, 4);
+    }
+
     #[tokio::test]
     async fn a_caller_that_hangs_up_does_not_stop_the_batch() {
         let batcher = doubler(1);
