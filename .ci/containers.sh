@@ -252,9 +252,14 @@ compose_up() {
 
 newman_against_stack() {
   local report="$WORK/newman.json"
-  local rc=0
+  local rc=0 app_ip
+  # /metrics is on the app's metrics port, which compose does not publish: the collection
+  # reads it at the container's address on the compose network (reachable from this host).
+  app_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' \
+    "$(compose ps -q app)") || return 1
   "$NEWMAN_HOME/node_modules/.bin/newman" run postman_collection.json \
-    --env-var "baseUrl=http://127.0.0.1:$HTTP_PORT" --reporters cli,json \
+    --env-var "baseUrl=http://127.0.0.1:$HTTP_PORT" \
+    --env-var "metricsUrl=http://$app_ip:$APP_METRICS_PORT" --reporters cli,json \
     --reporter-json-export "$report" --color off --timeout-request 30000 || rc=$?
   FIGURES+=("$(node -e '
 const a = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).run.stats.assertions;
