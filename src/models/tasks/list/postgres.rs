@@ -145,6 +145,8 @@ pub(super) async fn fetch(
     statement: Statement,
     counted: bool,
 ) -> Result<Counted, DbErr> {
+    // sea_query_sqlx converts unsigned values to `int8` and panics past `i64::MAX`: the
+    // listing's only ones are its limit and offset, bounded by `validate::page`.
     let values = SqlxValues(statement.values.unwrap_or(Values(Vec::new())));
     let rows = sqlx::query_with(AssertSqlSafe(statement.sql), values)
         .fetch_all(pool)
