@@ -80,14 +80,25 @@ pub struct Created<T> {
 #[async_trait]
 impl<T: Serialize + Send> Writer for Created<T> {
     async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
-        if let Ok(value) = HeaderValue::from_str(&self.location) {
-            res.headers_mut().insert(header::LOCATION, value);
-        }
-        if let Some(etag) = self.etag.and_then(|tag| HeaderValue::from_str(&tag).ok()) {
-            res.headers_mut().insert(header::ETAG, etag);
-        }
-        write_json(res, StatusCode::CREATED, &self.body);
+        let body = serde_json::to_vec(&self.body);
+        write_created(res, &self.location, self.etag.as_deref(), body);
     }
+}
+
+/// 201 with `Location`, the `ETag` when there is one, and the JSON `body`.
+fn write_created(
+    res: &mut Response,
+    location: &str,
+    etag: Option<&str>,
+    body: serde_json::Result<Vec<u8>>,
+) {
+    if let Ok(value) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, value);
+    }
+    if let Some(etag) = etag.and_then(|tag| HeaderValue::from_str(tag).ok()) {
+        res.headers_mut().insert(header::ETAG, etag);
+    }
+    write_json_bytes(res, StatusCode::CREATED, body);
 }
 
 impl<T: ToSchema> EndpointOutRegister for Created<T> {
@@ -109,13 +120,8 @@ pub struct TaskCreated(pub TaskView);
 impl Writer for TaskCreated {
     async fn write(self, _req: &mut Request, _depot: &mut Depot, res: &mut Response) {
         let location = format!("/api/v1/tasks/{}", self.0.id);
-        if let Ok(value) = HeaderValue::from_str(&location) {
-            res.headers_mut().insert(header::LOCATION, value);
-        }
-        if let Ok(value) = HeaderValue::from_str(&etag(self.0.version)) {
-            res.headers_mut().insert(header::ETAG, value);
-        }
-        write_json_bytes(res, StatusCode::CREATED, self.0.render_json());
+        let etag = etag(self.0.version);
+        write_created(res, &location, Some(&etag), self.0.render_json());
     }
 }
 

@@ -342,7 +342,7 @@ async fn update_one(pool: &Pool, change: &Change) -> Result<Option<task::Model>,
     } = change;
     let title = update.title.as_ref();
     let description = update.description.as_ref();
-    let row = sqlx::query(UPDATE_ONE_SQL)
+    let rows = sqlx::query(UPDATE_ONE_SQL)
         .bind(advisory_key(*owner))
         .bind(id)
         .bind(owner)
@@ -360,7 +360,7 @@ async fn update_one(pool: &Pool, change: &Change) -> Result<Option<task::Model>,
         .fetch_all(pool)
         .await
         .map_err(sqlx_err)?;
-    Ok(decode_all(&row)?.pop())
+    Ok(decode_all(&rows)?.pop())
 }
 
 /// Applies `changes` (of distinct tasks) and records their events in one statement; the
