@@ -184,7 +184,15 @@ pub fn openapi() -> OpenApi {
     let doc = OpenApi::new("taskapi", env!("CARGO_PKG_VERSION"))
         .add_security_scheme(
             "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer).bearer_format("JWT")),
+            SecurityScheme::Http(
+                Http::new(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(
+                        "Access token from login or refresh: a JWT signed with HS256 only \
+                         (pinned), with `exp`, `iss`, `aud` and `jti` required and checked, \
+                         per RFC8725 (JSON Web Token Best Current Practices); 15 minutes.",
+                    ),
+            ),
         )
         .merge_router(&api_router());
     crate::routes::responses::declare_middleware_headers(doc)

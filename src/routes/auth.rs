@@ -28,7 +28,7 @@ use crate::views::{TokenResponse, UserView};
 /// With `Idempotency-Key`, a retry with the same key and the same body (password
 /// included) within 24 hours replays the first response (`Idempotent-Replayed: true`);
 /// the same key with any other body is a 422 and reveals nothing of the first.
-#[endpoint(operation_id = "register", tags("auth"), parameters(("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the registration safe to retry; remembered 24 hours")), status_codes(201, 400, 409, 413, 415, 422, 429, 503))]
+#[endpoint(operation_id = "register", tags("auth"), parameters(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the registration safe to retry; remembered 24 hours")), status_codes(201, 400, 409, 413, 415, 422, 429, 503))]
 pub async fn register(
     req: &mut Request,
     state: AppState,

@@ -215,9 +215,14 @@ fn etag_header(components: &mut Components) -> oapi::Header {
         .required(true)
 }
 
-/// A header whose value is a non-negative integer (a count or delta-seconds).
+/// A header whose value is a non-negative integer (a count or delta-seconds), bounded like
+/// the 32-bit counters it comes from.
 fn count_header(description: &str, required: bool) -> oapi::Header {
-    oapi::Header::new(oapi::Object::with_type(oapi::BasicType::Integer).minimum(0))
+    let schema = oapi::Object::with_type(oapi::BasicType::Integer)
+        .format(oapi::SchemaFormat::KnownFormat(oapi::KnownFormat::Int32))
+        .minimum(0)
+        .maximum(i32::MAX);
+    oapi::Header::new(schema)
         .description(description)
         .required(required)
 }
