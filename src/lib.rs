@@ -7,6 +7,7 @@ pub mod client_ip;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod entities;
 pub mod error;
 pub mod extract;

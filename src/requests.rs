@@ -216,29 +216,31 @@ pub struct PageQuery {
 }
 
 /// OpenAPI schemas of the bounded inputs, built from the constants and character classes
-/// that [`validate`] enforces, so the published limits cannot drift from the checks
-/// (salvo-oapi's `max_length`/`pattern` attributes take literals only, not constants).
+/// that [`validate`] and the [`crate::domain`] types enforce, so the published limits
+/// cannot drift from the checks (salvo-oapi's `max_length`/`pattern` attributes take
+/// literals only, not constants).
 mod schema {
     use salvo::oapi::{BasicType, Object, SchemaType};
 
-    use crate::validate::{self, INVISIBLE_CLASS};
+    use crate::domain::{Email, INVISIBLE_CLASS, Password, Title, UserName};
+    use crate::validate;
 
     /// Control (C0, DEL, C1) and invisible characters, as a regex class body.
     fn hidden() -> String {
         format!(r"\x00-\x1f\x7f-\x9f{INVISIBLE_CLASS}")
     }
 
-    /// A one-line text as `validate::line` accepts it: not blank (ECMAScript `\s` is the
+    /// A one-line text as `Title` and `UserName` accept it: not blank (ECMAScript `\s` is the
     /// blank test), no control or invisible character.
     pub(super) fn line_pattern() -> String {
         let hidden = hidden();
         format!(r"^[^{hidden}]*[^\s{hidden}][^{hidden}]*$")
     }
 
-    /// `validate::email`'s shape: local@label.label, surrounding whitespace allowed.
+    /// `Email::parse`'s shape: local@label.label, surrounding whitespace allowed.
     pub(super) fn email_pattern() -> String {
         let hidden = hidden();
-        let local_max = validate::EMAIL_LOCAL_MAX;
+        let local_max = Email::LOCAL_MAX_CHARS;
         format!(r"^\s*[^\s@{hidden}]{{1,{local_max}}}@[^\s@.{hidden}]+(\.[^\s@.{hidden}]+)+\s*$")
     }
 
@@ -259,27 +261,27 @@ mod schema {
 
     pub(super) fn name() -> Object {
         line(
-            validate::NAME_MAX,
+            UserName::MAX_CHARS,
             "Not blank, no control, invisible (zero-width, bidi) characters, no word mixing Latin, Greek, Cyrillic or Armenian letters.",
         )
     }
 
     pub(super) fn email() -> Object {
         text(
-            validate::EMAIL_MAX,
+            Email::MAX_CHARS,
             "Trimmed and lower-cased before use (no other normalisation); no invisible characters, no local part or domain label mixing Latin, Greek, Cyrillic or Armenian.",
         )
         .pattern(email_pattern())
     }
 
     pub(super) fn password() -> Object {
-        let (min, max) = (validate::PASSWORD_MIN, validate::PASSWORD_MAX);
+        let (min, max) = (Password::MIN_CHARS, Password::MAX_CHARS);
         text(max, &format!("{min}-{max} characters.")).min_length(min)
     }
 
     pub(super) fn title() -> Object {
         line(
-            validate::TITLE_MAX,
+            Title::MAX_CHARS,
             "Not blank, no control or invisible (zero-width, bidi) characters; stored trimmed.",
         )
     }
@@ -287,7 +289,7 @@ mod schema {
     /// [`title`] in a PATCH body.
     pub(super) fn patch_title() -> Object {
         line(
-            validate::TITLE_MAX,
+            Title::MAX_CHARS,
             "May be omitted but not `null`: a task always has a title. Not blank, no control or invisible (zero-width, bidi) characters; stored trimmed.",
         )
     }
@@ -307,6 +309,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::domain::{Email, Password, UserName};
     use crate::validate;
 
     /// Query parameters keep literal bounds: salvo-oapi drops a parameter's description
@@ -343,15 +346,15 @@ mod tests {
     #[test]
     fn body_patterns_are_built_from_the_validators_classes() {
         let line = schema::line_pattern();
-        assert!(line.contains(validate::INVISIBLE_CLASS));
+        assert!(line.contains(crate::domain::INVISIBLE_CLASS));
         assert!(line.starts_with(r"^[^\x00-\x1f\x7f-\x9f"));
         let email = schema::email_pattern();
-        assert!(email.contains(&format!("{{1,{}}}", validate::EMAIL_LOCAL_MAX)));
+        assert!(email.contains(&format!("{{1,{}}}", Email::LOCAL_MAX_CHARS)));
         let name = serde_json::to_value(schema::name()).expect("schema");
-        assert_eq!(name["maxLength"], json!(validate::NAME_MAX));
+        assert_eq!(name["maxLength"], json!(UserName::MAX_CHARS));
         assert_eq!(name["pattern"], json!(line));
         let password = serde_json::to_value(schema::password()).expect("schema");
-        assert_eq!(password["minLength"], json!(validate::PASSWORD_MIN));
-        assert_eq!(password["maxLength"], json!(validate::PASSWORD_MAX));
+        assert_eq!(password["minLength"], json!(Password::MIN_CHARS));
+        assert_eq!(password["maxLength"], json!(Password::MAX_CHARS));
     }
 }

@@ -100,10 +100,11 @@ pub fn init(settings: &LogSettings, sql_logging: bool) -> anyhow::Result<Telemet
     Ok(guard)
 }
 
-/// A short, stable, non-reversible tag for an email in logs (never the address itself).
+/// A short, stable, non-reversible tag for an email in logs (never the address itself),
+/// the same for every spelling that names the same account.
 pub fn email_tag(email: &str) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    let digest = Sha256::digest(crate::domain::Email::normalize(email).as_bytes());
     hex::encode(&digest[..6])
 }
 

@@ -17,7 +17,10 @@ use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use rand::RngCore;
+use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
+
+use crate::domain::Password;
 
 /// OWASP Password Storage Cheat Sheet: Argon2id, m = 19 MiB, t = 2, p = 1.
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -83,7 +86,7 @@ fn compute(
 }
 
 /// A PHC string `$argon2id$v=19$m=…,t=…,p=…$salt$hash` for `password`.
-pub fn hash_with(password: &str, memory: &mut Memory) -> anyhow::Result<String> {
+fn hash_with(password: &str, memory: &mut Memory) -> anyhow::Result<String> {
     let params = params(MEMORY_KIB, ITERATIONS, PARALLELISM, OUTPUT_LEN)?;
     let salt = random_bytes::<SALT_LEN>();
     let mut output = [0u8; OUTPUT_LEN];
@@ -108,8 +111,8 @@ pub fn verify_with(stored: &str, password: &str, memory: &mut Memory) -> anyhow:
     Ok(actual == *expected)
 }
 
-pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
-    hash_with(password, &mut Vec::new())
+pub fn hash_blocking(password: &Password) -> anyhow::Result<String> {
+    hash_with(password.expose_secret(), &mut Vec::new())
 }
 
 pub fn verify_blocking(stored: &str, password: &str) -> anyhow::Result<bool> {
@@ -164,9 +167,11 @@ impl PasswordHasher {
         .context("hashing task panicked")?
     }
 
-    pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
-        let password = password.to_owned();
-        self.run(move |memory| hash_with(&password, memory)).await
+    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
+        // A clone stays secret (zeroed on drop) on its way through the blocking pool.
+        let password = password.clone();
+        self.run(move |memory| hash_with(password.expose_secret(), memory))
+            .await
     }
 
     pub async fn verify(&self, stored: &str, password: &str) -> anyhow::Result<bool> {
@@ -187,9 +192,15 @@ mod tests {
     use super::*;
     use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 
+    use crate::validate::Errors;
+
+    fn password(raw: &str) -> Password {
+        Password::parse(&mut Errors::default(), "password", raw.to_string()).expect("valid")
+    }
+
     #[test]
     fn hashes_with_argon2id_owasp_params_and_verifies() {
-        let hash = hash_blocking("correct horse").expect("hash");
+        let hash = hash_blocking(&password("correct horse")).expect("hash");
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
@@ -200,11 +211,11 @@ mod tests {
 
     #[test]
     fn interoperates_with_the_argon2_crates_phc_implementation() {
-        let ours = hash_blocking("interop").expect("hash");
+        let ours = hash_blocking(&password("interop1")).expect("hash");
         let parsed = PasswordHash::new(&ours).expect("valid PHC string");
         assert!(
             Argon2::default()
-                .verify_password(b"interop", &parsed)
+                .verify_password(b"interop1", &parsed)
                 .is_ok()
         );
         let argon = Argon2::new(

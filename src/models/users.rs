@@ -12,11 +12,12 @@ use uuid::Uuid;
 
 use crate::auth::cache::AuthState;
 use crate::auth::password::PasswordHasher;
+use crate::domain::{Email, Password, UserName};
 use crate::entities::user::{self, Role};
 use crate::error::{AppError, Result, conflict_on_unique};
 use crate::models::{sessions, txn};
 use crate::requests::RegisterRequest;
-use crate::validate::{self, Errors};
+use crate::validate::Errors;
 
 const DUPLICATE_EMAIL: &str = "An account with this email already exists.";
 const LAST_ADMIN: &str = "This is the last active administrator; promote another user first.";
@@ -25,9 +26,9 @@ pub const WRONG_PASSWORD: &str = "The current password is incorrect.";
 /// A registration that passed validation.
 #[derive(Debug)]
 pub struct NewUser {
-    pub name: String,
-    pub email: String,
-    pub password: String,
+    pub name: UserName,
+    pub email: Email,
+    pub password: Password,
 }
 
 impl TryFrom<RegisterRequest> for NewUser {
@@ -35,14 +36,18 @@ impl TryFrom<RegisterRequest> for NewUser {
 
     fn try_from(req: RegisterRequest) -> Result<Self> {
         let mut errors = Errors::default();
-        let name = validate::name(&mut errors, &req.name);
-        let email = validate::email(&mut errors, &req.email);
-        validate::password(&mut errors, "password", &req.password);
-        errors.finish(NewUser {
-            name,
-            email,
-            password: req.password,
-        })
+        let name = UserName::parse(&mut errors, &req.name);
+        let email = Email::parse(&mut errors, &req.email);
+        let password = Password::parse(&mut errors, "password", req.password);
+        let new = match (name, email, password) {
+            (Some(name), Some(email), Some(password)) => Some(NewUser {
+                name,
+                email,
+                password,
+            }),
+            _ => None,
+        };
+        errors.finish_parsed(new)
     }
 }
 
@@ -67,16 +72,16 @@ pub async fn auth_state<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option
     }))
 }
 
-/// The login email, normalised. Longer than any valid address is refused before it costs
-/// a lookup, a hash or a limiter key.
+/// The login email, normalised but not validated (see [`Email::normalize`]). Longer than
+/// any valid address is refused before it costs a lookup, a hash or a limiter key.
 pub fn login_email(raw: &str) -> Result<String> {
-    if raw.chars().count() > validate::EMAIL_MAX {
+    if raw.chars().count() > Email::MAX_CHARS {
         return Err(AppError::validation(
             "email",
-            format!("must be at most {} characters", validate::EMAIL_MAX),
+            format!("must be at most {} characters", Email::MAX_CHARS),
         ));
     }
-    Ok(validate::normalize_email(raw))
+    Ok(Email::normalize(raw))
 }
 
 /// Atomically claims a one-time event. Exactly one caller ever gets `true`, even across
@@ -143,16 +148,16 @@ pub async fn create_admin(
 
 async fn insert<C: ConnectionTrait>(
     conn: &C,
-    name: String,
-    email: String,
+    name: UserName,
+    email: Email,
     password_hash: String,
     role: Role,
 ) -> Result<user::Model> {
     let now = Utc::now();
     user::ActiveModel {
         id: Set(Uuid::now_v7()),
-        name: Set(name),
-        email: Set(email),
+        name: Set(name.into_inner()),
+        email: Set(email.into_inner()),
         password_hash: Set(password_hash),
         role: Set(role),
         active: Set(true),
@@ -173,7 +178,7 @@ pub async fn verify_credentials(
     email: &str,
     password: &str,
 ) -> Result<user::Model> {
-    let email = validate::normalize_email(email);
+    let email = Email::normalize(email);
     // PostgreSQL text cannot hold NUL; such an email cannot exist, so skip the lookup.
     let found = if email.contains('\0') {
         None
@@ -219,20 +224,20 @@ pub async fn list(
 
 pub async fn update_name(db: &DatabaseConnection, id: Uuid, raw_name: &str) -> Result<user::Model> {
     let mut errors = Errors::default();
-    let name = validate::name(&mut errors, raw_name);
-    errors.finish(())?;
+    let name = UserName::parse(&mut errors, raw_name);
+    let name = errors.finish_parsed(name)?;
     let user = get(db, id).await?;
     let mut active: user::ActiveModel = user.into();
-    active.name = Set(name);
+    active.name = Set(name.into_inner());
     active.updated_at = Set(Utc::now());
     Ok(active.update(db).await?)
 }
 
-/// Rules for a new password, checked before the current one costs a hash.
-pub fn check_new_password(new: &str) -> Result<()> {
+/// A new password, parsed before the current one costs a hash.
+pub fn new_password(raw: String) -> Result<Password> {
     let mut errors = Errors::default();
-    validate::password(&mut errors, "new_password", new);
-    errors.finish(())
+    let password = Password::parse(&mut errors, "new_password", raw);
+    errors.finish_parsed(password)
 }
 
 /// Replaces the password after checking the current one; every session and access token
@@ -242,9 +247,8 @@ pub async fn change_password(
     hasher: &PasswordHasher,
     id: Uuid,
     current: &str,
-    new: &str,
+    new: &Password,
 ) -> Result<()> {
-    check_new_password(new)?;
     let user = get(db, id).await?;
     if !hasher.verify(&user.password_hash, current).await? {
         // Well-formed but wrong: a refusal of the action, not a malformed request.
@@ -355,6 +359,8 @@ pub async fn delete(
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
@@ -379,7 +385,8 @@ mod tests {
             password: "long enough".into(),
         };
         let user = NewUser::try_from(req).expect("valid");
-        assert_eq!(user.name, "Ada");
-        assert_eq!(user.email, "ada@example.com");
+        assert_eq!(user.name.as_str(), "Ada");
+        assert_eq!(user.email.as_str(), "ada@example.com");
+        assert_eq!(user.password.expose_secret(), "long enough");
     }
 }

@@ -36,7 +36,7 @@ pub async fn register(
 ) -> Result<Idempotent<Created<UserView>>> {
     let claim = idempotent::claim(req, &state, Scope::Register).await?;
     let new = NewUser::try_from(body.0)?;
-    let tag = email_tag(&new.email);
+    let tag = email_tag(new.email.as_str());
     let ip = client_ip(req, &state);
     let Some(claim) = claim else {
         let user = users::register(&state.db, &state.hasher, new).await?;
@@ -243,7 +243,7 @@ pub async fn change_password(
         new_password,
     } = body.0;
     // A malformed new password is the caller's typo, not a guess: refuse it uncounted.
-    users::check_new_password(&new_password)?;
+    let new_password = users::new_password(new_password)?;
     let attempt = state
         .limits
         .reserve_password_check(caller.id)

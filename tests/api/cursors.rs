@@ -239,8 +239,9 @@ both_backends!(total_stops_counting_at_the_cap);
 /// one, and a filtered one past its last page; a selective filter still counts exactly.
 async fn total_stops_counting_at_the_cap(backend: Backend) {
     use futures::StreamExt;
-    use taskapi::entities::task::{Priority, Status};
+    use taskapi::entities::task::Status;
     use taskapi::models::tasks::TaskInput;
+    use taskapi::requests::CreateTaskRequest;
 
     let app = spawn_app(backend).await;
     let (token, user_id, _) = app.new_user("capped").await;
@@ -248,13 +249,14 @@ async fn total_stops_counting_at_the_cap(backend: Backend) {
     let store = &app.state.tasks;
     futures::stream::iter(0..103)
         .for_each_concurrent(16, |n| async move {
-            let input = TaskInput {
+            let input = TaskInput::try_from(CreateTaskRequest {
                 title: format!("bulk {n}"),
                 description: (n < 3).then(|| "needle".to_string()),
-                status: Status::Todo,
-                priority: Priority::default(),
+                status: Some(Status::Todo),
+                priority: None,
                 due_date: None,
-            };
+            })
+            .expect("valid task");
             store.create(owner, input).await.expect("task");
         })
         .await;

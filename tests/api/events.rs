@@ -670,17 +670,18 @@ async fn shutdown_ends_streams_and_is_not_held_by_them() {
 /// Writes `count` tasks for `owner` straight through the model (with their events), each
 /// with a description of `size` characters: quicker than HTTP, and not rate limited.
 async fn write_tasks(app: &TestApp, owner: &str, title: &str, count: usize, size: usize) {
-    use taskapi::entities::task::{Priority, Status};
     use taskapi::models::tasks::TaskInput;
+    use taskapi::requests::CreateTaskRequest;
     let owner = Uuid::parse_str(owner).expect("user id");
     for n in 0..count {
-        let input = TaskInput {
+        let input = TaskInput::try_from(CreateTaskRequest {
             title: format!("{title} {n}"),
             description: Some("d".repeat(size)),
-            status: Status::default(),
-            priority: Priority::default(),
+            status: None,
+            priority: None,
             due_date: None,
-        };
+        })
+        .expect("valid task");
         app.state.tasks.create(owner, input).await.expect("task");
     }
 }

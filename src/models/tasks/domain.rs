@@ -5,6 +5,7 @@ use migration::fold_for_search;
 use uuid::Uuid;
 
 use super::postgres::writes;
+use crate::domain::Title;
 use crate::entities::task::{self, Priority, Status};
 use crate::error::{AppError, Result};
 use crate::requests::{CreateTaskRequest, PatchTaskRequest};
@@ -13,7 +14,7 @@ use crate::validate::{self, Errors};
 /// A complete, validated task (POST and PUT).
 #[derive(Debug, Clone)]
 pub struct TaskInput {
-    pub title: String,
+    pub title: Title,
     pub description: Option<String>,
     pub status: Status,
     pub priority: Priority,
@@ -25,22 +26,22 @@ impl TryFrom<CreateTaskRequest> for TaskInput {
 
     fn try_from(req: CreateTaskRequest) -> Result<Self> {
         let mut errors = Errors::default();
-        let title = validate::title(&mut errors, &req.title);
+        let title = Title::parse(&mut errors, &req.title);
         let description = validate::description(&mut errors, req.description);
-        errors.finish(TaskInput {
+        errors.finish_parsed(title.map(|title| TaskInput {
             title,
             description,
             status: req.status.unwrap_or_default(),
             priority: req.priority.unwrap_or_default(),
             due_date: req.due_date.map(Into::into),
-        })
+        }))
     }
 }
 
 /// A validated partial update; `None` leaves a field unchanged.
 #[derive(Debug, Default, Clone)]
 pub struct TaskChanges {
-    pub title: Option<String>,
+    pub title: Option<Title>,
     pub description: Option<Option<String>>,
     pub status: Option<Status>,
     pub priority: Option<Priority>,
@@ -62,8 +63,9 @@ impl TryFrom<PatchTaskRequest> for TaskChanges {
 
     fn try_from(req: PatchTaskRequest) -> Result<Self> {
         let mut errors = Errors::default();
-        let title =
-            not_null(&mut errors, "title", req.title).map(|raw| validate::title(&mut errors, &raw));
+        // A title that fails its rules is `None` here too, but then `finish` refuses.
+        let title = not_null(&mut errors, "title", req.title)
+            .and_then(|raw| Title::parse(&mut errors, &raw));
         let status = not_null(&mut errors, "status", req.status);
         let priority = not_null(&mut errors, "priority", req.priority);
         let description = req
@@ -85,8 +87,8 @@ impl TaskChanges {
     pub fn into_update(self) -> writes::Update {
         writes::Update {
             title: self.title.map(|title| {
-                let folded = fold_for_search(&title);
-                (title, folded)
+                let folded = fold_for_search(title.as_str());
+                (title.into_inner(), folded)
             }),
             description: self.description.map(|description| {
                 let folded = description.as_deref().map(fold_for_search);
@@ -167,9 +169,9 @@ pub fn new_task(owner: Uuid, input: TaskInput) -> task::Model {
         version: 1,
         created_at: now,
         updated_at: now,
-        title_search: Some(fold_for_search(&input.title)),
+        title_search: Some(fold_for_search(input.title.as_str())),
         description_search: input.description.as_deref().map(fold_for_search),
-        title: input.title,
+        title: input.title.into_inner(),
         description: input.description,
     }
 }
@@ -188,7 +190,7 @@ mod tests {
             due_date: None,
         })
         .expect("valid");
-        assert_eq!(input.title, "Write docs");
+        assert_eq!(input.title.as_str(), "Write docs");
         let changes = TaskChanges::from(input);
         assert_eq!(changes.status, Some(Status::Todo));
         assert_eq!(changes.priority, Some(Priority::Medium));
@@ -213,6 +215,27 @@ mod tests {
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["title", "status"]);
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_at_once() {
+        let Err(AppError::Validation(errors)) = TaskInput::try_from(CreateTaskRequest {
+            title: " ".into(),
+            description: Some("nul\0".into()),
+            status: None,
+            priority: None,
+            due_date: None,
+        }) else {
+            panic!("expected validation error");
+        };
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["title", "description"]);
+        let patch: PatchTaskRequest =
+            serde_json::from_str(r#"{"title": "tab\tinside"}"#).expect("json");
+        let Err(AppError::Validation(errors)) = TaskChanges::try_from(patch) else {
+            panic!("expected validation error");
+        };
+        assert_eq!(errors[0].message, "must not contain control characters");
     }
 
     #[test]
