@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::events::Stream;
 use crate::helpers::{
-    Backend, DbProxy, TestApp, both_backends, eventually, metric_value, raw_request,
-    send_then_reset, spawn_app, spawn_app_with, through,
+    Backend, DbProxy, OwnProcess, TestApp, both_backends, eventually, in_a_test_process_of_its_own,
+    metric_value, raw_request, send_then_reset, spawn_app, spawn_app_with, through,
 };
 
 /// Resets per storm, at delays stepping through 0..6 ms.
@@ -57,6 +57,8 @@ both_backends!(a_reset_storm_leaves_no_connection_inside_a_transaction);
 async fn a_reset_storm_leaves_no_connection_inside_a_transaction(backend: Backend) {
     let app = spawn_app(backend).await;
     let _proxy;
+    // The attacked replica is a server process of its own, so that the discard counter read
+    // at the end is its pool's alone (the metrics registry is global to a process).
     let attacked = match backend {
         Backend::Postgres => {
             let direct = app.state.settings.database_url();
@@ -65,16 +67,15 @@ async fn a_reset_storm_leaves_no_connection_inside_a_transaction(backend: Backen
             proxy.delay_replies(DB_LATENCY);
             let (proxied, _) = through(&direct, proxy.port);
             _proxy = proxy;
-            app.spawn_replica(|s| {
-                s.database.url = proxied.into();
-                // Few connections, so that a poisoned one is soon handed to someone else.
-                s.database.max_connections = 3;
-                s.server.migrate_on_start = false;
-            })
-            .await
+            OwnProcess::on_database(proxied).env("TASKAPI_SERVER__MIGRATE_ON_START", false)
         }
-        Backend::Sqlite => app.spawn_replica(|s| s.database.max_connections = 3).await,
+        Backend::Sqlite => OwnProcess::on_database(app.state.settings.database_url()),
     };
+    // Few connections, so that a poisoned one is soon handed to someone else.
+    let attacked = attacked
+        .env("TASKAPI_DATABASE__MAX_CONNECTIONS", 3)
+        .start()
+        .await;
     let (token, _, _) = app.new_user("storm").await;
     let refresh = raw_request(
         "POST",
@@ -116,7 +117,10 @@ async fn a_reset_storm_leaves_no_connection_inside_a_transaction(backend: Backen
             seen.text
         );
     }
-    let discarded = taskapi_metric(&attacked, "db_connections_discarded_total", &[]).await;
+    let discarded = attacked.metric("db_connections_discarded_total", &[]).await;
+    // Exported, and this replica's own. Not asserted to be 0: the storm does leave
+    // connections inside a transaction for the pool's guard to close (dozens per run on
+    // SQLite), which is what the guard is for.
     assert!(
         discarded.is_some(),
         "the pool's discard counter is exported"
@@ -129,6 +133,19 @@ both_backends!(the_pool_closes_a_connection_returned_inside_a_transaction);
 /// which ends the transaction on the server, and counted; it is never handed out again.
 async fn the_pool_closes_a_connection_returned_inside_a_transaction(backend: Backend) {
     use sea_orm::sqlx::Connection;
+    // The leak goes through the pool of an app in the test process (no request can make a
+    // server do that), so this cannot use a server process of its own; and in the shared
+    // test process other tests' pools (hang-ups, timeouts) move the same series, which has
+    // no label to tell one pool from another. So the test runs in a test process of its own.
+    let name = match backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    if !in_a_test_process_of_its_own(&format!(
+        "cancellation::the_pool_closes_a_connection_returned_inside_a_transaction::{name}"
+    )) {
+        return;
+    }
     let app = spawn_app(backend).await;
     let discarded = || async {
         taskapi_metric(
@@ -137,9 +154,9 @@ async fn the_pool_closes_a_connection_returned_inside_a_transaction(backend: Bac
             &[("reason", "in_transaction")],
         )
         .await
-        .unwrap_or(0.0)
     };
-    let before = discarded().await;
+    let before = discarded().await.expect("the discard counter is exported");
+    assert_eq!(before, 0.0, "nothing was discarded before the leak");
     match backend {
         Backend::Postgres => {
             let pool = app.state.db.get_postgres_connection_pool();
@@ -154,12 +171,21 @@ async fn the_pool_closes_a_connection_returned_inside_a_transaction(backend: Bac
             drop(conn);
         }
     }
+    let mut after = Some(before);
     eventually(
         WAIT,
         "the leaked transaction's connection was discarded",
-        async || discarded().await >= before + 1.0,
+        async || {
+            after = discarded().await;
+            after != Some(before)
+        },
     )
     .await;
+    assert_eq!(
+        after,
+        Some(before + 1.0),
+        "exactly the leaked connection was discarded"
+    );
     if backend == Backend::Postgres {
         eventually(WAIT, "the server ended the transaction", async || {
             idle_in_transaction(&app).await == 0

@@ -11,18 +11,17 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::helpers::{
-    Backend, DbProxy, PATIENCE, TestApp, metric_value, read_log_lines, spawn_app, spawn_app_with,
-    task_path, test_settings, through,
+    Backend, DbProxy, OwnProcess, PATIENCE, TestApp, eventually, spawn_app, spawn_app_with,
+    spawn_metrics_app, task_path, test_settings, through,
 };
 
 // ---------------------------------------------------------------------------------------
 // Item 11: a client that goes away mid-request is accounted for.
 
-/// Holds an exclusive lock on `table` from another connection until rolled back.
-async fn lock_table(app: &TestApp, table: &str) -> sea_orm::DatabaseTransaction {
-    let db = Database::connect(app.state.settings.database_url())
-        .await
-        .expect("second connection");
+/// Holds an exclusive lock on `table` of the database at `url`, from a connection of its
+/// own, until rolled back.
+async fn lock_table(url: &str, table: &str) -> sea_orm::DatabaseTransaction {
+    let db = Database::connect(url).await.expect("second connection");
     let txn = db.begin().await.expect("begin");
     txn.execute_unprepared(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
         .await
@@ -31,97 +30,120 @@ async fn lock_table(app: &TestApp, table: &str) -> sea_orm::DatabaseTransaction 
 }
 
 async fn lock_tasks(app: &TestApp) -> sea_orm::DatabaseTransaction {
-    lock_table(app, "tasks").await
+    lock_table(&app.state.settings.database_url(), "tasks").await
 }
 
-/// Polls /metrics until the series reaches `at_least`.
-async fn wait_for_metric(app: &TestApp, name: &str, labels: &[(&str, &str)], at_least: f64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let text = app.get("/metrics", None).await.text;
-        if metric_value(&text, name, labels).unwrap_or(0.0) >= at_least {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} {labels:?} never reached {at_least}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Waits until the value of `name` (with `labels`) on `server`'s /metrics is no longer
+/// `before`, and returns it.
+async fn changed_metric(
+    server: &OwnProcess,
+    name: &str,
+    labels: &[(&str, &str)],
+    before: Option<f64>,
+) -> Option<f64> {
+    let mut now = before;
+    eventually(
+        PATIENCE,
+        &format!("{name} {labels:?} changes"),
+        async || {
+            now = server.metric(name, labels).await;
+            now != before
+        },
+    )
+    .await;
+    now
 }
 
-/// Waits until some session of this test's database waits for a lock.
-async fn wait_for_lock_waiter(app: &TestApp) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let sql = format!(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
-        app.db_name
+/// Waits until some session of `server`'s database waits for a lock.
+async fn wait_for_lock_waiter(server: &OwnProcess, observer: &sea_orm::DatabaseConnection) {
+    use sea_orm::{DatabaseBackend, Statement};
+    let sql = Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+        [server.db_name.clone().into()],
     );
-    while app.count(&sql).await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "request never reached the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(PATIENCE, "the request reaches the lock", async || {
+        let row = observer
+            .query_one_raw(sql.clone())
+            .await
+            .expect("pg_stat_activity")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("count") > 0
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn cancelled_requests_are_counted_as_499_and_leave_the_in_flight_gauge() {
     // PostgreSQL only: the request is held on a table lock (LOCK TABLE, pg_stat_activity).
-    let app = spawn_app(Backend::Postgres).await;
-    let (token, _, _) = app.new_user("cancel").await;
-    let task = app.create_task(&token, json!({"title": "locked"})).await;
+    // A server process of its own: its metrics count this test's requests and nothing else.
+    let server = spawn_metrics_app(Backend::Postgres).await;
+    let observer = Database::connect(&server.database_url)
+        .await
+        .expect("observer connection");
+    let (token, _, _) = server.new_user("cancel").await;
+    let task = server.create_task(&token, json!({"title": "locked"})).await;
     let path = task_path(task["id"].as_str().expect("id"));
     let labels = [
         ("method", "GET"),
         ("route", "/api/v1/tasks/{id}"),
         ("status", "499"),
     ];
-    let before = metric_value(
-        &app.get("/metrics", None).await.text,
-        "http_requests_total",
-        &labels,
-    )
-    .unwrap_or(0.0);
+    let before = server.metric("http_requests_total", &labels).await;
+    assert_eq!(before, Some(0.0), "the 499 series exists from the start");
 
-    let lock = lock_tasks(&app).await;
-    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
+    let lock = lock_table(&server.database_url, "tasks").await;
+    let mut stream = TcpStream::connect(server.address.trim_start_matches("http://"))
         .await
         .expect("connect");
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nx-request-id: cancel-me\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.expect("send");
-    wait_for_lock_waiter(&app).await;
+    wait_for_lock_waiter(&server, &observer).await;
+    assert_eq!(
+        server.metric("http_requests_in_flight", &[]).await,
+        Some(1.0),
+        "the held request is in flight"
+    );
     // The client gives up while the handler waits for the database.
     drop(stream);
 
-    wait_for_metric(&app, "http_requests_total", &labels, before + 1.0).await;
+    assert_eq!(
+        changed_metric(&server, "http_requests_total", &labels, before).await,
+        Some(1.0),
+        "the abandoned request is counted once, as 499"
+    );
+    assert_eq!(
+        server.metric("http_requests_in_flight", &[]).await,
+        Some(0.0),
+        "the abandoned request left the in-flight gauge"
+    );
     lock.rollback().await.expect("release");
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !read_log_lines()
-        .iter()
-        .any(|l| l["request_id"] == "cancel-me" && l["status"] == 499)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no log line for the cancelled request"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        PATIENCE,
+        "a log line for the cancelled request",
+        async || {
+            server
+                .log_lines()
+                .iter()
+                .any(|l| l["request_id"] == "cancel-me" && l["status"] == 499)
+        },
+    )
+    .await;
 
     // A login abandoned during the credential check runs to its end (a login may write:
     // lockout counters, a rehash), so its outcome is the real one, not "cancelled".
-    let outcomes = |text: &str| {
-        let of = |outcome| {
-            metric_value(text, "auth_login_total", &[("outcome", outcome)]).unwrap_or(0.0)
-        };
-        (of("failure"), of("cancelled"))
-    };
-    let (failures, cancelled) = outcomes(&app.get("/metrics", None).await.text);
-    let lock = lock_table(&app, "users").await;
-    let mut stream = TcpStream::connect(app.address.trim_start_matches("http://"))
+    let failure = [("outcome", "failure")];
+    let cancelled = [("outcome", "cancelled")];
+    let failures = server.metric("auth_login_total", &failure).await;
+    assert_eq!(failures, Some(0.0));
+    assert_eq!(
+        server.metric("auth_login_total", &cancelled).await,
+        Some(0.0)
+    );
+    let lock = lock_table(&server.database_url, "users").await;
+    let mut stream = TcpStream::connect(server.address.trim_start_matches("http://"))
         .await
         .expect("connect");
     let body = json!({"email": "someone@example.com", "password": "whatever password"}).to_string();
@@ -130,21 +152,20 @@ async fn cancelled_requests_are_counted_as_499_and_leave_the_in_flight_gauge() {
         body.len()
     );
     stream.write_all(request.as_bytes()).await.expect("send");
-    wait_for_lock_waiter(&app).await;
+    wait_for_lock_waiter(&server, &observer).await;
     drop(stream);
     lock.rollback().await.expect("release");
-    wait_for_metric(
-        &app,
-        "auth_login_total",
-        &[("outcome", "failure")],
-        failures + 1.0,
-    )
-    .await;
-    let (_, cancelled_after) = outcomes(&app.get("/metrics", None).await.text);
     assert_eq!(
-        cancelled_after, cancelled,
+        changed_metric(&server, "auth_login_total", &failure, failures).await,
+        Some(1.0),
+        "the abandoned login is counted once, with its real outcome"
+    );
+    assert_eq!(
+        server.metric("auth_login_total", &cancelled).await,
+        Some(0.0),
         "the abandoned login was cut short"
     );
+    observer.close().await.ok();
 }
 
 // ---------------------------------------------------------------------------------------

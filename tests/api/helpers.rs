@@ -33,8 +33,6 @@ pub enum Backend {
 
 pub struct TestApp {
     pub address: String,
-    /// `http://127.0.0.1:port` of the separate metrics listener, when one is configured.
-    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub state: AppState,
     /// Admin connection URL of the server and the name of this test's database.
@@ -221,10 +219,11 @@ macro_rules! both_backends {
 }
 pub(crate) use both_backends;
 
-pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
-    init_telemetry();
+/// A brand-new database for one test: its URL, and for PostgreSQL the server's admin URL
+/// (to drop it afterwards); for SQLite the temp dir that holds the file.
+async fn fresh_database(backend: Backend) -> (String, Option<String>, String, Option<TempDir>) {
     let db_name = format!("taskapi_test_{}", Uuid::new_v4().simple());
-    let (url, pg_admin_url, tempdir) = match backend {
+    match backend {
         Backend::Postgres => {
             let admin = postgres_admin_url().await;
             let conn = Database::connect(&admin).await.expect("connect admin");
@@ -232,25 +231,28 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
                 .await
                 .expect("create database");
             conn.close().await.ok();
-            (with_database(&admin, &db_name), Some(admin), None)
+            (with_database(&admin, &db_name), Some(admin), db_name, None)
         }
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join(&db_name);
             std::fs::create_dir_all(&dir).expect("tempdir");
             let url = format!("sqlite://{}/taskapi.db?mode=rwc", dir.display());
-            (url, None, Some(TempDir(dir)))
+            (url, None, db_name, Some(TempDir(dir)))
         }
-    };
+    }
+}
+
+pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
+    init_telemetry();
+    let (url, pg_admin_url, db_name, tempdir) = fresh_database(backend).await;
     let mut settings = test_settings(url);
     customize(&mut settings);
     let app = Application::build(settings).await.expect("build app");
     let port = app.port();
-    let metrics_address = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
     let state = app.state().clone();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        metrics_address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -302,6 +304,24 @@ impl Reply {
     }
 }
 
+/// `method url` with a bearer token and a JSON body when given.
+async fn send(
+    client: &reqwest::Client,
+    method: Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let mut builder = client.request(method, url);
+    if let Some(token) = token {
+        builder = builder.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        builder = builder.json(&body);
+    }
+    TestApp::read(builder.send().await.expect("request sent")).await
+}
+
 pub fn unique_email(prefix: &str) -> String {
     format!("{prefix}-{}@example.com", Uuid::new_v4().simple())
 }
@@ -318,14 +338,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut builder = self.client.request(method, self.url(path));
-        if let Some(token) = token {
-            builder = builder.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            builder = builder.json(&body);
-        }
-        Self::read(builder.send().await.expect("request sent")).await
+        send(&self.client, method, self.url(path), token, body).await
     }
 
     pub async fn read(response: reqwest::Response) -> Reply {
@@ -516,12 +529,10 @@ impl TestApp {
         customize(&mut settings);
         let app = Application::build(settings).await.expect("build replica");
         let port = app.port();
-        let metrics_address = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
         let state = app.state().clone();
         tokio::spawn(app.run_until(std::future::pending()));
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
-            metrics_address,
             client: self.client.clone(),
             state,
             // The first app owns (and drops) the database.
@@ -535,27 +546,31 @@ impl TestApp {
 impl Drop for TestApp {
     /// Drops this test's PostgreSQL database so repeated runs leave nothing behind.
     fn drop(&mut self) {
-        let Some(admin) = self.pg_admin_url.clone() else {
+        if let Some(admin) = self.pg_admin_url.clone() {
+            drop_database(admin, self.db_name.clone());
+        }
+    }
+}
+
+/// `DROP DATABASE … WITH (FORCE)` on the server at `admin`, from a thread of its own (a
+/// `Drop` may run inside a runtime, where blocking on another one is not allowed).
+fn drop_database(admin: String, db_name: String) {
+    let cleanup = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Runtime::new() else {
             return;
         };
-        let db_name = self.db_name.clone();
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Runtime::new() else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(conn) = Database::connect(&admin).await {
-                    let _ = conn
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
-                        ))
-                        .await;
-                    conn.close().await.ok();
-                }
-            });
+        runtime.block_on(async move {
+            if let Ok(conn) = Database::connect(&admin).await {
+                let _ = conn
+                    .execute_unprepared(&format!(
+                        "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+                    ))
+                    .await;
+                conn.close().await.ok();
+            }
         });
-        let _ = cleanup.join();
-    }
+    });
+    let _ = cleanup.join();
 }
 
 /// Waits until `batcher` has taken `calls` calls into batches since `before`.
@@ -851,26 +866,83 @@ pub fn through(url: &str, port: u16) -> (String, String) {
 }
 
 /// The sum of the series of metric `name` (exactly that name, not a longer one that starts
-/// with it) whose labels include every `labels` pair, in a Prometheus text exposition;
-/// `None` when no such series is there.
+/// with it) whose labels include every `labels` pair (exactly that label and value), in a
+/// Prometheus text exposition; `None` when no such series is there.
 pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut found = None;
     for line in text.lines() {
         let Some(rest) = line.strip_prefix(name) else {
             continue;
         };
-        if !(rest.starts_with('{') || rest.starts_with(' ')) {
-            continue;
-        }
-        if labels
-            .iter()
-            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-            && let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
+        let (series_labels, value) = match rest.strip_prefix('{') {
+            Some(rest) => match rest.rsplit_once('}') {
+                Some(split) => split,
+                None => continue,
+            },
+            None if rest.starts_with(' ') => ("", rest),
+            None => continue,
+        };
+        let has = |(label, wanted): &(&str, &str)| {
+            let pair = format!("{label}=\"{wanted}\"");
+            series_labels.match_indices(&pair).any(|(at, _)| {
+                let after = &series_labels[at + pair.len()..];
+                (at == 0 || series_labels[..at].ends_with(','))
+                    && (after.is_empty() || after.starts_with(','))
+            })
+        };
+        if labels.iter().all(has)
+            && let Some(value) = value
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
         {
             *found.get_or_insert(0.0) += value;
         }
     }
     found
+}
+
+#[test]
+fn metric_value_sums_exactly_the_named_series_with_exactly_those_labels() {
+    let text = "\
+# HELP http_requests_total HTTP requests.
+# TYPE http_requests_total counter
+http_requests_total{method=\"GET\",route=\"/api/v1/tasks\",status=\"200\"} 3
+http_requests_total{method=\"GET\",route=\"/api/v1/tasks/{id}\",status=\"200\"} 4
+http_requests_total{method=\"POST\",route=\"/api/v1/tasks\",status=\"201\"} 5
+http_requests_total_extra{method=\"GET\"} 100
+http_requests{method=\"GET\"} 1000
+other{submethod=\"GET\",method=\"GETX\"} 7
+tasks_created_total 2
+tasks_created_total_other 9
+";
+    let value = |name, labels: &[(&str, &str)]| metric_value(text, name, labels);
+    assert_eq!(value("http_requests_total", &[]), Some(12.0));
+    assert_eq!(
+        value("http_requests_total", &[("method", "GET")]),
+        Some(7.0)
+    );
+    assert_eq!(
+        value("http_requests_total", &[("route", "/api/v1/tasks")]),
+        Some(8.0)
+    );
+    assert_eq!(
+        value(
+            "http_requests_total",
+            &[("method", "GET"), ("route", "/api/v1/tasks/{id}")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(value("http_requests_total", &[("method", "PUT")]), None);
+    assert_eq!(value("tasks_created_total", &[]), Some(2.0));
+    // Neither a longer label name nor a longer value matches.
+    assert_eq!(value("other", &[("method", "GET")]), None);
+    assert_eq!(value("other", &[("method", "GETX")]), Some(7.0));
+    // Neither a longer nor a shorter metric name matches; comments are not series.
+    assert_eq!(value("http_requests_tota", &[]), None);
+    assert_eq!(value("http_requests", &[]), Some(1000.0));
+    assert_eq!(value("missing_total", &[]), None);
+    assert_eq!(metric_sum(text, "missing_total", &[]), 0.0);
 }
 
 /// [`metric_value`], 0 when the series is not there (yet).
@@ -882,7 +954,12 @@ pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 
 pub fn read_log_lines() -> Vec<serde_json::Value> {
-    let Ok(entries) = std::fs::read_dir(log_dir()) else {
+    read_log_lines_in(&log_dir())
+}
+
+/// The JSON lines of the `app.log*` files in `dir`.
+fn read_log_lines_in(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     entries
@@ -899,11 +976,11 @@ pub fn read_log_lines() -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Waits until the shared test log holds a `request completed` line for `request_id`.
-pub async fn completed_line(request_id: &str) -> serde_json::Value {
+/// Waits until the log in `dir` holds a `request completed` line for `request_id`.
+async fn completed_line_in(dir: &std::path::Path, request_id: &str) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        if let Some(line) = read_log_lines().into_iter().find(|l| {
+        if let Some(line) = read_log_lines_in(dir).into_iter().find(|l| {
             l["request_id"] == request_id
                 && l["msg"]
                     .as_str()
@@ -942,15 +1019,26 @@ pub fn scratch_dir(purpose: &str) -> TempDir {
 /// Starts `command` (a `taskapi serve`) on a port the server picks itself (0) and returns
 /// the child and the port it reported in its "taskapi listening" line. A port probed and
 /// released beforehand could be taken by another process before the server binds it.
-pub fn spawn_on_own_port(mut command: std::process::Command) -> (std::process::Child, u16) {
+pub fn spawn_on_own_port(command: std::process::Command) -> (std::process::Child, u16) {
+    try_spawn_on_own_port(command)
+        .unwrap_or_else(|status| panic!("the server exited before it listened: {status}"))
+}
+
+/// [`spawn_on_own_port`], or the exit status of a server that stopped before it listened
+/// (one that could not bind a port it was given, say).
+fn try_spawn_on_own_port(
+    mut command: std::process::Command,
+) -> Result<(std::process::Child, u16), std::process::ExitStatus> {
     use std::io::{BufRead, BufReader};
+    use std::sync::mpsc::RecvTimeoutError;
     command
         .env("TASKAPI_SERVER__PORT", "0")
         .stdout(std::process::Stdio::piped());
     let mut child = command.spawn().expect("spawn server");
     let stdout = child.stdout.take().expect("stdout");
     let (port_tx, port_rx) = std::sync::mpsc::channel();
-    // Reads the whole output, so that the server never blocks on a full pipe.
+    // Reads the whole output, so that the server never blocks on a full pipe. It ends, and
+    // drops the sender, when the server exits.
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let Ok(fields) = serde_json::from_str::<Value>(&line) else {
@@ -963,10 +1051,312 @@ pub fn spawn_on_own_port(mut command: std::process::Command) -> (std::process::C
             }
         }
     });
-    let port = port_rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("the server reported its port");
-    (child, port)
+    match port_rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(port) => Ok((child, port)),
+        Err(RecvTimeoutError::Disconnected) => Err(child.wait().expect("wait for the server")),
+        Err(RecvTimeoutError::Timeout) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server did not report its port within 30 s");
+        }
+    }
+}
+
+/// For a test that needs its app in the test process (to reach into its pool, say) and a
+/// metrics registry of its own all the same: true in a test process that runs only the
+/// test `name` (its path as `cargo test` lists it), where the caller goes on with its
+/// body; elsewhere it runs this test binary again for just that test, fails if that run
+/// fails, and is false (the caller returns).
+pub fn in_a_test_process_of_its_own(name: &str) -> bool {
+    const ONLY: &str = "TASKAPI_TEST_ONLY";
+    if std::env::var(ONLY).is_ok_and(|only| only == name) {
+        return true;
+    }
+    let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([name, "--exact", "--nocapture"])
+        .env(ONLY, name)
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{name} in a test process of its own:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    false
+}
+
+/// A `taskapi serve` process of the test's own, and so a metrics registry of its own: the
+/// Prometheus recorder is global to a process, so every app a test spawns in the test
+/// process (`spawn_app`) records into the registry all the others share, and what one
+/// test reads on /metrics there includes whatever the tests running beside it did. Here
+/// the test's requests are the only traffic, so metrics can be asserted exactly.
+///
+/// Settings as in [`test_settings`] (through the environment; nothing else reaches the
+/// binary, see [`taskapi`]), on a fresh database of its own ([`OwnProcess::fresh`]) or on
+/// one the test provides ([`OwnProcess::on_database`]). The process is killed on drop, and
+/// then its database, if it owns one, dropped.
+pub struct OwnProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:port` of its API.
+    pub address: String,
+    /// Where it serves /metrics: its API address, or its separate metrics listener.
+    pub metrics_address: String,
+    pub client: reqwest::Client,
+    /// The database it serves and that database's name.
+    pub database_url: String,
+    pub db_name: String,
+    /// The PostgreSQL admin URL when the database is this process's own.
+    pg_admin_url: Option<String>,
+    /// Its working directory, which holds its log directory.
+    dir: TempDir,
+    _sqlite_dir: Option<TempDir>,
+}
+
+/// What [`OwnProcess::fresh`] and [`OwnProcess::on_database`] start; see [`Self::start`].
+pub struct OwnProcessBuilder {
+    database: OwnDatabase,
+    env: Vec<(String, String)>,
+    separate_metrics_port: bool,
+}
+
+enum OwnDatabase {
+    Fresh(Backend),
+    Existing(String),
+}
+
+/// A server process of its own on a fresh database of `backend`, metrics on its API port
+/// (the default configuration).
+pub async fn spawn_metrics_app(backend: Backend) -> OwnProcess {
+    OwnProcess::fresh(backend).start().await
+}
+
+impl OwnProcess {
+    /// A process on a brand-new database of `backend`, dropped with the process.
+    pub fn fresh(backend: Backend) -> OwnProcessBuilder {
+        OwnProcessBuilder {
+            database: OwnDatabase::Fresh(backend),
+            env: Vec::new(),
+            separate_metrics_port: false,
+        }
+    }
+
+    /// A process on `database_url` (already migrated, say through a [`DbProxy`]), which
+    /// the test owns.
+    pub fn on_database(database_url: String) -> OwnProcessBuilder {
+        OwnProcessBuilder {
+            database: OwnDatabase::Existing(database_url),
+            env: Vec::new(),
+            separate_metrics_port: false,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        send(&self.client, method, self.url(path), token, body).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// This process's /metrics text (the scrape itself is not counted as traffic).
+    pub async fn metrics(&self) -> String {
+        let reply = send(
+            &self.client,
+            Method::GET,
+            format!("{}/metrics", self.metrics_address),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.text
+    }
+
+    /// [`metric_value`] of this process's /metrics.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        metric_value(&self.metrics().await, name, labels)
+    }
+
+    /// Registers a fresh account and returns (access token, user id, email).
+    pub async fn new_user(&self, prefix: &str) -> (String, String, String) {
+        let email = unique_email(prefix);
+        let registered = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"name": prefix, "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(
+            registered.status,
+            StatusCode::CREATED,
+            "{}",
+            registered.text
+        );
+        let login = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+        let token = login.body["access_token"].as_str().expect("token");
+        let id = registered.body["id"].as_str().expect("id");
+        (token.to_string(), id.to_string(), email)
+    }
+
+    pub async fn create_task(&self, token: &str, body: Value) -> Value {
+        let reply = self.post("/api/v1/tasks", Some(token), body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.body
+    }
+
+    /// The JSON lines of this process's file log so far.
+    pub fn log_lines(&self) -> Vec<Value> {
+        read_log_lines_in(&self.log_dir())
+    }
+
+    /// Waits until this process's log holds a `request completed` line for `request_id`.
+    pub async fn completed_line(&self, request_id: &str) -> Value {
+        completed_line_in(&self.log_dir(), request_id).await
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        self.dir.0.join("logs")
+    }
+}
+
+impl OwnProcessBuilder {
+    /// Sets the environment variable `name` of the process (a `TASKAPI_*` setting).
+    pub fn env(mut self, name: &str, value: impl ToString) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Serve /metrics on a listener of its own instead of the API port.
+    pub fn separate_metrics_port(mut self) -> Self {
+        self.separate_metrics_port = true;
+        self
+    }
+
+    /// Starts the process and waits until it is ready.
+    pub async fn start(self) -> OwnProcess {
+        let (database_url, pg_admin_url, db_name, sqlite_dir) = match self.database {
+            OwnDatabase::Fresh(backend) => fresh_database(backend).await,
+            OwnDatabase::Existing(url) => {
+                let path = url.split('?').next().unwrap_or(&url);
+                let name = path.rsplit('/').next().unwrap_or_default().to_string();
+                (url, None, name, None)
+            }
+        };
+        let dir = scratch_dir("own-process");
+        let stderr_path = dir.0.join("stderr.log");
+        let static_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
+        let command = |metrics_port: Option<u16>| {
+            let mut command = taskapi(&dir.0);
+            command
+                .arg("serve")
+                .env("DATABASE_URL", &database_url)
+                .env("JWT_SECRET_KEY", JWT_SECRET)
+                .env("TASKAPI_LOG__DIR", dir.0.join("logs"))
+                .env("TASKAPI_SERVER__STATIC_DIR", &static_dir)
+                .env("TASKAPI_DATABASE__MAX_CONNECTIONS", "5")
+                .env("TASKAPI_LIMITS__AUTH_PER_IP_PER_MINUTE", "10000")
+                .env("TASKAPI_LIMITS__PER_USER_PER_MINUTE", "100000")
+                .envs(self.env.iter().map(|(name, value)| (name, value)))
+                .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
+            if let Some(port) = metrics_port {
+                command.env("TASKAPI_SERVER__METRICS_PORT", port.to_string());
+            }
+            command
+        };
+        let failed = |status| {
+            let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            format!("the server exited before it listened ({status}): {stderr}")
+        };
+        let (child, port, metrics_port) = if self.separate_metrics_port {
+            // The server reports only its API port, so the metrics port is chosen here: one
+            // free a moment ago. Should another process take it first, this server cannot
+            // bind it and exits, and another port is tried.
+            let mut attempts = 0;
+            loop {
+                let probed = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|listener| listener.local_addr())
+                    .expect("a free port")
+                    .port();
+                match spawn_off_runtime(command(Some(probed))).await {
+                    Ok((child, port)) => break (child, port, probed),
+                    Err(_) if attempts < 5 => attempts += 1,
+                    Err(status) => panic!("{}", failed(status)),
+                }
+            }
+        } else {
+            let (child, port) = spawn_off_runtime(command(None))
+                .await
+                .unwrap_or_else(|status| panic!("{}", failed(status)));
+            (child, port, port)
+        };
+        let process = OwnProcess {
+            child,
+            address: format!("http://127.0.0.1:{port}"),
+            metrics_address: format!("http://127.0.0.1:{metrics_port}"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            database_url,
+            db_name,
+            pg_admin_url,
+            dir,
+            _sqlite_dir: sqlite_dir,
+        };
+        eventually(PATIENCE, "the server is ready", async || {
+            process
+                .client
+                .get(process.url("/health/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        })
+        .await;
+        process
+    }
+}
+
+/// [`try_spawn_on_own_port`] on a blocking thread: the wait for the port must not stall
+/// the test's runtime, which may be serving what the server needs to start (a [`DbProxy`]).
+async fn spawn_off_runtime(
+    command: std::process::Command,
+) -> Result<(std::process::Child, u16), std::process::ExitStatus> {
+    tokio::task::spawn_blocking(move || try_spawn_on_own_port(command))
+        .await
+        .expect("spawning thread")
+}
+
+impl Drop for OwnProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(admin) = self.pg_admin_url.take() {
+            drop_database(admin, self.db_name.clone());
+        }
+    }
 }
 
 /// Registers a fresh user on the server at `base` (`http://127.0.0.1:port`) and logs it in:

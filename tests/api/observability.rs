@@ -2,15 +2,13 @@
 //! long paths cannot grow /metrics or the logs, probes and scrapes are not traffic, and
 //! every counter family exists at zero before its first event.
 
-use std::process::Stdio;
-use std::time::Duration;
+//!
+//! Each test reads a server process of its own ([`spawn_metrics_app`]): the metrics registry
+//! is global to a process, so in the test process other tests' traffic would be in it.
 
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::{
-    Backend, PATIENCE, TempDir, completed_line, metric_value, read_log_lines, scratch_dir,
-    spawn_app, spawn_on_own_port, taskapi,
-};
+use crate::helpers::{Backend, metric_value, spawn_metrics_app};
 
 // ---------------------------------------------------------------------------------------
 // Item 1: invented methods and long paths cannot grow /metrics or the logs.
@@ -18,7 +16,7 @@ use crate::helpers::{
 #[tokio::test]
 async fn invented_methods_share_one_label_and_logged_fields_are_capped() {
     // No stored data involved: SQLite, so this never needs PostgreSQL.
-    let app = spawn_app(Backend::Sqlite).await;
+    let app = spawn_metrics_app(Backend::Sqlite).await;
     let invented = format!("BOGUS{}", uuid::Uuid::new_v4().simple()).to_uppercase();
     let method = Method::from_bytes(invented.as_bytes()).expect("method");
     let reply = app
@@ -28,14 +26,15 @@ async fn invented_methods_share_one_label_and_logged_fields_are_capped() {
         .await
         .expect("send");
     assert!(reply.status().is_client_error());
-    let metrics = app.get("/metrics", None).await.text;
+    let metrics = app.metrics().await;
     assert!(
         !metrics.contains(&invented),
         "an invented method became a label"
     );
-    assert!(
-        metric_value(&metrics, "http_requests_total", &[("method", "OTHER")]).unwrap_or(0.0) >= 1.0,
-        "invented methods are counted as OTHER"
+    assert_eq!(
+        metric_value(&metrics, "http_requests_total", &[("method", "OTHER")]),
+        Some(1.0),
+        "the invented method is counted once, as OTHER"
     );
 
     let request_id = format!("cap-{}", uuid::Uuid::new_v4().simple());
@@ -48,7 +47,7 @@ async fn invented_methods_share_one_label_and_logged_fields_are_capped() {
         .await
         .expect("send");
     assert_eq!(reply.status(), StatusCode::NOT_FOUND);
-    let line = completed_line(&request_id).await;
+    let line = app.completed_line(&request_id).await;
     let logged_path = line["path"].as_str().expect("path field");
     assert!(
         logged_path.len() < 400,
@@ -68,7 +67,7 @@ async fn invented_methods_share_one_label_and_logged_fields_are_capped() {
 #[tokio::test]
 async fn probes_and_scrapes_are_neither_counted_nor_logged_at_info() {
     // No stored data involved: SQLite, so this never needs PostgreSQL.
-    let app = spawn_app(Backend::Sqlite).await;
+    let app = spawn_metrics_app(Backend::Sqlite).await;
     let probe_id = format!("probe-{}", uuid::Uuid::new_v4().simple());
     for path in ["/health/live", "/health/ready", "/metrics"] {
         let reply = app
@@ -88,14 +87,14 @@ async fn probes_and_scrapes_are_neither_counted_nor_logged_at_info() {
         .send()
         .await
         .expect("send");
-    completed_line(&marker).await;
+    app.completed_line(&marker).await;
     assert!(
-        !read_log_lines()
+        !app.log_lines()
             .iter()
             .any(|l| l["request_id"] == probe_id.as_str()),
         "probe requests logged at info"
     );
-    let metrics = app.get("/metrics", None).await.text;
+    let metrics = app.metrics().await;
     for route in ["/metrics", "/health/live", "/health/ready"] {
         assert_eq!(
             metric_value(&metrics, "http_requests_total", &[("route", route)]),
@@ -103,67 +102,27 @@ async fn probes_and_scrapes_are_neither_counted_nor_logged_at_info() {
             "{route} counted as traffic"
         );
     }
-}
-
-/// A server process of its own (its own metrics registry) on SQLite.
-struct Process {
-    child: std::process::Child,
-    base: String,
-    _dir: TempDir,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_process() -> Process {
-    let dir = scratch_dir("fresh");
-    let mut command = taskapi(&dir.0);
-    command
-        .arg("serve")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/db.sqlite?mode=rwc", dir.0.display()),
-        )
-        .env("JWT_SECRET_KEY", crate::helpers::JWT_SECRET)
-        .env("TASKAPI_LOG__DIR", dir.0.join("logs"))
-        .stderr(Stdio::null());
-    let (child, port) = spawn_on_own_port(command);
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let client = reqwest::Client::new();
-    while client
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .map(|r| r.status() != StatusCode::OK)
-        .unwrap_or(true)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Process {
-        child,
-        base,
-        _dir: dir,
-    }
+    // The readiness polls at start-up, the probes and the scrapes were not counted; the
+    // marker request was, and it is this process's only traffic.
+    assert_eq!(
+        metric_value(&metrics, "http_requests_total", &[]),
+        Some(1.0),
+        "probes or scrapes counted as traffic"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "http_requests_total",
+            &[("method", "GET"), ("route", "/api/v1/tasks")]
+        ),
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
 async fn counter_families_are_exported_at_zero_before_their_first_event() {
-    let server = start_process().await;
-    let text = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
+    let server = spawn_metrics_app(Backend::Sqlite).await;
+    let text = server.metrics().await;
     for (name, labels) in [
         (
             "http_requests_total",

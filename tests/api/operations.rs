@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{
-    Backend, TestApp, both_backends, metric_sum, read_log_lines, scratch_dir, spawn_app,
-    spawn_app_with, task_path, taskapi,
+    Backend, OwnProcess, TestApp, both_backends, metric_sum, metric_value, read_log_lines,
+    scratch_dir, spawn_app, spawn_app_with, spawn_metrics_app, task_path, taskapi,
 };
 
 both_backends!(health_endpoints_report_liveness_and_readiness);
@@ -132,18 +132,22 @@ async fn request_ids_are_echoed_or_generated() {
 }
 
 both_backends!(metrics_count_requests_by_route_template);
+/// On a server process of its own: its metrics count this test's requests and nothing else.
 async fn metrics_count_requests_by_route_template(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = spawn_metrics_app(backend).await;
     let (token, _, _) = app.new_user("metered").await;
     let task = app.create_task(&token, json!({"title": "count me"})).await;
     let path = task_path(task["id"].as_str().expect("id"));
-    let before = app.get("/metrics", None).await.text;
+    let before = app.metrics().await;
     let labels = [
         ("method", "GET"),
         ("route", "/api/v1/tasks/{id}"),
         ("status", "200"),
     ];
-    let start = metric_sum(&before, "http_requests_total", &labels);
+    assert_eq!(
+        metric_value(&before, "http_requests_total", &labels),
+        Some(0.0)
+    );
     for _ in 0..3 {
         app.get(&path, Some(&token)).await;
     }
@@ -155,8 +159,7 @@ async fn metrics_count_requests_by_route_template(backend: Backend) {
             .is_some_and(|c| c.starts_with("text/plain"))
     );
     let text = reply.text;
-    // Other tests in this process may add to the shared registry, never subtract.
-    assert!(metric_sum(&text, "http_requests_total", &labels) >= start + 3.0);
+    assert_eq!(metric_sum(&text, "http_requests_total", &labels), 3.0);
     assert!(
         !text.contains(task["id"].as_str().expect("id")),
         "raw ids must not become labels"
@@ -172,20 +175,28 @@ async fn metrics_count_requests_by_route_template(backend: Backend) {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
-    assert!(metric_sum(&text, "auth_login_total", &[("outcome", "success")]) >= 1.0);
+    // Everything this process served: a registration, a login, a create, three reads.
+    assert_eq!(
+        metric_sum(&text, "auth_login_total", &[("outcome", "success")]),
+        1.0
+    );
+    assert_eq!(metric_sum(&text, "auth_registrations_total", &[]), 1.0);
+    assert_eq!(metric_sum(&text, "tasks_created_total", &[]), 1.0);
+    assert_eq!(metric_sum(&text, "http_requests_total", &[]), 6.0);
 }
 
-/// No stored data involved: SQLite, so this never needs PostgreSQL.
+/// No stored data involved: SQLite, so this never needs PostgreSQL. On a server process of
+/// its own: its metrics count this test's requests and nothing else.
 #[tokio::test]
 async fn metrics_can_move_to_a_separate_port() {
-    let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.server.metrics_port = Some(0);
-    })
-    .await;
+    let app = OwnProcess::fresh(Backend::Sqlite)
+        .separate_metrics_port()
+        .start()
+        .await;
     app.get("/metrics", None).await.problem(404);
     let (token, _, _) = app.new_user("scraped").await;
     app.create_task(&token, json!({"title": "counted"})).await;
-    let metrics_address = app.metrics_address.as_deref().expect("a metrics listener");
+    let metrics_address = app.metrics_address.as_str();
     assert_ne!(metrics_address, app.address);
     let reply = TestApp::read(
         app.client
@@ -201,13 +212,16 @@ async fn metrics_can_move_to_a_separate_port() {
             .header("content-type")
             .is_some_and(|c| c.starts_with("text/plain"))
     );
-    // The registry behind it is the application's: this app's traffic is in it.
+    // The registry behind it is the application's: this process's traffic is in it.
     let created = [
         ("method", "POST"),
         ("route", "/api/v1/tasks"),
         ("status", "201"),
     ];
-    assert!(metric_sum(&reply.text, "http_requests_total", &created) >= 1.0);
+    assert_eq!(
+        metric_sum(&reply.text, "http_requests_total", &created),
+        1.0
+    );
     assert!(reply.text.contains("taskapi_build_info"));
     // The metrics port serves metrics only, not the API.
     let api = app
