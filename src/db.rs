@@ -121,9 +121,10 @@ fn sqlite_file(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
+/// Applies this binary's pending migrations, one process at a time.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     if db.get_database_backend() != DatabaseBackend::Postgres {
-        return Migrator::up(db, None).await;
+        return apply_pending(db).await;
     }
     // Replicas started together on a fresh database would each create the migrations table
     // and apply the same migrations, and all but one fail on a duplicate key. A session
@@ -139,7 +140,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
         .execute(&mut holder)
         .await
         .map_err(sqlx_err)?;
-    let migrated = Migrator::up(db, None).await;
+    let migrated = apply_pending(db).await;
     // Closing the session releases the lock as well; unlocking first says so plainly.
     let _ = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(MIGRATION_LOCK)
@@ -147,6 +148,22 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
         .await;
     let _ = holder.close().await;
     migrated
+}
+
+/// The migrator refuses to run when the database holds a migration it does not know, which
+/// is the normal state of a database that a newer version migrated (rolling deploys,
+/// rollbacks): with nothing of this binary's pending there is nothing to run, and the
+/// database is ahead, which migrations being expand-only makes safe (readiness agrees).
+async fn apply_pending(db: &DatabaseConnection) -> Result<(), DbErr> {
+    match migration_state(db).await? {
+        MigrationState { pending: 0, .. } => Ok(()),
+        MigrationState { unknown: 0, .. } => Migrator::up(db, None).await,
+        MigrationState { pending, unknown } => Err(DbErr::Custom(format!(
+            "the database holds {unknown} migration(s) this binary does not know and lacks \
+             {pending} of its own: it was migrated by another branch or version; run that \
+             version's `taskapi migrate down` or this one's missing migrations by hand"
+        ))),
+    }
 }
 
 /// The advisory lock key that serialises migrations across processes ("taskmigr").

@@ -232,6 +232,45 @@ async fn a_database_migrated_by_a_newer_version_keeps_this_version_ready(backend
     );
 }
 
+both_backends!(a_database_migrated_by_a_newer_version_lets_this_version_start_again);
+/// A pod of version N that restarts during a rolling deploy (or a rollback to N) starts
+/// against a database that N+1 migrated. Found by the A/B bench, which runs the older
+/// binary after the newer one migrated: the migrator refused ("migration file ... is
+/// missing") and start-up failed, so every restarting old pod would crash-loop.
+async fn a_database_migrated_by_a_newer_version_lets_this_version_start_again(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.state
+        .db
+        .execute_unprepared(
+            "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_add_future_column', 0)",
+        )
+        .await
+        .expect("record a newer migration");
+    // What `serve` (migrate on start) and `taskapi migrate up` run.
+    taskapi::db::migrate(&app.state.db)
+        .await
+        .expect("nothing of this binary's is pending: start as usual");
+    // One of this binary's migrations missing as well: the two versions disagree on the
+    // schema, and that stays an error that names both.
+    app.state
+        .db
+        .execute_unprepared(
+            "DELETE FROM seaql_migrations WHERE version = 'm20261125_000002_create_refresh_tokens'",
+        )
+        .await
+        .expect("forget one of ours");
+    let refused = taskapi::db::migrate(&app.state.db)
+        .await
+        .expect_err("pending and unknown migrations at once");
+    assert!(
+        refused
+            .to_string()
+            .contains("1 migration(s) this binary does not know")
+            && refused.to_string().contains("1 of its own"),
+        "{refused}"
+    );
+}
+
 #[test]
 fn a_failed_start_is_logged_as_json_on_stdout_and_in_the_log_file() {
     let dir = scratch_dir("failed-start");
