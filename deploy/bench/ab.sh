@@ -3,11 +3,12 @@
 # machine noise (which moves run.sh's baselines by tens of percent between runs) hits them
 # alike. For a change's effect; run.sh stays the reference for the targets.
 #
-#   deploy/bench/ab.sh /tmp/taskapi-before /tmp/taskapi-after
+#   deploy/bench/ab.sh /tmp/taskapi-before /tmp/taskapi-after   (older binary first)
 #   SCRIPT=get_task.lua ROUNDS=3 deploy/bench/ab.sh A B C
 #
 # Meant for the read scripts: a write script changes the data the next turn sees.
-# Knobs: SCRIPT (a file of deploy/bench/lua, list_tasks.lua), ROUNDS (2), DURATION (8s, after
+# SCRIPT=big_owner.lua measures BIG_PATH (a first page, /api/v1/tasks?limit=20) for one owner
+# given BIG_TASKS (50000) more tasks. Knobs: SCRIPT (a file of deploy/bench/lua, list_tasks.lua), ROUNDS (2), DURATION (8s, after
 # a 3 s warm-up per turn), CONNS (64), THREADS (2, or 1 with CONNS=1), USERS (64), TASKS_PER_USER (100), BENCH_PORT (18300),
 # PG_SSLMODE (prefer). Server settings are run.sh's. Needs wrk, psql and python3 (run.sh
 # installs them). Prints one line per turn: binary, req/s, non-2xx responses.
@@ -57,9 +58,22 @@ stop() {
 }
 
 createdb "$DB"
+# Every binary's migrations (expand-only), oldest first as the arguments are given, before
+# the data and the statistics: each turn plans with the indexes it would have in
+# production. The servers then start without migrating (an older binary's migrator
+# refuses a database that holds a migration it does not know).
+for bin in "$@"; do "$bin" migrate up >/dev/null; done
+export TASKAPI_SERVER__MIGRATE_ON_START=false
 start "$1"
 python3 "$HERE/seed.py" --port "$PORT" --users "$USERS" --tasks-per-user "$TASKS_PER_USER" --out "$WORK/seed" >&2
 stop
+if [[ "$SCRIPT" == big_owner.lua ]]; then
+  read -r BIG_TOKEN BIG_TASK <"$BENCH_TASKS_FILE"
+  BIG_OWNER=$(psql -d "$DB" -Atc "select user_id from tasks where id = '$BIG_TASK'")
+  psql -q -d "$DB" -v ON_ERROR_STOP=1 -v owner="$BIG_OWNER" -v tasks="${BIG_TASKS:-50000}" \
+    -f "$HERE/big_owner.sql" >/dev/null
+  export BIG_TOKEN BIG_PATH=${BIG_PATH:-/api/v1/tasks?limit=20}
+fi
 psql -q -d "$DB" -c 'VACUUM ANALYZE' >/dev/null
 
 for ((round = 1; round <= ROUNDS; round++)); do

@@ -13,8 +13,10 @@ mod m20261129_000006_idempotency_keys;
 mod m20261130_000007_task_event_snapshots;
 mod m20261201_000008_lighter_task_writes;
 mod m20261207_000009_listing_indexes;
+mod m20261207_000010_task_search_words;
 
 pub use m20261127_000004_task_search_text::fold_for_search;
+pub use m20261207_000010_task_search_words::SEARCH_WORDS_SQL;
 
 pub struct Migrator;
 
@@ -31,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_task_event_snapshots::Migration),
             Box::new(m20261201_000008_lighter_task_writes::Migration),
             Box::new(m20261207_000009_listing_indexes::Migration),
+            Box::new(m20261207_000010_task_search_words::Migration),
         ]
     }
 }

@@ -183,3 +183,53 @@ async fn search_ignores_case_beyond_ascii(backend: Backend) {
         assert_eq!(search(&app, &token, query).await, [expected], "{query}");
     }
 }
+
+both_backends!(a_search_of_several_words_finds_every_substring_match);
+/// A term of several words is a substring like any other: its first word may end a longer
+/// word, its last may start one, punctuation and letters beyond ASCII sit between words,
+/// and rows an older binary wrote (no folded copies) are found too. On PostgreSQL such a
+/// term is first narrowed by a word index (`migration::SEARCH_WORDS_SQL`), which must
+/// never drop one of these.
+async fn a_search_of_several_words_finds_every_substring_match(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _, _) = app.new_user("words").await;
+    for (title, description) in [
+        ("xtask 123456y", None),
+        ("task-12345", None),
+        ("Straße 12 B", None),
+        ("groceries", Some("<b>buy MILK now</b>, 50% off today")),
+        ("Old row here", None),
+    ] {
+        app.create_task(&token, json!({"title": title, "description": description}))
+            .await;
+    }
+    // A word longer than a `tsvector` takes (2 KiB): the index cuts it into pieces.
+    let long_word = format!("zz {} end", "y".repeat(3_000));
+    app.create_task(&token, json!({"title": "long", "description": long_word}))
+        .await;
+    // As an older binary left it: no folded copies, found through `lower()`.
+    app.state
+        .db
+        .execute_unprepared(
+            "UPDATE tasks SET title_search = NULL, description_search = NULL \
+             WHERE title = 'Old row here'",
+        )
+        .await
+        .expect("forget folded copies");
+    for (q, expected) in [
+        ("task 12345", vec!["xtask 123456y"]),
+        ("ASK 1234", vec!["xtask 123456y"]),
+        ("task-12345", vec!["task-12345"]),
+        ("ße 12 b", vec!["Straße 12 B"]),
+        ("milk now", vec!["groceries"]),
+        ("milk now</b>", vec!["groceries"]),
+        ("50% off", vec!["groceries"]),
+        ("x milk", Vec::new()),
+        ("d row he", vec!["Old row here"]),
+        ("row here", vec!["Old row here"]),
+        ("zz yyyy", vec!["long"]),
+        ("yy end", vec!["long"]),
+    ] {
+        assert_eq!(search(&app, &token, q).await, expected, "q={q}");
+    }
+}

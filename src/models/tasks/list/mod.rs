@@ -3,6 +3,7 @@
 pub mod cursor;
 mod filter;
 mod postgres;
+mod search;
 
 pub use postgres::{DEFAULT_PAGES_SQL, list_postgres};
 
@@ -10,8 +11,7 @@ pub use filter::TaskFilter;
 
 use std::sync::Arc;
 
-use migration::fold_for_search;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
+use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     FromQueryResult, IdenStatic, IsolationLevel, Iterable, Order, QueryFilter, QueryOrder,
@@ -26,7 +26,7 @@ use crate::requests::TaskSort;
 
 use cursor::{Position, SortKey};
 
-fn filtered(owner: Uuid, filter: &TaskFilter) -> Select<task::Entity> {
+fn filtered(owner: Uuid, filter: &TaskFilter, dialect: Dialect) -> Select<task::Entity> {
     let mut query = task::Entity::find().filter(task::Column::UserId.eq(owner));
     if let Some(status) = filter.status {
         query = query.filter(task::Column::Status.eq(status));
@@ -41,46 +41,9 @@ fn filtered(owner: Uuid, filter: &TaskFilter) -> Select<task::Entity> {
         query = query.filter(task::Column::DueDate.gt(after));
     }
     if let Some(search) = &filter.search {
-        query = query.filter(search_condition(search));
+        query = query.filter(search::condition(search, dialect.word_index));
     }
     query
-}
-
-/// `q` matches a substring of the title or the description, compared case-insensitively by
-/// Rust's Unicode lower case on both databases: the term is folded here and compared with
-/// the folded copies written with every task (`fold_for_search`), so SQLite (whose
-/// `lower()` and `LIKE` only know ASCII) and PostgreSQL match the same rows, with no
-/// function call per row. Rows an older binary inserted before it knew the folded columns
-/// (`title_search` NULL) fall back to the database's `lower()`.
-fn search_condition(search: &str) -> Condition {
-    let pattern = format!("%{}%", escape_like(&fold_for_search(search)));
-    let like =
-        |expr: SimpleExpr| -> SimpleExpr { expr.like(LikeExpr::new(pattern.clone()).escape('\\')) };
-    let lowered = |column: task::Column| like(Func::lower(Expr::col(column)).into());
-    Condition::any()
-        .add(like(Expr::col(task::Column::TitleSearch)))
-        .add(like(Expr::col(task::Column::DescriptionSearch)))
-        .add(
-            Condition::all()
-                .add(task::Column::TitleSearch.is_null())
-                .add(
-                    Condition::any()
-                        .add(lowered(task::Column::Title))
-                        .add(lowered(task::Column::Description)),
-                ),
-        )
-}
-
-/// `%` and `_` in a search are literal characters, not wildcards.
-fn escape_like(raw: &str) -> String {
-    let mut escaped = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }
 
 /// The column a sort orders by, and its direction. Ties are broken by the id in the same
@@ -199,12 +162,18 @@ pub struct Page {
 /// The page's query: one row more than the limit, after `cursor` when given. Without a
 /// cursor the page also carries the number of matches (one round trip instead of two);
 /// after a cursor it does not (see `Page::total`).
-fn page_query(owner: Uuid, filter: &TaskFilter, cursor: Option<&Position>) -> Select<task::Entity> {
-    let query = listed(sorted(filtered(owner, filter), filter.sort)).limit(filter.limit + 1);
+fn page_query(
+    owner: Uuid,
+    filter: &TaskFilter,
+    cursor: Option<&Position>,
+    dialect: Dialect,
+) -> Select<task::Entity> {
+    let query =
+        listed(sorted(filtered(owner, filter, dialect), filter.sort)).limit(filter.limit + 1);
     match cursor {
         Some(position) => query.filter(after(position, filter.sort)),
         None => query
-            .column_as(matching_count(owner, filter), "total_matching")
+            .column_as(matching_count(owner, filter, dialect), "total_matching")
             .offset(filter.offset),
     }
 }
@@ -222,13 +191,17 @@ pub const TOTAL_CAP: u64 = 100;
 /// subquery of the page's statement. PostgreSQL runs it once (an InitPlan), from an index
 /// alone when one serves the filters; `COUNT(*) OVER ()` instead kept every match, whole,
 /// to count it.
-fn matching_count(owner: Uuid, filter: &TaskFilter) -> SimpleExpr {
-    SimpleExpr::SubQuery(None, Box::new(capped_count(owner, filter).into()))
+fn matching_count(owner: Uuid, filter: &TaskFilter, dialect: Dialect) -> SimpleExpr {
+    SimpleExpr::SubQuery(None, Box::new(capped_count(owner, filter, dialect).into()))
 }
 
 /// `SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE … LIMIT TOTAL_CAP + 1)`.
-fn capped_count(owner: Uuid, filter: &TaskFilter) -> sea_orm::sea_query::SelectStatement {
-    let matches = filtered(owner, filter)
+fn capped_count(
+    owner: Uuid,
+    filter: &TaskFilter,
+    dialect: Dialect,
+) -> sea_orm::sea_query::SelectStatement {
+    let matches = filtered(owner, filter, dialect)
         .select_only()
         .column_as(Expr::cust("1"), "one")
         .limit(TOTAL_CAP + 1)
@@ -253,42 +226,47 @@ pub async fn list_portable(
     let Counted {
         items,
         total: counted_total,
-    } = fetch_generic(db, page_query(owner, filter, cursor), counted).await?;
-    // A SQLite read transaction reads one snapshot already (and takes no settings).
-    let snapshot = Snapshot {
-        isolation: None,
-        access: None,
-    };
-    finish_page(db, snapshot, owner, filter, counted, items, counted_total).await
+    } = fetch_generic(db, page_query(owner, filter, cursor, PORTABLE), counted).await?;
+    finish_page(db, PORTABLE, owner, filter, counted, items, counted_total).await
 }
 
-/// How a store reads several statements as of one moment: the transaction settings that
-/// give one snapshot (PostgreSQL's default isolation takes a snapshot per statement;
-/// SQLite's read transaction holds one already).
+/// What differs between the two stores' listings.
 #[derive(Debug, Clone, Copy)]
-pub struct Snapshot {
+pub struct Dialect {
+    /// How the store reads several statements as of one moment: the transaction settings
+    /// that give one snapshot (PostgreSQL's default isolation takes a snapshot per
+    /// statement; SQLite's read transaction holds one already).
     pub isolation: Option<IsolationLevel>,
     pub access: Option<AccessMode>,
+    /// The database has the index of `migration::SEARCH_WORDS_SQL` (see `search`).
+    pub word_index: bool,
 }
+
+/// SQLite, through sea-orm.
+const PORTABLE: Dialect = Dialect {
+    isolation: None,
+    access: None,
+    word_index: false,
+};
 
 /// The page and the capped count of a listing, read in one snapshot.
 async fn recount(
     db: &DatabaseConnection,
     owner: Uuid,
     filter: &TaskFilter,
-    snapshot: Snapshot,
+    dialect: Dialect,
 ) -> Result<(Vec<task::Model>, u64)> {
     let txn = db
-        .begin_with_config(snapshot.isolation, snapshot.access)
+        .begin_with_config(dialect.isolation, dialect.access)
         .await?;
     let Counted {
         items,
         total: carried,
-    } = fetch_generic(&txn, page_query(owner, filter, None), true).await?;
+    } = fetch_generic(&txn, page_query(owner, filter, None, dialect), true).await?;
     let total = match carried {
         Some(total) => total,
         None => {
-            let row = txn.query_one(&capped_count(owner, filter)).await?;
+            let row = txn.query_one(&capped_count(owner, filter, dialect)).await?;
             row.map(|row| row.try_get::<i64>("", "matching"))
                 .transpose()?
                 .unwrap_or(0)
@@ -302,7 +280,7 @@ async fn recount(
 /// carried.
 async fn finish_page(
     db: &DatabaseConnection,
-    snapshot: Snapshot,
+    dialect: Dialect,
     owner: Uuid,
     filter: &TaskFilter,
     counted: bool,
@@ -312,16 +290,13 @@ async fn finish_page(
     let total = match (counted, counted_total) {
         (false, _) => None,
         (true, Some(total)) => Some(u64::try_from(total).unwrap_or(0)),
-        // Past the last page of a filtered listing the count has no row to ride on; count
-        // separately (a second snapshot; the default listing on PostgreSQL always gets
-        // its count from the page's own statement).
         // Past the last page of a filtered listing the count had no row to ride on. Read
         // the page again and count, both in one snapshot: counted apart, a task created in
         // between would be in `total` but not on the page (an empty page past a total
         // larger than its offset). The default listing on PostgreSQL always gets its count
         // from the page's own statement.
         (true, None) if filter.offset > 0 => {
-            let (again, total) = Box::pin(recount(db, owner, filter, snapshot)).await?;
+            let (again, total) = Box::pin(recount(db, owner, filter, dialect)).await?;
             items = again;
             Some(total)
         }
@@ -384,11 +359,6 @@ mod tests {
     use super::*;
     use crate::error::AppError;
     use crate::requests::ListTasksQuery;
-
-    #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
-    }
 
     #[test]
     fn oversized_filters_are_rejected() {

@@ -22,7 +22,7 @@ use crate::models::tasks::postgres::rows::{TaskColumns, decode_all, get, place_o
 
 use super::cursor::Position;
 use super::filter::is_default_listing;
-use super::{Counted, DefaultListings, Page, Snapshot, TaskFilter, finish_page, page_query};
+use super::{Counted, DefaultListings, Dialect, Page, TaskFilter, finish_page, page_query};
 
 /// Default listings (of one or more owners) in one statement: each listing's count and
 /// page through LATERAL joins, its rows tagged with its place in the batch (`ord`, after
@@ -52,6 +52,14 @@ LEFT JOIN LATERAL (
   ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC
   LIMIT "wanted"."probe" OFFSET "wanted"."skip"
 ) AS "page" ON true"#;
+
+/// Repeatable read: one snapshot for both statements of a recount. The word index is made
+/// by migration `m20261207_000010_task_search_words`.
+const POSTGRES: Dialect = Dialect {
+    isolation: Some(IsolationLevel::RepeatableRead),
+    access: Some(AccessMode::ReadOnly),
+    word_index: true,
+};
 
 /// One default listing: `probe` rows (the limit and one) after `offset`.
 #[derive(Debug, Clone, Copy)]
@@ -183,15 +191,11 @@ pub async fn list_postgres(
             })
             .await?
     } else {
-        let statement = page_query(owner, filter, cursor).build(DatabaseBackend::Postgres);
+        let statement =
+            page_query(owner, filter, cursor, POSTGRES).build(DatabaseBackend::Postgres);
         fetch(db.get_postgres_connection_pool(), statement, counted).await?
     };
-    // Repeatable read: one snapshot for both statements of a recount.
-    let snapshot = Snapshot {
-        isolation: Some(IsolationLevel::RepeatableRead),
-        access: Some(AccessMode::ReadOnly),
-    };
-    finish_page(db, snapshot, owner, filter, counted, items, counted_total).await
+    finish_page(db, POSTGRES, owner, filter, counted, items, counted_total).await
 }
 
 #[cfg(test)]
