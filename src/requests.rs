@@ -106,6 +106,9 @@ pub struct CreateTaskRequest {
     pub status: Option<Status>,
     pub priority: Option<Priority>,
     /// RFC 3339; its UTC value must lie in years 0001-9999. Kept to the microsecond.
+    // Published as a nullable date-time: the derived `allOf[oneOf[null, Timestamp]]` became
+    // an empty object model in openapi-python-client.
+    #[salvo(schema(value_type = Option<DateTime<Utc>>))]
     pub due_date: Option<Timestamp>,
 }
 

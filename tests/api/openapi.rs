@@ -183,6 +183,13 @@ async fn spec_documents_every_route_body_status_and_security() {
         .keys()
         .collect();
     assert!(!user_props.iter().any(|p| p.contains("password")));
+    // A due date is a nullable date-time wherever a client sends one: the wrapped form
+    // (`allOf[oneOf[null, …]]`) became an empty object model in openapi-python-client.
+    for request in ["CreateTaskRequest", "UpdateTaskRequest"] {
+        let due = &schemas[request]["properties"]["due_date"];
+        assert!(due.get("allOf").is_none(), "{request}.due_date: {due}");
+        assert_eq!(due["format"], "date-time", "{request}.due_date: {due}");
+    }
 }
 
 #[tokio::test]
