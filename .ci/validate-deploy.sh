@@ -9,7 +9,7 @@
 #                          Kubernetes copy in deploy/k8s/alertmanager/, which must match), the
 #                          compose service and Prometheus's `alerting:` block
 #   deploy/grafana/        dashboard JSON structure, and every PromQL expr through promtool
-#   deploy/k8s/            kubectl kustomize (base + production overlay, alertmanager), kubernetes-validate
+#   deploy/k8s/            kubectl kustomize (base + production overlay, alertmanager, backup), kubernetes-validate
 #                          --strict on the rendered objects, and policy checks on them
 #   all YAML               yamllint
 #   /metrics               served on the metrics port only: not published by compose, not
@@ -766,6 +766,54 @@ k8s_alertmanager() {
   done
 }
 
+# Issue #27, backups: the CronJob renders and validates, runs the same backup.sh as
+# deploy/backup/ (kustomize reads no file outside its directory, hence the copy), with the
+# Secret's DATABASE_URL, into the claim, locked down.
+k8s_backup() {
+  cmp -s deploy/backup/backup.sh deploy/k8s/backup/backup.sh \
+    || { echo "deploy/k8s/backup/backup.sh differs from deploy/backup/backup.sh: cp deploy/backup/backup.sh deploy/k8s/backup/"; return 1; }
+  kubectl kustomize deploy/k8s/backup >"$WORK/k8s-backup.yaml" || return 1
+  local v
+  for v in "" "$K8S_MIN_VERSION"; do
+    kubernetes-validate --strict --quiet ${v:+-k "$v"} "$WORK/k8s-backup.yaml" || return 1
+  done
+  "$PY" - "$WORK/k8s-backup.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+by = {d["kind"]: d for d in docs}
+problems = []
+def need(cond, msg):
+    if not cond:
+        problems.append(msg)
+need(all(d["metadata"].get("namespace") == "taskapi" for d in docs), "backup: everything in namespace taskapi")
+cj, pvc, cm = by.get("CronJob"), by.get("PersistentVolumeClaim"), by.get("ConfigMap")
+need(cj and pvc and cm, "backup: CronJob, PersistentVolumeClaim and ConfigMap rendered")
+if cj and pvc and cm:
+    need(cj["spec"].get("concurrencyPolicy") == "Forbid", "backup: concurrencyPolicy Forbid")
+    pod = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    need(cm["data"]["backup.sh"] == open("deploy/backup/backup.sh").read(), "backup: ConfigMap carries backup.sh")
+    vols = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    need(vols.get(mounts.get("/backups"), {}).get("persistentVolumeClaim", {}).get("claimName") == pvc["metadata"]["name"],
+         "backup: /backups is the claim")
+    need(vols.get(mounts.get("/scripts"), {}).get("configMap", {}).get("name") == cm["metadata"]["name"],
+         "backup: /scripts is the generated ConfigMap")
+    need(c.get("command") == ["bash", "/scripts/backup.sh", "/backups"], "backup: runs backup.sh into /backups")
+    env = {e["name"]: e for e in c.get("env", [])}
+    need(env.get("DATABASE_URL", {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "taskapi-secrets", "key": "DATABASE_URL"},
+         "backup: DATABASE_URL from taskapi-secrets")
+    need(c["image"].startswith("postgres:") and not c["image"].endswith(":latest"), "backup: pinned postgres image")
+    sc = c.get("securityContext", {})
+    need(pod.get("securityContext", {}).get("runAsNonRoot") is True and sc.get("readOnlyRootFilesystem") is True
+         and sc.get("allowPrivilegeEscalation") is False and sc.get("capabilities", {}).get("drop") == ["ALL"],
+         "backup: pod and container security")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+}
+
 say "validate-deploy: hadolint $(hadolint --version | awk '{print $NF}'), $(docker-compose version --short 2>/dev/null | sed 's/^/compose /'), kubectl $(kubectl version --client 2>/dev/null | awk '/Client/{print $3}'), promtool $(promtool --version 2>&1 | awk 'NR==1{print $3}'), amtool $(amtool --version 2>&1 | awk 'NR==1{print $3}')"
 
 check "hadolint Dockerfile" hadolint --no-color --failure-threshold style Dockerfile
@@ -782,6 +830,7 @@ check "promtool test rules" promtool test rules deploy/prometheus/alerts_test.ym
 check "alerts: runbook each, unit tests firing and quiet each" alert_rules_coverage
 check "kustomize render + kubernetes-validate --strict (deploy/k8s/alertmanager)" k8s_alertmanager
 check "Alertmanager: amtool check-config, routes, compose + Kubernetes + Prometheus wiring" alertmanager_wiring
+check "backup CronJob: kustomize render + kubernetes-validate --strict + wiring (deploy/k8s/backup)" k8s_backup
 check "grafana dashboard queries" dashboard_checks
 check "grafana provisioning" grafana_provisioning
 check "kustomize render (base, production, production-with-redis)" kustomize_render
