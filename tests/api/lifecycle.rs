@@ -210,10 +210,8 @@ async fn unmigrated_database_is_503_migrations_pending_and_readiness_writes_noth
     assert!(register.header("retry-after").is_some());
 }
 
-both_backends!(a_database_migrated_by_a_newer_version_keeps_this_version_ready);
-async fn a_database_migrated_by_a_newer_version_keeps_this_version_ready(backend: Backend) {
-    let app = spawn_app(backend).await;
-    // The migrate Job of version N+1 ran an (expand-only) migration this binary lacks.
+/// What the migrate Job of version N+1 leaves: an (expand-only) migration this binary lacks.
+async fn record_a_newer_migration(app: &TestApp) {
     app.state
         .db
         .execute_unprepared(
@@ -221,6 +219,12 @@ async fn a_database_migrated_by_a_newer_version_keeps_this_version_ready(backend
         )
         .await
         .expect("record a newer migration");
+}
+
+both_backends!(a_database_migrated_by_a_newer_version_keeps_this_version_ready);
+async fn a_database_migrated_by_a_newer_version_keeps_this_version_ready(backend: Backend) {
+    let app = spawn_app(backend).await;
+    record_a_newer_migration(&app).await;
     let ready = app.get("/health/ready", None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
     assert_eq!(ready.body["status"], "ready");
@@ -239,13 +243,7 @@ both_backends!(a_database_migrated_by_a_newer_version_lets_this_version_start_ag
 /// missing") and start-up failed, so every restarting old pod would crash-loop.
 async fn a_database_migrated_by_a_newer_version_lets_this_version_start_again(backend: Backend) {
     let app = spawn_app(backend).await;
-    app.state
-        .db
-        .execute_unprepared(
-            "INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_add_future_column', 0)",
-        )
-        .await
-        .expect("record a newer migration");
+    record_a_newer_migration(&app).await;
     // What `serve` (migrate on start) and `taskapi migrate up` run.
     taskapi::db::migrate(&app.state.db)
         .await

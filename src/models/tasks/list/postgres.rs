@@ -22,6 +22,7 @@ use crate::models::tasks::postgres::rows::{TaskColumns, decode_all, get, place_o
 
 use super::cursor::Position;
 use super::filter::is_default_listing;
+use super::search;
 use super::{Counted, DefaultListings, Dialect, Page, TaskFilter, finish_page, page_query};
 
 /// Default listings (of one or more owners) in one statement: each listing's count and
@@ -148,15 +149,31 @@ pub(super) fn newest_first(items: &mut [task::Model]) {
     items.sort_by_key(|task| std::cmp::Reverse((task.created_at, task.id)));
 }
 
+/// Whether a statement is planned for its values at every execution. A prepared
+/// statement that sqlx keeps is planned for its values five times, after which PostgreSQL
+/// may settle on a generic plan that ignores them; a search narrowed by words must not:
+/// knowing the words `'12345':*` are rare, it takes the word index (0.1 ms on a
+/// 50,000-task owner), while the generic plan walks the owner's newest tasks testing each
+/// one, about 40 ms (wrk, 16 connections: 345 req/s against 2,300). An unnamed statement
+/// is planned with its values each time, for the price of parsing it again, which a
+/// single-word search does not need (1,440 req/s unnamed against 1,950 kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PlannedPerValue {
+    Yes,
+    No,
+}
+
 pub(super) async fn fetch(
     pool: &PgPool,
     statement: Statement,
     counted: bool,
+    planned_per_value: PlannedPerValue,
 ) -> Result<Counted, DbErr> {
     // sea_query_sqlx converts unsigned values to `int8` and panics past `i64::MAX`: the
     // listing's only ones are its limit and offset, bounded by `validate::page`.
     let values = SqlxValues(statement.values.unwrap_or(Values(Vec::new())));
     let rows = sqlx::query_with(AssertSqlSafe(statement.sql), values)
+        .persistent(planned_per_value == PlannedPerValue::No)
         .fetch_all(pool)
         .await
         .map_err(sqlx_err)?;
@@ -193,7 +210,22 @@ pub async fn list_postgres(
     } else {
         let statement =
             page_query(owner, filter, cursor, POSTGRES).build(DatabaseBackend::Postgres);
-        fetch(db.get_postgres_connection_pool(), statement, counted).await?
+        let planned_per_value = if filter
+            .search
+            .as_deref()
+            .is_some_and(search::narrowed_by_words)
+        {
+            PlannedPerValue::Yes
+        } else {
+            PlannedPerValue::No
+        };
+        fetch(
+            db.get_postgres_connection_pool(),
+            statement,
+            counted,
+            planned_per_value,
+        )
+        .await?
     };
     finish_page(db, POSTGRES, owner, filter, counted, items, counted_total).await
 }

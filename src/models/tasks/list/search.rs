@@ -36,6 +36,12 @@ pub(super) fn condition(search: &str, word_index: bool) -> Condition {
     }
 }
 
+/// Whether [`condition`] narrows `search` by the word index: a plan made for the term's
+/// words then matters (see `postgres::PlannedPerValue`).
+pub(super) fn narrowed_by_words(search: &str) -> bool {
+    required_words(&fold_for_search(search)).is_some()
+}
+
 fn substring_condition(folded: &str) -> Condition {
     let pattern = format!("%{}%", escape_like(folded));
     let like = |expr: Expr| -> Expr { expr.like(LikeExpr::new(pattern.clone()).escape('\\')) };
