@@ -10,6 +10,7 @@
 #                        script creates a throwaway database on that server (needs psql and the
 #                        CREATEDB privilege) and drops it afterwards.
 #   NEWMAN_PG_SCRATCH=0  use NEWMAN_DATABASE_URL's own database as it is instead (it must be empty)
+#   NEWMAN_SQLITE=0      skip the SQLite run (only the PostgreSQL one; .ci/pgbouncer.sh)
 #   NEWMAN_HOME          where newman is installed (default ${XDG_CACHE_HOME:-$HOME/.cache}/taskapi-newman)
 #   NEWMAN_KEEP_TMP=1    keep the temporary directory (database, logs, reports) after the run
 #
@@ -175,7 +176,9 @@ console.log(`newman: ${a.total - a.failed} passed, ${a.failed} failed`);
 }
 
 status=0
-run_once sqlite "sqlite://$TMP/newman.db?mode=rwc" || status=1
+if [[ "${NEWMAN_SQLITE:-1}" != 0 ]]; then
+    run_once sqlite "sqlite://$TMP/newman.db?mode=rwc" || status=1
+fi
 
 # with_database URL NAME: URL with its database (path) replaced by NAME
 with_database() {

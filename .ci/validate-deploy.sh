@@ -814,6 +814,50 @@ if problems:
 PY
 }
 
+# Issue #27, connection pooling: the compose profile `pgbouncer` (transaction mode with
+# protocol-level prepared statements, which sqlx needs there) and the app routed through it
+# only when asked, with migrations kept off it; deploy/pgbouncer/pgbouncer.ini (run by
+# .ci/pgbouncer.sh) says the same.
+compose_pgbouncer() {
+  compose_with_dummies config --format json >"$WORK/pgb-off.json" || return 1
+  env POSTGRES_HOST=pgbouncer TASKAPI_SERVER__MIGRATE_ON_START=false \
+    JWT_SECRET_KEY=ci-dummy-secret-ci-dummy-secret-0123456789 POSTGRES_PASSWORD=ci-dummy-password \
+    GRAFANA_ADMIN_PASSWORD=ci-dummy-password \
+    docker-compose --env-file "$WORK/empty.env" -f docker-compose.yml --profile pgbouncer config --format json >"$WORK/pgb-on.json" || return 1
+  "$PY" - "$WORK/pgb-off.json" "$WORK/pgb-on.json" <<'PY'
+import configparser, json, sys
+problems = []
+def need(cond, msg):
+    if not cond:
+        problems.append(msg)
+off, on = (json.load(open(p))["services"] for p in sys.argv[1:3])
+need("pgbouncer" not in off and "migrate-direct" not in off, "pgbouncer and migrate-direct belong to the profile only")
+need("@postgres:5432/" in off["app"]["environment"]["DATABASE_URL"], "without the profile the app talks to postgres directly")
+pgb = on.get("pgbouncer", {})
+env = pgb.get("environment", {})
+need(pgb.get("image", "").startswith("edoburu/pgbouncer:v1.") and not pgb["image"].endswith(":latest"), "pgbouncer: pinned edoburu/pgbouncer image")
+need(env.get("POOL_MODE") == "transaction", "pgbouncer: POOL_MODE transaction")
+need(int(env.get("MAX_PREPARED_STATEMENTS", "0")) > 0, "pgbouncer: MAX_PREPARED_STATEMENTS (sqlx's named statements in transaction mode)")
+need("options" in env.get("IGNORE_STARTUP_PARAMETERS", "").split(","), "pgbouncer: ignore the app's `options` start-up parameter")
+need("@postgres:5432/" in env.get("DATABASE_URL", ""), "pgbouncer: in front of the postgres service")
+need(not pgb.get("ports"), "pgbouncer: not published on the host")
+need("@pgbouncer:5432/" in on["app"]["environment"]["DATABASE_URL"], "POSTGRES_HOST=pgbouncer routes the app through PgBouncer")
+need(on["app"]["environment"].get("TASKAPI_SERVER__MIGRATE_ON_START") == "false", "the app's migrate-on-start can be turned off")
+md = on.get("migrate-direct", {})
+need(md.get("command") == ["migrate", "up"] and "@postgres:5432/" in md.get("environment", {}).get("DATABASE_URL", ""),
+     "migrate-direct: `migrate up` straight to postgres")
+ini = configparser.ConfigParser(inline_comment_prefixes=None, comment_prefixes=(";", "#"))
+ini.read("deploy/pgbouncer/pgbouncer.ini")
+b = ini["pgbouncer"]
+need(b.get("pool_mode") == "transaction" and int(b.get("max_prepared_statements", "0")) > 0,
+     "deploy/pgbouncer/pgbouncer.ini: transaction mode with max_prepared_statements")
+need("options" in b.get("ignore_startup_parameters", "").split(","), "deploy/pgbouncer/pgbouncer.ini: ignore `options`")
+if problems:
+    print("\n".join(problems))
+    sys.exit(1)
+PY
+}
+
 say "validate-deploy: hadolint $(hadolint --version | awk '{print $NF}'), $(docker-compose version --short 2>/dev/null | sed 's/^/compose /'), kubectl $(kubectl version --client 2>/dev/null | awk '/Client/{print $3}'), promtool $(promtool --version 2>&1 | awk 'NR==1{print $3}'), amtool $(amtool --version 2>&1 | awk 'NR==1{print $3}')"
 
 check "hadolint Dockerfile" hadolint --no-color --failure-threshold style Dockerfile
@@ -822,6 +866,7 @@ check "docker compose config -q" compose_with_dummies config -q
 check "docker compose refuses to start without secrets" compose_requires_secrets
 check "docker compose services wiring" compose_semantics
 check "docker compose replicas override (HAProxy, 3 replicas)" compose_replicas_semantics
+check "docker compose profile pgbouncer (transaction mode, prepared statements, migrations direct)" compose_pgbouncer
 check "yamllint" yamllint -s -d '{extends: default, rules: {line-length: {max: 160}, document-start: disable, truthy: {check-keys: false}}}' \
   docker-compose.yml docker-compose.replicas.yml deploy
 check "promtool check config" promtool check config deploy/prometheus/prometheus.yml
