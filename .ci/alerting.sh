@@ -23,7 +23,7 @@
 # Usage: bash .ci/alerting.sh   (root on Debian 12; about 40 s, mostly Alertmanager's
 # group_wait of 30 s; exits non-zero when the alert does not arrive)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TOOLS="${TASKAPI_TOOLS_DIR:-/tmp/taskapi-deploy-tools}"
 BIN="$TOOLS/bin"
 LOG="$TOOLS/install.log"
@@ -75,16 +75,7 @@ ensure_prometheus() {
     return 0
   fi
   say "extracting prometheus from Debian's prometheus package"
-  local dl="$TMP/deb"
-  mkdir -p "$dl"
-  chmod 0777 "$dl"
-  if ! (cd "$dl" && apt-get download -qq prometheus) >>"$LOG" 2>&1; then
-    apt-get update -qq >>"$LOG" 2>&1 || return 1
-    (cd "$dl" && apt-get download -qq prometheus) >>"$LOG" 2>&1 || return 1
-  fi
-  dpkg-deb --fsys-tarfile "$dl"/prometheus_*.deb | tar -xO ./usr/bin/prometheus >"$BIN/prometheus.new" || return 1
-  chmod 0755 "$BIN/prometheus.new"
-  mv "$BIN/prometheus.new" "$BIN/prometheus"
+  extract_debian_binary prometheus usr/bin/prometheus "$BIN" "$TMP" "$LOG"
 }
 (
   flock 9
@@ -104,7 +95,6 @@ if ! "$PY" -c 'import yaml' 2>/dev/null; then
   fi
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # wait_for SECONDS CMD...: retries CMD every 0.2 s.
 wait_for() {
   local tries=$(($1 * 5))

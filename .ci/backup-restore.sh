@@ -17,54 +17,31 @@
 # BACKUP_TEST_KEEP_TMP=1 keeps the temporary directory. Both scratch databases are dropped
 # on exit. Prints "backup-restore: N passed, N failed" and exits non-zero on any failure.
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
-TASKAPI_BIN="${TASKAPI_BIN:-target/debug/taskapi}"
-case "$TASKAPI_BIN" in /*) ;; *) TASKAPI_BIN="$ROOT/$TASKAPI_BIN" ;; esac
 ADMIN_URL="${BACKUP_TEST_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-READY_TIMEOUT_SECS="${READY_TIMEOUT_SECS:-60}"
 
-log() { printf '[backup-restore.sh] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-[[ -x "$TASKAPI_BIN" ]] || die "server binary $TASKAPI_BIN not found (build it first: cargo build)"
+resolve_taskapi_bin
 for t in curl jq psql pg_dump pg_restore python3; do
     command -v "$t" >/dev/null || die "$t is required"
 done
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/taskapi-backup.XXXXXX")"
+make_tmp backup
 suffix="$(date +%s)_$$"
 SRC_DB="taskapi_backup_src_$suffix"
 DST_DB="taskapi_backup_restored_$suffix"
-with_db() { python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$1" "$2"; }
-SRC_URL="$(with_db "$ADMIN_URL" "$SRC_DB")"
-DST_URL="$(with_db "$ADMIN_URL" "$DST_DB")"
-SERVER_PID=""
+SRC_URL="$(with_database "$ADMIN_URL" "$SRC_DB")"
+DST_URL="$(with_database "$ADMIN_URL" "$DST_DB")"
 CREATED_SRC=0
 
-stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
-}
-cleanup() {
-    local rc=$?
-    stop_server
+cleanup_hook() {
     if ((CREATED_SRC)); then
         psql "$ADMIN_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$SRC_DB\"" >/dev/null 2>&1 || log "could not drop $SRC_DB"
     fi
     # restore.sh creates DST_DB; drop it whatever happened (IF EXISTS).
     psql "$ADMIN_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$DST_DB\"" >/dev/null 2>&1 || log "could not drop $DST_DB"
-    if [[ "${BACKUP_TEST_KEEP_TMP:-0}" == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cleanup_on_exit "${BACKUP_TEST_KEEP_TMP:-0}"
 
 PASSED=0
 FAILED=0
@@ -72,30 +49,12 @@ check() { # check DESCRIPTION CONDITION-EXIT-CODE
     if [[ "$2" == 0 ]]; then PASSED=$((PASSED + 1)); log "ok: $1"; else FAILED=$((FAILED + 1)); log "FAIL: $1"; fi
 }
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 BASE=""
-start_server() { # start_server LABEL DATABASE_URL
-    local label="$1" url="$2" port
-    port="$(free_port)"
-    BASE="http://127.0.0.1:$port"
-    mkdir -p "$TMP/$label/logs"
-    env DATABASE_URL="$url" \
-        JWT_SECRET_KEY="$JWT_SECRET" \
-        TASKAPI_PROFILE=development \
-        TASKAPI_SERVER__HOST=127.0.0.1 \
-        TASKAPI_SERVER__PORT="$port" \
-        TASKAPI_LOG__DIR="$TMP/$label/logs" \
-        "$TASKAPI_BIN" serve >"$TMP/$label/server.out" 2>&1 &
-    SERVER_PID=$!
-    local deadline=$((SECONDS + READY_TIMEOUT_SECS)) code=""
-    while :; do
-        kill -0 "$SERVER_PID" 2>/dev/null || { tail -n 40 "$TMP/$label/server.out" >&2; die "[$label] server exited"; }
-        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/health/ready" || true)"
-        [[ "$code" == 200 ]] && break
-        ((SECONDS < deadline)) || { tail -n 40 "$TMP/$label/server.out" >&2; die "[$label] not ready (last status ${code:-none})"; }
-        sleep 0.3
-    done
+start_server() { # start_server LABEL DATABASE_URL; the same JWT secret for both servers
+    local label="$1" url="$2"
+    start_taskapi "$label" "$url"
+    BASE="$BASE_URL"
+    wait_ready "$label" || die "[$label] server not ready"
     log "[$label] server ready on $BASE ($url)"
 }
 
@@ -129,7 +88,7 @@ table_digest() { # table_digest DATABASE_URL
     done
 }
 
-JWT_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+SERVER_JWT_SECRET="$(random_hex)"
 PW1="Backup-Restore-Pw-1-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 PW2="Backup-Restore-Pw-2-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 E1="ada.$suffix@example.com"
@@ -168,7 +127,7 @@ api DELETE "/tasks/$bob_last" "" "$T2" >/dev/null || true
 list_tasks "$T1" >"$TMP/ada.before.json"
 list_tasks "$T2" >"$TMP/bob.before.json"
 log "populated: ada $(jq .total "$TMP/ada.before.json") tasks, bob $(jq .total "$TMP/bob.before.json") tasks"
-stop_server
+stop_taskapi
 
 # --- 3./4. backup, restore into a fresh database --------------------------------------------------
 t0=$SECONDS
@@ -210,7 +169,7 @@ check "ada's task list identical after restore ($(jq .total "$TMP/ada.after.json
 check "bob's task list identical after restore ($(jq .total "$TMP/bob.after.json") tasks)" "$(diff -u "$TMP/bob.before.json" "$TMP/bob.after.json" >&2; echo $?)"
 refreshed="$(api POST /auth/refresh "$(jq -nc --arg t "$KEEP_REFRESH" '{refresh_token: $t}')" | jq -r '.access_token // empty')" || refreshed=""
 check "a refresh token issued before the backup refreshes on the restored server" "$([[ -n "$refreshed" ]]; echo $?)"
-stop_server
+stop_taskapi
 
 printf 'backup-restore: %d passed, %d failed\n' "$PASSED" "$FAILED"
 ((FAILED == 0))

@@ -14,65 +14,22 @@
 # Generated code goes to tests/clients/generated/ (not committed). Prints
 # "clients: N passed, N failed" (flows); exits non-zero on any failure.
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 CLIENTS="$ROOT/tests/clients"
 GENERATED="$CLIENTS/generated"
-TASKAPI_BIN="${TASKAPI_BIN:-target/debug/taskapi}"
 CLIENTS_HOME="${CLIENTS_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/taskapi-clients}"
-READY_TIMEOUT_SECS="${READY_TIMEOUT_SECS:-60}"
 
-log() { printf '[clients.sh] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+resolve_taskapi_bin
 
-case "$TASKAPI_BIN" in /*) ;; *) TASKAPI_BIN="$ROOT/$TASKAPI_BIN" ;; esac
-[[ -x "$TASKAPI_BIN" ]] || die "server binary $TASKAPI_BIN not found or not executable (build it first: cargo build)"
-
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/taskapi-clients.XXXXXX")"
-SERVER_PID=""
-
-stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
-}
-
-cleanup() {
-    local rc=$?
-    stop_server
-    if [[ "${CLIENTS_KEEP_TMP:-0}" == 1 ]]; then
-        log "kept $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_tmp clients
+cleanup_on_exit "${CLIENTS_KEEP_TMP:-0}"
 
 # --- tools ------------------------------------------------------------------------------
-apt_install() {
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        log "installing $* with apt-get"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-    else
-        die "$* required (apt-get install $*)"
-    fi
-}
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    apt_install nodejs npm
-fi
-command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
-python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+ensure_node_npm
+command -v python3 >/dev/null 2>&1 || install_debian_package python3 python3-venv
+python3 -c 'import venv, ensurepip' 2>/dev/null || install_debian_package python3-venv
 command -v curl >/dev/null 2>&1 || die "curl is required"
 
 # TypeScript side: openapi-typescript, openapi-fetch, tsx and tsc from the committed
@@ -80,13 +37,7 @@ command -v curl >/dev/null 2>&1 || die "curl is required"
 # the lock file changes. flow.ts finds them through a node_modules link (git-ignored).
 NODE_HOME="$CLIENTS_HOME/node"
 TS_DIR="$CLIENTS/typescript"
-if [[ ! -x "$NODE_HOME/node_modules/.bin/openapi-typescript" ]] ||
-    ! cmp -s "$TS_DIR/package-lock.json" "$NODE_HOME/package-lock.json"; then
-    log "installing openapi-typescript, openapi-fetch, tsx, typescript into $NODE_HOME"
-    mkdir -p "$NODE_HOME"
-    cp "$TS_DIR/package.json" "$TS_DIR/package-lock.json" "$NODE_HOME/"
-    npm ci --prefix "$NODE_HOME" --no-audit --no-fund --loglevel=error >&2
-fi
+npm_install_cached "$TS_DIR" "$NODE_HOME" openapi-typescript "openapi-typescript, openapi-fetch, tsx, typescript"
 ln -sfn "$NODE_HOME/node_modules" "$TS_DIR/node_modules"
 NODE_BIN="$NODE_HOME/node_modules/.bin"
 
@@ -141,49 +92,12 @@ log "type-checking flow.ts against the generated types"
 (cd "$TS_DIR" && "$NODE_BIN/tsc" --noEmit -p tsconfig.json) || die "tsc found type errors in flow.ts"
 
 # --- run --------------------------------------------------------------------------------
-free_port() {
-    node -e '
-const s = require("net").createServer();
-s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
-}
-
-random_hex() { # 32 random bytes as 64 hex chars
-    od -An -N32 -tx1 /dev/urandom | tr -d ' \n'
-}
-
 # start_server LABEL: a server on an empty SQLite database; sets BASE_URL.
 start_server() {
-    local label="$1" port dir
-    port="$(free_port)"
-    BASE_URL="http://127.0.0.1:$port"
-    dir="$TMP/$label"
-    mkdir -p "$dir/logs"
+    local label="$1"
+    start_taskapi "$label" "sqlite://$TMP/$label/taskapi.db?mode=rwc"
     log "[$label] starting $TASKAPI_BIN on $BASE_URL"
-    env DATABASE_URL="sqlite://$dir/taskapi.db?mode=rwc" \
-        JWT_SECRET_KEY="$(random_hex)" \
-        TASKAPI_PROFILE=development \
-        TASKAPI_SERVER__HOST=127.0.0.1 \
-        TASKAPI_SERVER__PORT="$port" \
-        TASKAPI_LOG__DIR="$dir/logs" \
-        "$TASKAPI_BIN" serve >"$dir/server.out" 2>&1 &
-    SERVER_PID=$!
-    local deadline=$((SECONDS + READY_TIMEOUT_SECS)) code=""
-    while :; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "[$label] server exited before becoming ready; its output:"
-            tail -n 50 "$dir/server.out" >&2 || true
-            SERVER_PID=""
-            return 1
-        fi
-        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE_URL/health/ready" || true)"
-        [[ "$code" == 200 ]] && break
-        if ((SECONDS >= deadline)); then
-            log "[$label] /health/ready not 200 after ${READY_TIMEOUT_SECS}s (last status: ${code:-none})"
-            tail -n 50 "$dir/server.out" >&2 || true
-            return 1
-        fi
-        sleep 0.5
-    done
+    wait_ready "$label"
 }
 
 # run_flow LABEL COMMAND...: the flow against its own fresh server (each flow registers
@@ -207,7 +121,7 @@ run_flow() {
         log "[$label] flow FAILED (exit $rc); last server output:"
         tail -n 30 "$TMP/$label/server.out" >&2 || true
     fi
-    stop_server
+    stop_taskapi
 }
 
 run_flow python env PYTHONPATH="$GENERATED/python" "$VENV/bin/python" "$PY_DIR/flow.py"

@@ -16,80 +16,37 @@
 #
 # Prints "newman: N passed, N failed" (assertions) per run; exits non-zero on any failure.
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 COLLECTION="$ROOT/postman_collection.json"
 PKG_DIR="$ROOT/tests/postman"
-TASKAPI_BIN="${TASKAPI_BIN:-target/debug/taskapi}"
 NEWMAN_HOME="${NEWMAN_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/taskapi-newman}"
-READY_TIMEOUT_SECS="${READY_TIMEOUT_SECS:-60}"
 
-log() { printf '[newman.sh] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-case "$TASKAPI_BIN" in /*) ;; *) TASKAPI_BIN="$ROOT/$TASKAPI_BIN" ;; esac
-[[ -x "$TASKAPI_BIN" ]] || die "server binary $TASKAPI_BIN not found or not executable (build it first: cargo build)"
+resolve_taskapi_bin
 [[ -f "$COLLECTION" ]] || die "$COLLECTION not found"
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/taskapi-newman.XXXXXX")"
-SERVER_PID=""
+make_tmp newman
 SCRATCH_DB=""       # name of the throwaway PostgreSQL database, when one was created
 SCRATCH_ADMIN_URL="" # URL used to create and drop it
 
-stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
-}
-
-cleanup() {
-    local rc=$?
-    stop_server
+cleanup_hook() {
     if [[ -n "$SCRATCH_DB" ]]; then
         psql "$SCRATCH_ADMIN_URL" -qAtX -v ON_ERROR_STOP=1 \
             -c "DROP DATABASE IF EXISTS \"$SCRATCH_DB\"" >/dev/null 2>&1 ||
             log "could not drop scratch database $SCRATCH_DB"
     fi
-    if [[ "${NEWMAN_KEEP_TMP:-0}" == 1 ]]; then
-        log "kept $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+cleanup_on_exit "${NEWMAN_KEEP_TMP:-0}"
 
 # --- tools ------------------------------------------------------------------------------
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        log "installing nodejs and npm with apt-get"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-    else
-        die "node and npm are required (apt-get install nodejs npm)"
-    fi
-fi
+ensure_node_npm
 command -v curl >/dev/null 2>&1 || die "curl is required"
 
 # newman is installed from the committed package.json + package-lock.json (npm ci), outside
 # the work tree, and reinstalled only when the lock file changes.
 NEWMAN="$NEWMAN_HOME/node_modules/.bin/newman"
-if [[ ! -x "$NEWMAN" ]] || ! cmp -s "$PKG_DIR/package-lock.json" "$NEWMAN_HOME/package-lock.json"; then
-    log "installing newman into $NEWMAN_HOME"
-    mkdir -p "$NEWMAN_HOME"
-    cp "$PKG_DIR/package.json" "$PKG_DIR/package-lock.json" "$NEWMAN_HOME/"
-    npm ci --prefix "$NEWMAN_HOME" --no-audit --no-fund --loglevel=error >&2
-fi
-[[ -x "$NEWMAN" ]] || die "newman was not installed"
+npm_install_cached "$PKG_DIR" "$NEWMAN_HOME" newman newman
 log "using newman $("$NEWMAN" --version)"
 
 # Cheap structural check first: a broken collection fails here with a clear message.
@@ -102,53 +59,14 @@ walk(c.item);
 if (!n) { console.error("collection has no requests"); process.exit(1); }
 ' "$COLLECTION" || die "postman_collection.json is not valid"
 
-# --- helpers ----------------------------------------------------------------------------
-free_port() {
-    node -e '
-const s = require("net").createServer();
-s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
-}
-
-random_hex() { # 32 random bytes as 64 hex chars
-    od -An -N32 -tx1 /dev/urandom | tr -d ' \n'
-}
-
 # run_once LABEL DATABASE_URL
 run_once() {
     local label="$1" db_url="$2"
-    local port base dir
-    port="$(free_port)"
-    base="http://127.0.0.1:$port"
-    dir="$TMP/$label"
-    mkdir -p "$dir/logs"
-
+    local base dir="$TMP/$1"
+    start_taskapi "$label" "$db_url"
+    base="$BASE_URL"
     log "[$label] starting $TASKAPI_BIN on $base"
-    env DATABASE_URL="$db_url" \
-        JWT_SECRET_KEY="$(random_hex)" \
-        TASKAPI_PROFILE=development \
-        TASKAPI_SERVER__HOST=127.0.0.1 \
-        TASKAPI_SERVER__PORT="$port" \
-        TASKAPI_LOG__DIR="$dir/logs" \
-        "$TASKAPI_BIN" serve >"$dir/server.out" 2>&1 &
-    SERVER_PID=$!
-
-    local deadline=$((SECONDS + READY_TIMEOUT_SECS)) code=""
-    while :; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            log "[$label] server exited before becoming ready; its output:"
-            tail -n 50 "$dir/server.out" >&2 || true
-            SERVER_PID=""
-            return 1
-        fi
-        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base/health/ready" || true)"
-        [[ "$code" == 200 ]] && break
-        if ((SECONDS >= deadline)); then
-            log "[$label] /health/ready not 200 after ${READY_TIMEOUT_SECS}s (last status: ${code:-none}); server output:"
-            tail -n 50 "$dir/server.out" >&2 || true
-            return 1
-        fi
-        sleep 0.5
-    done
+    wait_ready "$label" || return 1
     log "[$label] server ready"
 
     local rc=0
@@ -171,7 +89,7 @@ console.log(`newman: ${a.total - a.failed} passed, ${a.failed} failed`);
         log "[$label] newman failed (exit $rc); last server output:"
         tail -n 40 "$dir/server.out" >&2 || true
     fi
-    stop_server
+    stop_taskapi
     return "$rc"
 }
 
@@ -179,11 +97,6 @@ status=0
 if [[ "${NEWMAN_SQLITE:-1}" != 0 ]]; then
     run_once sqlite "sqlite://$TMP/newman.db?mode=rwc" || status=1
 fi
-
-# with_database URL NAME: URL with its database (path) replaced by NAME
-with_database() {
-    node -e 'const u = new URL(process.argv[1]); u.pathname = "/" + process.argv[2]; console.log(u.toString());' "$1" "$2"
-}
 
 if [[ -n "${NEWMAN_DATABASE_URL:-}" ]]; then
     pg_url="$NEWMAN_DATABASE_URL"

@@ -25,22 +25,13 @@
 # Environment: PGBOUNCER_ADMIN_URL (PostgreSQL itself, default
 # postgres://postgres@127.0.0.1:5432/postgres), PGBOUNCER_PORT (default 6432), TASKAPI_BIN.
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 ADMIN_URL="${PGBOUNCER_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PORT="${PGBOUNCER_PORT:-6432}"
 CONF="$ROOT/deploy/pgbouncer/pgbouncer.ini"
 
-log() { printf '[pgbouncer.sh] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-if ! command -v pgbouncer >/dev/null; then
-    [[ "$(id -u)" == 0 ]] || die "pgbouncer is not installed (apt-get install pgbouncer)"
-    log "installing Debian's pgbouncer"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer; } >/dev/null ||
-        die "apt-get install pgbouncer failed"
-fi
+command -v pgbouncer >/dev/null || install_debian_package pgbouncer
 version="$(pgbouncer --version | awk 'NR==1{print $2}')"
 IFS=. read -r major minor _ <<<"$version"
 if ((major > 1 || (major == 1 && minor >= 21))); then
@@ -54,11 +45,11 @@ log "PgBouncer $version: pool_mode = $MODE"
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
     # Say, Debian's own pgbouncer service started by the package on a systemd machine.
     busy="$PORT"
-    PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    PORT="$(free_port)"
     log "127.0.0.1:$busy is in use: listening on $PORT instead"
 fi
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/taskapi-pgbouncer.XXXXXX")"
+make_tmp pgbouncer
 SCRATCH="taskapi_pgbouncer_$(date +%s)_$$"
 CREATED=0
 PGB_PID=""
@@ -125,7 +116,7 @@ check() { if [[ "$2" == 0 ]]; then PASSED=$((PASSED + 1)); log "ok: $1"; else FA
 # (pg_advisory_lock on a connection of its own), which transaction pooling would leave held
 # on whichever server connection ran it, blocking the next migration. The server under test
 # then starts with migrate-on-start off (newman.sh passes the environment on).
-DATABASE_URL="$(printf '%s' "$ADMIN_URL" | sed -E "s#/[^/?]*(\?|$)#/$SCRATCH\1#")" JWT_SECRET_KEY="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" \
+DATABASE_URL="$(printf '%s' "$ADMIN_URL" | sed -E "s#/[^/?]*(\?|$)#/$SCRATCH\1#")" JWT_SECRET_KEY="$(random_hex)" \
     TASKAPI_PROFILE=development TASKAPI_LOG__FILE_ENABLED=false "${TASKAPI_BIN:-target/debug/taskapi}" migrate up >&2 ||
     die "taskapi migrate up (directly on PostgreSQL) failed"
 export TASKAPI_SERVER__MIGRATE_ON_START=false

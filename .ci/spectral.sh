@@ -10,45 +10,26 @@
 #
 # Prints "spectral: N errors, N warnings, N infos, N hints"; exits non-zero on any error.
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 PKG_DIR="$ROOT/tests/spectral"
 RULESET="$PKG_DIR/.spectral.yaml"
-TASKAPI_BIN="${TASKAPI_BIN:-target/debug/taskapi}"
 SPECTRAL_HOME="${SPECTRAL_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/taskapi-spectral}"
 
-log() { printf '[spectral.sh] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-case "$TASKAPI_BIN" in /*) ;; *) TASKAPI_BIN="$ROOT/$TASKAPI_BIN" ;; esac
-[[ -x "$TASKAPI_BIN" ]] || die "server binary $TASKAPI_BIN not found or not executable (build it first: cargo build)"
+resolve_taskapi_bin
 [[ -f "$RULESET" ]] || die "$RULESET not found"
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/taskapi-spectral.XXXXXX")"
+make_tmp spectral
 trap 'rm -rf "$TMP"' EXIT
 
 # --- tools ------------------------------------------------------------------------------
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-        log "installing nodejs and npm with apt-get"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-    else
-        die "node and npm are required (apt-get install nodejs npm)"
-    fi
-fi
+ensure_node_npm
 
 # Spectral and the OWASP ruleset come from the committed package.json + package-lock.json
 # (npm ci), outside the work tree, reinstalled only when the lock file changes.
 SPECTRAL="$SPECTRAL_HOME/node_modules/.bin/spectral"
-if [[ ! -x "$SPECTRAL" ]] || ! cmp -s "$PKG_DIR/package-lock.json" "$SPECTRAL_HOME/package-lock.json"; then
-    log "installing Spectral into $SPECTRAL_HOME"
-    mkdir -p "$SPECTRAL_HOME"
-    cp "$PKG_DIR/package.json" "$PKG_DIR/package-lock.json" "$SPECTRAL_HOME/"
-    npm ci --prefix "$SPECTRAL_HOME" --no-audit --no-fund --loglevel=error >&2
-fi
-[[ -x "$SPECTRAL" ]] || die "Spectral was not installed"
+npm_install_cached "$PKG_DIR" "$SPECTRAL_HOME" spectral Spectral
 log "using Spectral $("$SPECTRAL" --version)"
 
 # Spectral resolves a ruleset's `extends: "@stoplight/…"` from the ruleset file's own

@@ -23,8 +23,7 @@
 #
 # Usage: bash .ci/validate-deploy.sh        (as root on Debian 12; re-runs take seconds)
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TOOLS="${TASKAPI_TOOLS_DIR:-/tmp/taskapi-deploy-tools}"
 VENV="$TOOLS/venv"
 BIN="$TOOLS/bin"
@@ -84,17 +83,7 @@ ensure_promtool() {
     return 0
   fi
   say "validate-deploy: extracting promtool from Debian's prometheus package"
-  local dl="$WORK/deb"
-  mkdir -p "$dl"
-  chmod 0777 "$dl" # lets apt's unprivileged _apt user write the download
-  if ! (cd "$dl" && apt-get download -qq prometheus) >>"$LOG" 2>&1; then
-    apt-get update -qq >>"$LOG" 2>&1 || install_failed
-    (cd "$dl" && apt-get download -qq prometheus) >>"$LOG" 2>&1 || install_failed
-  fi
-  dpkg-deb --fsys-tarfile "$dl"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"$BIN/promtool.new" \
-    || install_failed
-  chmod 0755 "$BIN/promtool.new"
-  mv "$BIN/promtool.new" "$BIN/promtool"
+  extract_debian_binary prometheus usr/bin/promtool "$BIN" "$WORK" "$LOG" || install_failed
 }
 
 ensure_amtool() {
@@ -102,17 +91,7 @@ ensure_amtool() {
     return 0
   fi
   say "validate-deploy: extracting amtool from Debian's prometheus-alertmanager package"
-  local dl="$WORK/deb-am"
-  mkdir -p "$dl"
-  chmod 0777 "$dl"
-  if ! (cd "$dl" && apt-get download -qq prometheus-alertmanager) >>"$LOG" 2>&1; then
-    apt-get update -qq >>"$LOG" 2>&1 || install_failed
-    (cd "$dl" && apt-get download -qq prometheus-alertmanager) >>"$LOG" 2>&1 || install_failed
-  fi
-  dpkg-deb --fsys-tarfile "$dl"/prometheus-alertmanager_*.deb | tar -xO ./usr/bin/amtool >"$BIN/amtool.new" \
-    || install_failed
-  chmod 0755 "$BIN/amtool.new"
-  mv "$BIN/amtool.new" "$BIN/amtool"
+  extract_debian_binary prometheus-alertmanager usr/bin/amtool "$BIN" "$WORK" "$LOG" || install_failed
 }
 
 (
