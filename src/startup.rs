@@ -408,7 +408,12 @@ impl Application {
                 metrics_handle.stop_graceful(Some(grace));
             }
         });
-        tracing::info!(port = self.port, "taskapi listening");
+        // Both ports as bound: with 0 configured, a supervisor (or a test) learns them here.
+        tracing::info!(
+            port = self.port,
+            metrics_port = self.metrics_port,
+            "taskapi listening"
+        );
         // Housekeeping: dead refresh-token rows are deleted in bounded batches.
         let purge = tokio::spawn(sessions::purge_periodically(
             state.db.clone(),

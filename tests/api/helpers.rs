@@ -1021,14 +1021,23 @@ pub fn scratch_dir(purpose: &str) -> TempDir {
 /// released beforehand could be taken by another process before the server binds it.
 pub fn spawn_on_own_port(command: std::process::Command) -> (std::process::Child, u16) {
     try_spawn_on_own_port(command)
+        .map(|(child, listening)| (child, listening.port))
         .unwrap_or_else(|status| panic!("the server exited before it listened: {status}"))
+}
+
+/// The ports a spawned server reported as bound.
+#[derive(Debug, Clone, Copy)]
+struct Listening {
+    port: u16,
+    /// The separate metrics listener's, when it has one.
+    metrics_port: Option<u16>,
 }
 
 /// [`spawn_on_own_port`], or the exit status of a server that stopped before it listened
 /// (one that could not bind a port it was given, say).
 fn try_spawn_on_own_port(
     mut command: std::process::Command,
-) -> Result<(std::process::Child, u16), std::process::ExitStatus> {
+) -> Result<(std::process::Child, Listening), std::process::ExitStatus> {
     use std::io::{BufRead, BufReader};
     use std::sync::mpsc::RecvTimeoutError;
     command
@@ -1044,15 +1053,21 @@ fn try_spawn_on_own_port(
             let Ok(fields) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
+            let port_of = |field: &str| {
+                fields[field]
+                    .as_u64()
+                    .and_then(|port| u16::try_from(port).ok())
+            };
             if fields["msg"] == "taskapi listening"
-                && let Some(port) = fields["port"].as_u64().and_then(|p| u16::try_from(p).ok())
+                && let Some(port) = port_of("port")
             {
-                let _ = port_tx.send(port);
+                let metrics_port = port_of("metrics_port");
+                let _ = port_tx.send(Listening { port, metrics_port });
             }
         }
     });
     match port_rx.recv_timeout(std::time::Duration::from_secs(30)) {
-        Ok(port) => Ok((child, port)),
+        Ok(listening) => Ok((child, listening)),
         Err(RecvTimeoutError::Disconnected) => Err(child.wait().expect("wait for the server")),
         Err(RecvTimeoutError::Timeout) => {
             let _ = child.kill();
@@ -1268,50 +1283,28 @@ impl OwnProcessBuilder {
         let dir = scratch_dir("own-process");
         let stderr_path = dir.0.join("stderr.log");
         let static_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
-        let command = |metrics_port: Option<u16>| {
-            let mut command = taskapi(&dir.0);
-            command
-                .arg("serve")
-                .env("DATABASE_URL", &database_url)
-                .env("JWT_SECRET_KEY", JWT_SECRET)
-                .env("TASKAPI_LOG__DIR", dir.0.join("logs"))
-                .env("TASKAPI_SERVER__STATIC_DIR", &static_dir)
-                .env("TASKAPI_DATABASE__MAX_CONNECTIONS", "5")
-                .env("TASKAPI_LIMITS__AUTH_PER_IP_PER_MINUTE", "10000")
-                .env("TASKAPI_LIMITS__PER_USER_PER_MINUTE", "100000")
-                .envs(self.env.iter().map(|(name, value)| (name, value)))
-                .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
-            if let Some(port) = metrics_port {
-                command.env("TASKAPI_SERVER__METRICS_PORT", port.to_string());
-            }
-            command
-        };
-        let failed = |status| {
+        let mut command = taskapi(&dir.0);
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &database_url)
+            .env("JWT_SECRET_KEY", JWT_SECRET)
+            .env("TASKAPI_LOG__DIR", dir.0.join("logs"))
+            .env("TASKAPI_SERVER__STATIC_DIR", &static_dir)
+            .env("TASKAPI_DATABASE__MAX_CONNECTIONS", "5")
+            .env("TASKAPI_LIMITS__AUTH_PER_IP_PER_MINUTE", "10000")
+            .env("TASKAPI_LIMITS__PER_USER_PER_MINUTE", "100000")
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
+        if self.separate_metrics_port {
+            // Bound by the server and reported with the API port, like it.
+            command.env("TASKAPI_SERVER__METRICS_PORT", "0");
+        }
+        let (child, listening) = spawn_off_runtime(command).await.unwrap_or_else(|status| {
             let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            format!("the server exited before it listened ({status}): {stderr}")
-        };
-        let (child, port, metrics_port) = if self.separate_metrics_port {
-            // The server reports only its API port, so the metrics port is chosen here: one
-            // free a moment ago. Should another process take it first, this server cannot
-            // bind it and exits, and another port is tried.
-            let mut attempts = 0;
-            loop {
-                let probed = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|listener| listener.local_addr())
-                    .expect("a free port")
-                    .port();
-                match spawn_off_runtime(command(Some(probed))).await {
-                    Ok((child, port)) => break (child, port, probed),
-                    Err(_) if attempts < 5 => attempts += 1,
-                    Err(status) => panic!("{}", failed(status)),
-                }
-            }
-        } else {
-            let (child, port) = spawn_off_runtime(command(None))
-                .await
-                .unwrap_or_else(|status| panic!("{}", failed(status)));
-            (child, port, port)
-        };
+            panic!("the server exited before it listened ({status}): {stderr}")
+        });
+        let port = listening.port;
+        let metrics_port = listening.metrics_port.unwrap_or(port);
         let process = OwnProcess {
             child,
             address: format!("http://127.0.0.1:{port}"),
@@ -1343,7 +1336,7 @@ impl OwnProcessBuilder {
 /// the test's runtime, which may be serving what the server needs to start (a [`DbProxy`]).
 async fn spawn_off_runtime(
     command: std::process::Command,
-) -> Result<(std::process::Child, u16), std::process::ExitStatus> {
+) -> Result<(std::process::Child, Listening), std::process::ExitStatus> {
     tokio::task::spawn_blocking(move || try_spawn_on_own_port(command))
         .await
         .expect("spawning thread")
