@@ -193,7 +193,7 @@ pub async fn list(
 }
 
 /// Fetch one of the caller's tasks. Honours `If-None-Match` (304).
-#[endpoint(operation_id = "getTask", tags("tasks"), security(("bearer" = [])), parameters(("If-None-Match" = Option<String>, Header, max_length = 1024, description = "Entity tags or `*`: 304 if one names the current version (weak comparison)")), status_codes(200, 304, 401, 404, 429, 503))]
+#[endpoint(operation_id = "getTask", tags("tasks"), security(("bearer" = [])), parameters(("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 304 if one names the current version (weak comparison)")), status_codes(200, 304, 401, 404, 429, 503))]
 pub async fn get(
     req: &mut Request,
     state: AppState,
@@ -225,7 +225,7 @@ async fn apply(
 }
 
 /// Replace a task. Omitted optional fields return to their defaults. Honours `If-Match` (412).
-#[endpoint(operation_id = "replaceTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, max_length = 1024, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, max_length = 1024, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
+#[endpoint(operation_id = "replaceTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
 pub async fn replace(
     req: &mut Request,
     state: AppState,
@@ -238,7 +238,7 @@ pub async fn replace(
 }
 
 /// Change some fields of a task; `null` clears `description` or `due_date`. Honours `If-Match` (412).
-#[endpoint(operation_id = "updateTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, max_length = 1024, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, max_length = 1024, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
+#[endpoint(operation_id = "updateTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
 pub async fn patch(
     req: &mut Request,
     state: AppState,
@@ -251,7 +251,7 @@ pub async fn patch(
 }
 
 /// Delete a task. Honours `If-Match` (412).
-#[endpoint(operation_id = "deleteTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, max_length = 1024, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, max_length = 1024, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(204, 401, 404, 412, 429, 503))]
+#[endpoint(operation_id = "deleteTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(204, 401, 404, 412, 429, 503))]
 pub async fn delete(
     req: &mut Request,
     state: AppState,
