@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use salvo::oapi::{Components, ComposeSchema, RefOr, Schema, ToParameters, ToSchema};
 use serde::{Deserialize, Deserializer};
+use uuid::Uuid;
 
+use crate::entities::project_member::Role as ProjectRole;
 use crate::entities::task::{Priority, Status};
 use crate::entities::user::Role;
 use crate::validate;
@@ -97,6 +99,10 @@ pub struct ChangePasswordRequest {
 #[serde(deny_unknown_fields)]
 #[salvo(schema(name = "CreateTaskRequest"))]
 pub struct CreateTaskRequest {
+    /// The project to create the task in (editor or admin there); the caller's Inbox when
+    /// omitted. On `PUT`, the task's own project or omitted: `PUT` does not move tasks.
+    #[serde(default)]
+    pub project_id: Option<Uuid>,
     /// Not blank, no control or invisible (zero-width, bidi) characters; stored trimmed.
     #[salvo(schema(schema_with = schema::title))]
     pub title: String,
@@ -360,4 +366,68 @@ mod tests {
         assert_eq!(password["minLength"], json!(Password::MIN_CHARS));
         assert_eq!(password["maxLength"], json!(Password::MAX_CHARS));
     }
+}
+
+/// A new project; the caller becomes its admin.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[salvo(schema(name = "CreateProjectRequest"))]
+pub struct CreateProjectRequest {
+    /// 1-200 characters, the rules of a task title; stored trimmed.
+    #[salvo(schema(max_length = 200, min_length = 1))]
+    pub name: String,
+    /// Free text, the rules of a task description.
+    #[salvo(schema(schema_with = schema::description))]
+    pub description: Option<String>,
+    /// `#rrggbb`.
+    #[salvo(schema(pattern = "^#[0-9a-fA-F]{6}$"))]
+    pub color: Option<String>,
+}
+
+/// Partial change of a project (admins): absent fields stay; `null` clears `description`
+/// or `color`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[salvo(schema(name = "UpdateProjectRequest"))]
+pub struct PatchProjectRequest {
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = String, required = false, max_length = 200, min_length = 1))]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Option<String>, required = false))]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Option<String>, required = false, pattern = "^#[0-9a-fA-F]{6}$"))]
+    pub color: Option<Option<String>>,
+    /// An archived project stays readable; an Inbox cannot be archived.
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = bool, required = false))]
+    pub archived: Option<Option<bool>>,
+}
+
+/// Adds an existing account to a project by its e-mail address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[salvo(schema(name = "AddMemberRequest"))]
+pub struct AddMemberRequest {
+    #[salvo(schema(format = "email", max_length = 254))]
+    pub email: String,
+    pub role: ProjectRole,
+}
+
+/// A member's new role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[salvo(schema(name = "UpdateMemberRequest"))]
+pub struct UpdateMemberRequest {
+    pub role: ProjectRole,
+}
+
+/// `GET /tasks/events` options.
+#[derive(Debug, Default, Deserialize, ToParameters)]
+#[serde(deny_unknown_fields)]
+#[salvo(parameters(default_parameter_in = Query))]
+pub struct FeedQuery {
+    /// Only this project's events (any member; 404 otherwise).
+    pub project_id: Option<Uuid>,
 }

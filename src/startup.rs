@@ -33,7 +33,7 @@ use crate::models::{idempotency, sessions};
 use crate::routes::frontend::{EmbeddedFrontEnd, apidocs_headers};
 use crate::routes::guard::{authenticate, limit_by_ip, require_admin};
 use crate::routes::responses::{head_content_length, with_head};
-use crate::routes::{admin, auth, events, health, tasks};
+use crate::routes::{admin, auth, events, health, projects, tasks};
 use crate::state::AppState;
 use crate::{db, metrics as app_metrics};
 
@@ -158,6 +158,27 @@ fn api_router() -> Router {
                 .patch(tasks::patch)
                 .delete(tasks::delete),
         );
+    let projects = Router::with_path("projects")
+        .hoop(authenticate)
+        .get(projects::list)
+        .post(projects::create)
+        .push(
+            Router::with_path("{id}")
+                .get(projects::get)
+                .patch(projects::patch)
+                .delete(projects::delete)
+                .push(Router::with_path("tasks").get(tasks::list_in_project))
+                .push(
+                    Router::with_path("members")
+                        .get(projects::members)
+                        .post(projects::add_member)
+                        .push(
+                            Router::with_path("{user_id}")
+                                .patch(projects::update_member)
+                                .delete(projects::remove_member),
+                        ),
+                ),
+        );
     let admin = Router::with_path("admin/users")
         .hoop(authenticate)
         .hoop(require_admin)
@@ -173,6 +194,7 @@ fn api_router() -> Router {
         .push(auth_public)
         .push(auth_private)
         .push(tasks)
+        .push(projects)
         .push(admin);
     let health = Router::with_path("health")
         .push(Router::with_path("live").get(health::live))

@@ -5,6 +5,8 @@ use salvo::oapi::ToSchema;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::entities::project::Model as Project;
+use crate::entities::project_member::Role as ProjectRole;
 use crate::entities::task::{self, Priority, Status};
 use crate::entities::user::{self, Role};
 
@@ -37,6 +39,8 @@ impl From<user::Model> for UserView {
 #[salvo(schema(name = "Task"))]
 pub struct TaskView {
     pub id: Uuid,
+    /// The project the task is in (the owner's Inbox has the owner's id).
+    pub project_id: Uuid,
     pub title: String,
     pub description: Option<String>,
     pub status: Status,
@@ -55,6 +59,7 @@ impl From<task::Model> for TaskView {
     fn from(task: task::Model) -> Self {
         Self {
             id: task.id,
+            project_id: task.project_id,
             title: task.title,
             description: task.description,
             status: task.status,
@@ -72,6 +77,8 @@ impl From<task::Model> for TaskView {
 #[salvo(schema(name = "TaskEventData"))]
 pub struct TaskEventData {
     pub task_id: Uuid,
+    /// The project the task was in.
+    pub project_id: Uuid,
     /// The task's version after the change; for a deletion, the version deleted.
     pub version: i32,
     /// The task as `GET /api/v1/tasks/{id}` shows it; `null` for a deletion (tombstone).
@@ -156,6 +163,13 @@ impl TaskView {
         out.extend_from_slice(b"{\"id\":\"");
         out.extend_from_slice(
             self.id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\",\"project_id\":\"");
+        out.extend_from_slice(
+            self.project_id
                 .hyphenated()
                 .encode_lower(&mut Uuid::encode_buffer())
                 .as_bytes(),
@@ -388,6 +402,7 @@ mod tests {
             .expect("date");
         TaskView {
             id: Uuid::now_v7(),
+            project_id: Uuid::now_v7(),
             title: title.into(),
             description: description.map(Into::into),
             status: [Status::Todo, Status::InProgress, Status::Done][n as usize % 3],
@@ -441,4 +456,83 @@ mod tests {
             assert_eq!(String::from_utf8(rendered), String::from_utf8(serde));
         }
     }
+}
+
+/// A project as the caller sees it: with the caller's role in it.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "Project"))]
+pub struct ProjectView {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    /// `#rrggbb`.
+    pub color: Option<String>,
+    /// The caller's personal project: private, never shared or deleted; its id is the
+    /// caller's user id, and `GET /tasks` lists it.
+    pub inbox: bool,
+    pub archived: bool,
+    /// The caller's role here.
+    pub role: ProjectRole,
+    /// Increases by one on every change; the ETag carries it.
+    pub version: i32,
+    #[serde(serialize_with = "rfc3339::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339::serialize")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ProjectView {
+    /// `project` as a member with `role` sees it.
+    pub fn new(project: Project, role: ProjectRole) -> Self {
+        Self {
+            id: project.id,
+            inbox: project.is_inbox(),
+            name: project.name,
+            description: project.description,
+            color: project.color,
+            archived: project.archived,
+            role,
+            version: project.version,
+            created_at: project.created_at,
+            updated_at: project.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "ProjectList"))]
+pub struct ProjectList {
+    /// The Inbox first, then by name.
+    pub items: Vec<ProjectView>,
+}
+
+/// A member of a project, as its members see them.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "ProjectMember"))]
+pub struct MemberView {
+    pub user_id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: ProjectRole,
+    #[serde(serialize_with = "rfc3339::serialize")]
+    pub joined_at: DateTime<Utc>,
+}
+
+impl MemberView {
+    pub fn new(user: user::Model, role: ProjectRole, joined_at: DateTime<Utc>) -> Self {
+        Self {
+            user_id: user.id,
+            name: user.name,
+            email: user.email,
+            role,
+            joined_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "ProjectMemberList"))]
+pub struct MemberList {
+    /// Longest-standing first.
+    pub items: Vec<MemberView>,
 }

@@ -47,7 +47,7 @@ impl GetTask {
             .and_then(|raw| raw.parse().ok())
             .ok_or(StatusCode::NOT_FOUND)?;
         let task = task::Entity::find_by_id(id)
-            .filter(task::Column::UserId.eq(claims.sub))
+            .filter(task::Column::ProjectId.eq(claims.sub))
             .one(&self.db)
             .await
             .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?

@@ -101,8 +101,12 @@ impl Drop for Subscription {
 }
 
 impl ChangeListener for Feed {
-    fn changed(&self, owner: Uuid) -> futures_util::future::BoxFuture<'_, ()> {
-        Box::pin(Feed::changed(self, owner))
+    fn changed(&self, audience: Vec<Uuid>) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for user in audience {
+                Feed::changed(self, user).await;
+            }
+        })
     }
 }
 

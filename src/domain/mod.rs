@@ -5,12 +5,14 @@
 
 mod email;
 mod password;
+mod project;
 mod text;
 mod title;
 mod user_name;
 
 pub use email::Email;
 pub use password::Password;
+pub use project::{Color, ProjectName};
 pub use text::INVISIBLE_CLASS;
 pub use title::Title;
 pub use user_name::UserName;

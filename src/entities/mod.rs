@@ -1,6 +1,8 @@
 //! Database tables as sea-orm entities. Behaviour lives in `crate::models`, API shapes in `crate::views`.
 
 pub mod idempotency_key;
+pub mod project;
+pub mod project_member;
 pub mod refresh_token;
 pub mod task;
 pub mod task_event;

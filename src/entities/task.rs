@@ -1,4 +1,4 @@
-//! `tasks`: owned by one user; `version` is bumped on every write and served as the ETag.
+//! `tasks`: each in one project (`project`); `version` is bumped on every write and served as the ETag.
 
 use salvo::oapi::ToSchema;
 use sea_orm::entity::prelude::*;
@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub user_id: Uuid,
+    /// The project the task is in. The column keeps its first name, `user_id`: a task's
+    /// project was its owner's Inbox, whose id is the owner's (migration 000011), so older
+    /// binaries read and write exactly their user's Inbox through it.
+    #[sea_orm(column_name = "user_id")]
+    pub project_id: Uuid,
     pub title: String,
     #[sea_orm(column_type = "Text", nullable)]
     pub description: Option<String>,
@@ -84,17 +88,17 @@ pub enum Priority {
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
     #[sea_orm(
-        belongs_to = "super::user::Entity",
-        from = "Column::UserId",
-        to = "super::user::Column::Id",
+        belongs_to = "super::project::Entity",
+        from = "Column::ProjectId",
+        to = "super::project::Column::Id",
         on_delete = "Cascade"
     )]
-    User,
+    Project,
 }
 
-impl Related<super::user::Entity> for Entity {
+impl Related<super::project::Entity> for Entity {
     fn to() -> RelationDef {
-        Relation::User.def()
+        Relation::Project.def()
     }
 }
 

@@ -10,7 +10,11 @@ use crate::entities::task::{Priority, Status};
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
+    /// Who receives the event: one row per member of the project at the time of the change.
     pub user_id: Uuid,
+    /// The project the task was in; `None` only on rows older than projects (migration
+    /// 000011 fills those with the recipient's Inbox).
+    pub project_id: Option<Uuid>,
     pub task_id: Uuid,
     /// `created`, `updated` or `deleted`.
     pub kind: String,

@@ -56,13 +56,13 @@ impl Role {
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {
-    #[sea_orm(has_many = "super::task::Entity")]
-    Tasks,
+    #[sea_orm(has_many = "super::project_member::Entity")]
+    Memberships,
 }
 
-impl Related<super::task::Entity> for Entity {
+impl Related<super::project_member::Entity> for Entity {
     fn to() -> RelationDef {
-        Relation::Tasks.def()
+        Relation::Memberships.def()
     }
 }
 

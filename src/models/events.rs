@@ -1,14 +1,16 @@
-//! The change feed's log: `task_events`, one row per task change, written by
-//! `models::tasks` in the transaction of the change, read by the SSE streams
-//! (`routes::events`) and pruned by age and count.
+//! The change feed's log: `task_events`, one row per task change and per member of the
+//! task's project (its recipient, `user_id`), written by `models::tasks` in the transaction
+//! of the change, read by the SSE streams (`routes::events`) and pruned by age and count.
+//! A user's log is therefore exactly what they could see when it happened: a member who
+//! leaves gets no row of that project's later changes.
 //!
 //! Ordering: a stream sends a user's rows in id order and remembers the last id it sent,
 //! so ids must be handed out in commit order per user, or a row committed late with a
 //! smaller id would be skipped. SQLite has one writer at a time; on PostgreSQL every
-//! task write of a user takes a transaction-scoped advisory lock on the user first
+//! task write takes a transaction-scoped advisory lock on each member of the project first
 //! (`models::tasks::portable::serialize_writes`; the PostgreSQL store's statements take
-//! the same lock), so a user's writes commit one after another, each with a larger
-//! id than the last. Different users never wait for each other.
+//! the same locks), so the writes that reach a user commit one after another, each with a
+//! larger id than the last. Writes that share no member never wait for each other.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use uuid::Uuid;
 use crate::entities::{task, task_event, user};
 use crate::error::Result;
 use crate::models::housekeeping;
+use crate::models::projects;
 use crate::validate;
 use crate::views::{RenderJson, TaskView};
 
@@ -53,16 +56,25 @@ impl Kind {
     }
 }
 
-/// Appends the event of a change, in the change's transaction; returns its id. (On
-/// PostgreSQL the task writes outside a caller's transaction record theirs in the same
-/// statement as the change instead: `models::tasks::postgres::writes`.)
+/// Appends the events of a change (one per member of the task's project), in the change's
+/// transaction. (On PostgreSQL the task writes outside a caller's transaction record theirs
+/// in the same statement as the change instead: `models::tasks::postgres::writes`.)
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     task: &task::Model,
     kind: Kind,
-) -> Result<i64, DbErr> {
+) -> Result<(), DbErr> {
+    for member in projects::member_ids(conn, task.project_id).await? {
+        recorded_for(task, kind, member).insert(conn).await?;
+    }
+    Ok(())
+}
+
+/// The event row of `task`'s change as `recipient` receives it.
+fn recorded_for(task: &task::Model, kind: Kind, recipient: Uuid) -> task_event::ActiveModel {
     let mut row = task_event::ActiveModel {
-        user_id: Set(task.user_id),
+        user_id: Set(recipient),
+        project_id: Set(Some(task.project_id)),
         task_id: Set(task.id),
         kind: Set(kind.as_str().to_string()),
         version: Set(task.version),
@@ -79,7 +91,7 @@ pub async fn record<C: ConnectionTrait>(
         row.task_created_at = Set(Some(task.created_at));
         row.task_updated_at = Set(Some(task.updated_at));
     }
-    Ok(row.insert(conn).await?.id)
+    row
 }
 
 /// The task as the event shows it, as JSON text: the stored `body` of an older row, else
@@ -98,6 +110,7 @@ pub fn task_json(event: &task_event::Model) -> String {
         (Some(title), Some(status), Some(priority), Some(created_at), Some(updated_at)) => {
             TaskView {
                 id: event.task_id,
+                project_id: event.project_id.unwrap_or(event.user_id),
                 title: title.clone(),
                 description: event.description.clone(),
                 status,
@@ -116,15 +129,20 @@ pub fn task_json(event: &task_event::Model) -> String {
         .unwrap_or_else(|| "null".to_string())
 }
 
-/// Up to `limit` of `owner`'s events after `after`, oldest first.
+/// Up to `limit` of `recipient`'s events after `after` (of `project` only, when given),
+/// oldest first.
 pub async fn after(
     db: &DatabaseConnection,
-    owner: Uuid,
+    recipient: Uuid,
+    project: Option<Uuid>,
     after: i64,
     limit: u64,
 ) -> Result<Vec<task_event::Model>> {
-    Ok(task_event::Entity::find()
-        .filter(task_event::Column::UserId.eq(owner))
+    let mut query = task_event::Entity::find().filter(task_event::Column::UserId.eq(recipient));
+    if let Some(project) = project {
+        query = query.filter(task_event::Column::ProjectId.eq(project));
+    }
+    Ok(query
         .filter(task_event::Column::Id.gt(after))
         .order_by_asc(task_event::Column::Id)
         .limit(limit)
@@ -320,7 +338,8 @@ mod tests {
         let live = kind != Kind::Deleted;
         task_event::Model {
             id: 7,
-            user_id: task.user_id,
+            user_id: task.project_id,
+            project_id: Some(task.project_id),
             task_id: task.id,
             kind: kind.as_str().to_string(),
             version: task.version,
@@ -342,7 +361,7 @@ mod tests {
     fn an_event_renders_its_task_like_the_api() {
         let task = task::Model {
             id: Uuid::now_v7(),
-            user_id: Uuid::now_v7(),
+            project_id: Uuid::now_v7(),
             title: "Ship \"it\"".into(),
             description: Some("line\nbreak".into()),
             status: task::Status::InProgress,

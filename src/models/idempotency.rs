@@ -283,7 +283,8 @@ fn is_unique_violation(err: &DbErr) -> bool {
 /// builds the response the client gets, which is stored with the key.
 pub async fn create_task(
     db: &DatabaseConnection,
-    owner: Uuid,
+    caller: Uuid,
+    project: Uuid,
     claim: &Claim,
     input: TaskInput,
     render: impl FnOnce(&task::Model) -> Result<StoredResponse>,
@@ -295,7 +296,13 @@ pub async fn create_task(
         Ok(txn) => txn,
         Err(replay) => return Ok(replay),
     };
-    let task = insert_with_event(&txn, new_task(owner, input)).await?;
+    let Some(task) = insert_with_event(&txn, caller, new_task(project, input)).await? else {
+        // The caller's right was checked before the claim (`TaskStore::create_once`): it was
+        // taken away while this ran.
+        return Err(AppError::Unavailable(
+            "The project's members changed meanwhile; try again.",
+        ));
+    };
     let response = render(&task)?;
     complete(&txn, claim, &response).await?;
     txn.commit().await?;

@@ -4,6 +4,7 @@ pub mod batch;
 pub mod events;
 pub mod housekeeping;
 pub mod idempotency;
+pub mod projects;
 pub mod sessions;
 pub mod tasks;
 pub mod txn;

@@ -15,7 +15,7 @@ use crate::auth::password::PasswordHasher;
 use crate::domain::{Email, Password, UserName};
 use crate::entities::user::{self, Role};
 use crate::error::{AppError, Result, conflict_on_unique};
-use crate::models::{sessions, txn};
+use crate::models::{projects, sessions, txn};
 use crate::requests::RegisterRequest;
 use crate::validate::Errors;
 
@@ -153,8 +153,8 @@ async fn insert<C: ConnectionTrait>(
     password_hash: String,
     role: Role,
 ) -> Result<user::Model> {
-    let now = Utc::now();
-    user::ActiveModel {
+    let now = crate::validate::now();
+    let user = user::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(name.into_inner()),
         email: Set(email.into_inner()),
@@ -167,7 +167,10 @@ async fn insert<C: ConnectionTrait>(
     }
     .insert(conn)
     .await
-    .map_err(|err| conflict_on_unique(err, DUPLICATE_EMAIL))
+    .map_err(|err| conflict_on_unique(err, DUPLICATE_EMAIL))?;
+    // Every account has its Inbox from its first moment (`models::projects`).
+    projects::create_inbox(conn, &user).await?;
+    Ok(user)
 }
 
 /// Checks credentials. Unknown email, wrong password and deactivated account are all
@@ -351,7 +354,10 @@ pub async fn delete(
     if keeps_admin_rights(&user) && !other_admins {
         return Err(AppError::Conflict(LAST_ADMIN.into()));
     }
-    // Tasks and refresh tokens go with the user through ON DELETE CASCADE.
+    // Shared projects the user alone administers pass to another member first; the Inbox
+    // (with its tasks), memberships and refresh tokens go with the user through ON DELETE
+    // CASCADE.
+    projects::hand_over_before_deleting(&txn, id).await?;
     user::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
     Ok(())

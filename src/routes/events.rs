@@ -32,8 +32,11 @@ use crate::auth::jwt::unix_now;
 use crate::cluster::feed::{Refusal, Subscription};
 use crate::entities::task_event;
 use crate::error::{AppError, Result};
+use crate::extract::Query;
 use crate::metrics::SSE_EVENTS_SENT;
+use crate::models::projects::{self, Action};
 use crate::models::{events, users};
+use crate::requests::FeedQuery;
 use crate::routes::guard::bearer_token;
 use crate::state::AppState;
 use crate::views::{StreamEnd, TaskEventData};
@@ -73,8 +76,9 @@ impl EndReason {
 /// writer (`events::task_json`), already compact; salvo frames it.
 fn task_event(row: &task_event::Model) -> (SseEvent, usize) {
     let data = format!(
-        "{{\"task_id\":\"{}\",\"version\":{},\"task\":{}}}",
+        "{{\"task_id\":\"{}\",\"project_id\":\"{}\",\"version\":{},\"task\":{}}}",
         row.task_id,
+        row.project_id.unwrap_or(row.user_id),
         row.version,
         events::task_json(row),
     );
@@ -108,6 +112,8 @@ enum Wake {
 struct Feeder {
     db: DatabaseConnection,
     user: Uuid,
+    /// `?project_id=`: only this project's events.
+    project: Option<Uuid>,
     token_version: i32,
     expires_at: Instant,
     sub: Subscription,
@@ -205,7 +211,7 @@ impl Feeder {
     /// Queues the user's events after `last_id` (one batch), or `reset` if some of them
     /// were pruned before this stream sent them.
     async fn read(&mut self) -> Result<()> {
-        let rows = events::after(&self.db, self.user, self.last_id, BATCH).await?;
+        let rows = events::after(&self.db, self.user, self.project, self.last_id, BATCH).await?;
         // The floor is read after the rows: a prune that commits between the two reads
         // could otherwise have taken rows in (last_id, floor] out of `rows` unnoticed.
         let pruned_through = events::pruned_through(&self.db, self.user).await?;
@@ -395,7 +401,8 @@ impl EndpointOutRegister for EventStream {
     }
 }
 
-/// Stream the caller's task changes (Server-Sent Events). Reconnect with `Last-Event-ID`
+/// Stream the changes of every project the caller is a member of (Server-Sent Events), or of
+/// one with `project_id`; a member who leaves a project hears nothing more of it. Reconnect with `Last-Event-ID`
 /// to replay what was missed. At most `events.max_streams_per_user` open streams per user
 /// per replica (429 beyond), and `events.max_streams_per_replica` of all users together
 /// (503 with `Retry-After` beyond).
@@ -409,6 +416,7 @@ pub async fn task_events(
     req: &mut Request,
     state: AppState,
     caller: CurrentUser,
+    query: Query<FeedQuery>,
 ) -> Result<EventStream> {
     if state.is_draining() || state.feed.is_shut_down() {
         // A stream opened now would only get `end` with reason shutdown: send the client
@@ -416,6 +424,10 @@ pub async fn task_events(
         return Err(AppError::Unavailable(
             "This server is shutting down; reconnect shortly.",
         ));
+    }
+    let project = query.0.project_id;
+    if let Some(project) = project {
+        projects::get(&state.db, caller.id, project, Action::Read).await?;
     }
     // The guard checked the token; the stream also needs its expiry and version.
     let claims = state
@@ -459,6 +471,7 @@ pub async fn task_events(
     let feeder = Feeder {
         db: state.db.clone(),
         user: caller.id,
+        project,
         token_version: claims.ver,
         expires_at: Instant::now() + Duration::from_secs(claims.exp.saturating_sub(unix_now())),
         sub,
@@ -484,6 +497,7 @@ mod tests {
         let row = task_event::Model {
             id: 42,
             user_id: Uuid::now_v7(),
+            project_id: Some(Uuid::now_v7()),
             task_id: Uuid::now_v7(),
             kind: "deleted".into(),
             version: 3,

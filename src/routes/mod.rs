@@ -7,6 +7,7 @@ pub mod frontend;
 pub mod guard;
 pub mod health;
 pub mod idempotent;
+pub mod projects;
 pub mod responses;
 pub mod tasks;
 

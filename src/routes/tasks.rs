@@ -1,5 +1,8 @@
-//! Task routes under `/api/v1/tasks`: owner-only CRUD. Another user's task is a 404,
-//! byte-identical to a missing one; `ETag`/`If-Match`/`If-None-Match` carry the version.
+//! Task routes under `/api/v1/tasks` (and a project's listing, `/api/v1/projects/{id}/tasks`):
+//! every call on behalf of the caller, as their role in the task's project allows
+//! (`models::projects::policy`). A task of a project the caller is not a member of is a
+//! 404, byte-identical to a missing one; `ETag`/`If-Match`/`If-None-Match` carry the
+//! version.
 
 use salvo::http::StatusCode;
 use salvo::http::headers::{self, ETag, HeaderMapExt, IfMatch, IfNoneMatch};
@@ -46,27 +49,27 @@ fn version_tag(version: i32) -> Option<ETag> {
 /// The preconditions of a write (PUT, PATCH, DELETE), RFC 9110 §13.2.2: `If-Match` passes
 /// only if it names the current version with a strong tag (or is `*`); then
 /// `If-None-Match` fails if it names the current version (weakly) or is `*`.
-struct WriteConditions {
+pub(crate) struct WriteConditions {
     if_match: Sent<IfMatch>,
     if_none_match: Sent<IfNoneMatch>,
 }
 
 impl WriteConditions {
-    fn from_request(req: &Request) -> Self {
+    pub(crate) fn from_request(req: &Request) -> Self {
         Self {
             if_match: Sent::from_request(req),
             if_none_match: Sent::from_request(req),
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         matches!(
             (&self.if_match, &self.if_none_match),
             (Sent::Absent, Sent::Absent)
         )
     }
 
-    fn allow(&self, version: i32) -> bool {
+    pub(crate) fn allow(&self, version: i32) -> bool {
         let Some(tag) = version_tag(version) else {
             return false;
         };
@@ -91,14 +94,14 @@ impl WriteConditions {
 async fn expected_version(
     req: &Request,
     store: &TaskStore,
-    owner: uuid::Uuid,
+    caller: uuid::Uuid,
     id: uuid::Uuid,
 ) -> Result<Option<i32>> {
     let conditions = WriteConditions::from_request(req);
     if conditions.is_empty() {
         return Ok(None);
     }
-    let task = store.get(owner, id).await?;
+    let task = store.get(caller, id).await?;
     if !conditions.allow(task.version) {
         return Err(AppError::PreconditionFailed);
     }
@@ -113,11 +116,11 @@ fn not_modified(req: &Request, version: i32) -> bool {
     }
 }
 
-/// Create a task owned by the caller. With `Idempotency-Key`, a retry with the same key
+/// Create a task in `project_id` (editor or admin there), or in the caller's Inbox. With `Idempotency-Key`, a retry with the same key
 /// and body within 24 hours replays the first response (`Idempotent-Replayed: true`) and
 /// creates nothing; the same key with another body is a 422. A duplicate sent while the
 /// first is still running waits for it and then replays it.
-#[endpoint(operation_id = "createTask", tags("tasks"), security(("bearer" = [])), parameters(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the create safe to retry: per user, remembered 24 hours")), status_codes(201, 400, 401, 409, 413, 415, 422, 429, 503))]
+#[endpoint(operation_id = "createTask", tags("tasks"), security(("bearer" = [])), parameters(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the create safe to retry: per user, remembered 24 hours")), status_codes(201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
 pub async fn create(
     req: &mut Request,
     state: AppState,
@@ -125,9 +128,10 @@ pub async fn create(
     body: Payload<CreateTaskRequest>,
 ) -> Result<Idempotent<TaskCreated>> {
     let claim = idempotent::claim(req, &state, Scope::Tasks(caller.id)).await?;
+    let project = body.0.project_id.unwrap_or(caller.id);
     let input = TaskInput::try_from(body.0)?;
     let Some(claim) = claim else {
-        let task = state.tasks.create(caller.id, input).await?;
+        let task = state.tasks.create(caller.id, project, input).await?;
         metrics::counter!(TASKS_CREATED).increment(1);
         tracing::info!(event = "task_create", user_id = %caller.id, task_id = %task.id, "task created");
         return Ok(Idempotent::Fresh(TaskCreated(task.into())));
@@ -143,7 +147,7 @@ pub async fn create(
     };
     match state
         .tasks
-        .create_once(caller.id, claim, input, render)
+        .create_once(caller.id, project, claim, input, render)
         .await?
     {
         Once::Created(task, response) => {
@@ -165,23 +169,49 @@ pub async fn create(
     }
 }
 
-/// List the caller's tasks: filtered, sorted and paginated (at most 100 per page), by
-/// `offset` or by the `cursor` a previous page returned as `next_cursor` (422 for a cursor
-/// that is altered, another user's, or from another sort or filter, or sent with `offset`).
+/// List the tasks of the caller's Inbox (`/projects/{id}/tasks` lists another project's):
+/// filtered, sorted and paginated (at most 100 per page), by `offset` or by the `cursor` a
+/// previous page returned as `next_cursor` (422 for a cursor that is altered, another
+/// user's or project's, or from another sort or filter, or sent with `offset`).
 #[endpoint(operation_id = "listTasks", tags("tasks"), security(("bearer" = [])), status_codes(200, 401, 422, 429, 503))]
 pub async fn list(
     state: AppState,
     caller: CurrentUser,
     query: Query<ListTasksQuery>,
 ) -> Result<Rendered200<TaskPage>> {
-    let filter = TaskFilter::try_from(query.0)?;
-    let (binding, key) = (filter.binding(caller.id), &state.jwt.derived.cursor);
+    list_project(&state, &caller, caller.id, query.0).await
+}
+
+/// List a project's tasks (any member), with the filters, sorts and cursors of `GET /tasks`.
+#[endpoint(operation_id = "listProjectTasks", tags("projects"), security(("bearer" = [])), status_codes(200, 401, 404, 422, 429, 503))]
+pub async fn list_in_project(
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+    query: Query<ListTasksQuery>,
+) -> Result<Rendered200<TaskPage>> {
+    list_project(&state, &caller, id.0, query.0).await
+}
+
+async fn list_project(
+    state: &AppState,
+    caller: &CurrentUser,
+    project: uuid::Uuid,
+    query: ListTasksQuery,
+) -> Result<Rendered200<TaskPage>> {
+    let filter = TaskFilter::try_from(query)?;
+    // A cursor is bound to the project it pages through, so it cannot be replayed on
+    // another one; the caller's right to read the project is checked on every page.
+    let (binding, key) = (filter.binding(project), &state.jwt.derived.cursor);
     let after = filter
         .cursor
         .as_deref()
         .map(|raw| binding.decode(key, raw))
         .transpose()?;
-    let page = state.tasks.list(caller.id, &filter, after.as_ref()).await?;
+    let page = state
+        .tasks
+        .list(caller.id, project, &filter, after.as_ref())
+        .await?;
     Ok(Rendered200(TaskPage {
         items: page.items.into_iter().map(TaskView::from).collect(),
         total: page.total,
@@ -225,7 +255,7 @@ async fn apply(
 }
 
 /// Replace a task. Omitted optional fields return to their defaults. Honours `If-Match` (412).
-#[endpoint(operation_id = "replaceTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
+#[endpoint(operation_id = "replaceTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 503))]
 pub async fn replace(
     req: &mut Request,
     state: AppState,
@@ -233,12 +263,21 @@ pub async fn replace(
     id: ResourceId,
     body: Payload<ReplaceTaskRequest>,
 ) -> Result<TaskReply> {
+    if let Some(project) = body.0.project_id {
+        let task = state.tasks.get(caller.id, id.0).await?;
+        if task.project_id != project {
+            return Err(AppError::validation(
+                "project_id",
+                "PUT does not move a task: omit project_id or give the task's own",
+            ));
+        }
+    }
     let changes = TaskChanges::from(TaskInput::try_from(body.0)?);
     apply(req, &state, &caller, id, changes).await
 }
 
 /// Change some fields of a task; `null` clears `description` or `due_date`. Honours `If-Match` (412).
-#[endpoint(operation_id = "updateTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 404, 412, 413, 415, 422, 429, 503))]
+#[endpoint(operation_id = "updateTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(200, 400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 503))]
 pub async fn patch(
     req: &mut Request,
     state: AppState,
@@ -251,7 +290,7 @@ pub async fn patch(
 }
 
 /// Delete a task. Honours `If-Match` (412).
-#[endpoint(operation_id = "deleteTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(204, 401, 404, 412, 429, 503))]
+#[endpoint(operation_id = "deleteTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(204, 401, 403, 404, 412, 429, 503))]
 pub async fn delete(
     req: &mut Request,
     state: AppState,

@@ -250,6 +250,7 @@ async fn total_stops_counting_at_the_cap(backend: Backend) {
     futures::stream::iter(0..103)
         .for_each_concurrent(16, |n| async move {
             let input = TaskInput::try_from(CreateTaskRequest {
+                project_id: None,
                 title: format!("bulk {n}"),
                 description: (n < 3).then(|| "needle".to_string()),
                 status: Some(Status::Todo),
@@ -257,7 +258,7 @@ async fn total_stops_counting_at_the_cap(backend: Backend) {
                 due_date: None,
             })
             .expect("valid task");
-            store.create(owner, input).await.expect("task");
+            store.create(owner, owner, input).await.expect("task");
         })
         .await;
     for query in [

@@ -675,6 +675,7 @@ async fn write_tasks(app: &TestApp, owner: &str, title: &str, count: usize, size
     let owner = Uuid::parse_str(owner).expect("user id");
     for n in 0..count {
         let input = TaskInput::try_from(CreateTaskRequest {
+            project_id: None,
             title: format!("{title} {n}"),
             description: Some("d".repeat(size)),
             status: None,
@@ -682,7 +683,11 @@ async fn write_tasks(app: &TestApp, owner: &str, title: &str, count: usize, size
             due_date: None,
         })
         .expect("valid task");
-        app.state.tasks.create(owner, input).await.expect("task");
+        app.state
+            .tasks
+            .create(owner, owner, input)
+            .await
+            .expect("task");
     }
 }
 

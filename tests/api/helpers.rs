@@ -445,9 +445,9 @@ impl TestApp {
         reply.body
     }
 
-    /// Holds `user_id`'s change-feed lock, the one each of their task writes takes first
-    /// (PostgreSQL), until the returned transaction ends: their writes wait in the database
-    /// meanwhile.
+    /// Holds `user_id`'s change-feed lock, the one each write of a task in a project they
+    /// are a member of takes first (PostgreSQL), until the returned transaction ends: those
+    /// writes wait in the database meanwhile.
     pub async fn hold_feed_lock(&self, user_id: &str) -> sea_orm::DatabaseTransaction {
         use sea_orm::{DatabaseBackend, Statement, TransactionTrait};
 
@@ -456,8 +456,8 @@ impl TestApp {
         blocker
             .execute_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
-                "SELECT pg_advisory_xact_lock($1)",
-                [taskapi::models::tasks::domain::advisory_key(user_id).into()],
+                "SELECT pg_advisory_xact_lock(taskapi_feed_key($1))",
+                [user_id.into()],
             ))
             .await
             .expect("lock");

@@ -15,6 +15,7 @@ mod lifecycle;
 mod observability;
 mod openapi;
 mod operations;
+mod projects;
 mod replicas;
 mod search;
 mod sessions;

@@ -8,12 +8,13 @@ use crate::helpers::{
     until_taken_or_queued,
 };
 
-const TASK_KEYS: [&str; 9] = [
+const TASK_KEYS: [&str; 10] = [
     "created_at",
     "description",
     "due_date",
     "id",
     "priority",
+    "project_id",
     "status",
     "title",
     "updated_at",
@@ -878,7 +879,7 @@ async fn a_listing_past_its_last_page_gets_its_total_from_the_same_statement() {
     }
     let owner: uuid::Uuid = owner.parse().expect("user id");
     let past = |offset| DefaultPage {
-        owner,
+        project: owner,
         probe: 21,
         offset,
     };

@@ -147,22 +147,12 @@ pub fn check_version(task: &task::Model, expected: Option<i32>) -> Result<()> {
     }
 }
 
-/// A 64-bit lock key per user. Another user sharing a key only waits a little longer;
-/// the high bits of the key space tell these locks apart from any other advisory lock.
-pub fn advisory_key(owner: Uuid) -> i64 {
-    let bytes = owner.as_u128().to_be_bytes();
-    let mut low = [0u8; 8];
-    low.copy_from_slice(&bytes[8..]);
-    // The low half of a UUIDv7 is random; mark it as the feed's (0x7461 = "ta").
-    (i64::from_be_bytes(low) & 0x0000_ffff_ffff_ffff) | (0x7461 << 48)
-}
-
 /// The row a create writes: whatever must be stored with every new task belongs here.
-pub fn new_task(owner: Uuid, input: TaskInput) -> task::Model {
+pub fn new_task(project: Uuid, input: TaskInput) -> task::Model {
     let now = validate::now();
     task::Model {
         id: Uuid::now_v7(),
-        user_id: owner,
+        project_id: project,
         status: input.status,
         priority: input.priority,
         due_date: input.due_date,
@@ -183,6 +173,7 @@ mod tests {
     #[test]
     fn put_without_optional_fields_resets_them_to_defaults() {
         let input = TaskInput::try_from(CreateTaskRequest {
+            project_id: None,
             title: "  Write docs ".into(),
             description: None,
             status: None,
@@ -220,6 +211,7 @@ mod tests {
     #[test]
     fn every_invalid_field_is_reported_at_once() {
         let Err(AppError::Validation(errors)) = TaskInput::try_from(CreateTaskRequest {
+            project_id: None,
             title: " ".into(),
             description: Some("nul\0".into()),
             status: None,
@@ -236,12 +228,5 @@ mod tests {
             panic!("expected validation error");
         };
         assert_eq!(errors[0].message, "must not contain control characters");
-    }
-
-    #[test]
-    fn advisory_keys_differ_per_user_and_carry_the_feed_tag() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        assert_ne!(advisory_key(a), advisory_key(b));
-        assert_eq!(advisory_key(a) >> 48, 0x7461);
     }
 }

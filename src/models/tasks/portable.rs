@@ -1,11 +1,14 @@
 //! The portable task store: sea-orm's query builder and transactions, for SQLite (and any
-//! database sea-orm speaks). Each write takes the owner's change-feed lock, writes, and
-//! records its event in one transaction.
+//! database sea-orm speaks). Each statement admits only the projects where the caller's
+//! role allows the action (`models::projects::ids_allowed`); each write takes the
+//! change-feed locks of the project's members, writes, and records its events in one
+//! transaction.
 
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, Statement, TransactionSession, TransactionTrait,
+    EntityTrait, QueryFilter, QuerySelect, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionSession, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -15,10 +18,9 @@ use super::postgres::writes::Update;
 use crate::entities::task;
 use crate::error::{Result, unauthorized_on_missing_owner};
 use crate::models::events;
+use crate::models::projects::{self, Action, ids_allowed};
 use crate::models::txn::begin_write;
 use crate::validate;
-
-use super::domain::{NOT_FOUND, advisory_key, explain_miss};
 
 pub struct PortableTasks {
     db: DatabaseConnection,
@@ -33,36 +35,36 @@ impl PortableTasks {
         &self.db
     }
 
-    pub async fn get(&self, owner: Uuid, id: Uuid) -> Result<task::Model> {
-        task::Entity::find_by_id(id)
-            .filter(task::Column::UserId.eq(owner))
+    pub async fn get(&self, caller: Uuid, id: Uuid) -> Result<Option<task::Model>> {
+        Ok(task::Entity::find_by_id(id)
+            .filter(task::Column::ProjectId.in_subquery(ids_allowed(caller, Action::Read)))
             .one(&self.db)
-            .await?
-            .ok_or(NOT_FOUND)
+            .await?)
     }
 
     pub async fn list(
         &self,
-        owner: Uuid,
+        project: Uuid,
         filter: &TaskFilter,
         cursor: Option<&Position>,
     ) -> Result<Page> {
-        list::list_portable(&self.db, owner, filter, cursor).await
+        list::list_portable(&self.db, project, filter, cursor).await
     }
 
-    pub async fn create(&self, task: task::Model) -> Result<task::Model> {
-        insert_with_event(&self.db, task).await
+    pub async fn create(&self, caller: Uuid, task: task::Model) -> Result<Option<task::Model>> {
+        insert_with_event(&self.db, caller, task).await
     }
 
     /// Applies `changes` in one conditional UPDATE (compare-and-set on `version` when the
-    /// client sent If-Match), in a transaction with the per-user lock and the event.
+    /// client sent If-Match), in a transaction with the feed locks and the events; `None`
+    /// when nothing matched.
     pub async fn update(
         &self,
-        owner: Uuid,
+        caller: Uuid,
         id: Uuid,
         changes: Update,
         expected_version: Option<i32>,
-    ) -> Result<task::Model> {
+    ) -> Result<Option<task::Model>> {
         let mut update = task::Entity::update_many()
             .col_expr(
                 task::Column::Version,
@@ -81,7 +83,7 @@ impl PortableTasks {
                     .into()
             })
             .filter(task::Column::Id.eq(id))
-            .filter(task::Column::UserId.eq(owner))
+            .filter(task::Column::ProjectId.in_subquery(ids_allowed(caller, Action::EditTasks)))
             // The version stops at the largest `i32`: a change past it matches nothing (409).
             .filter(task::Column::Version.lt(i32::MAX));
         if let Some(version) = expected_version {
@@ -108,71 +110,110 @@ impl PortableTasks {
         }
         // The change-feed event commits with the change, or neither does.
         let txn = begin_write(&self.db).await?;
-        serialize_writes(&txn, owner).await?;
+        if let Some(project) = project_of(&txn, id).await? {
+            serialize_writes(&txn, project).await?;
+        }
         let mut rows = update.exec_with_returning(&txn).await?;
         match rows.pop() {
             Some(task) => {
                 events::record(&txn, &task, events::Kind::Updated).await?;
                 txn.commit().await?;
-                Ok(task)
+                Ok(Some(task))
             }
             None => {
                 txn.rollback().await?;
-                Err(explain_miss(self.get(owner, id).await))
+                Ok(None)
             }
         }
     }
 
-    pub async fn delete(&self, owner: Uuid, id: Uuid, expected_version: Option<i32>) -> Result<()> {
+    /// Deletes task `id` for `caller`; its project, or `None` when nothing matched.
+    pub async fn delete(
+        &self,
+        caller: Uuid,
+        id: Uuid,
+        expected_version: Option<i32>,
+    ) -> Result<Option<Uuid>> {
         let mut delete = task::Entity::delete_many()
             .filter(task::Column::Id.eq(id))
-            .filter(task::Column::UserId.eq(owner));
+            .filter(task::Column::ProjectId.in_subquery(ids_allowed(caller, Action::EditTasks)));
         if let Some(version) = expected_version {
             delete = delete.filter(task::Column::Version.eq(version));
         }
         let txn = begin_write(&self.db).await?;
-        serialize_writes(&txn, owner).await?;
+        if let Some(project) = project_of(&txn, id).await? {
+            serialize_writes(&txn, project).await?;
+        }
         let Some(deleted) = delete.exec_with_returning(&txn).await?.pop() else {
             txn.rollback().await?;
-            return Err(explain_miss(self.get(owner, id).await));
+            return Ok(None);
         };
         // The tombstone carries the version that was deleted.
         events::record(&txn, &deleted, events::Kind::Deleted).await?;
         txn.commit().await?;
-        Ok(())
+        Ok(Some(deleted.project_id))
     }
 }
 
-/// Inserts `task` with its change-feed event, in a transaction of its own or (on a
-/// transaction) in a savepoint of the caller's: an idempotent create stores its key and
-/// response in the same transaction (`models::idempotency`).
+/// The project task `id` is in, if it exists (whoever asks: only to know whose feeds to
+/// lock before the guarded write).
+async fn project_of<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<Uuid>, DbErr> {
+    task::Entity::find_by_id(id)
+        .select_only()
+        .column(task::Column::ProjectId)
+        .into_tuple()
+        .one(conn)
+        .await
+}
+
+/// Inserts `task` with its change-feed events if `caller` may write in its project (`None`
+/// when not), in a transaction of its own or (on a transaction) in a savepoint of the
+/// caller's: an idempotent create stores its key and response in the same transaction
+/// (`models::idempotency`).
 pub async fn insert_with_event<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
+    caller: Uuid,
     task: task::Model,
-) -> Result<task::Model> {
-    let txn = conn.begin().await?;
-    serialize_writes(&txn, task.user_id).await?;
+) -> Result<Option<task::Model>> {
+    // It reads (the role) before it writes: on SQLite it must hold the write lock from the
+    // start (`models::txn`). Inside a caller's transaction this is a savepoint.
+    let txn = conn
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?;
+    let role = projects::role_of(&txn, caller, task.project_id).await?;
+    if role < Some(Action::EditTasks.least_role()) {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    serialize_writes(&txn, task.project_id).await?;
     let task = task::ActiveModel::from(task)
         .insert(&txn)
         .await
         .map_err(unauthorized_on_missing_owner)?;
     events::record(&txn, &task, events::Kind::Created).await?;
     txn.commit().await?;
-    Ok(task)
+    Ok(Some(task))
 }
 
-/// Makes `owner`'s task writes commit one at a time (see `models::events` on ordering): a
-/// transaction-scoped advisory lock on PostgreSQL (an idempotent create goes through
-/// [`insert_with_event`] there too), nothing on SQLite (one writer anyway).
-/// Call first in the transaction, before the event id is drawn.
-async fn serialize_writes<C: ConnectionTrait>(conn: &C, owner: Uuid) -> Result<(), DbErr> {
+/// Makes the task writes that reach a user's change feed commit one at a time (see
+/// `models::events` on ordering): the transaction-scoped advisory lock of every member of
+/// `project`, in key order, on PostgreSQL (an idempotent create goes through
+/// [`insert_with_event`] there too; the same locks as the PostgreSQL store's statements),
+/// nothing on SQLite (one writer anyway). Call first in the transaction, before the event
+/// ids are drawn.
+async fn serialize_writes<C: ConnectionTrait>(conn: &C, project: Uuid) -> Result<(), DbErr> {
     if conn.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(());
     }
     conn.execute_raw(Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
-        "SELECT pg_advisory_xact_lock($1)",
-        [advisory_key(owner).into()],
+        r#"SELECT count(pg_advisory_xact_lock("key")) FROM (
+  SELECT DISTINCT taskapi_feed_key("user_id") AS "key" FROM "project_members"
+  WHERE "project_id" = $1 ORDER BY 1) AS "ordered""#,
+        [project.into()],
     ))
     .await?;
     Ok(())

@@ -66,7 +66,7 @@ impl Position {
 /// canonical text of every filter (built by `TaskFilter::binding`); only its hash travels.
 #[derive(Debug, Clone)]
 pub struct Binding {
-    pub owner: Uuid,
+    pub project: Uuid,
     pub sort: TaskSort,
     pub filters: String,
 }
@@ -92,7 +92,7 @@ impl Binding {
     }
 
     fn tag(&self, key: &[u8], payload: &[u8]) -> [u8; 32] {
-        hmac_sha256(key, &[self.owner.as_bytes(), payload])
+        hmac_sha256(key, &[self.project.as_bytes(), payload])
     }
 
     /// The cursor that continues after `position`.
@@ -173,9 +173,9 @@ impl Binding {
 mod tests {
     use super::*;
 
-    fn binding(owner: Uuid, sort: TaskSort, filters: &str) -> Binding {
+    fn binding(project: Uuid, sort: TaskSort, filters: &str) -> Binding {
         Binding {
-            owner,
+            project,
             sort,
             filters: filters.to_string(),
         }
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn round_trips_every_key_kind() {
-        let owner = Uuid::now_v7();
+        let project = Uuid::now_v7();
         let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("instant");
         for (sort, key) in [
             (TaskSort::CreatedAtDesc, SortKey::Instant(at)),
@@ -192,7 +192,7 @@ mod tests {
             (TaskSort::Priority, SortKey::Priority(3)),
             (TaskSort::TitleDesc, SortKey::Text("Ünïcode . title".into())),
         ] {
-            let binding = binding(owner, sort, "status=todo");
+            let binding = binding(project, sort, "status=todo");
             let position = Position {
                 key,
                 id: Uuid::now_v7(),
@@ -204,8 +204,8 @@ mod tests {
 
     #[test]
     fn tampered_foreign_and_mismatched_cursors_are_refused() {
-        let owner = Uuid::now_v7();
-        let mine = binding(owner, TaskSort::Title, "");
+        let project = Uuid::now_v7();
+        let mine = binding(project, TaskSort::Title, "");
         let position = Position {
             key: SortKey::Text("a".into()),
             id: Uuid::now_v7(),
@@ -226,12 +226,12 @@ mod tests {
         assert_eq!(field(mine.decode(b"key", &forged).unwrap_err()), INVALID);
         assert_eq!(field(mine.decode(b"key", "garbage").unwrap_err()), INVALID);
         // Same user, another sort or filter: a binding mismatch.
-        let other_sort = binding(owner, TaskSort::TitleDesc, "");
+        let other_sort = binding(project, TaskSort::TitleDesc, "");
         assert_eq!(
             field(other_sort.decode(b"key", &cursor).unwrap_err()),
             MISMATCH
         );
-        let other_filter = binding(owner, TaskSort::Title, "q=x");
+        let other_filter = binding(project, TaskSort::Title, "q=x");
         assert_eq!(
             field(other_filter.decode(b"key", &cursor).unwrap_err()),
             MISMATCH

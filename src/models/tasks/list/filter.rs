@@ -26,12 +26,12 @@ pub struct TaskFilter {
 }
 
 impl TaskFilter {
-    /// What a cursor for this listing is bound to: the owner, the sort and every filter,
+    /// What a cursor for this listing is bound to: the project, the sort and every filter,
     /// in a canonical text (the limit may change from page to page).
-    pub fn binding(&self, owner: Uuid) -> Binding {
+    pub fn binding(&self, project: Uuid) -> Binding {
         let instant = |at: &Option<DateTime<Utc>>| at.map(|at| at.timestamp_micros());
         Binding {
-            owner,
+            project,
             sort: self.sort,
             filters: format!(
                 "status={:?};priority={:?};due_before={:?};due_after={:?};q={:?}",

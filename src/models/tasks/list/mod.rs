@@ -1,4 +1,4 @@
-//! Listing an owner's tasks: filters, sorts, offset and keyset pages, for both stores.
+//! Listing a project's tasks: filters, sorts, offset and keyset pages, for both stores.
 
 pub mod cursor;
 mod filter;
@@ -26,8 +26,8 @@ use crate::requests::TaskSort;
 
 use cursor::{Position, SortKey};
 
-fn filtered(owner: Uuid, filter: &TaskFilter, dialect: Dialect) -> Select<task::Entity> {
-    let mut query = task::Entity::find().filter(task::Column::UserId.eq(owner));
+fn filtered(project: Uuid, filter: &TaskFilter, dialect: Dialect) -> Select<task::Entity> {
+    let mut query = task::Entity::find().filter(task::Column::ProjectId.eq(project));
     if let Some(status) = filter.status {
         query = query.filter(task::Column::Status.eq(status));
     }
@@ -163,45 +163,48 @@ pub struct Page {
 /// cursor the page also carries the number of matches (one round trip instead of two);
 /// after a cursor it does not (see `Page::total`).
 fn page_query(
-    owner: Uuid,
+    project: Uuid,
     filter: &TaskFilter,
     cursor: Option<&Position>,
     dialect: Dialect,
 ) -> Select<task::Entity> {
     let query =
-        listed(sorted(filtered(owner, filter, dialect), filter.sort)).limit(filter.limit + 1);
+        listed(sorted(filtered(project, filter, dialect), filter.sort)).limit(filter.limit + 1);
     match cursor {
         Some(position) => query.filter(after(position, filter.sort)),
         None => query
-            .column_as(matching_count(owner, filter, dialect), "total_matching")
+            .column_as(matching_count(project, filter, dialect), "total_matching")
             .offset(filter.offset),
     }
 }
 
 /// `total` counts at most this many matches; beyond it the page says `total_capped` and
-/// `total` is this number. Counting every match of an owner with tens of thousands of tasks
+/// `total` is this number. Counting every match of a project with tens of thousands of tasks
 /// cost more than the page itself (a full count per request); a count that stops after
-/// `TOTAL_CAP + 1` rows costs at most that many index entries, whatever the owner holds.
-/// At 1,000 the count still cost twice the page (50,000-task owner: 9.4k statements/s
+/// `TOTAL_CAP + 1` rows costs at most that many index entries, whatever the project holds.
+/// At 1,000 the count still cost twice the page (50,000-task project: 9.4k statements/s
 /// under `pgbench` against 15.2k at 100 and 20.9k with no count), so a first page of a
-/// large owner costs what a first page of a 100-task owner costs.
+/// large project costs what a first page of a 100-task project costs.
 pub const TOTAL_CAP: u64 = 100;
 
-/// The owner's tasks matching the filters, counted up to [`TOTAL_CAP`] + 1, as a scalar
+/// The project's tasks matching the filters, counted up to [`TOTAL_CAP`] + 1, as a scalar
 /// subquery of the page's statement. PostgreSQL runs it once (an InitPlan), from an index
 /// alone when one serves the filters; `COUNT(*) OVER ()` instead kept every match, whole,
 /// to count it.
-fn matching_count(owner: Uuid, filter: &TaskFilter, dialect: Dialect) -> SimpleExpr {
-    SimpleExpr::SubQuery(None, Box::new(capped_count(owner, filter, dialect).into()))
+fn matching_count(project: Uuid, filter: &TaskFilter, dialect: Dialect) -> SimpleExpr {
+    SimpleExpr::SubQuery(
+        None,
+        Box::new(capped_count(project, filter, dialect).into()),
+    )
 }
 
 /// `SELECT COUNT(*) FROM (SELECT 1 FROM tasks WHERE … LIMIT TOTAL_CAP + 1)`.
 fn capped_count(
-    owner: Uuid,
+    project: Uuid,
     filter: &TaskFilter,
     dialect: Dialect,
 ) -> sea_orm::sea_query::SelectStatement {
-    let matches = filtered(owner, filter, dialect)
+    let matches = filtered(project, filter, dialect)
         .select_only()
         .column_as(Expr::cust("1"), "one")
         .limit(TOTAL_CAP + 1)
@@ -218,7 +221,7 @@ fn capped_count(
 /// [`list_postgres`] through sea-orm's query builder, for the portable store (SQLite).
 pub async fn list_portable(
     db: &DatabaseConnection,
-    owner: Uuid,
+    project: Uuid,
     filter: &TaskFilter,
     cursor: Option<&Position>,
 ) -> Result<Page> {
@@ -226,8 +229,8 @@ pub async fn list_portable(
     let Counted {
         items,
         total: counted_total,
-    } = fetch_generic(db, page_query(owner, filter, cursor, PORTABLE), counted).await?;
-    finish_page(db, PORTABLE, owner, filter, counted, items, counted_total).await
+    } = fetch_generic(db, page_query(project, filter, cursor, PORTABLE), counted).await?;
+    finish_page(db, PORTABLE, project, filter, counted, items, counted_total).await
 }
 
 /// What differs between the two stores' listings.
@@ -252,7 +255,7 @@ const PORTABLE: Dialect = Dialect {
 /// The page and the capped count of a listing, read in one snapshot.
 async fn recount(
     db: &DatabaseConnection,
-    owner: Uuid,
+    project: Uuid,
     filter: &TaskFilter,
     dialect: Dialect,
 ) -> Result<(Vec<task::Model>, u64)> {
@@ -262,11 +265,13 @@ async fn recount(
     let Counted {
         items,
         total: carried,
-    } = fetch_generic(&txn, page_query(owner, filter, None, dialect), true).await?;
+    } = fetch_generic(&txn, page_query(project, filter, None, dialect), true).await?;
     let total = match carried {
         Some(total) => total,
         None => {
-            let row = txn.query_one(&capped_count(owner, filter, dialect)).await?;
+            let row = txn
+                .query_one(&capped_count(project, filter, dialect))
+                .await?;
             row.map(|row| row.try_get::<i64>("", "matching"))
                 .transpose()?
                 .unwrap_or(0)
@@ -281,7 +286,7 @@ async fn recount(
 async fn finish_page(
     db: &DatabaseConnection,
     dialect: Dialect,
-    owner: Uuid,
+    project: Uuid,
     filter: &TaskFilter,
     counted: bool,
     mut items: Vec<task::Model>,
@@ -296,7 +301,7 @@ async fn finish_page(
         // larger than its offset). The default listing on PostgreSQL always gets its count
         // from the page's own statement.
         (true, None) if filter.offset > 0 => {
-            let (again, total) = Box::pin(recount(db, owner, filter, dialect)).await?;
+            let (again, total) = Box::pin(recount(db, project, filter, dialect)).await?;
             items = again;
             Some(total)
         }

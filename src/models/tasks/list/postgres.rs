@@ -25,7 +25,7 @@ use super::filter::is_default_listing;
 use super::search;
 use super::{Counted, DefaultListings, Dialect, Page, TaskFilter, finish_page, page_query};
 
-/// Default listings (of one or more owners) in one statement: each listing's count and
+/// Default listings (of one or more projects) in one statement: each listing's count and
 /// page through LATERAL joins, its rows tagged with its place in the batch (`ord`, after
 /// the entity's columns and before the count). The page is a LEFT JOIN: a listing past
 /// its last page still gets one row, with NULL task columns, that carries its count, so
@@ -37,11 +37,11 @@ use super::{Counted, DefaultListings, Dialect, Page, TaskFilter, finish_page, pa
 pub const DEFAULT_PAGES_SQL: &str = r#"
 SELECT "page".*, "wanted"."ord", "counted"."total_matching"
 FROM unnest((SELECT $1::uuid[]), (SELECT $2::int8[]), (SELECT $3::int8[])) WITH ORDINALITY
-  AS "wanted" ("owner", "probe", "skip", "ord")
+  AS "wanted" ("project", "probe", "skip", "ord")
 CROSS JOIN LATERAL (
   SELECT COUNT(*) AS "total_matching"
   FROM (
-    SELECT 1 FROM "tasks" WHERE "tasks"."user_id" = "wanted"."owner" LIMIT (SELECT $4::int8)
+    SELECT 1 FROM "tasks" WHERE "tasks"."user_id" = "wanted"."project" LIMIT (SELECT $4::int8)
   ) AS "capped"
 ) AS "counted"
 LEFT JOIN LATERAL (
@@ -49,7 +49,7 @@ LEFT JOIN LATERAL (
     "id", "user_id", "title", "description", "status", "priority", "due_date", "version",
     "created_at", "updated_at", NULL AS "title_search", NULL AS "description_search"
   FROM "tasks"
-  WHERE "tasks"."user_id" = "wanted"."owner"
+  WHERE "tasks"."user_id" = "wanted"."project"
   ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC
   LIMIT "wanted"."probe" OFFSET "wanted"."skip"
 ) AS "page" ON true"#;
@@ -65,7 +65,7 @@ const POSTGRES: Dialect = Dialect {
 /// One default listing: `probe` rows (the limit and one) after `offset`.
 #[derive(Debug, Clone, Copy)]
 pub struct DefaultPage {
-    pub owner: Uuid,
+    pub project: Uuid,
     pub probe: u64,
     pub offset: u64,
 }
@@ -95,7 +95,7 @@ impl Job for PageJob {
 
 async fn fetch_defaults(pool: &PgPool, batch: &[DefaultPage]) -> Result<Vec<Counted>, DbErr> {
     let number = |value: u64| i64::try_from(value).map_err(|err| DbErr::Custom(err.to_string()));
-    let owners: Vec<Uuid> = batch.iter().map(|page| page.owner).collect();
+    let projects: Vec<Uuid> = batch.iter().map(|page| page.project).collect();
     let probes = batch
         .iter()
         .map(|page| number(page.probe))
@@ -105,7 +105,7 @@ async fn fetch_defaults(pool: &PgPool, batch: &[DefaultPage]) -> Result<Vec<Coun
         .map(|page| number(page.offset))
         .collect::<Result<Vec<_>, _>>()?;
     let rows = sqlx::query(DEFAULT_PAGES_SQL)
-        .bind(owners)
+        .bind(projects)
         .bind(probes)
         .bind(offsets)
         .bind(number(super::TOTAL_CAP + 1)?)
@@ -153,7 +153,7 @@ pub(super) fn newest_first(items: &mut [task::Model]) {
 /// statement that sqlx keeps is planned for its values five times, after which PostgreSQL
 /// may settle on a generic plan that ignores them; a search narrowed by words must not:
 /// knowing the words `'12345':*` are rare, it takes the word index (0.1 ms on a
-/// 50,000-task owner), while the generic plan walks the owner's newest tasks testing each
+/// 50,000-task project), while the generic plan walks the project's newest tasks testing each
 /// one, about 40 ms (wrk, 16 connections: 345 req/s against 2,300). An unnamed statement
 /// is planned with its values each time, for the price of parsing it again, which a
 /// single-word search does not need (1,440 req/s unnamed against 1,950 kept).
@@ -185,13 +185,13 @@ pub(super) async fn fetch(
     Ok(Counted { items, total })
 }
 
-/// A page of the owner's tasks on PostgreSQL: after `cursor` when given (keyset), else at
+/// A page of the project's tasks on PostgreSQL: after `cursor` when given (keyset), else at
 /// the offset. One row more than the limit is read to know whether a next page exists.
 /// Default listings share statements under load (`pages`).
 pub async fn list_postgres(
     db: &DatabaseConnection,
     pages: &Arc<DefaultListings>,
-    owner: Uuid,
+    project: Uuid,
     filter: &TaskFilter,
     cursor: Option<&Position>,
 ) -> AppResult<Page> {
@@ -202,14 +202,14 @@ pub async fn list_postgres(
     } = if counted && is_default_listing(filter) {
         pages
             .call(DefaultPage {
-                owner,
+                project,
                 probe: filter.limit + 1,
                 offset: filter.offset,
             })
             .await?
     } else {
         let statement =
-            page_query(owner, filter, cursor, POSTGRES).build(DatabaseBackend::Postgres);
+            page_query(project, filter, cursor, POSTGRES).build(DatabaseBackend::Postgres);
         let planned_per_value = if filter
             .search
             .as_deref()
@@ -227,7 +227,7 @@ pub async fn list_postgres(
         )
         .await?
     };
-    finish_page(db, POSTGRES, owner, filter, counted, items, counted_total).await
+    finish_page(db, POSTGRES, project, filter, counted, items, counted_total).await
 }
 
 #[cfg(test)]
@@ -245,7 +245,7 @@ mod tests {
             |seconds: i64| DateTime::from_timestamp(1_700_000_000 + seconds, 0).expect("instant");
         let task = |id: u128, seconds| task::Model {
             id: Uuid::from_u128(id),
-            user_id: Uuid::nil(),
+            project_id: Uuid::nil(),
             title: format!("{id}"),
             description: None,
             status: Status::Todo,

@@ -24,9 +24,7 @@ use super::list::cursor::Position;
 use super::list::{self, DefaultListings, Page, TaskFilter};
 use crate::validate;
 use by_id::Lookups;
-use writes::{Change, Creates, Update, Updates};
-
-use super::domain::{NOT_FOUND, explain_miss};
+use writes::{Change, Creates, NewTask, Update, Updates};
 
 /// The statements that serve several calls at once, by name: each must be planned once
 /// per connection, not per execution (see the module comment; a test holds them to it).
@@ -64,48 +62,52 @@ impl PostgresTasks {
         &self.db
     }
 
-    pub async fn get(&self, owner: Uuid, id: Uuid) -> Result<task::Model> {
-        self.lookups.call((owner, id)).await?.ok_or(NOT_FOUND)
+    /// Task `id` if `caller` may read it.
+    pub async fn get(&self, caller: Uuid, id: Uuid) -> Result<Option<task::Model>> {
+        self.lookups.call((caller, id)).await
     }
 
     pub async fn list(
         &self,
-        owner: Uuid,
+        project: Uuid,
         filter: &TaskFilter,
         cursor: Option<&Position>,
     ) -> Result<Page> {
-        list::list_postgres(&self.db, &self.pages, owner, filter, cursor).await
+        list::list_postgres(&self.db, &self.pages, project, filter, cursor).await
     }
 
-    pub async fn create(&self, task: task::Model) -> Result<task::Model> {
-        self.creates.call(task).await
+    /// Creates `task` if `caller` may; `None` when not.
+    pub async fn create(&self, caller: Uuid, task: task::Model) -> Result<Option<task::Model>> {
+        self.creates.call(NewTask { caller, task }).await
     }
 
+    /// Applies `update` if `caller` may and the version matches; `None` when nothing matched.
     pub async fn update(
         &self,
-        owner: Uuid,
+        caller: Uuid,
         id: Uuid,
         update: Update,
         expected_version: Option<i32>,
-    ) -> Result<task::Model> {
+    ) -> Result<Option<task::Model>> {
         let change = Change {
-            owner,
+            caller,
             id,
             update,
             expected_version,
         };
-        match self.updates.call(change).await? {
-            Some(task) => Ok(task),
-            None => Err(explain_miss(self.get(owner, id).await)),
-        }
+        self.updates.call(change).await
     }
 
-    pub async fn delete(&self, owner: Uuid, id: Uuid, expected_version: Option<i32>) -> Result<()> {
+    /// Deletes task `id` if `caller` may and the version matches; its project, or `None`
+    /// when nothing matched.
+    pub async fn delete(
+        &self,
+        caller: Uuid,
+        id: Uuid,
+        expected_version: Option<i32>,
+    ) -> Result<Option<Uuid>> {
         let pool = self.db.get_postgres_connection_pool();
         let now = validate::now();
-        if writes::delete(pool, owner, id, expected_version, now).await? {
-            return Ok(());
-        }
-        Err(explain_miss(self.get(owner, id).await))
+        Ok(writes::delete(pool, caller, id, expected_version, now).await?)
     }
 }

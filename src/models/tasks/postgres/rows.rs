@@ -25,7 +25,7 @@ pub fn sqlx_err(err: sqlx::Error) -> DbErr {
 #[derive(Debug, Clone, Copy)]
 pub struct TaskColumns {
     id: usize,
-    user_id: usize,
+    project_id: usize,
     title: usize,
     description: usize,
     status: usize,
@@ -44,7 +44,7 @@ impl TaskColumns {
         let place = |column: Column| place_of(row, column.as_str());
         Ok(Self {
             id: place(Column::Id)?,
-            user_id: place(Column::UserId)?,
+            project_id: place(Column::ProjectId)?,
             title: place(Column::Title)?,
             description: place(Column::Description)?,
             status: place(Column::Status)?,
@@ -67,7 +67,7 @@ impl TaskColumns {
         let status: &str = get(row, self.status)?;
         Ok(Some(task::Model {
             id,
-            user_id: get(row, self.user_id)?,
+            project_id: get(row, self.project_id)?,
             title: get(row, self.title)?,
             description: get(row, self.description)?,
             status: status_of(status)?,

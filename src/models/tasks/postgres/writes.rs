@@ -1,25 +1,33 @@
-//! Task writes on PostgreSQL as one statement each: the per-user feed lock, the change and
-//! its change-feed event in a single round trip, committed by the statement itself.
+//! Task writes on PostgreSQL as one statement each: the authorization, the feed locks, the
+//! change and its change-feed events in a single round trip, committed by the statement
+//! itself.
 //!
 //! The portable path (`models::tasks` over sea-orm, used on SQLite and inside a caller's
-//! transaction) costs five round trips per write: BEGIN, the advisory lock, the change, the
-//! event, COMMIT. Under load each round trip is a wake-up of both processes on a shared
+//! transaction) costs several round trips per write: BEGIN, the role, the locks, the change,
+//! the events, COMMIT. Under load each round trip is a wake-up of both processes on a shared
 //! core, which made a write cost about five times a plain INSERT. Here the statements are
 //! fixed strings (prepared once per connection by sqlx's statement cache) whose
 //! data-modifying CTEs run in this order:
-//! 1. `serialized` takes the owner's transaction-scoped advisory lock
-//!    (`tasks::domain::advisory_key`); it is MATERIALIZED and the change reads from it, so the
-//!    change, and the event id drawn after it, come after the lock. The lock is held until
-//!    the statement commits, which keeps a user's event ids in commit order (see
-//!    `models::events`).
-//! 2. the change (`INSERT`, `UPDATE` or `DELETE` on `tasks`) returns the row as changed;
-//! 3. the event is inserted from that returned row: the database copies the snapshot, so
-//!    no round trip is needed to render it first. No row changed, no event.
+//! 1. only the changes whose caller's role in the task's project is at least the one
+//!    `models::projects::policy` asks for (`$least`) go on; the others match nothing, and
+//!    the store asks the policy why (404 or 403);
+//! 2. `serialized` takes the transaction-scoped advisory lock of every member of the
+//!    projects concerned (`taskapi_feed_key`, migration 000011), in key order so that two
+//!    statements never wait for each other in a cycle; it is MATERIALIZED and the change
+//!    reads from it, so the change, and the event ids drawn after it, come after the locks.
+//!    They are held until the statement commits, which keeps each user's event ids in
+//!    commit order (see `models::events`);
+//! 3. the change (`INSERT`, `UPDATE` or `DELETE` on `tasks`) returns the row as changed;
+//! 4. one event per member of the task's project is inserted from that returned row: the
+//!    database copies the snapshot, so no round trip is needed to render it first. No row
+//!    changed, no event.
 //!
 //! A concurrent writer that changed the row first is handled by PostgreSQL's READ
 //! COMMITTED rule for UPDATE/DELETE: the newest version is re-checked against the WHERE
 //! clause (so `If-Match`'s version test sees the other writer's change) and changed from
 //! there.
+//!
+//! (The `tasks` column `user_id` holds the task's project: see `entities::task`.)
 
 use std::sync::Arc;
 
@@ -31,66 +39,116 @@ use uuid::Uuid;
 use crate::entities::task;
 use crate::error::unauthorized_on_missing_owner;
 use crate::models::batch::{Batcher, Job};
-use crate::models::tasks::domain::advisory_key;
+use crate::models::projects::policy::Action;
 use crate::models::tasks::postgres::rows::{decode_all, sqlx_err};
 
 type Pool = sqlx::PgPool;
 
-/// The change-feed events of the rows in the CTE `$rows`, of kind `$kind`: each a snapshot
-/// of the task as the change left it, copied by the database from the returned row.
+/// The least role a task write needs, as stored (`models::projects::policy`).
+fn least_role_to_write() -> i16 {
+    Action::EditTasks.least_role().stored()
+}
+
+/// The change-feed events of the rows in the CTE `$rows`, of kind `$kind`, one per member
+/// of the row's project: each a snapshot of the task as the change left it, copied by the
+/// database from the returned row.
 macro_rules! record_events {
     ($kind:literal, $rows:literal) => {
         concat!(
             r#"
 INSERT INTO "task_events" (
-  "user_id", "task_id", "kind", "version", "created_at", "title", "description", "status",
-  "priority", "due_date", "task_created_at", "task_updated_at")
+  "user_id", "project_id", "task_id", "kind", "version", "created_at", "title",
+  "description", "status", "priority", "due_date", "task_created_at", "task_updated_at")
 SELECT
-  "user_id", "id", '"#,
+  "m"."user_id", "r"."user_id", "r"."id", '"#,
             $kind,
-            r#"', "version", "updated_at", "title", "description", "status",
-  "priority", "due_date", "created_at", "updated_at"
+            r#"', "r"."version", "r"."updated_at", "r"."title", "r"."description", "r"."status",
+  "r"."priority", "r"."due_date", "r"."created_at", "r"."updated_at"
 FROM ""#,
             $rows,
-            r#"""#
+            r#"" AS "r" JOIN "project_members" AS "m" ON "m"."project_id" = "r"."user_id""#
         )
     };
 }
 
-/// What a create does once its new rows are in `"new"`: every owner's lock, taken in key
-/// order so that two batches never wait for each other in a cycle, then the rows and their
-/// events. `"keys"` holds the lock keys.
-macro_rules! create_from_new_rows {
-    () => {
+/// The advisory locks of every member of the projects in `$projects` (a relation with a
+/// `"project"` column), taken in key order, as the CTE `"serialized"`.
+macro_rules! lock_feeds_of {
+    ($projects:literal) => {
         concat!(
             r#"
 "serialized" AS MATERIALIZED (
   SELECT count(pg_advisory_xact_lock("key")) AS "locks"
-  FROM (SELECT DISTINCT "key" FROM "keys" ORDER BY "key") AS "ordered"
-),
-"created" AS (
-  INSERT INTO "tasks" (
-    "id", "user_id", "title", "description", "status", "priority", "due_date", "version",
-    "created_at", "updated_at", "title_search", "description_search")
-  SELECT "new".* FROM "new", "serialized"
-  RETURNING *
-)"#,
-            record_events!("created", "created")
+  FROM (
+    SELECT DISTINCT taskapi_feed_key("m"."user_id") AS "key"
+    FROM "project_members" AS "m"
+    WHERE "m"."project_id" IN (SELECT "project" FROM "#,
+            $projects,
+            r#")
+    ORDER BY 1
+  ) AS "ordered"
+)"#
         )
     };
 }
 
-/// New tasks (of one or more owners) in one statement: `$1` holds the lock keys, `$2` to
-/// `$13` one array per column.
+/// The columns of `"new"`, in the order the statements bind them.
+macro_rules! new_columns {
+    () => {
+        r#""caller", "id", "user_id", "title", "description", "status", "priority", "due_date",
+    "version", "created_at", "updated_at", "title_search", "description_search""#
+    };
+}
+
+/// What a create does once its new rows are in `"new"`: keep those the caller may write
+/// (`$14` is the least role), lock the feeds of their projects' members, insert them and
+/// their events. Returns the ids created.
+macro_rules! create_from_new_rows {
+    () => {
+        concat!(
+            r#"
+"allowed" AS (
+  SELECT * FROM "new"
+  WHERE EXISTS (
+    SELECT 1 FROM "project_members" AS "m"
+    WHERE "m"."project_id" = "new"."user_id" AND "m"."user_id" = "new"."caller"
+      AND "m"."role" >= $14::int2)
+),
+"projects" AS (SELECT DISTINCT "user_id" AS "project" FROM "allowed"),"#,
+            lock_feeds_of!(r#""projects""#),
+            r#",
+"created" AS (
+  INSERT INTO "tasks" (
+    "id", "user_id", "title", "description", "status", "priority", "due_date", "version",
+    "created_at", "updated_at", "title_search", "description_search")
+  SELECT
+    "id", "user_id", "title", "description", "status", "priority", "due_date", "version",
+    "created_at", "updated_at", "title_search", "description_search"
+  FROM "allowed", "serialized"
+  RETURNING *
+),
+"recorded" AS ("#,
+            record_events!("created", "created"),
+            r#"
+)
+SELECT "id" FROM "created""#
+        )
+    };
+}
+
+/// New tasks (of one or more callers and projects) in one statement: `$1` to `$13` one
+/// array per column of `"new"`.
 pub const CREATE_SQL: &str = concat!(
     r#"
-WITH "keys" AS (SELECT unnest((SELECT $1::int8[])) AS "key"),
-"new" AS (
+WITH "new" AS (
   SELECT * FROM unnest(
-    (SELECT $2::uuid[]), (SELECT $3::uuid[]), (SELECT $4::text[]), (SELECT $5::text[]),
-    (SELECT $6::text[]), (SELECT $7::int2[]), (SELECT $8::timestamptz[]), (SELECT $9::int4[]),
-    (SELECT $10::timestamptz[]), (SELECT $11::timestamptz[]), (SELECT $12::text[]),
-    (SELECT $13::text[]))
+    (SELECT $1::uuid[]), (SELECT $2::uuid[]), (SELECT $3::uuid[]), (SELECT $4::text[]),
+    (SELECT $5::text[]), (SELECT $6::text[]), (SELECT $7::int2[]), (SELECT $8::timestamptz[]),
+    (SELECT $9::int4[]), (SELECT $10::timestamptz[]), (SELECT $11::timestamptz[]),
+    (SELECT $12::text[]), (SELECT $13::text[])
+  ) AS "n" ("#,
+    new_columns!(),
+    r#")
 ),"#,
     create_from_new_rows!()
 );
@@ -99,33 +157,38 @@ WITH "keys" AS (SELECT unnest((SELECT $1::int8[])) AS "key"),
 /// call would pay for nothing (see `by_id::LOOKUP_ONE_SQL`).
 const CREATE_ONE_SQL: &str = concat!(
     r#"
-WITH "keys" AS (SELECT $1::int8 AS "key"),
-"new" AS (
-  SELECT
-    $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::int2,
+WITH "new" AS (
+  SELECT * FROM (VALUES (
+    $1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::int2,
     $8::timestamptz, $9::int4, $10::timestamptz, $11::timestamptz, $12::text, $13::text
+  )) AS "n" ("#,
+    new_columns!(),
+    r#")
 ),"#,
     create_from_new_rows!()
 );
 
 /// What a change does once its changes are in `"changes"` (never the same task twice: an
-/// UPDATE joined to two rows for one target applies only one of them): every owner's lock
-/// in key order, as a create, then each change. A change's `*_set` flags say whether the
-/// title, the description and the due date change (the description and due date may
-/// change to NULL); status and priority are never NULL, so NULL there means unchanged;
-/// `expected` is the `If-Match` version, NULL when none. `updated_at` is taken in the
-/// statement, after the owner's lock, and never goes back: a time taken before queueing
-/// could be older than the change that committed first. The version stops at the largest
-/// `int4`: a change past it matches nothing, and `models::tasks` answers 409. Returns the
-/// changed rows; a change whose row is not returned matched nothing.
+/// UPDATE joined to two rows for one target applies only one of them): the feed locks of
+/// the members of the tasks' projects, as a create, then each change the caller may make
+/// (`$14` is the least role). A change's `*_set` flags say whether the title, the
+/// description and the due date change (the description and due date may change to NULL);
+/// status and priority are never NULL, so NULL there means unchanged; `expected` is the
+/// `If-Match` version, NULL when none. `updated_at` is taken in the statement, after the
+/// locks, and never goes back: a time taken before queueing could be older than the change
+/// that committed first. The version stops at the largest `int4`: a change past it matches
+/// nothing, and `models::tasks` answers 409. Returns the changed rows; a change whose row
+/// is not returned matched nothing.
 macro_rules! update_from_changes {
     () => {
         concat!(
             r#"
-"serialized" AS MATERIALIZED (
-  SELECT count(pg_advisory_xact_lock("key")) AS "locks"
-  FROM (SELECT DISTINCT "key" FROM "changes" ORDER BY "key") AS "ordered"
-),
+"projects" AS (
+  SELECT DISTINCT "tasks"."user_id" AS "project"
+  FROM "changes" JOIN "tasks" ON "tasks"."id" = "changes"."id"
+),"#,
+            lock_feeds_of!(r#""projects""#),
+            r#",
 "updated" AS (
   UPDATE "tasks" SET
     "title" = CASE WHEN "c"."title_set" THEN "c"."title" ELSE "tasks"."title" END,
@@ -141,7 +204,11 @@ macro_rules! update_from_changes {
     "version" = "tasks"."version" + 1,
     "updated_at" = GREATEST(clock_timestamp(), "tasks"."updated_at")
   FROM "changes" AS "c", "serialized"
-  WHERE "tasks"."id" = "c"."id" AND "tasks"."user_id" = "c"."user_id"
+  WHERE "tasks"."id" = "c"."id"
+    AND EXISTS (
+      SELECT 1 FROM "project_members" AS "m"
+      WHERE "m"."project_id" = "tasks"."user_id" AND "m"."user_id" = "c"."caller"
+        AND "m"."role" >= $14::int2)
     AND ("c"."expected" IS NULL OR "tasks"."version" = "c"."expected")
     AND "tasks"."version" < 2147483647
   RETURNING "tasks".*
@@ -158,7 +225,7 @@ SELECT * FROM "updated""#
 /// The columns of `"changes"`, in the order the statements bind them.
 macro_rules! change_columns {
     () => {
-        r#""key", "id", "user_id", "title_set", "title", "title_search", "description_set",
+        r#""caller", "id", "title_set", "title", "title_search", "description_set",
     "description", "description_search", "status", "priority", "due_date_set", "due_date",
     "expected""#
     };
@@ -170,10 +237,10 @@ pub const UPDATE_SQL: &str = concat!(
 WITH "changes" AS (
   SELECT *
   FROM unnest(
-    (SELECT $1::int8[]), (SELECT $2::uuid[]), (SELECT $3::uuid[]), (SELECT $4::bool[]),
-    (SELECT $5::text[]), (SELECT $6::text[]), (SELECT $7::bool[]), (SELECT $8::text[]),
-    (SELECT $9::text[]), (SELECT $10::text[]), (SELECT $11::int2[]), (SELECT $12::bool[]),
-    (SELECT $13::timestamptz[]), (SELECT $14::int4[])
+    (SELECT $1::uuid[]), (SELECT $2::uuid[]), (SELECT $3::bool[]), (SELECT $4::text[]),
+    (SELECT $5::text[]), (SELECT $6::bool[]), (SELECT $7::text[]), (SELECT $8::text[]),
+    (SELECT $9::text[]), (SELECT $10::int2[]), (SELECT $11::bool[]),
+    (SELECT $12::timestamptz[]), (SELECT $13::int4[])
   ) AS "c" ("#,
     change_columns!(),
     r#")
@@ -187,8 +254,8 @@ const UPDATE_ONE_SQL: &str = concat!(
 WITH "changes" AS (
   SELECT *
   FROM (VALUES (
-    $1::int8, $2::uuid, $3::uuid, $4::bool, $5::text, $6::text, $7::bool,
-    $8::text, $9::text, $10::text, $11::int2, $12::bool, $13::timestamptz, $14::int4
+    $1::uuid, $2::uuid, $3::bool, $4::text, $5::text, $6::bool, $7::text, $8::text,
+    $9::text, $10::int2, $11::bool, $12::timestamptz, $13::int4
   )) AS "c" ("#,
     change_columns!(),
     r#")
@@ -196,23 +263,45 @@ WITH "changes" AS (
     update_from_changes!()
 );
 
-/// `$4` is the `If-Match` version, NULL when none; `$5` the time of the tombstone.
-const DELETE_SQL: &str = r#"
-WITH "serialized" AS MATERIALIZED (SELECT pg_advisory_xact_lock($1)),
+/// `$1` is the task, `$2` the caller, `$3` the `If-Match` version (NULL when none), `$4` the
+/// time of the tombstones, `$5` the least role. Returns the deleted task's project.
+const DELETE_SQL: &str = concat!(
+    r#"
+WITH "projects" AS (SELECT "user_id" AS "project" FROM "tasks" WHERE "id" = $1),"#,
+    lock_feeds_of!(r#""projects""#),
+    r#",
 "deleted" AS (
   DELETE FROM "tasks" USING "serialized"
-  WHERE "id" = $2 AND "user_id" = $3 AND ($4::int4 IS NULL OR "version" = $4)
+  WHERE "id" = $1 AND ($3::int4 IS NULL OR "version" = $3)
+    AND EXISTS (
+      SELECT 1 FROM "project_members" AS "m"
+      WHERE "m"."project_id" = "tasks"."user_id" AND "m"."user_id" = $2
+        AND "m"."role" >= $5::int2)
   RETURNING "id", "user_id", "version"
+),
+"recorded" AS (
+  INSERT INTO "task_events" ("user_id", "project_id", "task_id", "kind", "version", "created_at")
+  SELECT "m"."user_id", "d"."user_id", "d"."id", 'deleted', "d"."version", $4
+  FROM "deleted" AS "d" JOIN "project_members" AS "m" ON "m"."project_id" = "d"."user_id"
 )
-INSERT INTO "task_events" ("user_id", "task_id", "kind", "version", "created_at")
-SELECT "user_id", "id", 'deleted', "version", $5 FROM "deleted""#;
+SELECT "user_id" FROM "deleted""#
+);
 
-/// Inserts `task` (complete: id, owner, version 1, times) with its `created` event.
-async fn create_one(pool: &Pool, task: &task::Model) -> Result<(), DbErr> {
-    sqlx::query(CREATE_ONE_SQL)
-        .bind(advisory_key(task.user_id))
+/// A task to create, and who asks.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub caller: Uuid,
+    pub task: task::Model,
+}
+
+/// Inserts `new.task` (complete: id, project, version 1, times) with its `created` events,
+/// if the caller may; whether it was.
+async fn create_one(pool: &Pool, new: &NewTask) -> Result<bool, DbErr> {
+    let task = &new.task;
+    let created = sqlx::query(CREATE_ONE_SQL)
+        .bind(new.caller)
         .bind(task.id)
-        .bind(task.user_id)
+        .bind(task.project_id)
         .bind(&task.title)
         .bind(&task.description)
         .bind(status_value(task.status))
@@ -223,42 +312,41 @@ async fn create_one(pool: &Pool, task: &task::Model) -> Result<(), DbErr> {
         .bind(task.updated_at)
         .bind(&task.title_search)
         .bind(&task.description_search)
-        .execute(pool)
+        .bind(least_role_to_write())
+        .fetch_all(pool)
         .await
         .map_err(sqlx_err)?;
-    Ok(())
+    Ok(!created.is_empty())
 }
 
-/// Inserts `tasks` and their `created` events in one statement.
-async fn create(pool: &Pool, tasks: &[task::Model]) -> Result<(), DbErr> {
-    fn column<T>(tasks: &[task::Model], value: impl Fn(&task::Model) -> T) -> Vec<T> {
+/// Inserts those of `tasks` their callers may create, with their `created` events, in one
+/// statement; the ids created.
+async fn create(pool: &Pool, tasks: &[NewTask]) -> Result<Vec<Uuid>, DbErr> {
+    fn column<T>(tasks: &[NewTask], value: impl Fn(&NewTask) -> T) -> Vec<T> {
         tasks.iter().map(value).collect()
     }
-    let done = sqlx::query(CREATE_SQL)
-        .bind(column(tasks, |task| advisory_key(task.user_id)))
-        .bind(column(tasks, |task| task.id))
-        .bind(column(tasks, |task| task.user_id))
-        .bind(column(tasks, |task| task.title.clone()))
-        .bind(column(tasks, |task| task.description.clone()))
-        .bind(column(tasks, |task| status_value(task.status)))
-        .bind(column(tasks, |task| priority_value(task.priority)))
-        .bind(column(tasks, |task| task.due_date))
-        .bind(column(tasks, |task| task.version))
-        .bind(column(tasks, |task| task.created_at))
-        .bind(column(tasks, |task| task.updated_at))
-        .bind(column(tasks, |task| task.title_search.clone()))
-        .bind(column(tasks, |task| task.description_search.clone()))
-        .execute(pool)
+    let rows = sqlx::query(CREATE_SQL)
+        .bind(column(tasks, |new| new.caller))
+        .bind(column(tasks, |new| new.task.id))
+        .bind(column(tasks, |new| new.task.project_id))
+        .bind(column(tasks, |new| new.task.title.clone()))
+        .bind(column(tasks, |new| new.task.description.clone()))
+        .bind(column(tasks, |new| status_value(new.task.status)))
+        .bind(column(tasks, |new| priority_value(new.task.priority)))
+        .bind(column(tasks, |new| new.task.due_date))
+        .bind(column(tasks, |new| new.task.version))
+        .bind(column(tasks, |new| new.task.created_at))
+        .bind(column(tasks, |new| new.task.updated_at))
+        .bind(column(tasks, |new| new.task.title_search.clone()))
+        .bind(column(tasks, |new| new.task.description_search.clone()))
+        .bind(least_role_to_write())
+        .fetch_all(pool)
         .await
         .map_err(sqlx_err)?;
-    if done.rows_affected() != tasks.len() as u64 {
-        return Err(DbErr::Custom(format!(
-            "a batch of {} creates recorded {} events",
-            tasks.len(),
-            done.rows_affected()
-        )));
-    }
-    Ok(())
+    use sea_orm::sqlx::Row;
+    rows.iter()
+        .map(|row| row.try_get::<Uuid, _>("id").map_err(sqlx_err))
+        .collect()
 }
 
 /// Task creates that share statements (and commits) under load (see `models::batch`):
@@ -278,31 +366,38 @@ pub fn creates(db: DatabaseConnection) -> Arc<Creates> {
 }
 
 impl Job for CreateJob {
-    type Input = task::Model;
-    type Output = task::Model;
+    type Input = NewTask;
+    /// The created task; `None` when the caller may not create it there.
+    type Output = Option<task::Model>;
 
-    async fn run(&self, batch: Vec<task::Model>) -> Vec<crate::error::Result<task::Model>> {
+    async fn run(&self, batch: Vec<NewTask>) -> Vec<crate::error::Result<Option<task::Model>>> {
         let pool = self.db.get_postgres_connection_pool();
-        let outcome = match batch.as_slice() {
-            [only] => create_one(pool, only).await,
-            tasks => create(pool, tasks).await,
-        };
-        match outcome {
-            Ok(()) => batch.into_iter().map(Ok).collect(),
-            Err(err) if batch.len() == 1 => vec![Err(unauthorized_on_missing_owner(err))],
+        if let [only] = batch.as_slice() {
+            let outcome = create_one(pool, only).await;
+            return vec![
+                outcome
+                    .map(|created| created.then(|| only.task.clone()))
+                    .map_err(unauthorized_on_missing_owner),
+            ];
+        }
+        match create(pool, &batch).await {
+            Ok(created) => batch
+                .into_iter()
+                .map(|new| Ok(created.contains(&new.task.id).then_some(new.task)))
+                .collect(),
             Err(err) => {
-                // The statement rolled back as a whole (one owner deleted meanwhile, a
+                // The statement rolled back as a whole (a project deleted meanwhile, a
                 // lock wait over the statement timeout...): each create goes again on its
                 // own, so each request gets its own outcome, not its neighbours'.
                 tracing::warn!(error = %err, creates = batch.len(), "batched create failed; retrying one by one");
-                let alone = batch.iter().map(|task| create_one(pool, task));
+                let alone = batch.iter().map(|new| create_one(pool, new));
                 let outcomes = futures_util::future::join_all(alone).await;
                 batch
                     .into_iter()
                     .zip(outcomes)
-                    .map(|(task, outcome)| {
+                    .map(|(new, outcome)| {
                         outcome
-                            .map(|()| task)
+                            .map(|created| created.then_some(new.task))
                             .map_err(unauthorized_on_missing_owner)
                     })
                     .collect()
@@ -322,11 +417,11 @@ pub struct Update {
     pub due_date: Option<Option<DateTime<Utc>>>,
 }
 
-/// One task's change: `update` to `owner`'s task `id`, only at `expected_version` when
-/// given.
+/// One task's change: `update` to task `id` asked by `caller`, only at `expected_version`
+/// when given.
 #[derive(Debug)]
 pub struct Change {
-    pub owner: Uuid,
+    pub caller: Uuid,
     pub id: Uuid,
     pub update: Update,
     pub expected_version: Option<i32>,
@@ -335,7 +430,7 @@ pub struct Change {
 /// Applies `change` and records its `updated` event; `None` when no row matched.
 async fn update_one(pool: &Pool, change: &Change) -> Result<Option<task::Model>, DbErr> {
     let Change {
-        owner,
+        caller,
         id,
         update,
         expected_version,
@@ -343,9 +438,8 @@ async fn update_one(pool: &Pool, change: &Change) -> Result<Option<task::Model>,
     let title = update.title.as_ref();
     let description = update.description.as_ref();
     let rows = sqlx::query(UPDATE_ONE_SQL)
-        .bind(advisory_key(*owner))
+        .bind(caller)
         .bind(id)
-        .bind(owner)
         .bind(title.is_some())
         .bind(title.map(|(text, _)| text.as_str()))
         .bind(title.map(|(_, folded)| folded.as_str()))
@@ -357,6 +451,7 @@ async fn update_one(pool: &Pool, change: &Change) -> Result<Option<task::Model>,
         .bind(update.due_date.is_some())
         .bind(update.due_date.flatten())
         .bind(expected_version)
+        .bind(least_role_to_write())
         .fetch_all(pool)
         .await
         .map_err(sqlx_err)?;
@@ -370,9 +465,8 @@ async fn update(pool: &Pool, changes: &[&Change]) -> Result<Vec<task::Model>, Db
         changes.iter().map(|change| value(change)).collect()
     }
     let rows = sqlx::query(UPDATE_SQL)
-        .bind(column(changes, |c| advisory_key(c.owner)))
+        .bind(column(changes, |c| c.caller))
         .bind(column(changes, |c| c.id))
-        .bind(column(changes, |c| c.owner))
         .bind(column(changes, |c| c.update.title.is_some()))
         .bind(column(changes, |c| {
             c.update.title.as_ref().map(|t| t.0.clone())
@@ -392,6 +486,7 @@ async fn update(pool: &Pool, changes: &[&Change]) -> Result<Vec<task::Model>, Db
         .bind(column(changes, |c| c.update.due_date.is_some()))
         .bind(column(changes, |c| c.update.due_date.flatten()))
         .bind(column(changes, |c| c.expected_version))
+        .bind(least_role_to_write())
         .fetch_all(pool)
         .await
         .map_err(sqlx_err)?;
@@ -471,25 +566,29 @@ impl Job for UpdateJob {
     }
 }
 
-/// Deletes `owner`'s task `id` (only at `expected_version` when given) and records its
-/// `deleted` event; whether a row matched.
+/// Deletes task `id` for `caller` (only at `expected_version` when given) and records its
+/// `deleted` events; the task's project when a row matched.
 pub async fn delete(
     pool: &Pool,
-    owner: Uuid,
+    caller: Uuid,
     id: Uuid,
     expected_version: Option<i32>,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let done = sqlx::query(DELETE_SQL)
-        .bind(advisory_key(owner))
+) -> Result<Option<Uuid>, DbErr> {
+    use sea_orm::sqlx::Row;
+    let rows = sqlx::query(DELETE_SQL)
         .bind(id)
-        .bind(owner)
+        .bind(caller)
         .bind(expected_version)
         .bind(now)
-        .execute(pool)
+        .bind(least_role_to_write())
+        .fetch_all(pool)
         .await
         .map_err(sqlx_err)?;
-    Ok(done.rows_affected() == 1)
+    rows.first()
+        .map(|row| row.try_get::<Uuid, _>("user_id"))
+        .transpose()
+        .map_err(sqlx_err)
 }
 
 /// The stored forms of the enums, as the entity maps them.

@@ -1,0 +1,509 @@
+//! Projects and their members (issue #24): what a user can see and share. Who may do what
+//! is decided by [`policy`] alone; these functions ask it before they read or write.
+//!
+//! Every user has an Inbox: a project with the user's own id, created with the account,
+//! which cannot be shared, left, archived or deleted. Writes that change who is a member,
+//! or with which role, lock the project's row first, so that two of them on one project run
+//! one after the other: the guard that a project keeps an admin cannot be raced.
+
+pub mod policy;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set,
+};
+use uuid::Uuid;
+
+use crate::domain::{Color, Email, ProjectName};
+use crate::entities::{project, project_member, user};
+use crate::error::{AppError, Result, conflict_on_unique};
+use crate::models::txn;
+use crate::requests::{CreateProjectRequest, PatchProjectRequest};
+use crate::validate::{self, Errors};
+
+pub use policy::{Action, Role, authorize};
+
+pub const NOT_FOUND: &str = "Project";
+
+const INBOX_IS_PRIVATE: &str =
+    "An Inbox belongs to its user alone: it cannot be shared, left, archived or deleted.";
+const LAST_ADMIN: &str = "A project keeps at least one admin: make another member admin first.";
+const ALREADY_MEMBER: &str = "That account is already a member of this project.";
+
+/// `user`'s role in `project`; `None` when not a member (or no such project).
+pub async fn role_of<C: ConnectionTrait>(
+    conn: &C,
+    user: Uuid,
+    project: Uuid,
+) -> Result<Option<Role>, DbErr> {
+    Ok(project_member::Entity::find_by_id((project, user))
+        .one(conn)
+        .await?
+        .map(|member| member.role))
+}
+
+/// The members of `project`, by id: who hears of its changes.
+pub async fn member_ids<C: ConnectionTrait>(conn: &C, project: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    project_member::Entity::find()
+        .select_only()
+        .column(project_member::Column::UserId)
+        .filter(project_member::Column::ProjectId.eq(project))
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// Creates `owner`'s Inbox, in the transaction that creates the account.
+pub async fn create_inbox<C: ConnectionTrait>(conn: &C, owner: &user::Model) -> Result<(), DbErr> {
+    project::ActiveModel {
+        id: Set(owner.id),
+        name: Set("Inbox".to_string()),
+        description: Set(None),
+        color: Set(None),
+        inbox_of: Set(Some(owner.id)),
+        archived: Set(false),
+        version: Set(1),
+        created_at: Set(owner.created_at),
+        updated_at: Set(owner.created_at),
+    }
+    .insert(conn)
+    .await?;
+    add(conn, owner.id, owner.id, Role::Admin).await
+}
+
+async fn add<C: ConnectionTrait>(
+    conn: &C,
+    project: Uuid,
+    user: Uuid,
+    role: Role,
+) -> Result<(), DbErr> {
+    project_member::ActiveModel {
+        project_id: Set(project),
+        user_id: Set(user),
+        role: Set(role),
+        created_at: Set(validate::now()),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+/// A project as one member sees it.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub project: project::Model,
+    pub role: Role,
+}
+
+/// The projects `user` is a member of: the Inbox first, then by name.
+pub async fn visible_to(db: &DatabaseConnection, user: Uuid) -> Result<Vec<Membership>> {
+    let rows = project::Entity::find()
+        .find_also_related(project_member::Entity)
+        .filter(project_member::Column::UserId.eq(user))
+        .order_by_asc(Expr::col((project::Entity, project::Column::InboxOf)).is_null())
+        .order_by_asc(project::Column::Name)
+        .order_by_asc(project::Column::Id)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(project, member)| {
+            member.map(|member| Membership {
+                project,
+                role: member.role,
+            })
+        })
+        .collect())
+}
+
+/// `project` as `user` sees it, if `action` is allowed to them.
+pub async fn get<C: ConnectionTrait>(
+    conn: &C,
+    user: Uuid,
+    project: Uuid,
+    action: Action,
+) -> Result<Membership> {
+    let role = role_of(conn, user, project).await?;
+    let role = authorize(role, action, NOT_FOUND)?;
+    let project = project::Entity::find_by_id(project)
+        .one(conn)
+        .await?
+        .ok_or(AppError::NotFound(NOT_FOUND))?;
+    Ok(Membership { project, role })
+}
+
+/// A new project's validated fields.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub name: ProjectName,
+    pub description: Option<String>,
+    pub color: Option<Color>,
+}
+
+/// Creates a project with `creator` as its admin.
+pub async fn create(db: &DatabaseConnection, creator: Uuid, new: NewProject) -> Result<Membership> {
+    let now = validate::now();
+    let txn = txn::begin_write(db).await?;
+    let project = project::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(new.name.into_inner()),
+        description: Set(new.description),
+        color: Set(new.color.map(Color::into_inner)),
+        inbox_of: Set(None),
+        archived: Set(false),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    add(&txn, project.id, creator, Role::Admin)
+        .await
+        .map_err(crate::error::unauthorized_on_missing_owner)?;
+    txn.commit().await?;
+    Ok(Membership {
+        project,
+        role: Role::Admin,
+    })
+}
+
+/// A validated partial change of a project; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectChanges {
+    pub name: Option<ProjectName>,
+    pub description: Option<Option<String>>,
+    pub color: Option<Option<Color>>,
+    pub archived: Option<bool>,
+}
+
+impl TryFrom<CreateProjectRequest> for NewProject {
+    type Error = AppError;
+
+    fn try_from(req: CreateProjectRequest) -> Result<Self> {
+        let mut errors = Errors::default();
+        let name = ProjectName::parse(&mut errors, &req.name);
+        let description = validate::description(&mut errors, req.description);
+        let color = req
+            .color
+            .and_then(|raw| Color::parse(&mut errors, "color", &raw));
+        errors.finish_parsed(name.map(|name| NewProject {
+            name,
+            description,
+            color,
+        }))
+    }
+}
+
+impl TryFrom<PatchProjectRequest> for ProjectChanges {
+    type Error = AppError;
+
+    fn try_from(req: PatchProjectRequest) -> Result<Self> {
+        let mut errors = Errors::default();
+        let name = match req.name {
+            Some(Some(raw)) => ProjectName::parse(&mut errors, &raw),
+            Some(None) => {
+                errors.add("name", "must not be null");
+                None
+            }
+            None => None,
+        };
+        let archived = match req.archived {
+            Some(None) => {
+                errors.add("archived", "must not be null");
+                None
+            }
+            other => other.flatten(),
+        };
+        let description = req
+            .description
+            .map(|text| validate::description(&mut errors, text));
+        let color = req
+            .color
+            .map(|color| color.and_then(|raw| Color::parse(&mut errors, "color", &raw)));
+        errors.finish(ProjectChanges {
+            name,
+            description,
+            color,
+            archived,
+        })
+    }
+}
+
+/// Applies `changes` (project admins), only if `precondition` accepts the current version
+/// (the request's `If-Match`; 412 otherwise).
+pub async fn update(
+    db: &DatabaseConnection,
+    user: Uuid,
+    id: Uuid,
+    changes: ProjectChanges,
+    precondition: impl FnOnce(i32) -> bool,
+) -> Result<Membership> {
+    let txn = txn::begin_write(db).await?;
+    let Membership { project, role } = locked(&txn, user, id, Action::Administer).await?;
+    if !precondition(project.version) {
+        return Err(AppError::PreconditionFailed);
+    }
+    if project.is_inbox() && changes.archived == Some(true) {
+        return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
+    }
+    let mut row: project::ActiveModel = project.clone().into();
+    if let Some(name) = changes.name {
+        row.name = Set(name.into_inner());
+    }
+    if let Some(description) = changes.description {
+        row.description = Set(description);
+    }
+    if let Some(color) = changes.color {
+        row.color = Set(color.map(Color::into_inner));
+    }
+    if let Some(archived) = changes.archived {
+        row.archived = Set(archived);
+    }
+    row.version = Set(project.version.saturating_add(1));
+    row.updated_at = Set(Ord::max(validate::now(), project.updated_at));
+    let project = row.update(&txn).await?;
+    txn.commit().await?;
+    Ok(Membership { project, role })
+}
+
+/// Deletes a project with its tasks, labels and memberships (project admins; never an
+/// Inbox), only if `precondition` accepts the current version.
+pub async fn delete(
+    db: &DatabaseConnection,
+    user: Uuid,
+    id: Uuid,
+    precondition: impl FnOnce(i32) -> bool,
+) -> Result<()> {
+    let txn = txn::begin_write(db).await?;
+    let Membership { project, .. } = locked(&txn, user, id, Action::Administer).await?;
+    if !precondition(project.version) {
+        return Err(AppError::PreconditionFailed);
+    }
+    if project.is_inbox() {
+        return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
+    }
+    project::Entity::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// The project, locked for the rest of the transaction, if `user` may do `action` to it.
+/// The lock serialises every change of a project's members and settings (module docs).
+async fn locked<C: ConnectionTrait>(
+    conn: &C,
+    user: Uuid,
+    id: Uuid,
+    action: Action,
+) -> Result<Membership> {
+    let project = project::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(conn)
+        .await?;
+    let role = role_of(conn, user, id).await?;
+    let role = authorize(role, action, NOT_FOUND)?;
+    let project = project.ok_or(AppError::NotFound(NOT_FOUND))?;
+    Ok(Membership { project, role })
+}
+
+/// A member as the project's members see them.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user: user::Model,
+    pub role: Role,
+    pub joined_at: chrono::DateTime<Utc>,
+}
+
+/// The members of `project` (any member may list them), longest-standing first.
+pub async fn members(db: &DatabaseConnection, user: Uuid, project: Uuid) -> Result<Vec<Member>> {
+    authorize(role_of(db, user, project).await?, Action::Read, NOT_FOUND)?;
+    let rows = project_member::Entity::find()
+        .filter(project_member::Column::ProjectId.eq(project))
+        .find_also_related(user::Entity)
+        .order_by_asc(project_member::Column::CreatedAt)
+        .order_by_asc(project_member::Column::UserId)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(member, user)| {
+            user.map(|user| Member {
+                user,
+                role: member.role,
+                joined_at: member.created_at,
+            })
+        })
+        .collect())
+}
+
+/// Adds the account with `email` to `project` as `role` (project admins; never to an Inbox).
+/// An unknown address is a 404 like any other thing the caller cannot see.
+pub async fn add_member(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    project: Uuid,
+    email: Email,
+    role: Role,
+) -> Result<Member> {
+    let txn = txn::begin_write(db).await?;
+    let Membership { project, .. } = locked(&txn, caller, project, Action::Administer).await?;
+    if project.is_inbox() {
+        return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
+    }
+    let user = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("User"))?;
+    add(&txn, project.id, user.id, role)
+        .await
+        .map_err(|err| conflict_on_unique(err, ALREADY_MEMBER))?;
+    let member = project_member::Entity::find_by_id((project.id, user.id))
+        .one(&txn)
+        .await?
+        .ok_or(AppError::NotFound("User"))?;
+    txn.commit().await?;
+    Ok(Member {
+        user,
+        role,
+        joined_at: member.created_at,
+    })
+}
+
+/// Changes `member`'s role (project admins); the last admin cannot be demoted.
+pub async fn set_role(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    project: Uuid,
+    member: Uuid,
+    role: Role,
+) -> Result<Member> {
+    let txn = txn::begin_write(db).await?;
+    let Membership { project, .. } = locked(&txn, caller, project, Action::Administer).await?;
+    let (current, user) = membership_of(&txn, project.id, member).await?;
+    if current.role == Role::Admin && role != Role::Admin {
+        keep_an_admin(&txn, project.id, member).await?;
+    }
+    let mut row: project_member::ActiveModel = current.clone().into();
+    row.role = Set(role);
+    let updated = row.update(&txn).await?;
+    txn.commit().await?;
+    Ok(Member {
+        user,
+        role,
+        joined_at: updated.created_at,
+    })
+}
+
+/// Removes `member` from `project`: an admin removes anyone, a member removes themself
+/// (leaving). The last admin cannot go, and nobody leaves an Inbox.
+pub async fn remove_member(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    project: Uuid,
+    member: Uuid,
+) -> Result<()> {
+    let action = if caller == member {
+        Action::Read
+    } else {
+        Action::Administer
+    };
+    let txn = txn::begin_write(db).await?;
+    let Membership { project, .. } = locked(&txn, caller, project, action).await?;
+    if project.is_inbox() {
+        return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
+    }
+    let (current, _) = membership_of(&txn, project.id, member).await?;
+    if current.role == Role::Admin {
+        keep_an_admin(&txn, project.id, member).await?;
+    }
+    project_member::Entity::delete_by_id((project.id, member))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+async fn membership_of<C: ConnectionTrait>(
+    conn: &C,
+    project: Uuid,
+    member: Uuid,
+) -> Result<(project_member::Model, user::Model)> {
+    project_member::Entity::find_by_id((project, member))
+        .find_also_related(user::Entity)
+        .one(conn)
+        .await?
+        .and_then(|(member, user)| user.map(|user| (member, user)))
+        .ok_or(AppError::NotFound("Member"))
+}
+
+/// Refuses when `leaving` is the only admin of `project`. Runs under the project's lock.
+async fn keep_an_admin<C: ConnectionTrait>(conn: &C, project: Uuid, leaving: Uuid) -> Result<()> {
+    let others = project_member::Entity::find()
+        .filter(project_member::Column::ProjectId.eq(project))
+        .filter(project_member::Column::Role.eq(Role::Admin))
+        .filter(project_member::Column::UserId.ne(leaving))
+        .count(conn)
+        .await?;
+    if others == 0 {
+        return Err(AppError::Conflict(LAST_ADMIN.into()));
+    }
+    Ok(())
+}
+
+/// Before `user`'s account is deleted: every shared project where they are the only admin
+/// passes to its longest-standing other member (as admin), or, with no other member, is
+/// deleted with its tasks. Runs in the deleting transaction.
+pub async fn hand_over_before_deleting<C: ConnectionTrait>(
+    conn: &C,
+    user: Uuid,
+) -> Result<(), DbErr> {
+    let administered: Vec<Uuid> = project_member::Entity::find()
+        .select_only()
+        .column(project_member::Column::ProjectId)
+        .join(JoinType::InnerJoin, project_member::Relation::Project.def())
+        .filter(project_member::Column::UserId.eq(user))
+        .filter(project_member::Column::Role.eq(Role::Admin))
+        .filter(project::Column::InboxOf.is_null())
+        .into_tuple()
+        .all(conn)
+        .await?;
+    for project in administered {
+        let others = project_member::Entity::find()
+            .filter(project_member::Column::ProjectId.eq(project))
+            .filter(project_member::Column::UserId.ne(user))
+            .order_by_asc(project_member::Column::CreatedAt)
+            .order_by_asc(project_member::Column::UserId)
+            .all(conn)
+            .await?;
+        if others.iter().any(|member| member.role == Role::Admin) {
+            continue;
+        }
+        match others.into_iter().next() {
+            Some(heir) => {
+                let mut row: project_member::ActiveModel = heir.into();
+                row.role = Set(Role::Admin);
+                row.update(conn).await?;
+            }
+            None => {
+                project::Entity::delete_by_id(project).exec(conn).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ids of the projects `user` may do `action` in, as a subquery (for listings that
+/// span projects, such as the change feed's `?project_id=` check).
+pub fn ids_allowed(user: Uuid, action: Action) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(project_member::Column::ProjectId)
+        .from(project_member::Entity)
+        .and_where(ExprTrait::eq(
+            Expr::col(project_member::Column::UserId),
+            user,
+        ))
+        .and_where(Expr::col(project_member::Column::Role).gte(action.least_role().stored()))
+        .to_owned()
+}

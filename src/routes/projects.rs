@@ -1,0 +1,200 @@
+//! Project routes under `/api/v1/projects`: projects, their members, and (in `routes::tasks`)
+//! their task listings. What a caller may do is decided by `models::projects::policy`;
+//! a project the caller is not a member of is a 404 on every route.
+
+use salvo::http::header::{self, HeaderValue};
+use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
+use salvo::prelude::*;
+use uuid::Uuid;
+
+use crate::auth::CurrentUser;
+use crate::domain::Email;
+use crate::error::{AppError, Result};
+use crate::extract::{Payload, ResourceId};
+use crate::models::projects::{self, Action, Member, Membership, NewProject, ProjectChanges};
+use crate::requests::{
+    AddMemberRequest, CreateProjectRequest, PatchProjectRequest, UpdateMemberRequest,
+};
+use crate::routes::responses::{Created, NoContent, Ok200, etag};
+use crate::routes::tasks::WriteConditions;
+use crate::state::AppState;
+use crate::validate::Errors;
+use crate::views::{MemberList, MemberView, ProjectList, ProjectView};
+
+fn project_view(Membership { project, role }: Membership) -> ProjectView {
+    ProjectView::new(project, role)
+}
+
+fn member_view(
+    Member {
+        user,
+        role,
+        joined_at,
+    }: Member,
+) -> MemberView {
+    MemberView::new(user, role, joined_at)
+}
+
+/// A project with its `ETag`.
+pub struct ProjectReply(pub ProjectView);
+
+#[async_trait]
+impl Writer for ProjectReply {
+    async fn write(self, req: &mut Request, depot: &mut Depot, res: &mut Response) {
+        if let Ok(value) = HeaderValue::from_str(&etag(self.0.version)) {
+            res.headers_mut().insert(header::ETAG, value);
+        }
+        Ok200(self.0).write(req, depot, res).await;
+    }
+}
+
+impl EndpointOutRegister for ProjectReply {
+    fn register(components: &mut Components, operation: &mut Operation) {
+        operation.responses.insert(
+            "200",
+            oapi::Response::new("The project; ETag carries its version")
+                .add_content("application/json", ProjectView::to_schema(components)),
+        );
+    }
+}
+
+/// The projects the caller is a member of, their Inbox first.
+#[endpoint(operation_id = "listProjects", tags("projects"), security(("bearer" = [])), status_codes(200, 401, 429, 503))]
+pub async fn list(state: AppState, caller: CurrentUser) -> Result<Ok200<ProjectList>> {
+    let items = projects::visible_to(&state.db, caller.id).await?;
+    Ok(Ok200(ProjectList {
+        items: items.into_iter().map(project_view).collect(),
+    }))
+}
+
+/// Create a project; the caller becomes its admin.
+#[endpoint(operation_id = "createProject", tags("projects"), security(("bearer" = [])), status_codes(201, 400, 401, 413, 415, 422, 429, 503))]
+pub async fn create(
+    state: AppState,
+    caller: CurrentUser,
+    body: Payload<CreateProjectRequest>,
+) -> Result<Created<ProjectView>> {
+    let new = NewProject::try_from(body.0)?;
+    let project = project_view(projects::create(&state.db, caller.id, new).await?);
+    tracing::info!(event = "project_create", user_id = %caller.id, project_id = %project.id, "project created");
+    Ok(Created {
+        location: format!("/api/v1/projects/{}", project.id),
+        etag: Some(etag(project.version)),
+        body: project,
+    })
+}
+
+/// One project (any member).
+#[endpoint(operation_id = "getProject", tags("projects"), security(("bearer" = [])), status_codes(200, 401, 404, 429, 503))]
+pub async fn get(state: AppState, caller: CurrentUser, id: ResourceId) -> Result<ProjectReply> {
+    let project = projects::get(&state.db, caller.id, id.0, Action::Read).await?;
+    Ok(ProjectReply(project_view(project)))
+}
+
+/// Rename, describe, colour or archive a project (its admins). Honours `If-Match` (412).
+#[endpoint(operation_id = "updateProject", tags("projects"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags one of which must be the current version, compared strongly; else 412")), status_codes(200, 400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 503))]
+pub async fn patch(
+    req: &mut Request,
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+    body: Payload<PatchProjectRequest>,
+) -> Result<ProjectReply> {
+    let changes = ProjectChanges::try_from(body.0)?;
+    let conditions = WriteConditions::from_request(req);
+    let project = projects::update(&state.db, caller.id, id.0, changes, |version| {
+        conditions.allow(version)
+    })
+    .await?;
+    Ok(ProjectReply(project_view(project)))
+}
+
+/// Delete a project with its tasks (its admins; never an Inbox). Honours `If-Match` (412).
+#[endpoint(operation_id = "deleteProject", tags("projects"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags one of which must be the current version, compared strongly; else 412")), status_codes(204, 401, 403, 404, 409, 412, 429, 503))]
+pub async fn delete(
+    req: &mut Request,
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+) -> Result<NoContent> {
+    let conditions = WriteConditions::from_request(req);
+    projects::delete(&state.db, caller.id, id.0, |version| {
+        conditions.allow(version)
+    })
+    .await?;
+    tracing::info!(event = "project_delete", user_id = %caller.id, project_id = %id.0, "project deleted");
+    Ok(NoContent)
+}
+
+/// The project's members (any member), longest-standing first.
+#[endpoint(operation_id = "listMembers", tags("projects"), security(("bearer" = [])), status_codes(200, 401, 404, 429, 503))]
+pub async fn members(
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+) -> Result<Ok200<MemberList>> {
+    let listed = projects::members(&state.db, caller.id, id.0).await?;
+    Ok(Ok200(MemberList {
+        items: listed.into_iter().map(member_view).collect(),
+    }))
+}
+
+/// Add an existing account, by e-mail, with a role (the project's admins; not to an Inbox).
+/// An address without an account is a 404.
+#[endpoint(operation_id = "addMember", tags("projects"), security(("bearer" = [])), status_codes(201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
+pub async fn add_member(
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+    body: Payload<AddMemberRequest>,
+) -> Result<Created<MemberView>> {
+    let AddMemberRequest { email, role } = body.0;
+    let mut errors = Errors::default();
+    let email = Email::parse(&mut errors, &email);
+    let email = errors.finish_parsed(email)?;
+    let member = projects::add_member(&state.db, caller.id, id.0, email, role).await?;
+    tracing::info!(event = "member_add", user_id = %caller.id, project_id = %id.0, member_id = %member.user.id, "member added");
+    Ok(Created {
+        location: format!("/api/v1/projects/{}/members/{}", id.0, member.user.id),
+        etag: None,
+        body: member_view(member),
+    })
+}
+
+/// The path's project and member ids.
+fn member_path(req: &Request) -> Result<(Uuid, Uuid)> {
+    let parse = |name: &str| {
+        req.param::<String>(name)
+            .and_then(|raw| Uuid::parse_str(&raw).ok())
+            .ok_or(AppError::NotFound("Member"))
+    };
+    Ok((parse("id")?, parse("user_id")?))
+}
+
+/// Change a member's role (the project's admins). The last admin cannot be demoted (409).
+#[endpoint(operation_id = "updateMember", tags("projects"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The project"), ("user_id" = Uuid, Path, description = "The member's user id")), status_codes(200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
+pub async fn update_member(
+    req: &mut Request,
+    state: AppState,
+    caller: CurrentUser,
+    body: Payload<UpdateMemberRequest>,
+) -> Result<Ok200<MemberView>> {
+    let (project, member) = member_path(req)?;
+    let updated = projects::set_role(&state.db, caller.id, project, member, body.0.role).await?;
+    tracing::info!(event = "member_role", user_id = %caller.id, project_id = %project, member_id = %member, "member role changed");
+    Ok(Ok200(member_view(updated)))
+}
+
+/// Remove a member (the project's admins), or leave (any member, their own id). The last
+/// admin cannot go (409), and nobody leaves an Inbox.
+#[endpoint(operation_id = "removeMember", tags("projects"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The project"), ("user_id" = Uuid, Path, description = "The member's user id")), status_codes(204, 401, 403, 404, 409, 429, 503))]
+pub async fn remove_member(
+    req: &mut Request,
+    state: AppState,
+    caller: CurrentUser,
+) -> Result<NoContent> {
+    let (project, member) = member_path(req)?;
+    projects::remove_member(&state.db, caller.id, project, member).await?;
+    tracing::info!(event = "member_remove", user_id = %caller.id, project_id = %project, member_id = %member, "member removed");
+    Ok(NoContent)
+}

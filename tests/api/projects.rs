@@ -1,0 +1,788 @@
+//! Teams (issue #24): projects, members and roles, and the authorization of every route that
+//! touches a project, as its members and strangers would use them.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, both_backends, spawn_app};
+
+/// One account and its token.
+struct Person {
+    token: String,
+    id: String,
+    email: String,
+}
+
+async fn person(app: &TestApp, name: &str) -> Person {
+    let (token, id, email) = app.new_user(name).await;
+    Person { token, id, email }
+}
+
+/// A project of `admin`'s with `members` added at their roles.
+async fn shared_project(app: &TestApp, admin: &Person, members: &[(&Person, &str)]) -> String {
+    let created = app
+        .post(
+            "/api/v1/projects",
+            Some(&admin.token),
+            json!({"name": "Launch", "color": "#336699"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.body["id"].as_str().expect("id").to_string();
+    for (member, role) in members {
+        let added = app
+            .post(
+                &format!("/api/v1/projects/{id}/members"),
+                Some(&admin.token),
+                json!({"email": member.email, "role": role}),
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    }
+    id
+}
+
+/// The caller roles of the matrix; `None` is a stranger (no membership).
+const CALLERS: [Option<&str>; 4] = [Some("admin"), Some("editor"), Some("viewer"), None];
+
+/// The least role each route needs, as the policy states it.
+#[derive(Clone, Copy, Debug)]
+enum Least {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+impl Least {
+    fn allows(self, role: &str) -> bool {
+        let rank = |role: &str| match role {
+            "viewer" => 1,
+            "editor" => 2,
+            _ => 3,
+        };
+        let least = match self {
+            Least::Viewer => 1,
+            Least::Editor => 2,
+            Least::Admin => 3,
+        };
+        rank(role) >= least
+    }
+}
+
+/// What one matrix cell works on: a fresh project with one member per role, a spare member
+/// to change, an account outside it to add, and a task.
+struct Fixture {
+    project: String,
+    task: String,
+    spare: String,
+    outsider_email: String,
+}
+
+/// One row of the matrix: a route, the least role it needs, what it answers when allowed.
+struct Route {
+    name: &'static str,
+    least: Least,
+    ok: StatusCode,
+    call: fn(&Fixture) -> (Method, String, Option<Value>),
+}
+
+fn routes() -> Vec<Route> {
+    vec![
+        Route {
+            name: "get project",
+            least: Least::Viewer,
+            ok: StatusCode::OK,
+            call: |f| (Method::GET, format!("/api/v1/projects/{}", f.project), None),
+        },
+        Route {
+            name: "rename project",
+            least: Least::Admin,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::PATCH,
+                    format!("/api/v1/projects/{}", f.project),
+                    Some(json!({"name": "Renamed"})),
+                )
+            },
+        },
+        Route {
+            name: "archive project",
+            least: Least::Admin,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::PATCH,
+                    format!("/api/v1/projects/{}", f.project),
+                    Some(json!({"archived": true})),
+                )
+            },
+        },
+        Route {
+            name: "delete project",
+            least: Least::Admin,
+            ok: StatusCode::NO_CONTENT,
+            call: |f| {
+                (
+                    Method::DELETE,
+                    format!("/api/v1/projects/{}", f.project),
+                    None,
+                )
+            },
+        },
+        Route {
+            name: "list project tasks",
+            least: Least::Viewer,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::GET,
+                    format!(
+                        "/api/v1/projects/{}/tasks?status=todo&sort=title",
+                        f.project
+                    ),
+                    None,
+                )
+            },
+        },
+        Route {
+            name: "list members",
+            least: Least::Viewer,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::GET,
+                    format!("/api/v1/projects/{}/members", f.project),
+                    None,
+                )
+            },
+        },
+        Route {
+            name: "add member",
+            least: Least::Admin,
+            ok: StatusCode::CREATED,
+            call: |f| {
+                (
+                    Method::POST,
+                    format!("/api/v1/projects/{}/members", f.project),
+                    Some(json!({"email": f.outsider_email, "role": "viewer"})),
+                )
+            },
+        },
+        Route {
+            name: "change a member's role",
+            least: Least::Admin,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::PATCH,
+                    format!("/api/v1/projects/{}/members/{}", f.project, f.spare),
+                    Some(json!({"role": "editor"})),
+                )
+            },
+        },
+        Route {
+            name: "remove a member",
+            least: Least::Admin,
+            ok: StatusCode::NO_CONTENT,
+            call: |f| {
+                (
+                    Method::DELETE,
+                    format!("/api/v1/projects/{}/members/{}", f.project, f.spare),
+                    None,
+                )
+            },
+        },
+        Route {
+            name: "create task",
+            least: Least::Editor,
+            ok: StatusCode::CREATED,
+            call: |f| {
+                (
+                    Method::POST,
+                    "/api/v1/tasks".into(),
+                    Some(json!({"title": "New", "project_id": f.project})),
+                )
+            },
+        },
+        Route {
+            name: "get task",
+            least: Least::Viewer,
+            ok: StatusCode::OK,
+            call: |f| (Method::GET, format!("/api/v1/tasks/{}", f.task), None),
+        },
+        Route {
+            name: "replace task",
+            least: Least::Editor,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::PUT,
+                    format!("/api/v1/tasks/{}", f.task),
+                    Some(json!({"title": "Replaced", "project_id": f.project})),
+                )
+            },
+        },
+        Route {
+            name: "patch task",
+            least: Least::Editor,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::PATCH,
+                    format!("/api/v1/tasks/{}", f.task),
+                    Some(json!({"status": "done"})),
+                )
+            },
+        },
+        Route {
+            name: "empty patch of a task",
+            least: Least::Editor,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::PATCH,
+                    format!("/api/v1/tasks/{}", f.task),
+                    Some(json!({})),
+                )
+            },
+        },
+        Route {
+            name: "delete task",
+            least: Least::Editor,
+            ok: StatusCode::NO_CONTENT,
+            call: |f| (Method::DELETE, format!("/api/v1/tasks/{}", f.task), None),
+        },
+        Route {
+            name: "project change feed",
+            least: Least::Viewer,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::HEAD,
+                    format!("/api/v1/tasks/events?project_id={}", f.project),
+                    None,
+                )
+            },
+        },
+    ]
+}
+
+// The authorization matrix: every route × every role and a stranger, each cell on a fresh
+// project. Allowed: the route's success; a member whose role is too low: 403; a stranger:
+// 404, worded as for a missing thing. A refused cell changes nothing.
+both_backends!(authorization_matrix_of_every_project_route);
+async fn authorization_matrix_of_every_project_route(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = person(&app, "admin").await;
+    let editor = person(&app, "editor").await;
+    let viewer = person(&app, "viewer").await;
+    let spare = person(&app, "spare").await;
+    let stranger = person(&app, "stranger").await;
+    let mut cells = 0;
+    for route in routes() {
+        for caller_role in CALLERS {
+            let outsider = person(&app, "outsider").await;
+            let project = shared_project(
+                &app,
+                &admin,
+                &[(&editor, "editor"), (&viewer, "viewer"), (&spare, "viewer")],
+            )
+            .await;
+            let task = app
+                .create_task(
+                    &admin.token,
+                    json!({"title": "Shared", "project_id": project}),
+                )
+                .await;
+            assert_eq!(task["project_id"], project.as_str());
+            let fixture = Fixture {
+                project: project.clone(),
+                task: task["id"].as_str().expect("id").to_string(),
+                spare: spare.id.clone(),
+                outsider_email: outsider.email.clone(),
+            };
+            let caller = match caller_role {
+                Some("admin") => &admin,
+                Some("editor") => &editor,
+                Some("viewer") => &viewer,
+                _ => &stranger,
+            };
+            let (method, path, body) = (route.call)(&fixture);
+            let reply = app
+                .request(method.clone(), &path, Some(&caller.token), body)
+                .await;
+            let cell = format!("{} as {:?}: {}", route.name, caller_role, reply.text);
+            match caller_role {
+                Some(role) if route.least.allows(role) => {
+                    assert_eq!(reply.status, route.ok, "{cell}");
+                }
+                Some(_) => {
+                    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{cell}");
+                    if method != Method::HEAD {
+                        reply.problem(403);
+                    }
+                }
+                None => {
+                    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{cell}");
+                    if method != Method::HEAD {
+                        let problem = reply.problem(404);
+                        assert!(
+                            !reply.text.contains(&project) && !reply.text.contains(&fixture.task),
+                            "{cell}"
+                        );
+                        assert!(problem["detail"].is_string());
+                    }
+                }
+            }
+            if !matches!(caller_role, Some(role) if route.least.allows(role)) {
+                assert_nothing_changed(&app, &admin, &fixture, &cell).await;
+            }
+            cells += 1;
+        }
+    }
+    assert_eq!(cells, routes().len() * CALLERS.len());
+}
+
+/// After a refused call: the project, its members and its task are as the fixture made them.
+async fn assert_nothing_changed(app: &TestApp, admin: &Person, fixture: &Fixture, cell: &str) {
+    let project = app
+        .get(
+            &format!("/api/v1/projects/{}", fixture.project),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(project.status, StatusCode::OK, "{cell}");
+    assert_eq!(project.body["version"], 1, "{cell}");
+    assert_eq!(project.body["archived"], false, "{cell}");
+    let members = app
+        .get(
+            &format!("/api/v1/projects/{}/members", fixture.project),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(
+        members.body["items"].as_array().map(Vec::len),
+        Some(4),
+        "{cell}"
+    );
+    let spare = members.body["items"].as_array().and_then(|items| {
+        items
+            .iter()
+            .find(|m| m["user_id"] == fixture.spare.as_str())
+    });
+    assert_eq!(
+        spare.map(|m| m["role"].clone()),
+        Some(json!("viewer")),
+        "{cell}"
+    );
+    let task = app
+        .get(
+            &format!("/api/v1/tasks/{}", fixture.task),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(task.status, StatusCode::OK, "{cell}");
+    assert_eq!(task.body["version"], 1, "{cell}");
+    let tasks = app
+        .get(
+            &format!("/api/v1/projects/{}/tasks", fixture.project),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(tasks.body["total"], 1, "{cell}");
+}
+
+both_backends!(every_account_has_a_private_inbox_that_get_tasks_lists);
+async fn every_account_has_a_private_inbox_that_get_tasks_lists(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = person(&app, "owner").await;
+    let other = person(&app, "other").await;
+    let listed = app.get("/api/v1/projects", Some(&owner.token)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    let inbox = &listed.body["items"][0];
+    assert_eq!(inbox["id"], owner.id.as_str());
+    assert_eq!(inbox["inbox"], true);
+    assert_eq!(inbox["role"], "admin");
+    // A task without a project goes to the Inbox, which GET /tasks lists.
+    let task = app
+        .create_task(&owner.token, json!({"title": "Mine"}))
+        .await;
+    assert_eq!(task["project_id"], owner.id.as_str());
+    let project = shared_project(&app, &owner, &[]).await;
+    app.create_task(
+        &owner.token,
+        json!({"title": "Team work", "project_id": project}),
+    )
+    .await;
+    let mine = app.get("/api/v1/tasks", Some(&owner.token)).await;
+    assert_eq!(mine.body["total"], 1, "{}", mine.text);
+    assert_eq!(mine.body["items"][0]["title"], "Mine");
+    let team = app
+        .get(
+            &format!("/api/v1/projects/{project}/tasks"),
+            Some(&owner.token),
+        )
+        .await;
+    assert_eq!(team.body["total"], 1);
+    assert_eq!(team.body["items"][0]["title"], "Team work");
+    let listed = app.get("/api/v1/projects", Some(&owner.token)).await;
+    let names: Vec<&str> = listed.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Inbox", "Launch"]);
+    // The Inbox is nobody else's: not shared, not left, not archived, not deleted.
+    let inbox_path = format!("/api/v1/projects/{}", owner.id);
+    let share = app
+        .post(
+            &format!("{inbox_path}/members"),
+            Some(&owner.token),
+            json!({"email": other.email, "role": "viewer"}),
+        )
+        .await;
+    share.problem(409);
+    app.patch(&inbox_path, Some(&owner.token), json!({"archived": true}))
+        .await
+        .problem(409);
+    app.request(Method::DELETE, &inbox_path, Some(&owner.token), None)
+        .await
+        .problem(409);
+    app.request(
+        Method::DELETE,
+        &format!("{inbox_path}/members/{}", owner.id),
+        Some(&owner.token),
+        None,
+    )
+    .await
+    .problem(409);
+    // Another user cannot see it, read its tasks, or write into it.
+    app.get(&inbox_path, Some(&other.token)).await.problem(404);
+    app.get(&format!("{inbox_path}/tasks"), Some(&other.token))
+        .await
+        .problem(404);
+    app.post(
+        "/api/v1/tasks",
+        Some(&other.token),
+        json!({"title": "Planted", "project_id": owner.id}),
+    )
+    .await
+    .problem(404);
+    let task_path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    app.get(&task_path, Some(&other.token)).await.problem(404);
+    // A project's name is still the owner's to choose.
+    let renamed = app
+        .patch(&inbox_path, Some(&owner.token), json!({"name": "Today"}))
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    assert_eq!(renamed.header("etag"), Some("\"2\""));
+}
+
+both_backends!(project_fields_are_validated_and_writes_are_conditional);
+async fn project_fields_are_validated_and_writes_are_conditional(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = person(&app, "owner").await;
+    let bad = app
+        .post(
+            "/api/v1/projects",
+            Some(&owner.token),
+            json!({"name": " ", "color": "blue", "description": "nul\u{0}"}),
+        )
+        .await;
+    bad.problem(422);
+    let mut fields = bad.invalid_fields();
+    fields.sort();
+    assert_eq!(fields, ["color", "description", "name"]);
+    app.post(
+        "/api/v1/projects",
+        Some(&owner.token),
+        json!({"name": "x", "role": "admin", "inbox": true}),
+    )
+    .await
+    .problem(422);
+    let project = shared_project(&app, &owner, &[]).await;
+    let path = format!("/api/v1/projects/{project}");
+    let stale = app
+        .request(
+            Method::PATCH,
+            &path,
+            Some(&owner.token),
+            Some(json!({"name": "B"})),
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::OK);
+    let conditional = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(&owner.token)
+        .header("If-Match", "\"1\"")
+        .json(&json!({"name": "C"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(conditional.status(), StatusCode::PRECONDITION_FAILED);
+    let deleted = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&owner.token)
+        .header("If-Match", "\"2\"")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    app.get(&path, Some(&owner.token)).await.problem(404);
+    let members = app
+        .post(
+            &format!("{path}/members"),
+            Some(&owner.token),
+            json!({"email": "nobody@example.com", "role": "viewer"}),
+        )
+        .await;
+    members.problem(404);
+}
+
+both_backends!(a_project_always_keeps_an_admin_even_under_concurrent_demotions);
+async fn a_project_always_keeps_an_admin_even_under_concurrent_demotions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = person(&app, "first").await;
+    let second = person(&app, "second").await;
+    for round in 0..5 {
+        let project = shared_project(&app, &first, &[(&second, "admin")]).await;
+        // Each admin demotes the other at the same moment (and, on odd rounds, themself).
+        let (a_target, b_target) = if round % 2 == 0 {
+            (&second.id, &first.id)
+        } else {
+            (&first.id, &second.id)
+        };
+        let path_a = format!("/api/v1/projects/{project}/members/{a_target}");
+        let path_b = format!("/api/v1/projects/{project}/members/{b_target}");
+        let (a, b) = tokio::join!(
+            app.patch(&path_a, Some(&first.token), json!({"role": "viewer"})),
+            app.patch(&path_b, Some(&second.token), json!({"role": "viewer"}))
+        );
+        let statuses = [a.status, b.status];
+        assert!(
+            statuses.contains(&StatusCode::OK)
+                && (statuses.contains(&StatusCode::CONFLICT)
+                    || statuses.contains(&StatusCode::FORBIDDEN)),
+            "round {round}: {} / {}",
+            a.text,
+            b.text
+        );
+        let members = app
+            .get(
+                &format!("/api/v1/projects/{project}/members"),
+                Some(&first.token),
+            )
+            .await;
+        let admins = members.body["items"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .filter(|member| member["role"] == "admin")
+            .count();
+        assert_eq!(admins, 1, "round {round}: {}", members.text);
+    }
+    // The last admin can neither be demoted nor leave.
+    let project = shared_project(&app, &first, &[(&second, "editor")]).await;
+    app.patch(
+        &format!("/api/v1/projects/{project}/members/{}", first.id),
+        Some(&first.token),
+        json!({"role": "editor"}),
+    )
+    .await
+    .problem(409);
+    app.request(
+        Method::DELETE,
+        &format!("/api/v1/projects/{project}/members/{}", first.id),
+        Some(&first.token),
+        None,
+    )
+    .await
+    .problem(409);
+    // A member may leave; then the project is gone for them.
+    let left = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/projects/{project}/members/{}", second.id),
+            Some(&second.token),
+            None,
+        )
+        .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT, "{}", left.text);
+    app.get(&format!("/api/v1/projects/{project}"), Some(&second.token))
+        .await
+        .problem(404);
+}
+
+both_backends!(a_removed_member_loses_access_at_once_even_mid_edit);
+async fn a_removed_member_loses_access_at_once_even_mid_edit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = person(&app, "admin").await;
+    let editor = person(&app, "editor").await;
+    let project = shared_project(&app, &admin, &[(&editor, "editor")]).await;
+    let task = app
+        .create_task(&admin.token, json!({"title": "Hot", "project_id": project}))
+        .await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let edits = async {
+        let mut accepted = 0;
+        for n in 0..40 {
+            let reply = app
+                .patch(
+                    &path,
+                    Some(&editor.token),
+                    json!({"title": format!("edit {n}")}),
+                )
+                .await;
+            match reply.status {
+                StatusCode::OK => accepted += 1,
+                StatusCode::NOT_FOUND => break,
+                other => panic!("unexpected {other}: {}", reply.text),
+            }
+        }
+        accepted
+    };
+    let removal = async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let removed = app
+            .request(
+                Method::DELETE,
+                &format!("/api/v1/projects/{project}/members/{}", editor.id),
+                Some(&admin.token),
+                None,
+            )
+            .await;
+        assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text);
+    };
+    let (accepted, ()) = tokio::join!(edits, removal);
+    // Every accepted edit, and only those, moved the version on.
+    let now = app.get(&path, Some(&admin.token)).await;
+    assert_eq!(now.body["version"], 1 + accepted, "{}", now.text);
+    // From the removal on, the task and the project are gone for them.
+    app.patch(&path, Some(&editor.token), json!({"title": "late"}))
+        .await
+        .problem(404);
+    app.get(&path, Some(&editor.token)).await.problem(404);
+    app.get(
+        &format!("/api/v1/projects/{project}/tasks"),
+        Some(&editor.token),
+    )
+    .await
+    .problem(404);
+}
+
+both_backends!(a_viewer_reads_everything_and_writes_nothing);
+async fn a_viewer_reads_everything_and_writes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = person(&app, "admin").await;
+    let viewer = person(&app, "viewer").await;
+    let project = shared_project(&app, &admin, &[(&viewer, "viewer")]).await;
+    for n in 0..3 {
+        app.create_task(
+            &admin.token,
+            json!({"title": format!("task {n}"), "project_id": project}),
+        )
+        .await;
+    }
+    let page = app
+        .get(
+            &format!("/api/v1/projects/{project}/tasks?limit=2"),
+            Some(&viewer.token),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(page.body["total"], 3);
+    // A cursor pages on for members, and is bound to its project.
+    let cursor = page.body["next_cursor"].as_str().expect("cursor");
+    let next = app
+        .get(
+            &format!("/api/v1/projects/{project}/tasks?limit=2&cursor={cursor}"),
+            Some(&viewer.token),
+        )
+        .await;
+    assert_eq!(next.body["items"].as_array().map(Vec::len), Some(1));
+    app.get(
+        &format!("/api/v1/tasks?limit=2&cursor={cursor}"),
+        Some(&viewer.token),
+    )
+    .await
+    .problem(422);
+    let refused = app
+        .post(
+            "/api/v1/tasks",
+            Some(&viewer.token),
+            json!({"title": "sneaky", "project_id": project}),
+        )
+        .await;
+    refused.problem(403);
+    let listed = app
+        .get(
+            &format!("/api/v1/projects/{project}/tasks"),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(listed.body["total"], 3);
+    // Role fields in a body do not change anyone's role.
+    app.patch(
+        &format!("/api/v1/projects/{project}"),
+        Some(&viewer.token),
+        json!({"role": "admin"}),
+    )
+    .await
+    .problem(422);
+    let me = app
+        .get(&format!("/api/v1/projects/{project}"), Some(&viewer.token))
+        .await;
+    assert_eq!(me.body["role"], "viewer");
+}
+
+both_backends!(deleting_the_only_admin_hands_their_projects_on_or_deletes_them);
+async fn deleting_the_only_admin_hands_their_projects_on_or_deletes_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let site_admin = person(&app, "root").await;
+    let leaving = person(&app, "leaving").await;
+    let early = person(&app, "early").await;
+    let late = person(&app, "late").await;
+    let shared = shared_project(&app, &leaving, &[(&early, "viewer"), (&late, "editor")]).await;
+    let alone = shared_project(&app, &leaving, &[]).await;
+    app.create_task(
+        &leaving.token,
+        json!({"title": "kept", "project_id": shared}),
+    )
+    .await;
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/admin/users/{}", leaving.id),
+            Some(&site_admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    // The longest-standing member inherits the project, with its tasks.
+    let inherited = app
+        .get(&format!("/api/v1/projects/{shared}"), Some(&early.token))
+        .await;
+    assert_eq!(inherited.body["role"], "admin", "{}", inherited.text);
+    let tasks = app
+        .get(
+            &format!("/api/v1/projects/{shared}/tasks"),
+            Some(&late.token),
+        )
+        .await;
+    assert_eq!(tasks.body["total"], 1);
+    // A project with nobody else is deleted.
+    let projects = app.count("SELECT COUNT(*) AS n FROM projects").await;
+    // The site admin's, early's and late's Inboxes, and the inherited project.
+    assert_eq!(projects, 4, "{alone} should be gone");
+    // Site admins do not read other people's projects through the API.
+    app.get(
+        &format!("/api/v1/projects/{shared}"),
+        Some(&site_admin.token),
+    )
+    .await
+    .problem(404);
+}
