@@ -431,3 +431,50 @@ pub struct FeedQuery {
     /// Only this project's events (any member; 404 otherwise).
     pub project_id: Option<Uuid>,
 }
+
+/// A new label of a project (its admins).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[salvo(schema(name = "CreateLabelRequest"))]
+pub struct CreateLabelRequest {
+    /// 1-200 characters; unique in the project, ignoring case.
+    #[salvo(schema(max_length = 200, min_length = 1))]
+    pub name: String,
+    #[salvo(schema(pattern = "^#[0-9a-fA-F]{6}$"))]
+    pub color: Option<String>,
+}
+
+/// Partial change of a label: absent fields stay; `null` clears `color`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[salvo(schema(name = "UpdateLabelRequest"))]
+pub struct PatchLabelRequest {
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = String, required = false, max_length = 200, min_length = 1))]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Option<String>, required = false, pattern = "^#[0-9a-fA-F]{6}$"))]
+    pub color: Option<Option<String>>,
+}
+
+/// A comment's text, new or edited.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[salvo(schema(name = "CommentRequest"))]
+pub struct CommentRequest {
+    /// Not blank; the limits of a task description (newlines kept).
+    #[salvo(schema(min_length = 1, max_length = 10000))]
+    pub body: String,
+}
+
+/// A page of a task's comments.
+#[derive(Debug, Default, Deserialize, ToParameters)]
+#[serde(deny_unknown_fields)]
+#[salvo(parameters(default_parameter_in = Query))]
+pub struct CommentsQuery {
+    /// Page size, 1-100 (default 50).
+    #[salvo(parameter(minimum = 1, maximum = 100))]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}

@@ -33,7 +33,7 @@ use crate::models::{idempotency, sessions};
 use crate::routes::frontend::{EmbeddedFrontEnd, apidocs_headers};
 use crate::routes::guard::{authenticate, limit_by_ip, require_admin};
 use crate::routes::responses::{head_content_length, with_head};
-use crate::routes::{admin, auth, events, health, projects, tasks};
+use crate::routes::{admin, auth, comments, events, health, projects, tasks};
 use crate::state::AppState;
 use crate::{db, metrics as app_metrics};
 
@@ -156,7 +156,17 @@ fn api_router() -> Router {
                 .get(tasks::get)
                 .put(tasks::replace)
                 .patch(tasks::patch)
-                .delete(tasks::delete),
+                .delete(tasks::delete)
+                .push(
+                    Router::with_path("comments")
+                        .get(comments::list)
+                        .post(comments::create)
+                        .push(
+                            Router::with_path("{comment_id}")
+                                .patch(comments::update)
+                                .delete(comments::delete),
+                        ),
+                ),
         );
     let projects = Router::with_path("projects")
         .hoop(authenticate)
@@ -168,6 +178,16 @@ fn api_router() -> Router {
                 .patch(projects::patch)
                 .delete(projects::delete)
                 .push(Router::with_path("tasks").get(tasks::list_in_project))
+                .push(
+                    Router::with_path("labels")
+                        .get(projects::list_labels)
+                        .post(projects::create_label)
+                        .push(
+                            Router::with_path("{label_id}")
+                                .patch(projects::update_label)
+                                .delete(projects::delete_label),
+                        ),
+                )
                 .push(
                     Router::with_path("members")
                         .get(projects::members)

@@ -52,14 +52,19 @@ impl Errors {
 
 /// Free text keeps newlines and tabs, but never NUL (PostgreSQL text cannot store it).
 pub fn description(errors: &mut Errors, raw: Option<String>) -> Option<String> {
+    free_text(errors, "description", raw)
+}
+
+/// [`description`]'s rules for any free-text `field`.
+pub fn free_text(errors: &mut Errors, field: &str, raw: Option<String>) -> Option<String> {
     if let Some(text) = &raw {
         if text.chars().count() > DESCRIPTION_MAX {
             errors.add(
-                "description",
+                field,
                 format!("must be at most {DESCRIPTION_MAX} characters"),
             );
         } else if text.contains('\0') {
-            errors.add("description", "must not contain NUL characters");
+            errors.add(field, "must not contain NUL characters");
         }
     }
     raw

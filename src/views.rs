@@ -9,6 +9,7 @@ use crate::entities::project::Model as Project;
 use crate::entities::project_member::Role as ProjectRole;
 use crate::entities::task::{self, Priority, Status};
 use crate::entities::user::{self, Role};
+use crate::entities::{comment, label};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[salvo(schema(name = "User"))]
@@ -535,4 +536,81 @@ impl MemberView {
 pub struct MemberList {
     /// Longest-standing first.
     pub items: Vec<MemberView>,
+}
+
+/// A project's label.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "Label"))]
+pub struct LabelView {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub name: String,
+    /// `#rrggbb`.
+    pub color: Option<String>,
+    pub version: i32,
+    #[serde(serialize_with = "rfc3339::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339::serialize")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<label::Model> for LabelView {
+    fn from(label: label::Model) -> Self {
+        Self {
+            id: label.id,
+            project_id: label.project_id,
+            name: label.name,
+            color: label.color,
+            version: label.version,
+            created_at: label.created_at,
+            updated_at: label.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "LabelList"))]
+pub struct LabelList {
+    /// By name, ignoring case.
+    pub items: Vec<LabelView>,
+}
+
+/// A comment on a task.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "Comment"))]
+pub struct CommentView {
+    pub id: Uuid,
+    pub task_id: Uuid,
+    /// `null` once the author's account is deleted.
+    pub author_id: Option<Uuid>,
+    pub body: String,
+    pub version: i32,
+    #[serde(serialize_with = "rfc3339::serialize")]
+    pub created_at: DateTime<Utc>,
+    /// When the author last edited it; `null` if never.
+    #[serde(serialize_with = "rfc3339::serialize_option")]
+    pub edited_at: Option<DateTime<Utc>>,
+}
+
+impl From<comment::Model> for CommentView {
+    fn from(comment: comment::Model) -> Self {
+        Self {
+            id: comment.id,
+            task_id: comment.task_id,
+            author_id: comment.author_id,
+            body: comment.body,
+            version: comment.version,
+            created_at: comment.created_at,
+            edited_at: comment.edited_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "CommentPage"))]
+pub struct CommentPage {
+    /// Oldest first.
+    pub items: Vec<CommentView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
 }

@@ -12,7 +12,7 @@ mod user_name;
 
 pub use email::Email;
 pub use password::Password;
-pub use project::{Color, ProjectName};
+pub use project::{Color, CommentBody, Name};
 pub use text::INVISIBLE_CLASS;
 pub use title::Title;
 pub use user_name::UserName;

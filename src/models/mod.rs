@@ -1,6 +1,7 @@
 //! Model behaviour: validation and persistence rules, usable without HTTP.
 
 pub mod batch;
+pub mod comments;
 pub mod events;
 pub mod housekeeping;
 pub mod idempotency;

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod comments;
 pub mod events;
 pub mod frontend;
 pub mod guard;

@@ -11,15 +11,17 @@ use crate::auth::CurrentUser;
 use crate::domain::Email;
 use crate::error::{AppError, Result};
 use crate::extract::{Payload, ResourceId};
+use crate::models::projects::labels::{self, LabelFields};
 use crate::models::projects::{self, Action, Member, Membership, NewProject, ProjectChanges};
 use crate::requests::{
-    AddMemberRequest, CreateProjectRequest, PatchProjectRequest, UpdateMemberRequest,
+    AddMemberRequest, CreateLabelRequest, CreateProjectRequest, PatchLabelRequest,
+    PatchProjectRequest, UpdateMemberRequest,
 };
 use crate::routes::responses::{Created, NoContent, Ok200, etag};
 use crate::routes::tasks::WriteConditions;
 use crate::state::AppState;
 use crate::validate::Errors;
-use crate::views::{MemberList, MemberView, ProjectList, ProjectView};
+use crate::views::{LabelList, LabelView, MemberList, MemberView, ProjectList, ProjectView};
 
 fn project_view(Membership { project, role }: Membership) -> ProjectView {
     ProjectView::new(project, role)
@@ -161,14 +163,19 @@ pub async fn add_member(
     })
 }
 
-/// The path's project and member ids.
-fn member_path(req: &Request) -> Result<(Uuid, Uuid)> {
+/// The path's `{id}` and its second id `{second}`; a path that names no valid id is a 404
+/// for `what`.
+pub(crate) fn path_ids(req: &Request, second: &str, what: &'static str) -> Result<(Uuid, Uuid)> {
     let parse = |name: &str| {
         req.param::<String>(name)
             .and_then(|raw| Uuid::parse_str(&raw).ok())
-            .ok_or(AppError::NotFound("Member"))
+            .ok_or(AppError::NotFound(what))
     };
-    Ok((parse("id")?, parse("user_id")?))
+    Ok((parse("id")?, parse(second)?))
+}
+
+fn member_path(req: &Request) -> Result<(Uuid, Uuid)> {
+    path_ids(req, "user_id", "Member")
 }
 
 /// Change a member's role (the project's admins). The last admin cannot be demoted (409).
@@ -196,5 +203,65 @@ pub async fn remove_member(
     let (project, member) = member_path(req)?;
     projects::remove_member(&state.db, caller.id, project, member).await?;
     tracing::info!(event = "member_remove", user_id = %caller.id, project_id = %project, member_id = %member, "member removed");
+    Ok(NoContent)
+}
+
+/// The project's labels (any member), by name.
+#[endpoint(operation_id = "listLabels", tags("projects"), security(("bearer" = [])), status_codes(200, 401, 404, 429, 503))]
+pub async fn list_labels(
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+) -> Result<Ok200<LabelList>> {
+    let items = labels::list(&state.db, caller.id, id.0).await?;
+    Ok(Ok200(LabelList {
+        items: items.into_iter().map(LabelView::from).collect(),
+    }))
+}
+
+/// Create a label (the project's admins). A name the project already has, in any case, is a 409.
+#[endpoint(operation_id = "createLabel", tags("projects"), security(("bearer" = [])), status_codes(201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
+pub async fn create_label(
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+    body: Payload<CreateLabelRequest>,
+) -> Result<Created<LabelView>> {
+    let fields = LabelFields::try_from(body.0)?;
+    let label = LabelView::from(labels::create(&state.db, caller.id, id.0, fields).await?);
+    Ok(Created {
+        location: format!("/api/v1/projects/{}/labels/{}", id.0, label.id),
+        etag: Some(etag(label.version)),
+        body: label,
+    })
+}
+
+/// Rename or recolour a label (the project's admins). Honours `If-Match` (412).
+#[endpoint(operation_id = "updateLabel", tags("projects"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The project"), ("label_id" = Uuid, Path, description = "The label"), ("If-Match" = Option<String>, Header, description = "Entity tags one of which must be the current version, compared strongly; else 412")), status_codes(200, 400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 503))]
+pub async fn update_label(
+    req: &mut Request,
+    state: AppState,
+    caller: CurrentUser,
+    body: Payload<PatchLabelRequest>,
+) -> Result<Ok200<LabelView>> {
+    let (project, label) = path_ids(req, "label_id", "Label")?;
+    let fields = LabelFields::try_from(body.0)?;
+    let conditions = WriteConditions::from_request(req);
+    let updated = labels::update(&state.db, caller.id, project, label, fields, |version| {
+        conditions.allow(version)
+    })
+    .await?;
+    Ok(Ok200(updated.into()))
+}
+
+/// Delete a label (the project's admins).
+#[endpoint(operation_id = "deleteLabel", tags("projects"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The project"), ("label_id" = Uuid, Path, description = "The label")), status_codes(204, 401, 403, 404, 429, 503))]
+pub async fn delete_label(
+    req: &mut Request,
+    state: AppState,
+    caller: CurrentUser,
+) -> Result<NoContent> {
+    let (project, label) = path_ids(req, "label_id", "Label")?;
+    labels::delete(&state.db, caller.id, project, label).await?;
     Ok(NoContent)
 }

@@ -54,9 +54,16 @@ pub(crate) struct Stream {
 
 impl Stream {
     pub(crate) async fn open(app: &TestApp, token: &str, last_event_id: Option<&str>) -> Stream {
-        let mut stream = Self::try_open(app, token, last_event_id)
-            .await
-            .unwrap_or_else(|status| panic!("stream refused: {status}"));
+        Self::opened(Self::try_open(app, token, last_event_id).await).await
+    }
+
+    /// A stream of `path` (the feed with a query, such as `?project_id=`).
+    pub(crate) async fn open_at(app: &TestApp, path: &str, token: &str) -> Stream {
+        Self::opened(Self::connect(&app.client, &app.address, path, token, None).await).await
+    }
+
+    async fn opened(connected: Result<Stream, StatusCode>) -> Stream {
+        let mut stream = connected.unwrap_or_else(|status| panic!("stream refused: {status}"));
         // The opening chunk: once it is here, the stream is positioned and subscribed.
         let opening = stream.next_block().await.expect("opening chunk");
         assert!(opening.retry.is_some(), "a retry hint opens the stream");
@@ -68,18 +75,24 @@ impl Stream {
         token: &str,
         last_event_id: Option<&str>,
     ) -> Result<Stream, StatusCode> {
-        Self::connect(&app.client, &app.address, token, last_event_id).await
+        Self::connect(
+            &app.client,
+            &app.address,
+            "/api/v1/tasks/events",
+            token,
+            last_event_id,
+        )
+        .await
     }
 
     async fn connect(
         client: &reqwest::Client,
         address: &str,
+        path: &str,
         token: &str,
         last_event_id: Option<&str>,
     ) -> Result<Stream, StatusCode> {
-        let mut request = client
-            .get(format!("{address}/api/v1/tasks/events"))
-            .bearer_auth(token);
+        let mut request = client.get(format!("{address}{path}")).bearer_auth(token);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
@@ -649,7 +662,7 @@ async fn shutdown_ends_streams_and_is_not_held_by_them() {
         .await
         .expect("json");
     let token = login["access_token"].as_str().expect("token");
-    let mut stream = Stream::connect(&client, &address, token, None)
+    let mut stream = Stream::connect(&client, &address, "/api/v1/tasks/events", token, None)
         .await
         .expect("stream opened");
     assert!(stream.next_block().await.expect("opening").retry.is_some());

@@ -76,6 +76,9 @@ struct Fixture {
     task: String,
     spare: String,
     outsider_email: String,
+    /// A label of the project, and a comment of the admin's on the task.
+    label: String,
+    comment: String,
 }
 
 /// One row of the matrix: a route, the least role it needs, what it answers when allowed.
@@ -254,6 +257,103 @@ fn routes() -> Vec<Route> {
             call: |f| (Method::DELETE, format!("/api/v1/tasks/{}", f.task), None),
         },
         Route {
+            name: "list labels",
+            least: Least::Viewer,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::GET,
+                    format!("/api/v1/projects/{}/labels", f.project),
+                    None,
+                )
+            },
+        },
+        Route {
+            name: "create label",
+            least: Least::Admin,
+            ok: StatusCode::CREATED,
+            call: |f| {
+                (
+                    Method::POST,
+                    format!("/api/v1/projects/{}/labels", f.project),
+                    Some(json!({"name": "urgent", "color": "#ff0000"})),
+                )
+            },
+        },
+        Route {
+            name: "rename label",
+            least: Least::Admin,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::PATCH,
+                    format!("/api/v1/projects/{}/labels/{}", f.project, f.label),
+                    Some(json!({"name": "later"})),
+                )
+            },
+        },
+        Route {
+            name: "delete label",
+            least: Least::Admin,
+            ok: StatusCode::NO_CONTENT,
+            call: |f| {
+                (
+                    Method::DELETE,
+                    format!("/api/v1/projects/{}/labels/{}", f.project, f.label),
+                    None,
+                )
+            },
+        },
+        Route {
+            name: "list comments",
+            least: Least::Viewer,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::GET,
+                    format!("/api/v1/tasks/{}/comments", f.task),
+                    None,
+                )
+            },
+        },
+        Route {
+            name: "comment",
+            least: Least::Editor,
+            ok: StatusCode::CREATED,
+            call: |f| {
+                (
+                    Method::POST,
+                    format!("/api/v1/tasks/{}/comments", f.task),
+                    Some(json!({"body": "Looks good"})),
+                )
+            },
+        },
+        Route {
+            // The admin wrote it: only they may edit it.
+            name: "edit the admin's comment",
+            least: Least::Admin,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::PATCH,
+                    format!("/api/v1/tasks/{}/comments/{}", f.task, f.comment),
+                    Some(json!({"body": "Edited"})),
+                )
+            },
+        },
+        Route {
+            name: "delete the admin's comment",
+            least: Least::Admin,
+            ok: StatusCode::NO_CONTENT,
+            call: |f| {
+                (
+                    Method::DELETE,
+                    format!("/api/v1/tasks/{}/comments/{}", f.task, f.comment),
+                    None,
+                )
+            },
+        },
+        Route {
             name: "project change feed",
             least: Least::Viewer,
             ok: StatusCode::OK,
@@ -296,11 +396,30 @@ async fn authorization_matrix_of_every_project_route(backend: Backend) {
                 )
                 .await;
             assert_eq!(task["project_id"], project.as_str());
+            let task = task["id"].as_str().expect("id").to_string();
+            let label = app
+                .post(
+                    &format!("/api/v1/projects/{project}/labels"),
+                    Some(&admin.token),
+                    json!({"name": "Bug"}),
+                )
+                .await;
+            assert_eq!(label.status, StatusCode::CREATED, "{}", label.text);
+            let comment = app
+                .post(
+                    &format!("/api/v1/tasks/{task}/comments"),
+                    Some(&admin.token),
+                    json!({"body": "First"}),
+                )
+                .await;
+            assert_eq!(comment.status, StatusCode::CREATED, "{}", comment.text);
             let fixture = Fixture {
                 project: project.clone(),
-                task: task["id"].as_str().expect("id").to_string(),
+                task,
                 spare: spare.id.clone(),
                 outsider_email: outsider.email.clone(),
+                label: label.body["id"].as_str().expect("id").to_string(),
+                comment: comment.body["id"].as_str().expect("id").to_string(),
             };
             let caller = match caller_role {
                 Some("admin") => &admin,
@@ -391,6 +510,30 @@ async fn assert_nothing_changed(app: &TestApp, admin: &Person, fixture: &Fixture
         )
         .await;
     assert_eq!(tasks.body["total"], 1, "{cell}");
+    let labels = app
+        .get(
+            &format!("/api/v1/projects/{}/labels", fixture.project),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(
+        labels.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{cell}"
+    );
+    assert_eq!(labels.body["items"][0]["version"], 1, "{cell}");
+    let comments = app
+        .get(
+            &format!("/api/v1/tasks/{}/comments", fixture.task),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(
+        comments.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{cell}"
+    );
+    assert_eq!(comments.body["items"][0]["body"], "First", "{cell}");
 }
 
 both_backends!(every_account_has_a_private_inbox_that_get_tasks_lists);
@@ -785,4 +928,269 @@ async fn deleting_the_only_admin_hands_their_projects_on_or_deletes_them(backend
     )
     .await
     .problem(404);
+}
+
+// The change feed of a shared project: every member hears each change of it, with its
+// project; `?project_id=` narrows a stream to one project; a member who was removed hears
+// nothing more of it, while the others go on hearing.
+both_backends!(members_hear_a_shared_project_and_a_removed_member_stops_hearing_it);
+async fn members_hear_a_shared_project_and_a_removed_member_stops_hearing_it(backend: Backend) {
+    use crate::events::Stream;
+
+    let app = spawn_app(backend).await;
+    let admin = person(&app, "admin").await;
+    let member = person(&app, "member").await;
+    let project = shared_project(&app, &admin, &[(&member, "editor")]).await;
+    let mut heard_by_member = Stream::open(&app, &member.token, None).await;
+    let mut heard_by_admin = Stream::open(&app, &admin.token, None).await;
+    // Narrowed to the project: the admin's Inbox change below is not on it.
+    let mut narrowed = Stream::open_at(
+        &app,
+        &format!("/api/v1/tasks/events?project_id={project}"),
+        &admin.token,
+    )
+    .await;
+    app.create_task(&admin.token, json!({"title": "private"}))
+        .await;
+    let shared = app
+        .create_task(
+            &admin.token,
+            json!({"title": "ours", "project_id": project}),
+        )
+        .await;
+    let event = heard_by_member.next_event().await;
+    assert_eq!(event.name(), "task.created");
+    assert_eq!(event.json()["task_id"], shared["id"]);
+    assert_eq!(event.json()["project_id"], project.as_str());
+    assert_eq!(event.json()["task"]["project_id"], project.as_str());
+    let first = heard_by_admin.next_event().await;
+    assert_eq!(first.json()["task"]["title"], "private");
+    assert_eq!(
+        heard_by_admin.next_event().await.json()["task"]["title"],
+        "ours"
+    );
+    // The member's own change reaches the admin too.
+    let path = format!("/api/v1/tasks/{}", shared["id"].as_str().expect("id"));
+    let edited = app
+        .patch(&path, Some(&member.token), json!({"title": "ours, edited"}))
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
+    assert_eq!(
+        heard_by_admin.next_event().await.json()["task"]["title"],
+        "ours, edited"
+    );
+    assert_eq!(
+        heard_by_member.next_event().await.json()["task"]["title"],
+        "ours, edited"
+    );
+    // Removed: the member's log gets nothing of the project from now on.
+    let removed = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/projects/{project}/members/{}", member.id),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    app.patch(&path, Some(&admin.token), json!({"status": "done"}))
+        .await;
+    let mine = app
+        .create_task(&member.token, json!({"title": "own"}))
+        .await;
+    let next = heard_by_member.next_event().await;
+    assert_eq!(
+        next.json()["task_id"],
+        mine["id"],
+        "the next event the removed member hears is their own, not the project's"
+    );
+    assert_eq!(
+        heard_by_admin.next_event().await.json()["task"]["status"],
+        "done"
+    );
+    // The narrowed stream has only the project's events.
+    for title in ["ours", "ours, edited"] {
+        assert_eq!(narrowed.next_event().await.json()["task"]["title"], title);
+    }
+    assert_eq!(narrowed.next_event().await.json()["task"]["status"], "done");
+    let project_events = app
+        .count("SELECT COUNT(*) AS n FROM task_events WHERE project_id <> user_id")
+        .await;
+    // created + edited for two members, then the change after the removal for one.
+    assert_eq!(project_events, 5);
+}
+
+both_backends!(label_names_are_unique_per_project_whatever_their_case);
+async fn label_names_are_unique_per_project_whatever_their_case(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = person(&app, "admin").await;
+    let project = shared_project(&app, &admin, &[]).await;
+    let other = shared_project(&app, &admin, &[]).await;
+    let path = format!("/api/v1/projects/{project}/labels");
+    // Two creates of one name at once: the database lets exactly one in.
+    let (a, b) = tokio::join!(
+        app.post(&path, Some(&admin.token), json!({"name": "Bug"})),
+        app.post(&path, Some(&admin.token), json!({"name": "bug"}))
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409], "{} / {}", a.text, b.text);
+    app.post(&path, Some(&admin.token), json!({"name": "BUG "}))
+        .await
+        .problem(409);
+    // Another project may have it.
+    let elsewhere = app
+        .post(
+            &format!("/api/v1/projects/{other}/labels"),
+            Some(&admin.token),
+            json!({"name": "bug"}),
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::CREATED);
+    let second = app
+        .post(
+            &path,
+            Some(&admin.token),
+            json!({"name": "Feature", "color": "#00FF00"}),
+        )
+        .await;
+    assert_eq!(second.body["color"], "#00ff00");
+    let id = second.body["id"].as_str().expect("id");
+    // Renaming onto a taken name is a 409 too; validation names each bad field.
+    app.patch(
+        &format!("{path}/{id}"),
+        Some(&admin.token),
+        json!({"name": "bug"}),
+    )
+    .await
+    .problem(409);
+    let bad = app
+        .post(
+            &path,
+            Some(&admin.token),
+            json!({"name": "", "color": "red"}),
+        )
+        .await;
+    bad.problem(422);
+    let mut fields = bad.invalid_fields();
+    fields.sort();
+    assert_eq!(fields, ["color", "name"]);
+    // A label of another project is not found through this one.
+    let foreign = elsewhere.body["id"].as_str().expect("id");
+    app.request(
+        Method::DELETE,
+        &format!("{path}/{foreign}"),
+        Some(&admin.token),
+        None,
+    )
+    .await
+    .problem(404);
+    let listed = app.get(&path, Some(&admin.token)).await;
+    let names: Vec<&str> = listed.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|label| label["name"].as_str())
+        .collect();
+    assert!(
+        names == ["Bug", "Feature"] || names == ["bug", "Feature"],
+        "{names:?}"
+    );
+}
+
+both_backends!(comments_belong_to_their_authors_and_go_with_their_task);
+async fn comments_belong_to_their_authors_and_go_with_their_task(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = person(&app, "admin").await;
+    let writer = person(&app, "writer").await;
+    let colleague = person(&app, "colleague").await;
+    let project =
+        shared_project(&app, &admin, &[(&writer, "editor"), (&colleague, "editor")]).await;
+    let task = app
+        .create_task(
+            &admin.token,
+            json!({"title": "Discuss", "project_id": project}),
+        )
+        .await;
+    let thread = format!(
+        "/api/v1/tasks/{}/comments",
+        task["id"].as_str().expect("id")
+    );
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let posted = app
+            .post(
+                &thread,
+                Some(&writer.token),
+                json!({"body": format!("note {n}\nmore")}),
+            )
+            .await;
+        assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.text);
+        assert_eq!(posted.body["author_id"], writer.id.as_str());
+        assert_eq!(posted.body["edited_at"], Value::Null);
+        ids.push(posted.body["id"].as_str().expect("id").to_string());
+    }
+    app.post(&thread, Some(&writer.token), json!({"body": "  "}))
+        .await
+        .problem(422);
+    // Paged oldest first by cursor.
+    let first = app
+        .get(&format!("{thread}?limit=2"), Some(&colleague.token))
+        .await;
+    assert_eq!(first.body["items"][0]["body"], "note 0\nmore");
+    let cursor = first.body["next_cursor"].as_str().expect("cursor");
+    let rest = app
+        .get(
+            &format!("{thread}?limit=2&cursor={cursor}"),
+            Some(&colleague.token),
+        )
+        .await;
+    assert_eq!(rest.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(rest.body["items"][0]["id"], ids[2].as_str());
+    app.get(&format!("{thread}?cursor=nope"), Some(&colleague.token))
+        .await
+        .problem(422);
+    // The author edits their own; a colleague may not, nor delete it.
+    let own = format!("{thread}/{}", ids[0]);
+    let edited = app
+        .patch(&own, Some(&writer.token), json!({"body": "fixed"}))
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
+    assert_eq!(edited.body["version"], 2);
+    assert!(edited.body["edited_at"].is_string());
+    app.patch(&own, Some(&colleague.token), json!({"body": "mine now"}))
+        .await
+        .problem(403);
+    app.request(Method::DELETE, &own, Some(&colleague.token), None)
+        .await
+        .problem(403);
+    // An admin of the project deletes anyone's.
+    let removed = app
+        .request(
+            Method::DELETE,
+            &format!("{thread}/{}", ids[1]),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    // The author's account goes; the comment stays, authorless.
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/admin/users/{}", writer.id),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    let left = app.get(&thread, Some(&admin.token)).await;
+    assert_eq!(left.body["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(left.body["items"][0]["author_id"], Value::Null);
+    // The task's deletion takes its thread with it.
+    let task_path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    app.request(Method::DELETE, &task_path, Some(&admin.token), None)
+        .await;
+    app.get(&thread, Some(&admin.token)).await.problem(404);
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM comments").await, 0);
 }

@@ -6,6 +6,7 @@
 //! or with which role, lock the project's row first, so that two of them on one project run
 //! one after the other: the guard that a project keeps an admin cannot be raced.
 
+pub mod labels;
 pub mod policy;
 
 use chrono::Utc;
@@ -16,7 +17,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::domain::{Color, Email, ProjectName};
+use crate::domain::{Color, Email, Name};
 use crate::entities::{project, project_member, user};
 use crate::error::{AppError, Result, conflict_on_unique};
 use crate::models::txn;
@@ -137,7 +138,7 @@ pub async fn get<C: ConnectionTrait>(
 /// A new project's validated fields.
 #[derive(Debug, Clone)]
 pub struct NewProject {
-    pub name: ProjectName,
+    pub name: Name,
     pub description: Option<String>,
     pub color: Option<Color>,
 }
@@ -172,7 +173,7 @@ pub async fn create(db: &DatabaseConnection, creator: Uuid, new: NewProject) -> 
 /// A validated partial change of a project; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct ProjectChanges {
-    pub name: Option<ProjectName>,
+    pub name: Option<Name>,
     pub description: Option<Option<String>>,
     pub color: Option<Option<Color>>,
     pub archived: Option<bool>,
@@ -183,7 +184,7 @@ impl TryFrom<CreateProjectRequest> for NewProject {
 
     fn try_from(req: CreateProjectRequest) -> Result<Self> {
         let mut errors = Errors::default();
-        let name = ProjectName::parse(&mut errors, &req.name);
+        let name = Name::parse(&mut errors, &req.name);
         let description = validate::description(&mut errors, req.description);
         let color = req
             .color
@@ -202,7 +203,7 @@ impl TryFrom<PatchProjectRequest> for ProjectChanges {
     fn try_from(req: PatchProjectRequest) -> Result<Self> {
         let mut errors = Errors::default();
         let name = match req.name {
-            Some(Some(raw)) => ProjectName::parse(&mut errors, &raw),
+            Some(Some(raw)) => Name::parse(&mut errors, &raw),
             Some(None) => {
                 errors.add("name", "must not be null");
                 None

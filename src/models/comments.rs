@@ -1,0 +1,134 @@
+//! Comments on tasks. Whoever may read a task reads its thread; editors and admins of its
+//! project comment; an author edits and deletes their own comments (while they may still
+//! write in the project), and the project's admins delete any. Every check goes through
+//! `models::projects::policy`; a task the caller cannot see is a 404, as everywhere.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use uuid::Uuid;
+
+use crate::domain::CommentBody;
+use crate::entities::{comment, task};
+use crate::error::{AppError, Result};
+use crate::models::projects::{Action, Role, authorize, ids_allowed, role_of};
+use crate::models::txn;
+use crate::validate;
+
+const TASK: &str = "Task";
+const NOT_FOUND: &str = "Comment";
+const NOT_THE_AUTHOR: &str = "Only its author may change a comment.";
+
+/// The caller's role in the project of task `id`, if they may read it (404 otherwise).
+async fn role_on_task<C: ConnectionTrait>(conn: &C, caller: Uuid, id: Uuid) -> Result<Role> {
+    let project: Option<Uuid> = task::Entity::find_by_id(id)
+        .select_only()
+        .column(task::Column::ProjectId)
+        .filter(task::Column::ProjectId.in_subquery(ids_allowed(caller, Action::Read)))
+        .into_tuple()
+        .one(conn)
+        .await?;
+    let project = project.ok_or(AppError::NotFound(TASK))?;
+    authorize(role_of(conn, caller, project).await?, Action::Read, TASK)
+}
+
+/// A page of task `id`'s comments, oldest first, after comment `after` when given.
+pub async fn list(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    id: Uuid,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<comment::Model>> {
+    role_on_task(db, caller, id).await?;
+    let mut query = comment::Entity::find().filter(comment::Column::TaskId.eq(id));
+    if let Some(after) = after {
+        query = query.filter(comment::Column::Id.gt(after));
+    }
+    Ok(query
+        .order_by_asc(comment::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Comments on task `id` as the caller (editors and admins).
+pub async fn create(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    id: Uuid,
+    body: CommentBody,
+) -> Result<comment::Model> {
+    let txn = txn::begin_write(db).await?;
+    authorize(
+        Some(role_on_task(&txn, caller, id).await?),
+        Action::EditTasks,
+        TASK,
+    )?;
+    let created = comment::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        task_id: Set(id),
+        author_id: Set(Some(caller)),
+        body: Set(body.into_inner()),
+        version: Set(1),
+        created_at: Set(validate::now()),
+        edited_at: Set(None),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// Edits the caller's own comment, if `precondition` accepts its version.
+pub async fn update(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    task_id: Uuid,
+    id: Uuid,
+    body: CommentBody,
+    precondition: impl FnOnce(i32) -> bool,
+) -> Result<comment::Model> {
+    let txn = txn::begin_write(db).await?;
+    let role = role_on_task(&txn, caller, task_id).await?;
+    let found = find(&txn, task_id, id).await?;
+    if found.author_id != Some(caller) {
+        return Err(AppError::Forbidden(NOT_THE_AUTHOR));
+    }
+    authorize(Some(role), Action::EditTasks, TASK)?;
+    if !precondition(found.version) {
+        return Err(AppError::PreconditionFailed);
+    }
+    let mut row: comment::ActiveModel = found.clone().into();
+    row.body = Set(body.into_inner());
+    row.version = Set(found.version.saturating_add(1));
+    row.edited_at = Set(Some(validate::now()));
+    let updated = row.update(&txn).await?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes a comment: its author (while an editor or admin), or any admin of the project.
+pub async fn delete(db: &DatabaseConnection, caller: Uuid, task_id: Uuid, id: Uuid) -> Result<()> {
+    let txn = txn::begin_write(db).await?;
+    let role = role_on_task(&txn, caller, task_id).await?;
+    let found = find(&txn, task_id, id).await?;
+    let needed = if found.author_id == Some(caller) {
+        Action::EditTasks
+    } else {
+        Action::Administer
+    };
+    authorize(Some(role), needed, TASK)?;
+    comment::Entity::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+async fn find<C: ConnectionTrait>(conn: &C, task_id: Uuid, id: Uuid) -> Result<comment::Model> {
+    comment::Entity::find_by_id(id)
+        .filter(comment::Column::TaskId.eq(task_id))
+        .one(conn)
+        .await?
+        .ok_or(AppError::NotFound(NOT_FOUND))
+}

@@ -1,0 +1,183 @@
+//! A project's labels: members read them, the project's admins manage them. A name is
+//! unique within its project whatever its case (the database's unique index decides, so
+//! two concurrent creates cannot both win).
+
+use migration::fold_for_search;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use super::{Action, authorize, role_of};
+use crate::domain::{Color, Name};
+use crate::entities::label;
+use crate::error::{AppError, Result, conflict_on_unique};
+use crate::models::txn;
+use crate::requests::{CreateLabelRequest, PatchLabelRequest};
+use crate::validate::{self, Errors};
+
+const DUPLICATE: &str = "This project already has a label with that name (names ignore case).";
+const NOT_FOUND: &str = "Label";
+
+/// A label's validated fields; `None` leaves a field as it is in a change.
+#[derive(Debug, Clone, Default)]
+pub struct LabelFields {
+    pub name: Option<Name>,
+    pub color: Option<Option<Color>>,
+}
+
+impl TryFrom<CreateLabelRequest> for LabelFields {
+    type Error = AppError;
+
+    fn try_from(req: CreateLabelRequest) -> Result<Self> {
+        let mut errors = Errors::default();
+        let name = Name::parse(&mut errors, &req.name);
+        let color = req
+            .color
+            .map(|raw| Color::parse(&mut errors, "color", &raw));
+        errors.finish_parsed(name.map(|name| LabelFields {
+            name: Some(name),
+            color: Some(color.flatten()),
+        }))
+    }
+}
+
+impl TryFrom<PatchLabelRequest> for LabelFields {
+    type Error = AppError;
+
+    fn try_from(req: PatchLabelRequest) -> Result<Self> {
+        let mut errors = Errors::default();
+        let name = match req.name {
+            Some(Some(raw)) => Name::parse(&mut errors, &raw),
+            Some(None) => {
+                errors.add("name", "must not be null");
+                None
+            }
+            None => None,
+        };
+        let color = req
+            .color
+            .map(|color| color.and_then(|raw| Color::parse(&mut errors, "color", &raw)));
+        errors.finish(LabelFields { name, color })
+    }
+}
+
+/// The labels of `project` (any member), by name.
+pub async fn list(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    project: Uuid,
+) -> Result<Vec<label::Model>> {
+    authorize(
+        role_of(db, caller, project).await?,
+        Action::Read,
+        super::NOT_FOUND,
+    )?;
+    Ok(label::Entity::find()
+        .filter(label::Column::ProjectId.eq(project))
+        .order_by_asc(label::Column::NameFolded)
+        .order_by_asc(label::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Creates a label in `project` (its admins).
+pub async fn create(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    project: Uuid,
+    fields: LabelFields,
+) -> Result<label::Model> {
+    authorize(
+        role_of(db, caller, project).await?,
+        Action::Administer,
+        super::NOT_FOUND,
+    )?;
+    let name = fields
+        .name
+        .ok_or_else(|| AppError::validation("name", "is required"))?
+        .into_inner();
+    let now = validate::now();
+    label::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        project_id: Set(project),
+        name_folded: Set(fold_for_search(&name)),
+        name: Set(name),
+        color: Set(fields.color.flatten().map(Color::into_inner)),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(db)
+    .await
+    .map_err(|err| conflict_on_unique(err, DUPLICATE))
+}
+
+/// Renames or recolours a label (the project's admins), if `precondition` accepts its
+/// version.
+pub async fn update(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    project: Uuid,
+    id: Uuid,
+    fields: LabelFields,
+    precondition: impl FnOnce(i32) -> bool,
+) -> Result<label::Model> {
+    let txn = txn::begin_write(db).await?;
+    authorize(
+        role_of(&txn, caller, project).await?,
+        Action::Administer,
+        super::NOT_FOUND,
+    )?;
+    let found = find(&txn, project, id).await?;
+    if !precondition(found.version) {
+        return Err(AppError::PreconditionFailed);
+    }
+    let mut row: label::ActiveModel = found.clone().into();
+    if let Some(name) = fields.name {
+        let name = name.into_inner();
+        row.name_folded = Set(fold_for_search(&name));
+        row.name = Set(name);
+    }
+    if let Some(color) = fields.color {
+        row.color = Set(color.map(Color::into_inner));
+    }
+    row.version = Set(found.version.saturating_add(1));
+    row.updated_at = Set(Ord::max(validate::now(), found.updated_at));
+    let updated = row
+        .update(&txn)
+        .await
+        .map_err(|err| conflict_on_unique(err, DUPLICATE))?;
+    txn.commit().await?;
+    Ok(updated)
+}
+
+/// Deletes a label (the project's admins).
+pub async fn delete(db: &DatabaseConnection, caller: Uuid, project: Uuid, id: Uuid) -> Result<()> {
+    authorize(
+        role_of(db, caller, project).await?,
+        Action::Administer,
+        super::NOT_FOUND,
+    )?;
+    let deleted = label::Entity::delete_many()
+        .filter(label::Column::Id.eq(id))
+        .filter(label::Column::ProjectId.eq(project))
+        .exec(db)
+        .await?;
+    if deleted.rows_affected == 0 {
+        return Err(AppError::NotFound(NOT_FOUND));
+    }
+    Ok(())
+}
+
+async fn find<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    project: Uuid,
+    id: Uuid,
+) -> Result<label::Model> {
+    label::Entity::find_by_id(id)
+        .filter(label::Column::ProjectId.eq(project))
+        .one(conn)
+        .await?
+        .ok_or(AppError::NotFound(NOT_FOUND))
+}

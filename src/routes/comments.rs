@@ -1,0 +1,104 @@
+//! Comment routes under `/api/v1/tasks/{id}/comments`: a task's thread, for whoever may read
+//! the task (`models::comments` says who may write).
+
+use salvo::prelude::*;
+use uuid::Uuid;
+
+use crate::auth::CurrentUser;
+use crate::domain::CommentBody;
+use crate::error::Result;
+use crate::extract::{Payload, Query, ResourceId};
+use crate::models::comments;
+use crate::requests::{CommentRequest, CommentsQuery};
+use crate::routes::projects::path_ids;
+use crate::routes::responses::{Created, NoContent, Ok200, etag};
+use crate::routes::tasks::WriteConditions;
+use crate::state::AppState;
+use crate::validate::Errors;
+use crate::views::{CommentPage, CommentView};
+
+const DEFAULT_PAGE: u64 = 50;
+
+fn parse_body(req: CommentRequest) -> Result<CommentBody> {
+    let mut errors = Errors::default();
+    let body = CommentBody::parse(&mut errors, req.body);
+    errors.finish_parsed(body)
+}
+
+/// The task's comments, oldest first, `limit` at a time (keyset: `cursor` is the previous
+/// page's `next_cursor`).
+#[endpoint(operation_id = "listComments", tags("comments"), security(("bearer" = [])), status_codes(200, 401, 404, 422, 429, 503))]
+pub async fn list(
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+    query: Query<CommentsQuery>,
+) -> Result<Ok200<CommentPage>> {
+    let CommentsQuery { limit, cursor } = query.0;
+    let mut errors = Errors::default();
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=100).contains(&limit) {
+        errors.add("limit", "must be between 1 and 100");
+    }
+    let after = cursor.and_then(|raw| match Uuid::parse_str(&raw) {
+        Ok(id) => Some(id),
+        Err(_) => {
+            errors.add("cursor", "is not a cursor this API gave");
+            None
+        }
+    });
+    errors.finish(())?;
+    let items = comments::list(&state.db, caller.id, id.0, after, limit).await?;
+    let next_cursor = (items.len() as u64 == limit)
+        .then(|| items.last().map(|last| last.id.to_string()))
+        .flatten();
+    Ok(Ok200(CommentPage {
+        items: items.into_iter().map(CommentView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Comment on a task (editors and admins of its project).
+#[endpoint(operation_id = "createComment", tags("comments"), security(("bearer" = [])), status_codes(201, 400, 401, 403, 404, 413, 415, 422, 429, 503))]
+pub async fn create(
+    state: AppState,
+    caller: CurrentUser,
+    id: ResourceId,
+    body: Payload<CommentRequest>,
+) -> Result<Created<CommentView>> {
+    let text = parse_body(body.0)?;
+    let comment = CommentView::from(comments::create(&state.db, caller.id, id.0, text).await?);
+    tracing::info!(event = "comment_create", user_id = %caller.id, task_id = %id.0, comment_id = %comment.id, "comment created");
+    Ok(Created {
+        location: format!("/api/v1/tasks/{}/comments/{}", id.0, comment.id),
+        etag: Some(etag(comment.version)),
+        body: comment,
+    })
+}
+
+/// Edit one's own comment. Honours `If-Match` (412).
+#[endpoint(operation_id = "updateComment", tags("comments"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The task"), ("comment_id" = Uuid, Path, description = "The comment"), ("If-Match" = Option<String>, Header, description = "Entity tags one of which must be the current version, compared strongly; else 412")), status_codes(200, 400, 401, 403, 404, 412, 413, 415, 422, 429, 503))]
+pub async fn update(
+    req: &mut Request,
+    state: AppState,
+    caller: CurrentUser,
+    body: Payload<CommentRequest>,
+) -> Result<Ok200<CommentView>> {
+    let (task, comment) = path_ids(req, "comment_id", "Comment")?;
+    let text = parse_body(body.0)?;
+    let conditions = WriteConditions::from_request(req);
+    let updated = comments::update(&state.db, caller.id, task, comment, text, |version| {
+        conditions.allow(version)
+    })
+    .await?;
+    Ok(Ok200(updated.into()))
+}
+
+/// Delete a comment: one's own, or any as an admin of the task's project.
+#[endpoint(operation_id = "deleteComment", tags("comments"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The task"), ("comment_id" = Uuid, Path, description = "The comment")), status_codes(204, 401, 403, 404, 429, 503))]
+pub async fn delete(req: &mut Request, state: AppState, caller: CurrentUser) -> Result<NoContent> {
+    let (task, comment) = path_ids(req, "comment_id", "Comment")?;
+    comments::delete(&state.db, caller.id, task, comment).await?;
+    tracing::info!(event = "comment_delete", user_id = %caller.id, task_id = %task, comment_id = %comment, "comment deleted");
+    Ok(NoContent)
+}
