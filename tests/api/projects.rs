@@ -1194,3 +1194,48 @@ async fn comments_belong_to_their_authors_and_go_with_their_task(backend: Backen
     app.get(&thread, Some(&admin.token)).await.problem(404);
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM comments").await, 0);
 }
+
+// Migration 000011 on a database with users and tasks (and its way back): every user gets an
+// Inbox holding exactly their tasks, and what worked before works the same.
+both_backends!(existing_accounts_find_their_tasks_in_their_inbox_after_the_migration);
+async fn existing_accounts_find_their_tasks_in_their_inbox_after_the_migration(backend: Backend) {
+    use migration::{Migrator, MigratorTrait};
+
+    let app = spawn_app(backend).await;
+    let owner = person(&app, "owner").await;
+    let other = person(&app, "other").await;
+    for title in ["one", "two"] {
+        app.create_task(&owner.token, json!({"title": title})).await;
+    }
+    app.create_task(&other.token, json!({"title": "theirs"}))
+        .await;
+    // Back to before projects (and labels and comments), then forward again.
+    Migrator::down(&app.state.db, Some(2))
+        .await
+        .expect("down past projects");
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM tasks").await, 3);
+    Migrator::up(&app.state.db, None).await.expect("up again");
+    assert_eq!(app.count("SELECT COUNT(*) AS n FROM projects").await, 2);
+    let mine = app.get("/api/v1/tasks", Some(&owner.token)).await;
+    assert_eq!(mine.body["total"], 2, "{}", mine.text);
+    assert_eq!(mine.body["items"][0]["project_id"], owner.id.as_str());
+    let listed = app.get("/api/v1/projects", Some(&owner.token)).await;
+    assert_eq!(listed.body["items"][0]["id"], owner.id.as_str());
+    assert_eq!(listed.body["items"][0]["inbox"], true);
+    assert_eq!(listed.body["items"][0]["role"], "admin");
+    // Writes go on as before, and the other user still sees only theirs.
+    let id = mine.body["items"][0]["id"].as_str().expect("id");
+    let changed = app
+        .patch(
+            &format!("/api/v1/tasks/{id}"),
+            Some(&owner.token),
+            json!({"status": "done"}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    app.get(&format!("/api/v1/tasks/{id}"), Some(&other.token))
+        .await
+        .problem(404);
+    let theirs = app.get("/api/v1/tasks", Some(&other.token)).await;
+    assert_eq!(theirs.body["total"], 1);
+}
