@@ -279,6 +279,25 @@ export const tasksApi = {
     request('DELETE', `/tasks/${encodeURIComponent(id)}`, { headers: ifMatch(version) }),
 };
 
+const projectPath = (id) => `/projects/${encodeURIComponent(id)}`;
+
+export const projectsApi = {
+  list: () => request('GET', '/projects'),
+  get: (id) => request('GET', projectPath(id)),
+  create: (project) => request('POST', '/projects', { body: project }),
+  update: (id, changes, version) =>
+    request('PATCH', projectPath(id), { body: changes, headers: ifMatch(version) }),
+  remove: (id, version) => request('DELETE', projectPath(id), { headers: ifMatch(version) }),
+  /** A page of the project's tasks: the query and page shape of `tasksApi.list`. */
+  tasks: (id, params) => request('GET', `${projectPath(id)}/tasks${buildQuery(params)}`),
+  members: (id) => request('GET', `${projectPath(id)}/members`),
+  addMember: (id, email, role) => request('POST', `${projectPath(id)}/members`, { body: { email, role } }),
+  updateMember: (id, userId, role) =>
+    request('PATCH', `${projectPath(id)}/members/${encodeURIComponent(userId)}`, { body: { role } }),
+  /** Remove a member (project admins), or leave (any member, with their own id). */
+  removeMember: (id, userId) => request('DELETE', `${projectPath(id)}/members/${encodeURIComponent(userId)}`),
+};
+
 export const adminApi = {
   listUsers: (params) => request('GET', `/admin/users${buildQuery(params)}`),
   updateUser: (id, changes) => request('PATCH', `/admin/users/${encodeURIComponent(id)}`, { body: changes }),

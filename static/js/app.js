@@ -1,6 +1,6 @@
 // taskapi front end: wiring of the views to the REST API.
 
-import { ApiError, adminApi, authApi, onSessionExpired, session, tasksApi } from './api.js';
+import { ApiError, adminApi, authApi, onSessionExpired, projectsApi, session, tasksApi } from './api.js';
 import {
   $,
   $$,
@@ -24,6 +24,10 @@ import { startLiveFeed } from './live.js';
 
 const STATUS_LABELS = { todo: 'To do', in_progress: 'In progress', done: 'Done' };
 const PRIORITY_LABELS = { low: 'Low', medium: 'Medium', high: 'High' };
+const ROLE_LABELS = { viewer: 'Viewer', editor: 'Editor', admin: 'Admin' };
+const WRITER_ROLES = new Set(['editor', 'admin']);
+// The selected project survives a reload of the tab (not the session: logout forgets it).
+const PROJECT_KEY = 'taskapi.project';
 
 const state = {
   view: 'tasks',
@@ -36,6 +40,10 @@ const state = {
     seq: 0,
   },
   users: { items: [], total: 0, limit: 20, offset: 0, seq: 0 },
+  // The caller's projects (Inbox first) and the one whose tasks are shown; null = the Inbox.
+  projects: { items: [], selectedId: null, seq: 0 },
+  // The project whose members the share dialog shows.
+  members: { projectId: null, items: [], seq: 0 },
   editing: null,
 };
 
@@ -43,19 +51,34 @@ const el = {};
 
 /* ------------------------------------------------------------------ live updates */
 
-// Changes made in another tab or device arrive on the change feed; the visible page is
-// refetched (debounced, so a burst of changes costs one request), which keeps filters,
-// sorting and paging right without patching the list by hand.
+// Changes made in another tab or device, or by another member of a shared project, arrive
+// on the change feed, which carries the events of every project the user is a member of.
+// Only a change to the selected project refetches the visible page (debounced, so a burst
+// of changes costs one request), which keeps filters, sorting and paging right without
+// patching the list by hand. An event of a project the sidebar does not know yet (the user
+// has just been added to it) reloads the project list.
 let liveFeed = null;
 const refetchAfterChange = debounce(() => {
   if (!el.tasksView.hidden) loadTasks();
 }, 150);
+const reloadProjectsSoon = debounce(() => loadProjects(), 150);
+
+function onFeedChange(_type, data) {
+  const projectId = typeof data?.project_id === 'string' ? data.project_id : null;
+  if (projectId && !state.projects.items.some((p) => p.id === projectId)) reloadProjectsSoon();
+  if (!projectId || projectId === selectedProjectId()) refetchAfterChange();
+}
+
+function onFeedReset() {
+  reloadProjectsSoon();
+  refetchAfterChange();
+}
 
 function startLive() {
   stopLive();
   liveFeed = startLiveFeed({
-    onChange: refetchAfterChange,
-    onReset: refetchAfterChange,
+    onChange: onFeedChange,
+    onReset: onFeedReset,
     // Revoked elsewhere (logout-all, password change, deactivation): the next API call
     // finds out and signs this tab out.
     onEnd: () => refreshCurrentUser(),
@@ -75,6 +98,9 @@ function cacheElements() {
     'tasks-empty-text', 'tasks-prev', 'tasks-next', 'tasks-page-info', 'admin-view', 'users-summary',
     'user-list', 'users-prev', 'users-next', 'users-page-info', 'edit-dialog', 'edit-form',
     'task-item-template', 'user-row-template', 'main',
+    'project-list', 'project-create-form', 'project-dot', 'tasks-heading', 'project-role', 'project-share',
+    'readonly-notice', 'project-item-template', 'share-dialog', 'share-heading', 'share-intro', 'member-list',
+    'member-error', 'member-add-form', 'member-item-template',
   ]) {
     el[id.replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = document.getElementById(id);
   }
@@ -82,12 +108,17 @@ function cacheElements() {
 
 /* ------------------------------------------------------------------ errors */
 
-/** Report a failed action to the user; 401s are handled by the session-expired flow. */
+/**
+ * Report a failed action to the user; 401s are handled by the session-expired flow. A 403
+ * shows the server's reason, and the user's account and project roles are reloaded, since
+ * one of them has changed (the controls then match what the user may do).
+ */
 function reportError(error, fallback = 'Something went wrong.') {
   if (error instanceof ApiError && error.status === 401 && !session.accessToken) return;
   if (error instanceof ApiError && error.status === 403) {
-    toast('You no longer have permission to do that.', 'error');
+    toast(error.detail || 'You no longer have permission to do that.', 'error');
     refreshCurrentUser();
+    loadProjects();
     return;
   }
   toast(error instanceof ApiError ? error.summary : fallback, 'error');
@@ -121,9 +152,17 @@ function showAuth(notice = '', kind = 'info') {
   closeDialogs();
   state.editing = null;
   state.tasks.items = [];
+  state.tasks.projectId = null;
   state.users.items = [];
+  state.projects.items = [];
+  state.projects.selectedId = null;
+  state.projects.seq += 1;
+  state.members.items = [];
+  sessionStorage.removeItem(PROJECT_KEY);
   el.taskList.replaceChildren();
   el.userList.replaceChildren();
+  el.projectList.replaceChildren();
+  el.memberList.replaceChildren();
   show(el.mainNav, false);
   show(el.sessionInfo, false);
   show(el.tasksView, false);
@@ -169,6 +208,9 @@ function enterApp(user) {
   el.loginForm.reset();
   el.registerForm.reset();
   renderSession(current);
+  state.projects.selectedId = sessionStorage.getItem(PROJECT_KEY) || null;
+  renderProjectHeader();
+  loadProjects();
   startLive();
   const wanted = location.hash === '#admin' && current?.role === 'admin' ? 'admin' : 'tasks';
   showView(wanted, { force: true });
@@ -186,7 +228,7 @@ function showView(view, { force = false } = {}) {
   }
   const hash = view === 'admin' ? '#admin' : '#tasks';
   if (location.hash !== hash) history.replaceState(null, '', hash);
-  document.title = view === 'admin' ? 'taskapi · Users' : 'taskapi · Tasks';
+  document.title = view === 'admin' ? 'taskapi · Users' : `taskapi · ${currentProject()?.name || 'Tasks'}`;
   if (!changed) return;
   if (view === 'admin') loadUsers();
   else loadTasks();
@@ -257,17 +299,21 @@ async function loadTasks() {
   const t = state.tasks;
   const seq = ++t.seq;
   el.taskList.setAttribute('aria-busy', 'true');
+  const projectId = selectedProjectId();
+  const query = {
+    limit: t.limit,
+    offset: t.offset,
+    status: t.filters.status,
+    priority: t.filters.priority,
+    q: t.filters.q,
+    sort: t.filters.sort,
+  };
   try {
-    const page = await tasksApi.list({
-      limit: t.limit,
-      offset: t.offset,
-      status: t.filters.status,
-      priority: t.filters.priority,
-      q: t.filters.q,
-      sort: t.filters.sort,
-    });
+    // The Inbox is GET /tasks; any other project is listed under its own route.
+    const page = isInbox(projectId) ? await tasksApi.list(query) : await projectsApi.tasks(projectId, query);
     if (seq !== t.seq) return;
     t.items = Array.isArray(page?.items) ? page.items : [];
+    t.projectId = projectId;
     t.total = Number.isFinite(page?.total) ? page.total : t.items.length;
     // Past 100 matches the server stops counting: `total` is then a lower bound.
     t.capped = page?.total_capped === true;
@@ -281,7 +327,15 @@ async function loadTasks() {
     }
     renderTasks();
   } catch (error) {
-    if (seq === t.seq) reportError(error, 'Could not load tasks.');
+    if (seq !== t.seq) return;
+    if (error instanceof ApiError && error.status === 404 && !isInbox(projectId)) {
+      // Removed from the project, or it was deleted: back to the Inbox.
+      toast(error.detail || 'That project is no longer available.', 'error');
+      selectProject(null);
+      loadProjects();
+      return;
+    }
+    reportError(error, 'Could not load tasks.');
   } finally {
     if (seq === t.seq) el.taskList.setAttribute('aria-busy', 'false');
   }
@@ -294,12 +348,16 @@ function hasFilters() {
 
 function renderTasks() {
   const t = state.tasks;
-  el.taskList.replaceChildren(...t.items.map(renderTaskItem));
+  const writable = canWrite();
+  el.taskList.dataset.writable = String(writable);
+  el.taskList.replaceChildren(...t.items.map((task) => renderTaskItem(task, writable)));
   const empty = t.items.length === 0;
   show(el.tasksEmpty, empty);
   el.tasksEmptyText.textContent = hasFilters()
     ? 'No tasks match these filters.'
-    : 'No tasks yet. Add your first one above.';
+    : writable
+      ? 'No tasks yet. Add your first one above.'
+      : 'This project has no tasks yet.';
   const noun = t.total === 1 ? 'task' : 'tasks';
   const count = t.capped ? `${t.total}+` : `${t.total}`;
   el.tasksSummary.textContent = hasFilters() ? `${count} matching ${noun}` : `${count} ${noun}`;
@@ -318,7 +376,7 @@ function renderPager(prev, next, info, page) {
     : page.offset + page.limit >= page.total;
 }
 
-function renderTaskItem(task) {
+function renderTaskItem(task, writable = true) {
   const node = el.taskItemTemplate.content.firstElementChild.cloneNode(true);
   const done = task.status === 'done';
   node.dataset.taskId = task.id;
@@ -363,6 +421,13 @@ function renderTaskItem(task) {
   parts.push(created);
   meta.replaceChildren(...parts);
 
+  if (!writable) {
+    // A viewer gets the task's state, not the controls to change it.
+    $('.task-actions', node).remove();
+    toggle.disabled = true;
+    $('[data-role="toggle-label"]', node).textContent = done ? `“${task.title}” is done` : `“${task.title}” is not done`;
+    return node;
+  }
   $('[data-action="edit"]', node).setAttribute('aria-label', `Edit “${task.title}”`);
   $('[data-action="delete"]', node).setAttribute('aria-label', `Delete “${task.title}”`);
   return node;
@@ -385,6 +450,8 @@ async function onCreateTask(event) {
   const description = f.description.value.trim();
   if (description) payload.description = description;
   if (f.due_date.value) payload.due_date = dayToTimestamp(f.due_date.value);
+  const projectId = selectedProjectId();
+  if (projectId) payload.project_id = projectId;
   try {
     const task = await busy(form, () => tasksApi.create(payload));
     form.reset();
@@ -394,6 +461,10 @@ async function onCreateTask(event) {
     await loadTasks();
   } catch (error) {
     if (error instanceof ApiError && error.status === 401 && !session.accessToken) return;
+    if (error instanceof ApiError && error.status === 403) {
+      reportError(error);
+      return;
+    }
     showErrors(form, error);
   }
 }
@@ -484,6 +555,10 @@ async function onEditSubmit(event) {
       loadTasks();
     } else if (error instanceof ApiError && error.status === 401 && !session.accessToken) {
       // session expired: handled globally
+    } else if (error instanceof ApiError && error.status === 403) {
+      el.editDialog.close('cancel');
+      reportError(error);
+      loadTasks();
     } else {
       showErrors(form, error);
     }
@@ -542,6 +617,374 @@ const applyFiltersSoon = debounce(() => {
   readFilters();
   loadTasks();
 }, 300);
+
+/* ------------------------------------------------------------------ projects */
+
+/** Is `id` the user's Inbox? (An Inbox's id is its user's id; null stands for it too.) */
+function isInbox(id) {
+  return !id || id === session.user?.id;
+}
+
+/** The id of the project whose tasks are shown (the user's id for the Inbox). */
+function selectedProjectId() {
+  return state.projects.selectedId || session.user?.id || null;
+}
+
+function currentProject() {
+  const id = selectedProjectId();
+  return state.projects.items.find((p) => p.id === id) || null;
+}
+
+/** May the user change tasks of the selected project? (The Inbox, or one not loaded yet: yes.) */
+function canWrite(project = currentProject()) {
+  if (!project) return isInbox(selectedProjectId());
+  return WRITER_ROLES.has(project.role);
+}
+
+function paintDot(dot, color) {
+  // CSSOM, not a style attribute: allowed by the page's Content-Security-Policy.
+  const valid = typeof color === 'string' && /^#[0-9a-fA-F]{6}$/.test(color);
+  dot.style.backgroundColor = valid ? color : '';
+  dot.classList.toggle('project-dot-none', !valid);
+}
+
+async function loadProjects() {
+  const p = state.projects;
+  const seq = ++p.seq;
+  el.projectList.setAttribute('aria-busy', 'true');
+  try {
+    const list = await projectsApi.list();
+    if (seq !== p.seq) return;
+    p.items = Array.isArray(list?.items) ? list.items : [];
+    if (p.selectedId && !p.items.some((project) => project.id === p.selectedId)) {
+      // No longer a member (or the project is gone): show the Inbox instead.
+      selectProject(null);
+      return;
+    }
+    renderProjects();
+    renderProjectHeader();
+  } catch (error) {
+    if (seq === p.seq) reportError(error, 'Could not load your projects.');
+  } finally {
+    if (seq === p.seq) el.projectList.setAttribute('aria-busy', 'false');
+  }
+}
+
+function renderProjects() {
+  const selected = selectedProjectId();
+  el.projectList.replaceChildren(...state.projects.items.map((project) => {
+    const item = el.projectItemTemplate.content.firstElementChild.cloneNode(true);
+    const button = $('button', item);
+    button.dataset.projectId = project.id;
+    button.dataset.role = project.role || '';
+    button.title = project.name; // the name may be cut short in the sidebar
+    if (project.id === selected) button.setAttribute('aria-current', 'page');
+    paintDot($('[data-role="dot"]', item), project.inbox ? null : project.color);
+    $('[data-role="name"]', item).textContent = project.name;
+    const badge = $('[data-role="badge"]', item);
+    if (project.archived) {
+      badge.textContent = 'Archived';
+    } else if (!project.inbox) {
+      badge.textContent = ROLE_LABELS[project.role] || project.role || '';
+    }
+    show(badge, Boolean(badge.textContent));
+    button.classList.toggle('is-inbox', Boolean(project.inbox));
+    button.classList.toggle('is-archived', Boolean(project.archived));
+    return item;
+  }));
+}
+
+/** The heading, role badge and Share button of the selected project, and what the user may do in it. */
+function renderProjectHeader() {
+  const project = currentProject();
+  const inbox = project ? Boolean(project.inbox) : isInbox(selectedProjectId());
+  el.tasksHeading.textContent = project?.name || (inbox ? 'Inbox' : 'Project');
+  paintDot(el.projectDot, inbox ? null : project?.color);
+  show(el.projectDot, !inbox);
+
+  const role = project && !inbox ? project.role : '';
+  el.projectRole.textContent = ROLE_LABELS[role] || '';
+  el.projectRole.dataset.role = role || '';
+  el.projectRole.className = `badge ${role === 'admin' ? 'badge-admin' : 'badge-muted'}`;
+  show(el.projectRole, Boolean(role));
+
+  // Admins share the project; other members can see who is in it, and leave.
+  show(el.projectShare, Boolean(project) && !inbox);
+  el.projectShare.textContent = role === 'admin' ? 'Share' : 'Members';
+
+  const writable = canWrite(project);
+  el.tasksView.dataset.writable = String(writable);
+  show(el.taskCreateForm, writable);
+  show(el.readonlyNotice, !writable);
+  if (state.view === 'tasks' && !el.tasksView.hidden) {
+    document.title = `taskapi · ${el.tasksHeading.textContent}`;
+  }
+  // The rows' controls follow the role (rendered again once the rows are this project's).
+  if (state.tasks.projectId === selectedProjectId() && el.taskList.dataset.writable !== String(writable)) {
+    renderTasks();
+  }
+}
+
+/** Show the tasks of project `id` (null: the Inbox). */
+function selectProject(id) {
+  const p = state.projects;
+  const next = isInbox(id) ? null : id;
+  if (p.selectedId !== next) {
+    p.selectedId = next;
+    if (next) sessionStorage.setItem(PROJECT_KEY, next);
+    else sessionStorage.removeItem(PROJECT_KEY);
+    state.tasks.offset = 0;
+    state.tasks.items = [];
+    state.tasks.projectId = null;
+    el.taskList.replaceChildren();
+    show(el.tasksEmpty, false);
+    el.tasksSummary.textContent = '';
+    el.tasksPageInfo.textContent = '';
+  }
+  renderProjects();
+  renderProjectHeader();
+  loadTasks();
+}
+
+function onProjectListClick(event) {
+  const button = event.target.closest('button[data-project-id]');
+  if (!button) return;
+  selectProject(button.dataset.projectId);
+  // Roles change elsewhere (a promotion arrives as no event): refresh them on each visit.
+  loadProjects();
+}
+
+async function onCreateProject(event) {
+  event.preventDefault();
+  const form = el.projectCreateForm;
+  clearErrors(form);
+  const f = form.elements;
+  const payload = { name: f.name.value.trim() };
+  if (f.color.value) payload.color = f.color.value;
+  try {
+    const project = await busy(form, () => projectsApi.create(payload));
+    form.reset();
+    toast(`Created the project “${project?.name ?? payload.name}”`, 'success');
+    if (project?.id) {
+      state.projects.items = [...state.projects.items, project];
+      selectProject(project.id);
+    }
+    await loadProjects();
+    f.name.focus();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401 && !session.accessToken) return;
+    showErrors(form, error);
+  }
+}
+
+/* ------------------------------------------------------------------ sharing */
+
+function memberProject() {
+  return state.projects.items.find((p) => p.id === state.members.projectId) || null;
+}
+
+function setMemberError(message) {
+  el.memberError.textContent = message || '';
+  show(el.memberError, Boolean(message));
+}
+
+function openShare() {
+  const project = currentProject();
+  if (!project || project.inbox) return;
+  state.members.projectId = project.id;
+  state.members.items = [];
+  el.memberList.replaceChildren();
+  setMemberError('');
+  clearErrors(el.memberAddForm);
+  el.memberAddForm.reset();
+  renderShareMode();
+  el.shareDialog.showModal();
+  if (project.role === 'admin') el.memberAddForm.elements.email.focus();
+  else $('[data-close-dialog]', el.shareDialog).focus();
+  loadMembers();
+}
+
+function renderShareMode() {
+  const project = memberProject();
+  const admin = project?.role === 'admin';
+  const name = project?.name || '';
+  el.shareHeading.textContent = admin ? `Share “${name}”` : `Members of “${name}”`;
+  el.shareIntro.textContent = admin
+    ? 'Viewers can read the tasks; editors can also add, change and delete them; admins can also share the project.'
+    : `You are ${project?.role === 'editor' ? 'an editor' : 'a viewer'} of this project. Only its admins can change who is in it.`;
+  show(el.memberAddForm, admin);
+}
+
+async function loadMembers() {
+  const m = state.members;
+  const seq = ++m.seq;
+  const projectId = m.projectId;
+  if (!projectId) return;
+  el.memberList.setAttribute('aria-busy', 'true');
+  try {
+    const list = await projectsApi.members(projectId);
+    if (seq !== m.seq) return;
+    m.items = Array.isArray(list?.items) ? list.items : [];
+    renderMembers();
+  } catch (error) {
+    if (seq !== m.seq) return;
+    if (error instanceof ApiError && error.status === 404) {
+      el.shareDialog.close('cancel');
+      toast(error.detail || 'That project is no longer available.', 'error');
+      loadProjects();
+      return;
+    }
+    if (error instanceof ApiError && error.status === 401 && !session.accessToken) return;
+    setMemberError(error instanceof ApiError ? error.summary : 'Could not load the members.');
+  } finally {
+    if (seq === m.seq) el.memberList.setAttribute('aria-busy', 'false');
+  }
+}
+
+function renderMembers() {
+  const admin = memberProject()?.role === 'admin';
+  el.memberList.replaceChildren(...state.members.items.map((member) => renderMemberItem(member, admin)));
+}
+
+function renderMemberItem(member, admin) {
+  const item = el.memberItemTemplate.content.firstElementChild.cloneNode(true);
+  const self = member.user_id === session.user?.id;
+  item.dataset.userId = member.user_id;
+  item.dataset.email = member.email;
+  item.dataset.role = member.role;
+  $('[data-role="initial"]', item).textContent = initial(member.name || member.email);
+  const name = $('[data-role="name"]', item);
+  name.textContent = member.name || member.email;
+  if (self) {
+    const you = document.createElement('span');
+    you.className = 'you';
+    you.textContent = '(you)';
+    name.after(you);
+  }
+  $('[data-role="email"]', item).textContent = member.email;
+
+  const badge = $('[data-role="role"]', item);
+  badge.textContent = ROLE_LABELS[member.role] || member.role;
+  badge.classList.add(member.role === 'admin' ? 'badge-admin' : 'badge-muted');
+  const select = $('select[data-action="role"]', item);
+  select.value = member.role;
+  select.setAttribute('aria-label', `Role of ${member.email}`);
+  // Admins change roles with the select; everyone else sees the badge.
+  show(select, admin);
+  show(badge, !admin);
+
+  const remove = $('[data-action="remove"]', item);
+  if (self) {
+    remove.textContent = 'Leave';
+    remove.dataset.testid = 'member-leave';
+    remove.setAttribute('aria-label', 'Leave this project');
+  } else {
+    remove.setAttribute('aria-label', `Remove ${member.email}`);
+    show(remove, admin);
+  }
+  return item;
+}
+
+function findMember(node) {
+  const item = node.closest('[data-user-id]');
+  return item ? state.members.items.find((m) => m.user_id === item.dataset.userId) || null : null;
+}
+
+/** A change to the user's own membership: their role in the project is no longer what the page knows. */
+async function afterOwnMembershipChange() {
+  await loadProjects();
+  if (el.shareDialog.open) {
+    renderShareMode();
+    renderMembers();
+  }
+}
+
+async function onMemberRoleChange(event) {
+  const select = event.target.closest('select[data-action="role"]');
+  if (!select) return;
+  const member = findMember(select);
+  const projectId = state.members.projectId;
+  if (!member || !projectId) return;
+  const role = select.value;
+  setMemberError('');
+  select.disabled = true;
+  try {
+    await projectsApi.updateMember(projectId, member.user_id, role);
+    toast(`${member.name || member.email} is now ${ROLE_LABELS[role]?.toLowerCase() || role}.`, 'success');
+    if (member.user_id === session.user?.id) await afterOwnMembershipChange();
+  } catch (error) {
+    select.value = member.role;
+    if (error instanceof ApiError && error.status === 401 && !session.accessToken) return;
+    setMemberError(error instanceof ApiError ? error.summary : 'Could not change the role.');
+    if (error instanceof ApiError && error.status === 403) loadProjects().then(renderShareMode);
+  } finally {
+    select.disabled = false;
+  }
+  await loadMembers();
+}
+
+async function onMemberListClick(event) {
+  const button = event.target.closest('button[data-action="remove"]');
+  if (!button) return;
+  const member = findMember(button);
+  const project = memberProject();
+  if (!member || !project) return;
+  const self = member.user_id === session.user?.id;
+  const ok = await confirmDialog(self
+    ? {
+        title: 'Leave project?',
+        message: `You will no longer see “${project.name}” or its tasks.`,
+        confirmLabel: 'Leave project',
+      }
+    : {
+        title: 'Remove member?',
+        message: `${member.name || member.email} will no longer see “${project.name}” or its tasks.`,
+        confirmLabel: 'Remove',
+      });
+  if (!ok) return;
+  setMemberError('');
+  button.disabled = true;
+  try {
+    await projectsApi.removeMember(project.id, member.user_id);
+  } catch (error) {
+    button.disabled = false;
+    if (error instanceof ApiError && error.status === 401 && !session.accessToken) return;
+    setMemberError(error instanceof ApiError ? error.summary : 'Could not remove the member.');
+    return;
+  }
+  if (self) {
+    el.shareDialog.close('left');
+    toast(`You left “${project.name}”.`, 'success');
+    selectProject(null);
+    await loadProjects();
+    $('button[aria-current="page"]', el.projectList)?.focus();
+    return;
+  }
+  toast(`Removed ${member.email} from “${project.name}”.`, 'success');
+  await loadMembers();
+}
+
+async function onAddMember(event) {
+  event.preventDefault();
+  const form = el.memberAddForm;
+  const projectId = state.members.projectId;
+  if (!projectId) return;
+  clearErrors(form);
+  setMemberError('');
+  const email = form.elements.email.value.trim();
+  const role = form.elements.role.value;
+  try {
+    const member = await busy(form, () => projectsApi.addMember(projectId, email, role));
+    form.elements.email.value = '';
+    form.elements.email.focus();
+    toast(`Added ${member?.email || email} as ${ROLE_LABELS[role]?.toLowerCase() || role}.`, 'success');
+    await loadMembers();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401 && !session.accessToken) return;
+    showErrors(form, error);
+    if (error instanceof ApiError && error.status === 403) loadProjects().then(renderShareMode);
+  }
+}
 
 /* ------------------------------------------------------------------ admin */
 
@@ -711,6 +1154,25 @@ function wire() {
     loadTasks();
   });
 
+  el.projectList.addEventListener('click', onProjectListClick);
+  el.projectCreateForm.addEventListener('submit', onCreateProject);
+  el.projectShare.addEventListener('click', openShare);
+  el.memberList.addEventListener('click', onMemberListClick);
+  el.memberList.addEventListener('change', onMemberRoleChange);
+  el.memberAddForm.addEventListener('submit', onAddMember);
+  for (const button of $$('[data-close-dialog]', el.shareDialog)) {
+    button.addEventListener('click', () => el.shareDialog.close('done'));
+  }
+  el.shareDialog.addEventListener('close', () => {
+    state.members.projectId = null;
+    state.members.seq += 1;
+    el.projectShare.focus();
+  });
+  // Back to a tab that was hidden: roles and memberships may have changed meanwhile.
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && session.accessToken && !el.tasksView.hidden) loadProjects();
+  });
+
   el.editForm.addEventListener('submit', onEditSubmit);
   for (const button of $$('[data-close-dialog]', el.editDialog)) {
     button.addEventListener('click', () => el.editDialog.close('cancel'));
@@ -730,7 +1192,9 @@ function wire() {
   });
 
   initConfirmDialog();
-  for (const form of [el.loginForm, el.registerForm, el.taskCreateForm, el.editForm]) clearErrorOnEdit(form);
+  for (const form of [el.loginForm, el.registerForm, el.taskCreateForm, el.editForm, el.projectCreateForm, el.memberAddForm]) {
+    clearErrorOnEdit(form);
+  }
 
   onSessionExpired(() => {
     showAuth('Your session has expired. Please log in again.', 'warning');

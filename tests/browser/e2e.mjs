@@ -48,6 +48,8 @@ const CHROMIUM_ARGS = [
 const RUN_ID = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4).toString(36)}`;
 const ADMIN = { name: 'Ada Admin', email: `ada.${RUN_ID}@example.com`, password: 'correct-horse-battery-1' };
 const USER = { name: 'Bob User', email: `bob.${RUN_ID}@example.com`, password: 'another-long-secret-2' };
+// The second member of a shared project (user A of that scenario is ADMIN).
+const MEMBER = { name: 'Carol Member', email: `carol.${RUN_ID}@example.com`, password: 'a-third-long-secret-3' };
 
 /* ------------------------------------------------------------------ tiny runner */
 
@@ -238,6 +240,8 @@ async function step(name, fn, { allow = [] } = {}) {
 const byTestId = (id) => page.getByTestId(id);
 const taskItem = (title) => byTestId('task-item').filter({ hasText: title });
 const userRow = (email) => page.locator(`[data-testid="user-row"][data-email="${email}"]`);
+const projectItem = (name) => byTestId('project-item').filter({ hasText: name });
+const memberItem = (email) => page.locator(`[data-testid="member-item"][data-email="${email}"]`);
 
 async function storage() {
   return page.evaluate(() => ({
@@ -299,6 +303,24 @@ async function patchTaskViaApi(id, body) {
     return { status: response.status, body: await response.text() };
   }, { id, body });
   assert(result.status === 200, `PATCH /api/v1/tasks/${id} returned ${result.status}: ${result.body}`);
+}
+
+/** A request to the API from the page, with its access token: `{ status, type, body }`. */
+async function apiFetch(method, url, body) {
+  return page.evaluate(async ({ method: m, url: u, body: b }) => {
+    const token = sessionStorage.getItem('taskapi.access_token');
+    const headers = { Authorization: `Bearer ${token}` };
+    if (b !== undefined) headers['Content-Type'] = 'application/json';
+    const response = await fetch(u, { method: m, headers, body: b === undefined ? undefined : JSON.stringify(b) });
+    const text = await response.text();
+    let json = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    return { status: response.status, type: response.headers.get('content-type') || '', body: json ?? text };
+  }, { method, url, body });
 }
 
 async function selectOption(testId, value) {
@@ -714,6 +736,241 @@ async function flow() {
     await until('user row removed', async () => (await userRow(USER.email).count()) === 0);
     await expectText(byTestId('users-summary'), /1 account/, 'users summary after delete');
     await screenshot('user-deleted');
+  });
+
+  // --- a project shared by two users (A = ADMIN, B = MEMBER), each in a tab of their own ---
+  const project = 'Launch plan';
+  const draft = 'Draft the launch email';
+  const draftEdited = 'Draft and send the launch email';
+  const venue = 'Book the venue';
+  const banners = 'Order the banners';
+  const bannersEdited = 'Order the banners and posters';
+  const handouts = 'Print handouts';
+  const pageA = page;
+  let pageB = null;
+  let projectId = null;
+  let navigationsB = 0;
+  const as = async (which, fn) => {
+    page = which === 'A' ? pageA : pageB;
+    try {
+      return await fn();
+    } finally {
+      page = pageA;
+    }
+  };
+  const shareDialogRole = async (email, role) => {
+    await byTestId('project-share').click();
+    await visible(byTestId('share-dialog'), 'share dialog');
+    await visible(memberItem(email), `member row of ${email}`);
+    await memberItem(email).getByTestId('member-role-select').selectOption(role);
+    await until(`${email} shown as ${role}`, async () => (await memberItem(email).getAttribute('data-role')) === role);
+    await byTestId('share-close').click();
+    await hidden(byTestId('share-dialog'), 'share dialog');
+  };
+
+  await step('a user creates a project in the sidebar and adds a task to it', async () => {
+    await byTestId('nav-tasks').click();
+    await visible(byTestId('tasks-view'), 'task view');
+    await expectText(byTestId('project-item').first(), 'Inbox', 'first project in the sidebar');
+    await byTestId('new-project-name').fill(project);
+    await byTestId('new-project-color').selectOption('#0d9488');
+    await byTestId('new-project-submit').click();
+    await visible(projectItem(project), 'the new project in the sidebar');
+    await until('the new project is selected', async () =>
+      (await projectItem(project).getAttribute('aria-current')) === 'page');
+    await expectText(byTestId('project-heading'), project, 'heading');
+    await expectText(byTestId('project-role'), /^admin$/i, 'role badge');
+    await expectText(byTestId('project-share'), /^share$/i, 'Share button');
+    await expectText(byTestId('tasks-summary'), /^0 tasks$/, 'task count of the new project');
+    projectId = await projectItem(project).getAttribute('data-project-id');
+    assert(projectId, 'project item has no data-project-id');
+
+    await byTestId('new-task-title').fill(draft);
+    await byTestId('new-task-submit').click();
+    await visible(taskItem(draft), 'the task in the project');
+    await expectText(byTestId('tasks-summary'), /^1 task$/, 'task count of the project');
+    const inbox = await apiFetch('GET', `/api/v1/tasks?q=${encodeURIComponent(draft)}`);
+    assert(inbox.status === 200 && inbox.body.total === 0, `the project's task is listed in the Inbox: ${JSON.stringify(inbox.body)}`);
+    const listed = await apiFetch('GET', `/api/v1/projects/${projectId}/tasks`);
+    assert(listed.body.items?.[0]?.project_id === projectId, `task not created in the project: ${JSON.stringify(listed.body)}`);
+
+    // The Inbox and the project each show their own tasks.
+    await projectItem('Inbox').click();
+    await expectText(byTestId('project-heading'), 'Inbox', 'heading of the Inbox');
+    await visible(taskItem('Backlog item 01'), 'an Inbox task');
+    assert((await taskItem(draft).count()) === 0, 'the project task is shown in the Inbox');
+    await hidden(byTestId('project-share'), 'Share button in the Inbox');
+    await projectItem(project).click();
+    await visible(taskItem(draft), 'the task after going back to the project');
+    assert((await taskItem('Backlog item 01').count()) === 0, 'an Inbox task is shown in the project');
+    await screenshot('project-created');
+  });
+
+  await step('the project admin shares the project with a second user as a viewer', async () => {
+    pageB = await context.newPage();
+    await attachMonitors(pageB);
+    await as('B', async () => {
+      await pageB.goto(BASE_URL);
+      await waitReady();
+      await register(MEMBER);
+      await visible(byTestId('tasks-view'), 'task view of the second user');
+      await expectText(byTestId('project-list'), 'Inbox', 'sidebar of the second user');
+      assert((await byTestId('project-item').count()) === 1, 'the second user has more than their Inbox');
+      pageB.on('framenavigated', (frame) => {
+        if (frame === pageB.mainFrame()) navigationsB += 1;
+      });
+    });
+
+    await byTestId('project-share').click();
+    const dialog = byTestId('share-dialog');
+    await visible(dialog, 'share dialog');
+    await visible(memberItem(ADMIN.email), 'the admin in the member list');
+    assert(
+      (await memberItem(ADMIN.email).getByTestId('member-role-select').inputValue()) === 'admin',
+      'the project creator is not its admin',
+    );
+    // An address without an account: the API's reason is shown in the dialog.
+    await byTestId('member-email').fill(`nobody.${RUN_ID}@example.com`);
+    await byTestId('member-add-submit').click();
+    await visible(byTestId('member-add-error'), 'error for an unknown address');
+    await expectText(byTestId('member-add-error'), /\S/, 'error for an unknown address');
+
+    await byTestId('member-email').fill(MEMBER.email);
+    await byTestId('member-role').selectOption('viewer');
+    await byTestId('member-add-submit').click();
+    await visible(memberItem(MEMBER.email), 'the new member in the list');
+    assert((await memberItem(MEMBER.email).getAttribute('data-role')) === 'viewer', 'the new member is not a viewer');
+    await hidden(byTestId('member-add-error'), 'stale error in the dialog');
+    await screenshot('share-dialog');
+    await byTestId('share-close').click();
+    await hidden(dialog, 'share dialog');
+  }, { allow: [404] });
+
+  await step('the viewer sees the project and its changes live, with no edit controls', async () => {
+    // A task created by A makes the project appear in B's sidebar, no reload.
+    await byTestId('new-task-title').fill(venue);
+    await byTestId('new-task-submit').click();
+    await visible(taskItem(venue), 'the new task in tab A');
+    await as('B', async () => {
+      await visible(projectItem(project), 'the shared project in the second user\'s sidebar');
+      await expectText(projectItem(project).getByTestId('project-item-badge'), /^viewer$/i, 'role in the sidebar');
+      await projectItem(project).click();
+      await visible(taskItem(venue), 'the task created by A');
+      await visible(taskItem(draft), 'the older task');
+      await expectText(byTestId('project-role'), /^viewer$/i, 'role badge');
+      await visible(byTestId('readonly-notice'), 'read-only notice');
+      await hidden(byTestId('task-create-form'), 'new-task form');
+      await expectText(byTestId('project-share'), /^members$/i, 'Members button');
+      assert((await byTestId('task-edit').count()) === 0, 'a viewer sees Edit buttons');
+      assert((await byTestId('task-delete').count()) === 0, 'a viewer sees Delete buttons');
+      assert(await taskItem(venue).getByTestId('task-toggle').isDisabled(), 'a viewer can tick a task');
+    });
+
+    await taskItem(venue).getByTestId('task-toggle').check();
+    await as('B', () => until('B shows the task done', async () => (await taskItem(venue).getAttribute('data-status')) === 'done'));
+
+    await taskItem(draft).getByTestId('task-edit').click();
+    await visible(byTestId('edit-dialog'), 'edit dialog');
+    await byTestId('edit-title').fill(draftEdited);
+    await byTestId('edit-save').click();
+    await hidden(byTestId('edit-dialog'), 'edit dialog');
+    await as('B', () => visible(taskItem(draftEdited), 'the title edited by A'));
+
+    await byTestId('new-task-title').fill(banners);
+    await byTestId('new-task-submit').click();
+    await as('B', async () => {
+      await visible(taskItem(banners), 'the third task, in tab B');
+      await expectText(byTestId('tasks-summary'), /^3 tasks$/, 'task count in tab B');
+      assert((await byTestId('task-edit').count()) === 0, 'a viewer sees Edit buttons');
+      assert(navigationsB === 0, `tab B navigated ${navigationsB} time(s): the changes must arrive without a reload`);
+      await screenshot('viewer-live');
+    });
+  });
+
+  await step('the API refuses the viewer\'s writes with 403 problem documents', async () => {
+    await as('B', async () => {
+      const id = await taskItem(banners).getAttribute('data-task-id');
+      assert(id, 'task item has no data-task-id');
+      const patch = await apiFetch('PATCH', `/api/v1/tasks/${id}`, { title: 'Not allowed' });
+      assert(patch.status === 403, `PATCH by a viewer returned ${patch.status}: ${JSON.stringify(patch.body)}`);
+      assert(patch.type.includes('application/problem+json'), `403 served as ${patch.type}`);
+      assert(patch.body?.status === 403 && typeof patch.body?.detail === 'string', `403 body: ${JSON.stringify(patch.body)}`);
+      const remove = await apiFetch('DELETE', `/api/v1/tasks/${id}`);
+      assert(remove.status === 403, `DELETE by a viewer returned ${remove.status}`);
+      const create = await apiFetch('POST', '/api/v1/tasks', { title: 'Not allowed', project_id: projectId });
+      assert(create.status === 403, `POST into the project by a viewer returned ${create.status}`);
+      const share = await apiFetch('POST', `/api/v1/projects/${projectId}/members`, { email: USER.email, role: 'admin' });
+      assert(share.status === 403, `sharing by a viewer returned ${share.status}`);
+      const after = await apiFetch('GET', `/api/v1/tasks/${id}`);
+      assert(after.status === 200 && after.body.title === banners, `the refused PATCH changed the task: ${JSON.stringify(after.body)}`);
+    });
+  }, { allow: [403] });
+
+  await step('promoted to editor, the second user can add and edit tasks', async () => {
+    await shareDialogRole(MEMBER.email, 'editor');
+    await as('B', async () => {
+      // A promotion sends no event: coming back to the project reloads the role.
+      await projectItem(project).click();
+      await expectText(byTestId('project-role'), /^editor$/i, 'role badge after the promotion');
+      await visible(byTestId('task-create-form'), 'new-task form');
+      await hidden(byTestId('readonly-notice'), 'read-only notice');
+      await visible(taskItem(banners).getByTestId('task-edit'), 'Edit button');
+      await taskItem(banners).getByTestId('task-edit').click();
+      await visible(byTestId('edit-dialog'), 'edit dialog');
+      await byTestId('edit-title').fill(bannersEdited);
+      await byTestId('edit-save').click();
+      await hidden(byTestId('edit-dialog'), 'edit dialog');
+      await visible(taskItem(bannersEdited), 'the task edited by the editor');
+      await byTestId('new-task-title').fill(handouts);
+      await byTestId('new-task-submit').click();
+      await visible(taskItem(handouts), 'the task created by the editor');
+      await screenshot('editor');
+    });
+    await visible(taskItem(bannersEdited), 'the editor\'s change, live in tab A');
+    await visible(taskItem(handouts), 'the editor\'s new task, live in tab A');
+  });
+
+  await step('demoted while showing edit controls, a refused write shows the reason and hides them', async () => {
+    await shareDialogRole(MEMBER.email, 'viewer');
+    await as('B', async () => {
+      await visible(taskItem(handouts).getByTestId('task-edit'), 'the stale Edit button');
+      // click(), not check(): the page unticks the box again when the write is refused.
+      await taskItem(handouts).getByTestId('task-toggle').click();
+      const alert = page.locator('[data-testid="toast"][role="alert"]');
+      await visible(alert, 'error toast');
+      await expectText(alert.last(), /\S/, 'error toast');
+      await until('edit controls hidden', async () => (await byTestId('task-edit').count()) === 0);
+      await hidden(byTestId('task-create-form'), 'new-task form');
+      await expectText(byTestId('project-role'), /^viewer$/i, 'role badge after the demotion');
+      await until('the refused tick undone', async () =>
+        (await taskItem(handouts).getAttribute('data-status')) === 'todo' &&
+        !(await taskItem(handouts).getByTestId('task-toggle').isChecked()));
+      await screenshot('viewer-refused');
+    });
+  }, { allow: [403] });
+
+  await step('the second user leaves the project', async () => {
+    try {
+      await as('B', async () => {
+        await byTestId('project-share').click();
+        await visible(byTestId('share-dialog'), 'members dialog');
+        await hidden(byTestId('member-add-form'), 'add-member form for a viewer');
+        await byTestId('member-leave').click();
+        await visible(byTestId('confirm-dialog'), 'confirmation dialog');
+        await byTestId('confirm-ok').click();
+        await hidden(byTestId('share-dialog'), 'members dialog');
+        await until('project gone from the sidebar', async () => (await projectItem(project).count()) === 0);
+        await expectText(byTestId('project-heading'), 'Inbox', 'heading after leaving');
+      });
+      await byTestId('project-share').click();
+      await visible(memberItem(ADMIN.email), 'the admin in the member list');
+      assert((await memberItem(MEMBER.email).count()) === 0, 'the member who left is still listed');
+      await byTestId('share-close').click();
+      await hidden(byTestId('share-dialog'), 'share dialog');
+    } finally {
+      page = pageA;
+      await pageB?.close();
+    }
   });
 
   await step('no cookies, console errors or CSP violations during the run', async () => {
