@@ -51,3 +51,15 @@ where
         }
     }
 }
+
+/// Runs `work` in a task of its own and waits for it: dropping the wait does not stop it. A
+/// unit of work that writes (its transaction, and what must follow its commit, such as
+/// telling the change feed) goes through this, so a client that hangs up cannot cut it in
+/// two.
+pub async fn run_to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = crate::error::Result<T>> + Send + 'static,
+) -> crate::error::Result<T> {
+    tokio::spawn(work).await.map_err(|failed| {
+        crate::error::AppError::Internal(anyhow::anyhow!("a write failed: {failed}"))
+    })?
+}

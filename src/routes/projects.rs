@@ -13,6 +13,7 @@ use crate::error::{AppError, Result};
 use crate::extract::{Payload, ResourceId};
 use crate::models::projects::labels::{self, LabelFields};
 use crate::models::projects::{self, Action, Member, Membership, NewProject, ProjectChanges};
+use crate::models::txn::run_to_completion;
 use crate::requests::{
     AddMemberRequest, CreateLabelRequest, CreateProjectRequest, PatchLabelRequest,
     PatchProjectRequest, UpdateMemberRequest,
@@ -120,8 +121,15 @@ pub async fn delete(
     id: ResourceId,
 ) -> Result<NoContent> {
     let conditions = WriteConditions::from_request(req);
-    projects::delete(&state.db, caller.id, id.0, |version| {
-        conditions.allow(version)
+    let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
+    run_to_completion(async move {
+        let audience =
+            projects::delete(&db, caller_id, id.0, |version| conditions.allow(version)).await?;
+        // Committed: the members' open streams read the tombstones now.
+        for member in audience {
+            feed.changed(member).await;
+        }
+        Ok(())
     })
     .await?;
     tracing::info!(event = "project_delete", user_id = %caller.id, project_id = %id.0, "project deleted");

@@ -1008,16 +1008,32 @@ async fn members_hear_a_shared_project_and_a_removed_member_stops_hearing_it(bac
         heard_by_admin.next_event().await.json()["task"]["status"],
         "done"
     );
+    // Deleting the project tells its members that each of its tasks is gone.
+    let deleted = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/projects/{project}"),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    let tombstone = heard_by_admin.next_event().await;
+    assert_eq!(tombstone.name(), "task.deleted");
+    assert_eq!(tombstone.json()["task_id"], shared["id"]);
+    assert_eq!(tombstone.json()["project_id"], project.as_str());
     // The narrowed stream has only the project's events.
     for title in ["ours", "ours, edited"] {
         assert_eq!(narrowed.next_event().await.json()["task"]["title"], title);
     }
     assert_eq!(narrowed.next_event().await.json()["task"]["status"], "done");
+    assert_eq!(narrowed.next_event().await.name(), "task.deleted");
     let project_events = app
         .count("SELECT COUNT(*) AS n FROM task_events WHERE project_id <> user_id")
         .await;
-    // created + edited for two members, then the change after the removal for one.
-    assert_eq!(project_events, 5);
+    // created + edited for two members, then the change after the removal and the
+    // tombstone for one.
+    assert_eq!(project_events, 6);
 }
 
 both_backends!(label_names_are_unique_per_project_whatever_their_case);

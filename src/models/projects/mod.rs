@@ -12,8 +12,9 @@ pub mod policy;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
+    Set, Statement,
 };
 use uuid::Uuid;
 
@@ -270,13 +271,15 @@ pub async fn update(
 }
 
 /// Deletes a project with its tasks, labels and memberships (project admins; never an
-/// Inbox), only if `precondition` accepts the current version.
+/// Inbox), only if `precondition` accepts the current version. Each member's change feed
+/// gets a tombstone of each task, in the same transaction, so that open pages drop them;
+/// returns the members to tell.
 pub async fn delete(
     db: &DatabaseConnection,
     user: Uuid,
     id: Uuid,
     precondition: impl FnOnce(i32) -> bool,
-) -> Result<()> {
+) -> Result<Vec<Uuid>> {
     let txn = txn::begin_write(db).await?;
     let Membership { project, .. } = locked(&txn, user, id, Action::Administer).await?;
     if !precondition(project.version) {
@@ -285,8 +288,53 @@ pub async fn delete(
     if project.is_inbox() {
         return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
     }
+    let audience = member_ids(&txn, id).await?;
+    lock_feeds_of(&txn, id).await?;
+    record_tombstones(&txn, id).await?;
     project::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
+    Ok(audience)
+}
+
+/// A `deleted` event of every task of `project` for every member (the project is going).
+async fn record_tombstones<C: ConnectionTrait>(conn: &C, project: Uuid) -> Result<(), DbErr> {
+    let backend = conn.get_database_backend();
+    let (project_param, now_param) = match backend {
+        DatabaseBackend::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
+    };
+    let sql = format!(
+        r#"INSERT INTO "task_events" ("user_id", "project_id", "task_id", "kind", "version", "created_at")
+SELECT "m"."user_id", "t"."user_id", "t"."id", 'deleted', "t"."version", {now_param}
+FROM "tasks" AS "t" JOIN "project_members" AS "m" ON "m"."project_id" = "t"."user_id"
+WHERE "t"."user_id" = {project_param}"#
+    );
+    let values: Vec<sea_orm::Value> = match backend {
+        DatabaseBackend::Postgres => vec![project.into(), validate::now().into()],
+        _ => vec![validate::now().into(), project.into()],
+    };
+    conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
+}
+
+/// Makes the writes that reach a user's change feed commit one at a time (see
+/// `models::events` on ordering): the transaction-scoped advisory lock of every member of
+/// `project`, in key order, on PostgreSQL (the same locks as the PostgreSQL task store's
+/// statements take), nothing on SQLite (one writer anyway). Call first in the transaction,
+/// before the event ids are drawn.
+pub async fn lock_feeds_of<C: ConnectionTrait>(conn: &C, project: Uuid) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    conn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        r#"SELECT count(pg_advisory_xact_lock("key")) FROM (
+  SELECT DISTINCT taskapi_feed_key("user_id") AS "key" FROM "project_members"
+  WHERE "project_id" = $1 ORDER BY 1) AS "ordered""#,
+        [project.into()],
+    ))
+    .await?;
     Ok(())
 }
 

@@ -6,9 +6,9 @@
 
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QuerySelect, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionSession, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionSession,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use super::postgres::writes::Update;
 use crate::entities::task;
 use crate::error::{Result, unauthorized_on_missing_owner};
 use crate::models::events;
-use crate::models::projects::{self, Action, ids_allowed};
+use crate::models::projects::{self, Action, ids_allowed, lock_feeds_of};
 use crate::models::txn::begin_write;
 use crate::validate;
 
@@ -111,7 +111,7 @@ impl PortableTasks {
         // The change-feed event commits with the change, or neither does.
         let txn = begin_write(&self.db).await?;
         if let Some(project) = project_of(&txn, id).await? {
-            serialize_writes(&txn, project).await?;
+            lock_feeds_of(&txn, project).await?;
         }
         let mut rows = update.exec_with_returning(&txn).await?;
         match rows.pop() {
@@ -142,7 +142,7 @@ impl PortableTasks {
         }
         let txn = begin_write(&self.db).await?;
         if let Some(project) = project_of(&txn, id).await? {
-            serialize_writes(&txn, project).await?;
+            lock_feeds_of(&txn, project).await?;
         }
         let Some(deleted) = delete.exec_with_returning(&txn).await?.pop() else {
             txn.rollback().await?;
@@ -188,7 +188,7 @@ pub async fn insert_with_event<C: ConnectionTrait + TransactionTrait>(
         txn.rollback().await?;
         return Ok(None);
     }
-    serialize_writes(&txn, task.project_id).await?;
+    lock_feeds_of(&txn, task.project_id).await?;
     let task = task::ActiveModel::from(task)
         .insert(&txn)
         .await
@@ -196,25 +196,4 @@ pub async fn insert_with_event<C: ConnectionTrait + TransactionTrait>(
     events::record(&txn, &task, events::Kind::Created).await?;
     txn.commit().await?;
     Ok(Some(task))
-}
-
-/// Makes the task writes that reach a user's change feed commit one at a time (see
-/// `models::events` on ordering): the transaction-scoped advisory lock of every member of
-/// `project`, in key order, on PostgreSQL (an idempotent create goes through
-/// [`insert_with_event`] there too; the same locks as the PostgreSQL store's statements),
-/// nothing on SQLite (one writer anyway). Call first in the transaction, before the event
-/// ids are drawn.
-async fn serialize_writes<C: ConnectionTrait>(conn: &C, project: Uuid) -> Result<(), DbErr> {
-    if conn.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(());
-    }
-    conn.execute_raw(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        r#"SELECT count(pg_advisory_xact_lock("key")) FROM (
-  SELECT DISTINCT taskapi_feed_key("user_id") AS "key" FROM "project_members"
-  WHERE "project_id" = $1 ORDER BY 1) AS "ordered""#,
-        [project.into()],
-    ))
-    .await?;
-    Ok(())
 }

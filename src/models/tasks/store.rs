@@ -26,6 +26,7 @@ use crate::models::idempotency::{self, Claim, Once, StoredResponse};
 use crate::models::projects::{self, Action, authorize};
 use crate::models::tasks::list::cursor::Position;
 use crate::models::tasks::list::{Page, TaskFilter};
+use crate::models::txn::run_to_completion;
 
 use super::domain::{self, NOT_FOUND, TaskChanges, TaskInput, check_version, new_task};
 use super::portable::PortableTasks;
@@ -294,13 +295,4 @@ async fn refusal_to_write(db: &DatabaseConnection, caller: Uuid, project: Uuid) 
             Ok(_) => AppError::Unavailable("The project's members changed meanwhile; try again."),
         },
     }
-}
-
-/// Runs `work` in a task of its own and waits for it: dropping the wait does not stop it.
-async fn run_to_completion<T: Send + 'static>(
-    work: impl Future<Output = Result<T>> + Send + 'static,
-) -> Result<T> {
-    tokio::spawn(work)
-        .await
-        .map_err(|failed| AppError::Internal(anyhow::anyhow!("task write failed: {failed}")))?
 }
