@@ -1255,3 +1255,54 @@ async fn existing_accounts_find_their_tasks_in_their_inbox_after_the_migration(b
     let theirs = app.get("/api/v1/tasks", Some(&other.token)).await;
     assert_eq!(theirs.body["total"], 1);
 }
+
+// Found by the front-end helper: an editor could create tasks in an archived project. An
+// archived project is read-only for its tasks until an admin unarchives it.
+both_backends!(an_archived_project_keeps_its_tasks_read_only_until_unarchived);
+async fn an_archived_project_keeps_its_tasks_read_only_until_unarchived(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = person(&app, "admin").await;
+    let editor = person(&app, "editor").await;
+    let project = shared_project(&app, &admin, &[(&editor, "editor")]).await;
+    let task = app
+        .create_task(&editor.token, json!({"title": "before", "project_id": project}))
+        .await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("id"));
+    let project_path = format!("/api/v1/projects/{project}");
+    let archived = app
+        .patch(&project_path, Some(&admin.token), json!({"archived": true}))
+        .await;
+    assert_eq!(archived.body["archived"], true, "{}", archived.text);
+    for token in [&editor.token, &admin.token] {
+        app.post(
+            "/api/v1/tasks",
+            Some(token),
+            json!({"title": "after", "project_id": project}),
+        )
+        .await
+        .problem(409);
+        app.patch(&path, Some(token), json!({"title": "changed"}))
+            .await
+            .problem(409);
+        app.patch(&path, Some(token), json!({})).await.problem(409);
+        app.request(Method::DELETE, &path, Some(token), None)
+            .await
+            .problem(409);
+    }
+    // Still readable, and nobody outside learns it is archived.
+    let read = app.get(&path, Some(&editor.token)).await;
+    assert_eq!(read.body["title"], "before");
+    let stranger = person(&app, "stranger").await;
+    app.patch(&path, Some(&stranger.token), json!({"title": "x"}))
+        .await
+        .problem(404);
+    let unarchived = app
+        .patch(&project_path, Some(&admin.token), json!({"archived": false}))
+        .await;
+    assert_eq!(unarchived.status, StatusCode::OK);
+    let changed = app
+        .patch(&path, Some(&editor.token), json!({"title": "after"}))
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    assert_eq!(changed.body["version"], 2);
+}

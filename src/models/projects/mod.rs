@@ -25,7 +25,7 @@ use crate::models::txn;
 use crate::requests::{CreateProjectRequest, PatchProjectRequest};
 use crate::validate::{self, Errors};
 
-pub use policy::{Action, Role, authorize};
+pub use policy::{Action, Role, authorize, authorize_in};
 
 pub const NOT_FOUND: &str = "Project";
 
@@ -33,6 +33,26 @@ const INBOX_IS_PRIVATE: &str =
     "An Inbox belongs to its user alone: it cannot be shared, left, archived or deleted.";
 const LAST_ADMIN: &str = "A project keeps at least one admin: make another member admin first.";
 const ALREADY_MEMBER: &str = "That account is already a member of this project.";
+
+/// `user`'s role in `project` (`None` when not a member, or no such project), and whether
+/// the project is archived.
+pub async fn standing_in<C: ConnectionTrait>(
+    conn: &C,
+    user: Uuid,
+    project: Uuid,
+) -> Result<(Option<Role>, bool), DbErr> {
+    let role = role_of(conn, user, project).await?;
+    if role.is_none() {
+        return Ok((None, false));
+    }
+    let archived: Option<bool> = project::Entity::find_by_id(project)
+        .select_only()
+        .column(project::Column::Archived)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok((role, archived.unwrap_or(false)))
+}
 
 /// `user`'s role in `project`; `None` when not a member (or no such project).
 pub async fn role_of<C: ConnectionTrait>(
@@ -543,10 +563,11 @@ pub async fn hand_over_before_deleting<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The ids of the projects `user` may do `action` in, as a subquery (for listings that
-/// span projects, such as the change feed's `?project_id=` check).
+/// The ids of the projects `user` may do `action` in, as the policy decides (an archived
+/// project refuses changes of its tasks), as a subquery for statements that filter by
+/// project.
 pub fn ids_allowed(user: Uuid, action: Action) -> sea_orm::sea_query::SelectStatement {
-    Query::select()
+    let mut query = Query::select()
         .column(project_member::Column::ProjectId)
         .from(project_member::Entity)
         .and_where(ExprTrait::eq(
@@ -554,5 +575,17 @@ pub fn ids_allowed(user: Uuid, action: Action) -> sea_orm::sea_query::SelectStat
             user,
         ))
         .and_where(Expr::col(project_member::Column::Role).gte(action.least_role().stored()))
-        .to_owned()
+        .to_owned();
+    if action.refused_when_archived() {
+        query.and_where(
+            Expr::col(project_member::Column::ProjectId).not_in_subquery(
+                Query::select()
+                    .column(project::Column::Id)
+                    .from(project::Entity)
+                    .and_where(ExprTrait::eq(Expr::col(project::Column::Archived), true))
+                    .to_owned(),
+            ),
+        );
+    }
+    query
 }

@@ -41,6 +41,33 @@ impl Action {
     }
 }
 
+/// Why a write of an archived project's tasks is refused.
+pub const ARCHIVED: &str =
+    "This project is archived: unarchive it (PATCH archived: false) to change its tasks.";
+
+impl Action {
+    /// Whether an archived project refuses this (it stays readable, and its admins may
+    /// still rename, unarchive or delete it and manage its members).
+    pub fn refused_when_archived(self) -> bool {
+        matches!(self, Action::EditTasks)
+    }
+}
+
+/// [`authorize`], and then the project's state: an archived project's tasks cannot change
+/// (409).
+pub fn authorize_in(
+    role: Option<Role>,
+    archived: bool,
+    action: Action,
+    what: &'static str,
+) -> Result<Role> {
+    let role = authorize(role, action, what)?;
+    if archived && action.refused_when_archived() {
+        return Err(AppError::Conflict(ARCHIVED.into()));
+    }
+    Ok(role)
+}
+
 /// The decision: `role` is the caller's role in the project (`None`: not a member), `what`
 /// names the thing asked for in the 404 ("Project", "Task"...). Returns the role on success.
 pub fn authorize(role: Option<Role>, action: Action, what: &'static str) -> Result<Role> {
@@ -85,6 +112,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_archived_project_is_read_only_for_its_tasks_only() {
+        assert!(authorize_in(Some(Role::Admin), true, Action::Read, "Task").is_ok());
+        assert!(authorize_in(Some(Role::Admin), true, Action::Administer, "Project").is_ok());
+        assert!(matches!(
+            authorize_in(Some(Role::Admin), true, Action::EditTasks, "Task"),
+            Err(AppError::Conflict(_))
+        ));
+        // Who may not see it still learns nothing, archived or not.
+        assert!(matches!(
+            authorize_in(None, true, Action::EditTasks, "Task"),
+            Err(AppError::NotFound("Task"))
+        ));
+        assert!(authorize_in(Some(Role::Editor), false, Action::EditTasks, "Task").is_ok());
     }
 
     #[test]

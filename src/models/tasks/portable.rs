@@ -183,8 +183,8 @@ pub async fn insert_with_event<C: ConnectionTrait + TransactionTrait>(
             ..TransactionOptions::default()
         })
         .await?;
-    let role = projects::role_of(&txn, caller, task.project_id).await?;
-    if role < Some(Action::EditTasks.least_role()) {
+    let (role, archived) = projects::standing_in(&txn, caller, task.project_id).await?;
+    if projects::authorize_in(role, archived, Action::EditTasks, projects::NOT_FOUND).is_err() {
         txn.rollback().await?;
         return Ok(None);
     }

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::entities::task;
 use crate::error::{AppError, Result};
 use crate::models::idempotency::{self, Claim, Once, StoredResponse};
-use crate::models::projects::{self, Action, authorize};
+use crate::models::projects::{self, Action, authorize, authorize_in};
 use crate::models::tasks::list::cursor::Position;
 use crate::models::tasks::list::{Page, TaskFilter};
 use crate::models::txn::run_to_completion;
@@ -133,8 +133,8 @@ impl TaskStore {
     ) -> Result<Once<task::Model>> {
         let db = self.connection().clone();
         if project != caller {
-            let role = projects::role_of(&db, caller, project).await?;
-            authorize(role, Action::EditTasks, projects::NOT_FOUND)?;
+            let (role, archived) = projects::standing_in(&db, caller, project).await?;
+            authorize_in(role, archived, Action::EditTasks, projects::NOT_FOUND)?;
         }
         let listener = Arc::clone(&self.listener);
         run_to_completion(async move {
@@ -160,8 +160,9 @@ impl TaskStore {
     ) -> Result<task::Model> {
         if changes.is_empty() {
             let task = self.get(caller, id).await?;
-            let role = projects::role_of(self.connection(), caller, task.project_id).await?;
-            authorize(role, Action::EditTasks, "Task")?;
+            let (role, archived) =
+                projects::standing_in(self.connection(), caller, task.project_id).await?;
+            authorize_in(role, archived, Action::EditTasks, "Task")?;
             check_version(&task, expected_version)?;
             return Ok(task);
         }
@@ -221,9 +222,9 @@ impl TaskStore {
             Ok(task) => task,
             Err(err) => return err,
         };
-        match projects::role_of(self.connection(), caller, task.project_id).await {
+        match projects::standing_in(self.connection(), caller, task.project_id).await {
             Err(err) => err.into(),
-            Ok(role) => match authorize(role, Action::EditTasks, "Task") {
+            Ok((role, archived)) => match authorize_in(role, archived, Action::EditTasks, "Task") {
                 Err(refused) => refused,
                 Ok(_) => domain::explain_miss(Ok(task)),
             },
@@ -286,10 +287,10 @@ async fn audience(db: &DatabaseConnection, caller: Uuid, project: Uuid) -> Vec<U
 /// own Inbox means the account was deleted while the request ran: the client gets what the
 /// same token gets from then on, a 401.
 async fn refusal_to_write(db: &DatabaseConnection, caller: Uuid, project: Uuid) -> AppError {
-    match projects::role_of(db, caller, project).await {
+    match projects::standing_in(db, caller, project).await {
         Err(err) => err.into(),
-        Ok(None) if project == caller => AppError::Unauthorized("Invalid or expired token."),
-        Ok(role) => match authorize(role, Action::EditTasks, projects::NOT_FOUND) {
+        Ok((None, _)) if project == caller => AppError::Unauthorized("Invalid or expired token."),
+        Ok((role, archived)) => match authorize_in(role, archived, Action::EditTasks, projects::NOT_FOUND) {
             Err(refused) => refused,
             // Allowed now: the role changed while the create ran. Worth a retry.
             Ok(_) => AppError::Unavailable("The project's members changed meanwhile; try again."),

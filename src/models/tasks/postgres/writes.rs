@@ -9,8 +9,8 @@
 //! fixed strings (prepared once per connection by sqlx's statement cache) whose
 //! data-modifying CTEs run in this order:
 //! 1. only the changes whose caller's role in the task's project is at least the one
-//!    `models::projects::policy` asks for (`$least`) go on; the others match nothing, and
-//!    the store asks the policy why (404 or 403);
+//!    `models::projects::policy` asks for (`$least`), in a project that is not archived, go
+//!    on; the others match nothing, and the store asks the policy why (404, 403 or 409);
 //! 2. `serialized` takes the transaction-scoped advisory lock of every member of the
 //!    projects concerned (`taskapi_feed_key`, migration 000011), in key order so that two
 //!    statements never wait for each other in a cycle; it is MATERIALIZED and the change
@@ -72,7 +72,8 @@ FROM ""#,
 }
 
 /// The advisory locks of every member of the projects in `$projects` (a relation with a
-/// `"project"` column), taken in key order, as the CTE `"serialized"`.
+/// `"project"` column; not named `"projects"`, which would hide the table), taken in key
+/// order, as the CTE `"serialized"`.
 macro_rules! lock_feeds_of {
     ($projects:literal) => {
         concat!(
@@ -113,9 +114,11 @@ macro_rules! create_from_new_rows {
     SELECT 1 FROM "project_members" AS "m"
     WHERE "m"."project_id" = "new"."user_id" AND "m"."user_id" = "new"."caller"
       AND "m"."role" >= $14::int2)
+  AND NOT EXISTS (
+    SELECT 1 FROM "projects" AS "p" WHERE "p"."id" = "new"."user_id" AND "p"."archived")
 ),
-"projects" AS (SELECT DISTINCT "user_id" AS "project" FROM "allowed"),"#,
-            lock_feeds_of!(r#""projects""#),
+"touched" AS (SELECT DISTINCT "user_id" AS "project" FROM "allowed"),"#,
+            lock_feeds_of!(r#""touched""#),
             r#",
 "created" AS (
   INSERT INTO "tasks" (
@@ -183,11 +186,11 @@ macro_rules! update_from_changes {
     () => {
         concat!(
             r#"
-"projects" AS (
+"touched" AS (
   SELECT DISTINCT "tasks"."user_id" AS "project"
   FROM "changes" JOIN "tasks" ON "tasks"."id" = "changes"."id"
 ),"#,
-            lock_feeds_of!(r#""projects""#),
+            lock_feeds_of!(r#""touched""#),
             r#",
 "updated" AS (
   UPDATE "tasks" SET
@@ -209,6 +212,8 @@ macro_rules! update_from_changes {
       SELECT 1 FROM "project_members" AS "m"
       WHERE "m"."project_id" = "tasks"."user_id" AND "m"."user_id" = "c"."caller"
         AND "m"."role" >= $14::int2)
+    AND NOT EXISTS (
+      SELECT 1 FROM "projects" AS "p" WHERE "p"."id" = "tasks"."user_id" AND "p"."archived")
     AND ("c"."expected" IS NULL OR "tasks"."version" = "c"."expected")
     AND "tasks"."version" < 2147483647
   RETURNING "tasks".*
@@ -267,8 +272,8 @@ WITH "changes" AS (
 /// time of the tombstones, `$5` the least role. Returns the deleted task's project.
 const DELETE_SQL: &str = concat!(
     r#"
-WITH "projects" AS (SELECT "user_id" AS "project" FROM "tasks" WHERE "id" = $1),"#,
-    lock_feeds_of!(r#""projects""#),
+WITH "touched" AS (SELECT "user_id" AS "project" FROM "tasks" WHERE "id" = $1),"#,
+    lock_feeds_of!(r#""touched""#),
     r#",
 "deleted" AS (
   DELETE FROM "tasks" USING "serialized"
@@ -277,6 +282,8 @@ WITH "projects" AS (SELECT "user_id" AS "project" FROM "tasks" WHERE "id" = $1),
       SELECT 1 FROM "project_members" AS "m"
       WHERE "m"."project_id" = "tasks"."user_id" AND "m"."user_id" = $2
         AND "m"."role" >= $5::int2)
+    AND NOT EXISTS (
+      SELECT 1 FROM "projects" AS "p" WHERE "p"."id" = "tasks"."user_id" AND "p"."archived")
   RETURNING "id", "user_id", "version"
 ),
 "recorded" AS (
