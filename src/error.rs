@@ -191,6 +191,25 @@ pub fn unauthorized_on_missing_owner(err: DbErr) -> AppError {
     }
 }
 
+/// A write naming a parent row (a project, a task) failed its foreign key: the parent was
+/// deleted while the request ran. The client gets what it gets from then on: a 404 for
+/// `what`, instead of a 500.
+pub fn not_found_on_missing_parent(err: DbErr, what: &'static str) -> AppError {
+    if is_missing_parent(&err) {
+        AppError::NotFound(what)
+    } else {
+        AppError::from(err)
+    }
+}
+
+/// Whether `err` is a foreign-key violation: a referenced row is gone.
+pub fn is_missing_parent(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    )
+}
+
 /// Whether `err` means "another transaction got in the way; the same work may succeed if
 /// started again": PostgreSQL deadlock or serialization failure, SQLite busy or locked
 /// (primary result codes 5 and 6, with any extended code).

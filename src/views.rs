@@ -459,7 +459,7 @@ mod tests {
     }
 }
 
-/// A project as the caller sees it: with the caller's role in it.
+/// A project as the caller sees it, with `role`, the caller's role in it.
 #[derive(Debug, Serialize, ToSchema)]
 #[salvo(schema(name = "Project"))]
 pub struct ProjectView {
@@ -472,7 +472,8 @@ pub struct ProjectView {
     /// caller's user id, and `GET /tasks` lists it.
     pub inbox: bool,
     pub archived: bool,
-    /// The caller's role here.
+    // No doc comment: on a `$ref` field it becomes an `allOf` wrapper, which
+    // openapi-python-client refuses ("Cannot take allOf a non-object").
     pub role: ProjectRole,
     /// Increases by one on every change; the ETag carries it.
     pub version: i32,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::CommentBody;
 use crate::entities::{comment, task};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Result, not_found_on_missing_parent};
 use crate::models::projects::{Action, Role, authorize, ids_allowed, role_of};
 use crate::models::txn;
 use crate::validate;
@@ -61,24 +61,28 @@ pub async fn create(
     body: CommentBody,
 ) -> Result<comment::Model> {
     let txn = txn::begin_write(db).await?;
-    authorize(
-        Some(role_on_task(&txn, caller, id).await?),
-        Action::EditTasks,
-        TASK,
-    )?;
-    let created = comment::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        task_id: Set(id),
-        author_id: Set(Some(caller)),
-        body: Set(body.into_inner()),
-        version: Set(1),
-        created_at: Set(validate::now()),
-        edited_at: Set(None),
+    let outcome: Result<comment::Model> = async {
+        authorize(
+            Some(role_on_task(&txn, caller, id).await?),
+            Action::EditTasks,
+            TASK,
+        )?;
+        let created = comment::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            task_id: Set(id),
+            author_id: Set(Some(caller)),
+            body: Set(body.into_inner()),
+            version: Set(1),
+            created_at: Set(validate::now()),
+            edited_at: Set(None),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|err| not_found_on_missing_parent(err, TASK))?;
+        Ok(created)
     }
-    .insert(&txn)
-    .await?;
-    txn.commit().await?;
-    Ok(created)
+    .await;
+    txn::finish(txn, outcome).await
 }
 
 /// Edits the caller's own comment, if `precondition` accepts its version.
@@ -91,38 +95,44 @@ pub async fn update(
     precondition: impl FnOnce(i32) -> bool,
 ) -> Result<comment::Model> {
     let txn = txn::begin_write(db).await?;
-    let role = role_on_task(&txn, caller, task_id).await?;
-    let found = find(&txn, task_id, id).await?;
-    if found.author_id != Some(caller) {
-        return Err(AppError::Forbidden(NOT_THE_AUTHOR));
+    let outcome: Result<comment::Model> = async {
+        let role = role_on_task(&txn, caller, task_id).await?;
+        let found = find(&txn, task_id, id).await?;
+        if found.author_id != Some(caller) {
+            return Err(AppError::Forbidden(NOT_THE_AUTHOR));
+        }
+        authorize(Some(role), Action::EditTasks, TASK)?;
+        if !precondition(found.version) {
+            return Err(AppError::PreconditionFailed);
+        }
+        let mut row: comment::ActiveModel = found.clone().into();
+        row.body = Set(body.into_inner());
+        row.version = Set(found.version.saturating_add(1));
+        row.edited_at = Set(Some(validate::now()));
+        let updated = row.update(&txn).await?;
+        Ok(updated)
     }
-    authorize(Some(role), Action::EditTasks, TASK)?;
-    if !precondition(found.version) {
-        return Err(AppError::PreconditionFailed);
-    }
-    let mut row: comment::ActiveModel = found.clone().into();
-    row.body = Set(body.into_inner());
-    row.version = Set(found.version.saturating_add(1));
-    row.edited_at = Set(Some(validate::now()));
-    let updated = row.update(&txn).await?;
-    txn.commit().await?;
-    Ok(updated)
+    .await;
+    txn::finish(txn, outcome).await
 }
 
 /// Deletes a comment: its author (while an editor or admin), or any admin of the project.
 pub async fn delete(db: &DatabaseConnection, caller: Uuid, task_id: Uuid, id: Uuid) -> Result<()> {
     let txn = txn::begin_write(db).await?;
-    let role = role_on_task(&txn, caller, task_id).await?;
-    let found = find(&txn, task_id, id).await?;
-    let needed = if found.author_id == Some(caller) {
-        Action::EditTasks
-    } else {
-        Action::Administer
-    };
-    authorize(Some(role), needed, TASK)?;
-    comment::Entity::delete_by_id(id).exec(&txn).await?;
-    txn.commit().await?;
-    Ok(())
+    let outcome: Result<()> = async {
+        let role = role_on_task(&txn, caller, task_id).await?;
+        let found = find(&txn, task_id, id).await?;
+        let needed = if found.author_id == Some(caller) {
+            Action::EditTasks
+        } else {
+            Action::Administer
+        };
+        authorize(Some(role), needed, TASK)?;
+        comment::Entity::delete_by_id(id).exec(&txn).await?;
+        Ok(())
+    }
+    .await;
+    txn::finish(txn, outcome).await
 }
 
 async fn find<C: ConnectionTrait>(conn: &C, task_id: Uuid, id: Uuid) -> Result<comment::Model> {

@@ -63,3 +63,25 @@ pub async fn run_to_completion<T: Send + 'static>(
         crate::error::AppError::Internal(anyhow::anyhow!("a write failed: {failed}"))
     })?
 }
+
+/// Ends a write transaction by its outcome: committed when the work succeeded, rolled back
+/// (explicitly, on its connection, before it goes back to the pool) when it failed. A
+/// refusal (404, 403, 409) that only dropped the transaction left SQLite's connection
+/// inside it, for the pool to close and log.
+pub async fn finish<T>(
+    txn: DatabaseTransaction,
+    outcome: crate::error::Result<T>,
+) -> crate::error::Result<T> {
+    match outcome {
+        Ok(done) => {
+            txn.commit().await?;
+            Ok(done)
+        }
+        Err(err) => {
+            if let Err(rollback) = txn.rollback().await {
+                tracing::warn!(error = %rollback, "rolling back a refused write failed");
+            }
+            Err(err)
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! is global to a process, so in the test process other tests' traffic would be in it.
 
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 use crate::helpers::{Backend, metric_value, spawn_metrics_app};
 
@@ -171,5 +172,75 @@ async fn counter_families_are_exported_at_zero_before_their_first_event() {
     assert_eq!(
         metric_value(&text, "http_requests_in_flight", &[]),
         Some(0.0)
+    );
+}
+
+// Found by an attack helper: on SQLite, refused project writes (403, 404, 409) dropped
+// their transaction instead of rolling it back, so its connection went back to the pool
+// inside it, to be closed and logged at error level (235 lines for 640 refusals).
+#[tokio::test]
+async fn refused_project_writes_roll_back_on_their_connection() {
+    let app = spawn_metrics_app(Backend::Sqlite).await;
+    let (admin, _, _) = app.new_user("admin").await;
+    let (viewer, viewer_id, viewer_email) = app.new_user("viewer").await;
+    let created = app
+        .post("/api/v1/projects", Some(&admin), json!({"name": "P"}))
+        .await;
+    let project = created.body["id"].as_str().expect("id").to_string();
+    let members = format!("/api/v1/projects/{project}/members");
+    let added = app
+        .post(
+            &members,
+            Some(&admin),
+            json!({"email": viewer_email, "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    let before = app
+        .metric(
+            "db_connections_discarded_total",
+            &[("reason", "in_transaction")],
+        )
+        .await
+        .unwrap_or(0.0);
+    for _ in 0..10 {
+        // 403: a viewer deleting the project and promoting themself; 409: a duplicate.
+        let refused = app
+            .request(
+                Method::DELETE,
+                &format!("/api/v1/projects/{project}"),
+                Some(&viewer),
+                None,
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        let promoted = app
+            .request(
+                Method::PATCH,
+                &format!("{members}/{viewer_id}"),
+                Some(&viewer),
+                Some(json!({"role": "admin"})),
+            )
+            .await;
+        assert_eq!(promoted.status, StatusCode::FORBIDDEN);
+        let again = app
+            .post(
+                &members,
+                Some(&admin),
+                json!({"email": viewer_email, "role": "viewer"}),
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::CONFLICT);
+    }
+    let after = app
+        .metric(
+            "db_connections_discarded_total",
+            &[("reason", "in_transaction")],
+        )
+        .await
+        .unwrap_or(0.0);
+    assert_eq!(
+        after, before,
+        "refusals left connections inside a transaction"
     );
 }

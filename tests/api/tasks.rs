@@ -880,6 +880,7 @@ async fn a_listing_past_its_last_page_gets_its_total_from_the_same_statement() {
     let owner: uuid::Uuid = owner.parse().expect("user id");
     let past = |offset| DefaultPage {
         project: owner,
+        reader: owner,
         probe: 21,
         offset,
     };

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{Action, authorize, role_of};
 use crate::domain::{Color, Name};
 use crate::entities::label;
-use crate::error::{AppError, Result, conflict_on_unique};
+use crate::error::{AppError, Result, conflict_on_unique, is_missing_parent};
 use crate::models::txn;
 use crate::requests::{CreateLabelRequest, PatchLabelRequest};
 use crate::validate::{self, Errors};
@@ -110,7 +110,11 @@ pub async fn create(
     }
     .insert(db)
     .await
-    .map_err(|err| conflict_on_unique(err, DUPLICATE))
+    // Deleted meanwhile: the project is gone.
+    .map_err(|err| match is_missing_parent(&err) {
+        true => AppError::NotFound(super::NOT_FOUND),
+        false => conflict_on_unique(err, DUPLICATE),
+    })
 }
 
 /// Renames or recolours a label (the project's admins), if `precondition` accepts its
@@ -124,32 +128,35 @@ pub async fn update(
     precondition: impl FnOnce(i32) -> bool,
 ) -> Result<label::Model> {
     let txn = txn::begin_write(db).await?;
-    authorize(
-        role_of(&txn, caller, project).await?,
-        Action::Administer,
-        super::NOT_FOUND,
-    )?;
-    let found = find(&txn, project, id).await?;
-    if !precondition(found.version) {
-        return Err(AppError::PreconditionFailed);
+    let outcome: Result<label::Model> = async {
+        authorize(
+            role_of(&txn, caller, project).await?,
+            Action::Administer,
+            super::NOT_FOUND,
+        )?;
+        let found = find(&txn, project, id).await?;
+        if !precondition(found.version) {
+            return Err(AppError::PreconditionFailed);
+        }
+        let mut row: label::ActiveModel = found.clone().into();
+        if let Some(name) = fields.name {
+            let name = name.into_inner();
+            row.name_folded = Set(fold_for_search(&name));
+            row.name = Set(name);
+        }
+        if let Some(color) = fields.color {
+            row.color = Set(color.map(Color::into_inner));
+        }
+        row.version = Set(found.version.saturating_add(1));
+        row.updated_at = Set(Ord::max(validate::now(), found.updated_at));
+        let updated = row
+            .update(&txn)
+            .await
+            .map_err(|err| conflict_on_unique(err, DUPLICATE))?;
+        Ok(updated)
     }
-    let mut row: label::ActiveModel = found.clone().into();
-    if let Some(name) = fields.name {
-        let name = name.into_inner();
-        row.name_folded = Set(fold_for_search(&name));
-        row.name = Set(name);
-    }
-    if let Some(color) = fields.color {
-        row.color = Set(color.map(Color::into_inner));
-    }
-    row.version = Set(found.version.saturating_add(1));
-    row.updated_at = Set(Ord::max(validate::now(), found.updated_at));
-    let updated = row
-        .update(&txn)
-        .await
-        .map_err(|err| conflict_on_unique(err, DUPLICATE))?;
-    txn.commit().await?;
-    Ok(updated)
+    .await;
+    txn::finish(txn, outcome).await
 }
 
 /// Deletes a label (the project's admins).

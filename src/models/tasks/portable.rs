@@ -16,7 +16,7 @@ use super::list::cursor::Position;
 use super::list::{self, Page, TaskFilter};
 use super::postgres::writes::Update;
 use crate::entities::task;
-use crate::error::{Result, unauthorized_on_missing_owner};
+use crate::error::{Result, is_missing_parent};
 use crate::models::events;
 use crate::models::projects::{self, Action, ids_allowed, lock_feeds_of};
 use crate::models::txn::begin_write;
@@ -189,10 +189,15 @@ pub async fn insert_with_event<C: ConnectionTrait + TransactionTrait>(
         return Ok(None);
     }
     lock_feeds_of(&txn, task.project_id).await?;
-    let task = task::ActiveModel::from(task)
-        .insert(&txn)
-        .await
-        .map_err(unauthorized_on_missing_owner)?;
+    let task = match task::ActiveModel::from(task).insert(&txn).await {
+        Ok(task) => task,
+        // The project was deleted meanwhile: refused like any other (the store says why).
+        Err(err) if is_missing_parent(&err) => {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        Err(err) => return Err(err.into()),
+    };
     events::record(&txn, &task, events::Kind::Created).await?;
     txn.commit().await?;
     Ok(Some(task))

@@ -77,9 +77,9 @@ impl TaskStore {
         self.backend.get(caller, id).await
     }
 
-    /// A page of `project`'s tasks for `caller`: after `cursor` when given (keyset), else
-    /// at the offset. The caller's Inbox (whose id is theirs) needs no check: it is theirs
-    /// alone, by construction.
+    /// A page of `project`'s tasks for `caller` (404 unless they may read it): after
+    /// `cursor` when given (keyset), else at the offset. The caller's Inbox (whose id is
+    /// theirs) needs no check: it is theirs alone, by construction.
     pub async fn list(
         &self,
         caller: Uuid,
@@ -87,13 +87,16 @@ impl TaskStore {
         filter: &TaskFilter,
         cursor: Option<&Position>,
     ) -> Result<Page> {
-        if project != caller {
-            let role = projects::role_of(self.connection(), caller, project).await?;
-            authorize(role, Action::Read, projects::NOT_FOUND)?;
-        }
         match &*self.backend {
-            Backend::Postgres(store) => store.list(project, filter, cursor).await,
-            Backend::Portable(store) => Box::pin(store.list(project, filter, cursor)).await,
+            // Checked in the listing's statement where it can be (no round trip of its own).
+            Backend::Postgres(store) => store.list(caller, project, filter, cursor).await,
+            Backend::Portable(store) => {
+                if project != caller {
+                    let role = projects::role_of(self.connection(), caller, project).await?;
+                    authorize(role, Action::Read, projects::NOT_FOUND)?;
+                }
+                Box::pin(store.list(project, filter, cursor)).await
+            }
         }
     }
 
@@ -290,10 +293,14 @@ async fn refusal_to_write(db: &DatabaseConnection, caller: Uuid, project: Uuid) 
     match projects::standing_in(db, caller, project).await {
         Err(err) => err.into(),
         Ok((None, _)) if project == caller => AppError::Unauthorized("Invalid or expired token."),
-        Ok((role, archived)) => match authorize_in(role, archived, Action::EditTasks, projects::NOT_FOUND) {
-            Err(refused) => refused,
-            // Allowed now: the role changed while the create ran. Worth a retry.
-            Ok(_) => AppError::Unavailable("The project's members changed meanwhile; try again."),
-        },
+        Ok((role, archived)) => {
+            match authorize_in(role, archived, Action::EditTasks, projects::NOT_FOUND) {
+                Err(refused) => refused,
+                // Allowed now: the role changed while the create ran. Worth a retry.
+                Ok(_) => {
+                    AppError::Unavailable("The project's members changed meanwhile; try again.")
+                }
+            }
+        }
     }
 }

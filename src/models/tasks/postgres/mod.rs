@@ -67,13 +67,15 @@ impl PostgresTasks {
         self.lookups.call((caller, id)).await
     }
 
+    /// A page of `project`'s tasks, if `reader` may read it (404 otherwise).
     pub async fn list(
         &self,
+        reader: Uuid,
         project: Uuid,
         filter: &TaskFilter,
         cursor: Option<&Position>,
     ) -> Result<Page> {
-        list::list_postgres(&self.db, &self.pages, project, filter, cursor).await
+        list::list_postgres(&self.db, &self.pages, reader, project, filter, cursor).await
     }
 
     /// Creates `task` if `caller` may; `None` when not.

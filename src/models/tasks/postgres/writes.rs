@@ -37,7 +37,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use uuid::Uuid;
 
 use crate::entities::task;
-use crate::error::unauthorized_on_missing_owner;
+use crate::error::is_missing_parent;
 use crate::models::batch::{Batcher, Job};
 use crate::models::projects::policy::Action;
 use crate::models::tasks::postgres::rows::{decode_all, sqlx_err};
@@ -381,11 +381,7 @@ impl Job for CreateJob {
         let pool = self.db.get_postgres_connection_pool();
         if let [only] = batch.as_slice() {
             let outcome = create_one(pool, only).await;
-            return vec![
-                outcome
-                    .map(|created| created.then(|| only.task.clone()))
-                    .map_err(unauthorized_on_missing_owner),
-            ];
+            return vec![created_or_refused(outcome, only.task.clone())];
         }
         match create(pool, &batch).await {
             Ok(created) => batch
@@ -402,14 +398,25 @@ impl Job for CreateJob {
                 batch
                     .into_iter()
                     .zip(outcomes)
-                    .map(|(new, outcome)| {
-                        outcome
-                            .map(|created| created.then_some(new.task))
-                            .map_err(unauthorized_on_missing_owner)
-                    })
+                    .map(|(new, outcome)| created_or_refused(outcome, new.task))
                     .collect()
             }
         }
+    }
+}
+
+/// A create's outcome for its caller: the task, or `None` when it was not written because
+/// the caller may not, or because its project was deleted while the statement ran (a
+/// foreign-key failure); the store asks the policy which, and answers 404, 403 or (the
+/// caller's own account gone) 401.
+fn created_or_refused(
+    outcome: Result<bool, DbErr>,
+    task: task::Model,
+) -> crate::error::Result<Option<task::Model>> {
+    match outcome {
+        Ok(created) => Ok(created.then_some(task)),
+        Err(err) if is_missing_parent(&err) => Ok(None),
+        Err(err) => Err(err.into()),
     }
 }
 
