@@ -42,6 +42,23 @@ async fn shared_project(app: &TestApp, admin: &Person, members: &[(&Person, &str
     id
 }
 
+/// How many admins `project` has, as `reader` (a member) sees its member list.
+async fn admins_of(app: &TestApp, reader: &Person, project: &str) -> usize {
+    let members = app
+        .get(
+            &format!("/api/v1/projects/{project}/members"),
+            Some(&reader.token),
+        )
+        .await;
+    assert_eq!(members.status, StatusCode::OK, "{}", members.text);
+    members.body["items"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter(|member| member["role"] == "admin")
+        .count()
+}
+
 /// The caller roles of the matrix; `None` is a stranger (no membership).
 const CALLERS: [Option<&str>; 4] = [Some("admin"), Some("editor"), Some("viewer"), None];
 
@@ -739,19 +756,7 @@ async fn a_project_always_keeps_an_admin_even_under_concurrent_demotions(backend
             a.text,
             b.text
         );
-        let members = app
-            .get(
-                &format!("/api/v1/projects/{project}/members"),
-                Some(&first.token),
-            )
-            .await;
-        let admins = members.body["items"]
-            .as_array()
-            .expect("members")
-            .iter()
-            .filter(|member| member["role"] == "admin")
-            .count();
-        assert_eq!(admins, 1, "round {round}: {}", members.text);
+        assert_eq!(admins_of(&app, &first, &project).await, 1, "round {round}");
     }
     // The last admin can neither be demoted nor leave.
     let project = shared_project(&app, &first, &[(&second, "editor")]).await;
@@ -1379,19 +1384,7 @@ async fn deleting_an_admin_while_the_other_admin_steps_down_keeps_an_admin(backe
             "{}",
             stepped.text
         );
-        let members = app
-            .get(
-                &format!("/api/v1/projects/{project}/members"),
-                Some(&viewer.token),
-            )
-            .await;
-        let admins = members.body["items"]
-            .as_array()
-            .expect("members")
-            .iter()
-            .filter(|member| member["role"] == "admin")
-            .count();
-        assert_eq!(admins, 1, "round {round}: {}", members.text);
+        assert_eq!(admins_of(&app, &viewer, &project).await, 1, "round {round}");
     }
 }
 

@@ -47,14 +47,7 @@ impl TryFrom<PatchLabelRequest> for LabelFields {
 
     fn try_from(req: PatchLabelRequest) -> Result<Self> {
         let mut errors = Errors::default();
-        let name = match req.name {
-            Some(Some(raw)) => Name::parse(&mut errors, &raw),
-            Some(None) => {
-                errors.add("name", "must not be null");
-                None
-            }
-            None => None,
-        };
+        let name = super::patched_name(&mut errors, req.name);
         let color = req
             .color
             .map(|color| color.and_then(|raw| Color::parse(&mut errors, "color", &raw)));

@@ -226,14 +226,7 @@ impl TryFrom<PatchProjectRequest> for ProjectChanges {
 
     fn try_from(req: PatchProjectRequest) -> Result<Self> {
         let mut errors = Errors::default();
-        let name = match req.name {
-            Some(Some(raw)) => Name::parse(&mut errors, &raw),
-            Some(None) => {
-                errors.add("name", "must not be null");
-                None
-            }
-            None => None,
-        };
+        let name = patched_name(&mut errors, req.name);
         let archived = match req.archived {
             Some(None) => {
                 errors.add("archived", "must not be null");
@@ -253,6 +246,18 @@ impl TryFrom<PatchProjectRequest> for ProjectChanges {
             color,
             archived,
         })
+    }
+}
+
+/// A PATCH's `name` (of a project or a label): may be absent, never `null`.
+pub(crate) fn patched_name(errors: &mut Errors, sent: Option<Option<String>>) -> Option<Name> {
+    match sent {
+        Some(Some(raw)) => Name::parse(errors, &raw),
+        Some(None) => {
+            errors.add("name", "must not be null");
+            None
+        }
+        None => None,
     }
 }
 
