@@ -231,7 +231,7 @@ pub struct PageQuery {
 mod schema {
     use salvo::oapi::{BasicType, Object, SchemaType};
 
-    use crate::domain::{Email, INVISIBLE_CLASS, Password, Title, UserName};
+    use crate::domain::{Email, INVISIBLE_CLASS, Name, Password, Title, UserName};
     use crate::validate;
 
     /// Control (C0, DEL, C1) and invisible characters, as a regex class body.
@@ -301,6 +301,33 @@ mod schema {
             Title::MAX_CHARS,
             "May be omitted but not `null`: a task always has a title. Not blank, no control or invisible (zero-width, bidi) characters; stored trimmed.",
         )
+    }
+
+    /// A project's or label's name: a title's rules.
+    pub(super) fn short_name() -> Object {
+        line(
+            Name::MAX_CHARS,
+            "Not blank, no control or invisible (zero-width, bidi) characters; stored trimmed.",
+        )
+    }
+
+    /// [`short_name`] in a PATCH body.
+    pub(super) fn patch_short_name() -> Object {
+        line(
+            Name::MAX_CHARS,
+            "May be omitted but not `null`. Not blank, no control or invisible (zero-width, bidi) characters; stored trimmed.",
+        )
+    }
+
+    /// A comment: not blank, a description's limits.
+    pub(super) fn comment() -> Object {
+        let max = validate::DESCRIPTION_MAX;
+        text(
+            max,
+            &format!("1-{max} characters, not blank; no NUL (newlines kept)."),
+        )
+        .min_length(1)
+        .pattern(r"^[^\x00]*[^\s\x00][^\x00]*$")
     }
 
     /// Optional, and `null` means none (or, in a PATCH, clears it).
@@ -373,8 +400,7 @@ mod tests {
 #[serde(deny_unknown_fields)]
 #[salvo(schema(name = "CreateProjectRequest"))]
 pub struct CreateProjectRequest {
-    /// 1-200 characters, the rules of a task title; stored trimmed.
-    #[salvo(schema(max_length = 200, min_length = 1))]
+    #[salvo(schema(schema_with = schema::short_name))]
     pub name: String,
     /// Free text, the rules of a task description.
     #[salvo(schema(schema_with = schema::description))]
@@ -391,7 +417,7 @@ pub struct CreateProjectRequest {
 #[salvo(schema(name = "UpdateProjectRequest"))]
 pub struct PatchProjectRequest {
     #[serde(default, deserialize_with = "present")]
-    #[salvo(schema(value_type = String, required = false, max_length = 200, min_length = 1))]
+    #[salvo(schema(schema_with = schema::patch_short_name))]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[salvo(schema(value_type = Option<String>, required = false))]
@@ -437,8 +463,8 @@ pub struct FeedQuery {
 #[serde(deny_unknown_fields)]
 #[salvo(schema(name = "CreateLabelRequest"))]
 pub struct CreateLabelRequest {
-    /// 1-200 characters; unique in the project, ignoring case.
-    #[salvo(schema(max_length = 200, min_length = 1))]
+    /// Unique in the project, ignoring case.
+    #[salvo(schema(schema_with = schema::short_name))]
     pub name: String,
     #[salvo(schema(pattern = "^#[0-9a-fA-F]{6}$"))]
     pub color: Option<String>,
@@ -450,7 +476,7 @@ pub struct CreateLabelRequest {
 #[salvo(schema(name = "UpdateLabelRequest"))]
 pub struct PatchLabelRequest {
     #[serde(default, deserialize_with = "present")]
-    #[salvo(schema(value_type = String, required = false, max_length = 200, min_length = 1))]
+    #[salvo(schema(schema_with = schema::patch_short_name))]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[salvo(schema(value_type = Option<String>, required = false, pattern = "^#[0-9a-fA-F]{6}$"))]
@@ -462,8 +488,7 @@ pub struct PatchLabelRequest {
 #[serde(deny_unknown_fields)]
 #[salvo(schema(name = "CommentRequest"))]
 pub struct CommentRequest {
-    /// Not blank; the limits of a task description (newlines kept).
-    #[salvo(schema(min_length = 1, max_length = 10000))]
+    #[salvo(schema(schema_with = schema::comment))]
     pub body: String,
 }
 

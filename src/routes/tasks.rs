@@ -266,9 +266,9 @@ pub async fn replace(
     if let Some(project) = body.0.project_id {
         let task = state.tasks.get(caller.id, id.0).await?;
         if task.project_id != project {
-            return Err(AppError::validation(
-                "project_id",
-                "PUT does not move a task: omit project_id or give the task's own",
+            return Err(AppError::Conflict(
+                "PUT does not move a task to another project: omit project_id or give the task's own."
+                    .into(),
             ));
         }
     }
