@@ -150,7 +150,7 @@ pub async fn members(
 }
 
 /// Add an existing account, by e-mail, with a role (the project's admins; not to an Inbox).
-/// An address without an account is a 404.
+/// An address without an account is a 422 naming `email`.
 #[endpoint(operation_id = "addMember", tags("projects"), security(("bearer" = [])), status_codes(201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
 pub async fn add_member(
     state: AppState,

@@ -290,7 +290,7 @@ pub async fn patch(
 }
 
 /// Delete a task. Honours `If-Match` (412).
-#[endpoint(operation_id = "deleteTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(204, 401, 403, 404, 412, 429, 503))]
+#[endpoint(operation_id = "deleteTask", tags("tasks"), security(("bearer" = [])), parameters(("If-Match" = Option<String>, Header, description = "Entity tags (`\"3\"`, a list, or `*`) one of which must be the current version, compared strongly; else 412"), ("If-None-Match" = Option<String>, Header, description = "Entity tags or `*`: 412 if one names the current version")), status_codes(204, 401, 403, 404, 409, 412, 429, 503))]
 pub async fn delete(
     req: &mut Request,
     state: AppState,

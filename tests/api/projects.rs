@@ -736,7 +736,8 @@ async fn project_fields_are_validated_and_writes_are_conditional(backend: Backen
             json!({"email": "nobody@example.com", "role": "viewer"}),
         )
         .await;
-    members.problem(404);
+    members.problem(422);
+    assert_eq!(members.invalid_fields(), ["email"]);
 }
 
 both_backends!(a_project_always_keeps_an_admin_even_under_concurrent_demotions);

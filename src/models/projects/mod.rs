@@ -430,7 +430,7 @@ pub async fn members(db: &DatabaseConnection, user: Uuid, project: Uuid) -> Resu
 }
 
 /// Adds the account with `email` to `project` as `role` (project admins; never to an Inbox).
-/// An unknown address is a 404 like any other thing the caller cannot see.
+/// An address without an account is a 422 naming `email`.
 pub async fn add_member(
     db: &DatabaseConnection,
     caller: Uuid,
@@ -444,11 +444,14 @@ pub async fn add_member(
         if project.is_inbox() {
             return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
         }
+        // The body names an account that does not exist: a field error, not a missing
+        // resource (the project exists; schemathesis read a 404 here as "created project
+        // not found").
         let user = user::Entity::find()
             .filter(user::Column::Email.eq(email.as_str()))
             .one(&txn)
             .await?
-            .ok_or(AppError::NotFound("User"))?;
+            .ok_or_else(|| AppError::validation("email", "no account has this e-mail address"))?;
         add(&txn, project.id, user.id, role)
             .await
             .map_err(|err| conflict_on_unique(err, ALREADY_MEMBER))?;
