@@ -729,11 +729,21 @@ async fn project_fields_are_validated_and_writes_are_conditional(backend: Backen
         .expect("send");
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     app.get(&path, Some(&owner.token)).await.problem(404);
+    let nobody = json!({"email": "nobody@example.com", "role": "viewer"});
+    app.post(
+        &format!("{path}/members"),
+        Some(&owner.token),
+        nobody.clone(),
+    )
+    .await
+    .problem(404);
+    // An address without an account is a bad field of a project that exists.
+    let live = shared_project(&app, &owner, &[]).await;
     let members = app
         .post(
-            &format!("{path}/members"),
+            &format!("/api/v1/projects/{live}/members"),
             Some(&owner.token),
-            json!({"email": "nobody@example.com", "role": "viewer"}),
+            nobody,
         )
         .await;
     members.problem(422);
