@@ -1,5 +1,6 @@
 //! Comment routes under `/api/v1/tasks/{id}/comments`: a task's thread, for whoever may read
-//! the task (`models::comments` says who may write).
+//! the task (`models::comments` says who may write). Writes run to their end whether or not
+//! the client is still there (`models::txn::run_to_completion`).
 
 use salvo::prelude::*;
 use uuid::Uuid;
@@ -9,6 +10,7 @@ use crate::domain::CommentBody;
 use crate::error::Result;
 use crate::extract::{Payload, Query, ResourceId};
 use crate::models::comments;
+use crate::models::txn::run_to_completion;
 use crate::requests::{CommentRequest, CommentsQuery};
 use crate::routes::projects::path_ids;
 use crate::routes::responses::{Created, NoContent, Ok200, etag};
@@ -67,7 +69,11 @@ pub async fn create(
     body: Payload<CommentRequest>,
 ) -> Result<Created<CommentView>> {
     let text = parse_body(body.0)?;
-    let comment = CommentView::from(comments::create(&state.db, caller.id, id.0, text).await?);
+    let (db, caller_id) = (state.db.clone(), caller.id);
+    let comment = CommentView::from(
+        run_to_completion(async move { comments::create(&db, caller_id, id.0, text).await })
+            .await?,
+    );
     tracing::info!(event = "comment_create", user_id = %caller.id, task_id = %id.0, comment_id = %comment.id, "comment created");
     Ok(Created {
         location: format!("/api/v1/tasks/{}/comments/{}", id.0, comment.id),
@@ -87,8 +93,12 @@ pub async fn update(
     let (task, comment) = path_ids(req, "comment_id", "Comment")?;
     let text = parse_body(body.0)?;
     let conditions = WriteConditions::from_request(req);
-    let updated = comments::update(&state.db, caller.id, task, comment, text, |version| {
-        conditions.allow(version)
+    let (db, caller_id) = (state.db.clone(), caller.id);
+    let updated = run_to_completion(async move {
+        comments::update(&db, caller_id, task, comment, text, |version| {
+            conditions.allow(version)
+        })
+        .await
     })
     .await?;
     Ok(Ok200(updated.into()))
@@ -98,7 +108,8 @@ pub async fn update(
 #[endpoint(operation_id = "deleteComment", tags("comments"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The task"), ("comment_id" = Uuid, Path, description = "The comment")), status_codes(204, 401, 403, 404, 429, 503))]
 pub async fn delete(req: &mut Request, state: AppState, caller: CurrentUser) -> Result<NoContent> {
     let (task, comment) = path_ids(req, "comment_id", "Comment")?;
-    comments::delete(&state.db, caller.id, task, comment).await?;
+    let (db, caller_id) = (state.db.clone(), caller.id);
+    run_to_completion(async move { comments::delete(&db, caller_id, task, comment).await }).await?;
     tracing::info!(event = "comment_delete", user_id = %caller.id, task_id = %task, comment_id = %comment, "comment deleted");
     Ok(NoContent)
 }

@@ -1,5 +1,6 @@
 //! Project routes under `/api/v1/projects`: projects, their members, and (in `routes::tasks`)
-//! their task listings. What a caller may do is decided by `models::projects::policy`;
+//! their task listings. Every write runs to its end in a task of its own
+//! (`models::txn::run_to_completion`), whether or not the client is still there. What a caller may do is decided by `models::projects::policy`;
 //! a project the caller is not a member of is a 404 on every route.
 
 use salvo::http::header::{self, HeaderValue};
@@ -78,7 +79,10 @@ pub async fn create(
     body: Payload<CreateProjectRequest>,
 ) -> Result<Created<ProjectView>> {
     let new = NewProject::try_from(body.0)?;
-    let project = project_view(projects::create(&state.db, caller.id, new).await?);
+    let (db, caller_id) = (state.db.clone(), caller.id);
+    let project = project_view(
+        run_to_completion(async move { projects::create(&db, caller_id, new).await }).await?,
+    );
     tracing::info!(event = "project_create", user_id = %caller.id, project_id = %project.id, "project created");
     Ok(Created {
         location: format!("/api/v1/projects/{}", project.id),
@@ -105,8 +109,12 @@ pub async fn patch(
 ) -> Result<ProjectReply> {
     let changes = ProjectChanges::try_from(body.0)?;
     let conditions = WriteConditions::from_request(req);
-    let project = projects::update(&state.db, caller.id, id.0, changes, |version| {
-        conditions.allow(version)
+    let (db, caller_id) = (state.db.clone(), caller.id);
+    let project = run_to_completion(async move {
+        projects::update(&db, caller_id, id.0, changes, |version| {
+            conditions.allow(version)
+        })
+        .await
     })
     .await?;
     Ok(ProjectReply(project_view(project)))
@@ -162,7 +170,12 @@ pub async fn add_member(
     let mut errors = Errors::default();
     let email = Email::parse(&mut errors, &email);
     let email = errors.finish_parsed(email)?;
-    let member = projects::add_member(&state.db, caller.id, id.0, email, role).await?;
+    let (db, caller_id) = (state.db.clone(), caller.id);
+    let member =
+        run_to_completion(
+            async move { projects::add_member(&db, caller_id, id.0, email, role).await },
+        )
+        .await?;
     tracing::info!(event = "member_add", user_id = %caller.id, project_id = %id.0, member_id = %member.user.id, "member added");
     Ok(Created {
         location: format!("/api/v1/projects/{}/members/{}", id.0, member.user.id),
@@ -195,7 +208,11 @@ pub async fn update_member(
     body: Payload<UpdateMemberRequest>,
 ) -> Result<Ok200<MemberView>> {
     let (project, member) = member_path(req)?;
-    let updated = projects::set_role(&state.db, caller.id, project, member, body.0.role).await?;
+    let (db, caller_id, role) = (state.db.clone(), caller.id, body.0.role);
+    let updated = run_to_completion(async move {
+        projects::set_role(&db, caller_id, project, member, role).await
+    })
+    .await?;
     tracing::info!(event = "member_role", user_id = %caller.id, project_id = %project, member_id = %member, "member role changed");
     Ok(Ok200(member_view(updated)))
 }
@@ -209,7 +226,11 @@ pub async fn remove_member(
     caller: CurrentUser,
 ) -> Result<NoContent> {
     let (project, member) = member_path(req)?;
-    projects::remove_member(&state.db, caller.id, project, member).await?;
+    let (db, caller_id) = (state.db.clone(), caller.id);
+    run_to_completion(
+        async move { projects::remove_member(&db, caller_id, project, member).await },
+    )
+    .await?;
     tracing::info!(event = "member_remove", user_id = %caller.id, project_id = %project, member_id = %member, "member removed");
     Ok(NoContent)
 }
@@ -236,7 +257,11 @@ pub async fn create_label(
     body: Payload<CreateLabelRequest>,
 ) -> Result<Created<LabelView>> {
     let fields = LabelFields::try_from(body.0)?;
-    let label = LabelView::from(labels::create(&state.db, caller.id, id.0, fields).await?);
+    let (db, caller_id) = (state.db.clone(), caller.id);
+    let label = LabelView::from(
+        run_to_completion(async move { labels::create(&db, caller_id, id.0, fields).await })
+            .await?,
+    );
     Ok(Created {
         location: format!("/api/v1/projects/{}/labels/{}", id.0, label.id),
         etag: Some(etag(label.version)),
@@ -255,8 +280,12 @@ pub async fn update_label(
     let (project, label) = path_ids(req, "label_id", "Label")?;
     let fields = LabelFields::try_from(body.0)?;
     let conditions = WriteConditions::from_request(req);
-    let updated = labels::update(&state.db, caller.id, project, label, fields, |version| {
-        conditions.allow(version)
+    let (db, caller_id) = (state.db.clone(), caller.id);
+    let updated = run_to_completion(async move {
+        labels::update(&db, caller_id, project, label, fields, |version| {
+            conditions.allow(version)
+        })
+        .await
     })
     .await?;
     Ok(Ok200(updated.into()))
@@ -270,6 +299,7 @@ pub async fn delete_label(
     caller: CurrentUser,
 ) -> Result<NoContent> {
     let (project, label) = path_ids(req, "label_id", "Label")?;
-    labels::delete(&state.db, caller.id, project, label).await?;
+    let (db, caller_id) = (state.db.clone(), caller.id);
+    run_to_completion(async move { labels::delete(&db, caller_id, project, label).await }).await?;
     Ok(NoContent)
 }

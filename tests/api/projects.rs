@@ -1470,3 +1470,47 @@ async fn creates_racing_their_parents_deletion_are_404s(backend: Backend) {
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM labels").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) AS n FROM comments").await, 0);
 }
+
+// A project write whose client hangs up while it waits in the database still finishes whole:
+// the project and its admin membership both exist afterwards (a project without an admin
+// would be lost to everyone), and no pooled connection is left inside a transaction.
+#[tokio::test]
+async fn a_project_created_by_a_client_that_hung_up_is_whole() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let app = spawn_app(Backend::Postgres).await;
+    let owner = person(&app, "owner").await;
+    // Another session holds the members table, so the create waits inside its transaction.
+    let blocker = app.state.db.begin().await.expect("begin");
+    blocker
+        .execute_unprepared("LOCK TABLE project_members IN EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let body = json!({"name": "Abandoned"}).to_string();
+    let request =
+        crate::helpers::raw_request("POST", "/api/v1/projects", Some(&owner.token), &body);
+    crate::helpers::send_then_reset(
+        &app.address,
+        &request,
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    blocker.rollback().await.expect("release");
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the abandoned create to finish",
+        async || {
+            let listed = app.get("/api/v1/projects", Some(&owner.token)).await;
+            listed.body["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|p| p["name"] == "Abandoned"))
+        },
+    )
+    .await;
+    let listed = app.get("/api/v1/projects", Some(&owner.token)).await;
+    let project = listed.body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["name"] == "Abandoned"))
+        .expect("created");
+    assert_eq!(project["role"], "admin");
+}
