@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::domain::CommentBody;
 use crate::entities::{comment, task};
 use crate::error::{AppError, Result, not_found_on_missing_parent};
-use crate::models::projects::{Action, Role, authorize, ids_allowed, role_of};
+use crate::models::projects::{Action, Role, authorize, ids_allowed, require};
 use crate::models::txn;
 use crate::validate;
 
@@ -30,7 +30,7 @@ async fn role_on_task<C: ConnectionTrait>(conn: &C, caller: Uuid, id: Uuid) -> R
         .one(conn)
         .await?;
     let project = project.ok_or(AppError::NotFound(TASK))?;
-    authorize(role_of(conn, caller, project).await?, Action::Read, TASK)
+    require(conn, caller, project, Action::Read, TASK).await
 }
 
 /// A page of task `id`'s comments, oldest first, after comment `after` when given.

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Action, authorize, role_of};
+use super::{Action, require};
 use crate::domain::{Color, Name};
 use crate::entities::label;
 use crate::error::{AppError, Result, conflict_on_unique, is_missing_parent};
@@ -61,11 +61,7 @@ pub async fn list(
     caller: Uuid,
     project: Uuid,
 ) -> Result<Vec<label::Model>> {
-    authorize(
-        role_of(db, caller, project).await?,
-        Action::Read,
-        super::NOT_FOUND,
-    )?;
+    require(db, caller, project, Action::Read, super::NOT_FOUND).await?;
     Ok(label::Entity::find()
         .filter(label::Column::ProjectId.eq(project))
         .order_by_asc(label::Column::NameFolded)
@@ -81,11 +77,7 @@ pub async fn create(
     project: Uuid,
     fields: LabelFields,
 ) -> Result<label::Model> {
-    authorize(
-        role_of(db, caller, project).await?,
-        Action::Administer,
-        super::NOT_FOUND,
-    )?;
+    require(db, caller, project, Action::Administer, super::NOT_FOUND).await?;
     let name = fields
         .name
         .ok_or_else(|| AppError::validation("name", "is required"))?
@@ -122,11 +114,7 @@ pub async fn update(
 ) -> Result<label::Model> {
     let txn = txn::begin_write(db).await?;
     let outcome: Result<label::Model> = async {
-        authorize(
-            role_of(&txn, caller, project).await?,
-            Action::Administer,
-            super::NOT_FOUND,
-        )?;
+        require(&txn, caller, project, Action::Administer, super::NOT_FOUND).await?;
         let found = find(&txn, project, id).await?;
         if !precondition(found.version) {
             return Err(AppError::PreconditionFailed);
@@ -154,11 +142,7 @@ pub async fn update(
 
 /// Deletes a label (the project's admins).
 pub async fn delete(db: &DatabaseConnection, caller: Uuid, project: Uuid, id: Uuid) -> Result<()> {
-    authorize(
-        role_of(db, caller, project).await?,
-        Action::Administer,
-        super::NOT_FOUND,
-    )?;
+    require(db, caller, project, Action::Administer, super::NOT_FOUND).await?;
     let deleted = label::Entity::delete_many()
         .filter(label::Column::Id.eq(id))
         .filter(label::Column::ProjectId.eq(project))

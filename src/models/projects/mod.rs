@@ -54,6 +54,25 @@ pub async fn standing_in<C: ConnectionTrait>(
     Ok((role, archived.unwrap_or(false)))
 }
 
+/// The policy's decision (`policy::authorize_in`) for `user` doing `action` in `project`,
+/// from what is stored: the membership, and the project's archive flag only when `action`
+/// is one an archive refuses (a read costs one primary-key lookup). The one way the models
+/// ask it before they act.
+pub async fn require<C: ConnectionTrait>(
+    conn: &C,
+    user: Uuid,
+    project: Uuid,
+    action: Action,
+    what: &'static str,
+) -> Result<Role> {
+    if action.refused_when_archived() {
+        let (role, archived) = standing_in(conn, user, project).await?;
+        authorize_in(role, archived, action, what)
+    } else {
+        authorize(role_of(conn, user, project).await?, action, what)
+    }
+}
+
 /// `user`'s role in `project`; `None` when not a member (or no such project).
 pub async fn role_of<C: ConnectionTrait>(
     conn: &C,
@@ -147,8 +166,7 @@ pub async fn get<C: ConnectionTrait>(
     project: Uuid,
     action: Action,
 ) -> Result<Membership> {
-    let role = role_of(conn, user, project).await?;
-    let role = authorize(role, action, NOT_FOUND)?;
+    let role = require(conn, user, project, action, NOT_FOUND).await?;
     let project = project::Entity::find_by_id(project)
         .one(conn)
         .await?
@@ -317,11 +335,7 @@ pub async fn delete(
         // order too (the feed locks, then the row's key for their foreign key), so the two
         // never wait for each other in a cycle (a deadlock, seen as a 503 under a test's
         // concurrent creates). Only an admin gets as far as taking them.
-        authorize(
-            role_of(&txn, user, id).await?,
-            Action::Administer,
-            NOT_FOUND,
-        )?;
+        require(&txn, user, id, Action::Administer, NOT_FOUND).await?;
         lock_feeds_of(&txn, id).await?;
         let Membership { project, .. } = locked(&txn, user, id, Action::Administer).await?;
         if !precondition(project.version) {
@@ -393,8 +407,7 @@ async fn locked<C: ConnectionTrait>(
         .lock_exclusive()
         .one(conn)
         .await?;
-    let role = role_of(conn, user, id).await?;
-    let role = authorize(role, action, NOT_FOUND)?;
+    let role = require(conn, user, id, action, NOT_FOUND).await?;
     let project = project.ok_or(AppError::NotFound(NOT_FOUND))?;
     Ok(Membership { project, role })
 }
@@ -409,7 +422,7 @@ pub struct Member {
 
 /// The members of `project` (any member may list them), longest-standing first.
 pub async fn members(db: &DatabaseConnection, user: Uuid, project: Uuid) -> Result<Vec<Member>> {
-    authorize(role_of(db, user, project).await?, Action::Read, NOT_FOUND)?;
+    require(db, user, project, Action::Read, NOT_FOUND).await?;
     let rows = project_member::Entity::find()
         .filter(project_member::Column::ProjectId.eq(project))
         .find_also_related(user::Entity)

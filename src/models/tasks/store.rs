@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::entities::task;
 use crate::error::{AppError, Result};
 use crate::models::idempotency::{self, Claim, Once, StoredResponse};
-use crate::models::projects::{self, Action, authorize, authorize_in};
+use crate::models::projects::{self, Action, authorize_in};
 use crate::models::tasks::list::cursor::Position;
 use crate::models::tasks::list::{Page, TaskFilter};
 use crate::models::txn::run_to_completion;
@@ -92,8 +92,9 @@ impl TaskStore {
             Backend::Postgres(store) => store.list(caller, project, filter, cursor).await,
             Backend::Portable(store) => {
                 if project != caller {
-                    let role = projects::role_of(self.connection(), caller, project).await?;
-                    authorize(role, Action::Read, projects::NOT_FOUND)?;
+                    let db = self.connection();
+                    projects::require(db, caller, project, Action::Read, projects::NOT_FOUND)
+                        .await?;
                 }
                 Box::pin(store.list(project, filter, cursor)).await
             }
@@ -136,8 +137,7 @@ impl TaskStore {
     ) -> Result<Once<task::Model>> {
         let db = self.connection().clone();
         if project != caller {
-            let (role, archived) = projects::standing_in(&db, caller, project).await?;
-            authorize_in(role, archived, Action::EditTasks, projects::NOT_FOUND)?;
+            projects::require(&db, caller, project, Action::EditTasks, projects::NOT_FOUND).await?;
         }
         let listener = Arc::clone(&self.listener);
         run_to_completion(async move {
@@ -163,9 +163,8 @@ impl TaskStore {
     ) -> Result<task::Model> {
         if changes.is_empty() {
             let task = self.get(caller, id).await?;
-            let (role, archived) =
-                projects::standing_in(self.connection(), caller, task.project_id).await?;
-            authorize_in(role, archived, Action::EditTasks, "Task")?;
+            let db = self.connection();
+            projects::require(db, caller, task.project_id, Action::EditTasks, "Task").await?;
             check_version(&task, expected_version)?;
             return Ok(task);
         }
@@ -225,12 +224,10 @@ impl TaskStore {
             Ok(task) => task,
             Err(err) => return err,
         };
-        match projects::standing_in(self.connection(), caller, task.project_id).await {
-            Err(err) => err.into(),
-            Ok((role, archived)) => match authorize_in(role, archived, Action::EditTasks, "Task") {
-                Err(refused) => refused,
-                Ok(_) => domain::explain_miss(Ok(task)),
-            },
+        let db = self.connection();
+        match projects::require(db, caller, task.project_id, Action::EditTasks, "Task").await {
+            Err(refused) => refused,
+            Ok(_) => domain::explain_miss(Ok(task)),
         }
     }
 

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::entities::task;
 use crate::error::{AppError, Result as AppResult};
 use crate::models::batch::{Job, shared_problem};
-use crate::models::projects::{self, Action, authorize};
+use crate::models::projects::{self, Action};
 use crate::models::tasks::postgres::rows::{TaskColumns, decode_all, get, place_of, sqlx_err};
 
 use super::cursor::Position;
@@ -266,8 +266,7 @@ pub async fn list_postgres(
 
 /// Whether `reader` may read `project` (`models::projects::policy`): 404 when not.
 async fn may_read(db: &DatabaseConnection, reader: Uuid, project: Uuid) -> AppResult<()> {
-    let role = projects::role_of(db, reader, project).await?;
-    authorize(role, Action::Read, projects::NOT_FOUND)?;
+    projects::require(db, reader, project, Action::Read, projects::NOT_FOUND).await?;
     Ok(())
 }
 
