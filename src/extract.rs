@@ -172,8 +172,47 @@ where
     }
 }
 
+/// `query` with the values of each repeated [`REPEATABLE`] parameter joined by commas into
+/// its first place; `None` when nothing repeats (the query is parsed as it came).
+fn merge_repeated(query: &str) -> Option<String> {
+    let repeats = REPEATABLE.iter().any(|name| {
+        form_urlencoded::parse(query.as_bytes())
+            .filter(|(key, _)| key == name)
+            .count()
+            > 1
+    });
+    if !repeats {
+        return None;
+    }
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let earlier = REPEATABLE
+            .contains(&key.as_ref())
+            .then(|| pairs.iter_mut().find(|(seen, _)| *seen == key))
+            .flatten();
+        match earlier {
+            Some((_, values)) => {
+                values.push(',');
+                values.push_str(&value);
+            }
+            None => pairs.push((key.into_owned(), value.into_owned())),
+        }
+    }
+    Some(
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish(),
+    )
+}
+
+/// Query parameters that may be repeated (`label=a&label=b`): their values reach the
+/// query type joined by commas, in one string it splits. Any other repeated parameter is a
+/// 422 ("duplicate field").
+const REPEATABLE: [&str; 1] = ["label"];
+
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
-    let pairs = form_urlencoded::parse(query.as_bytes());
+    let merged = merge_repeated(query);
+    let pairs = form_urlencoded::parse(merged.as_deref().unwrap_or(query).as_bytes());
     serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs)).map_err(|err| {
         let message = err.inner().to_string();
         let field = field_of(&err.path().to_string(), &message);

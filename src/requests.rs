@@ -116,6 +116,12 @@ pub struct CreateTaskRequest {
     // an empty object model in openapi-python-client.
     #[salvo(schema(value_type = Option<DateTime<Utc>>))]
     pub due_date: Option<Timestamp>,
+    /// Members of the task's project to assign (at most 25; anyone else is a 422). On
+    /// `PUT`, omitted keeps the current assignees.
+    pub assignee_ids: Option<Vec<Uuid>>,
+    /// Labels of the task's project (at most 25; any other id is a 422). On `PUT`, omitted
+    /// keeps the current labels.
+    pub label_ids: Option<Vec<Uuid>>,
 }
 
 /// Full replacement: omitted optional fields go back to their defaults.
@@ -142,6 +148,21 @@ pub struct PatchTaskRequest {
     #[serde(default, deserialize_with = "present")]
     #[salvo(schema(value_type = Option<DateTime<Utc>>))]
     pub due_date: Option<Option<Timestamp>>,
+    /// Replaces the assignees (members of the task's project; `[]` or `null` clears them).
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Option<Vec<Uuid>>))]
+    pub assignee_ids: Option<Option<Vec<Uuid>>>,
+    /// Replaces the labels (labels of the task's project; `[]` or `null` clears them).
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Option<Vec<Uuid>>))]
+    pub label_ids: Option<Option<Vec<Uuid>>>,
+    /// Moves the task to another project (editor or admin in both). Assignees who are not
+    /// members there are taken off, and labels are kept only where the target has a label
+    /// of the same name (which replaces them); the response's `moved` lists what was
+    /// dropped. Not `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[salvo(schema(value_type = Uuid, required = false))]
+    pub project_id: Option<Option<Uuid>>,
 }
 
 /// Distinguishes "field present (maybe null)" from "field absent" in a PATCH body.
@@ -210,6 +231,13 @@ pub struct ListTasksQuery {
     /// not together with `offset` (422).
     #[salvo(parameter(max_length = 2048))]
     pub cursor: Option<String>,
+    /// Only tasks assigned to `me`, to the member with this id, or to nobody (`none`).
+    #[salvo(parameter(max_length = 36, pattern = r"^(me|none|[0-9a-fA-F-]{32,36})$"))]
+    pub assignee: Option<String>,
+    /// Only tasks with this label; repeat the parameter (`label=a&label=b`) for tasks with
+    /// every one of them (at most 10).
+    #[salvo(parameter(value_type = Option<Vec<Uuid>>, style = Form, explode = true))]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToParameters)]

@@ -5,6 +5,7 @@ use salvo::oapi::ToSchema;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::domain::id_list;
 use crate::entities::project::Model as Project;
 use crate::entities::project_member::Role as ProjectRole;
 use crate::entities::task::{self, Priority, Status};
@@ -48,12 +49,35 @@ pub struct TaskView {
     pub priority: Priority,
     #[serde(serialize_with = "rfc3339::serialize_option")]
     pub due_date: Option<DateTime<Utc>>,
+    /// Members of the project assigned to the task, by id.
+    pub assignee_ids: Vec<Uuid>,
+    /// Labels of the project on the task, by id.
+    pub label_ids: Vec<Uuid>,
+    /// Comments on the task (`/tasks/{id}/comments`). Not covered by `version`: a comment
+    /// leaves the task's ETag as it is.
+    pub comment_count: i32,
     /// Increases by one on every change; the ETag carries it.
     pub version: i32,
     #[serde(serialize_with = "rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
+    // Boxed: only a move's answer has it, and every other task view stays small.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved: Option<Box<MoveReport>>,
+}
+
+/// What a move to another project changed besides the project (only in the answer to the
+/// `PATCH` that moved the task).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[salvo(schema(name = "TaskMove"))]
+pub struct MoveReport {
+    /// The project the task was in.
+    pub from_project_id: Uuid,
+    /// Labels taken off: the target project has no label of the same name.
+    pub dropped_label_ids: Vec<Uuid>,
+    /// Assignees taken off: they are not members of the target project.
+    pub dropped_assignee_ids: Vec<Uuid>,
 }
 
 impl From<task::Model> for TaskView {
@@ -66,9 +90,13 @@ impl From<task::Model> for TaskView {
             status: task.status,
             priority: task.priority,
             due_date: task.due_date,
+            assignee_ids: id_list::parse(task.assignee_ids.as_deref()),
+            label_ids: id_list::parse(task.label_ids.as_deref()),
+            comment_count: task.comment_count,
             version: task.version,
             created_at: task.created_at,
             updated_at: task.updated_at,
+            moved: None,
         }
     }
 }
@@ -191,15 +219,43 @@ impl TaskView {
             Some(at) => rfc3339::write_quoted(out, at),
             None => out.extend_from_slice(b"null"),
         }
+        out.extend_from_slice(b",\"assignee_ids\":");
+        write_ids(out, &self.assignee_ids);
+        out.extend_from_slice(b",\"label_ids\":");
+        write_ids(out, &self.label_ids);
+        out.extend_from_slice(b",\"comment_count\":");
+        serde_json::to_writer(&mut *out, &self.comment_count)?;
         out.extend_from_slice(b",\"version\":");
         serde_json::to_writer(&mut *out, &self.version)?;
         out.extend_from_slice(b",\"created_at\":");
         rfc3339::write_quoted(out, &self.created_at);
         out.extend_from_slice(b",\"updated_at\":");
         rfc3339::write_quoted(out, &self.updated_at);
+        if let Some(moved) = &self.moved {
+            out.extend_from_slice(b",\"moved\":");
+            serde_json::to_writer(&mut *out, moved)?;
+        }
         out.push(b'}');
         Ok(())
     }
+}
+
+/// Ids as a JSON array of strings (ids need no escaping).
+fn write_ids(out: &mut Vec<u8>, ids: &[Uuid]) {
+    out.push(b'[');
+    for (n, id) in ids.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(
+            id.hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        out.push(b'"');
+    }
+    out.push(b']');
 }
 
 /// `text` as a JSON string, byte for byte what serde_json writes: text with nothing to
@@ -409,9 +465,21 @@ mod tests {
             status: [Status::Todo, Status::InProgress, Status::Done][n as usize % 3],
             priority: [Priority::Low, Priority::Medium, Priority::High][n as usize % 3],
             due_date: due.map(|nanos| at + chrono::Duration::nanoseconds(nanos)),
+            assignee_ids: (0..n % 3).map(|k| Uuid::from_u128(u128::from(k))).collect(),
+            label_ids: (0..n % 2)
+                .map(|k| Uuid::from_u128(u128::from(k) + 7))
+                .collect(),
+            comment_count: i32::try_from(n).expect("small"),
             version: i32::try_from(n).expect("small") * 1000 + 1,
             created_at: at + chrono::Duration::nanoseconds(123_456_000),
             updated_at: at,
+            moved: (n == 4).then(|| {
+                Box::new(MoveReport {
+                    from_project_id: Uuid::from_u128(9),
+                    dropped_label_ids: vec![Uuid::from_u128(10)],
+                    dropped_assignee_ids: Vec::new(),
+                })
+            }),
         }
     }
 
@@ -614,4 +682,43 @@ pub struct CommentPage {
     pub items: Vec<CommentView>,
     /// Pass as `cursor` for the next page; `null` on the last.
     pub next_cursor: Option<String>,
+}
+
+/// The `data:` of `comment.created`, `comment.updated` and `comment.deleted` events.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "CommentEventData"))]
+pub struct CommentEventData {
+    pub project_id: Uuid,
+    pub task_id: Uuid,
+    pub comment_id: Uuid,
+    /// The task's `comment_count` after the change.
+    pub comment_count: i32,
+    /// The comment as `GET /tasks/{id}/comments` shows it; `null` for a deletion.
+    pub comment: Option<CommentView>,
+}
+
+/// The `data:` of `label.created`, `label.updated` and `label.deleted` events.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "LabelEventData"))]
+pub struct LabelEventData {
+    pub project_id: Uuid,
+    pub label_id: Uuid,
+    /// The label; `null` for a deletion (tasks that had it lose it: `task.updated` events).
+    pub label: Option<LabelView>,
+}
+
+/// The `data:` of `member.added`, `member.updated` and `member.removed` events.
+#[derive(Debug, Serialize, ToSchema)]
+#[salvo(schema(name = "MemberEventData"))]
+pub struct MemberEventData {
+    pub project_id: Uuid,
+    pub user_id: Uuid,
+    /// The membership; `null` when the member was removed or left (the removed member
+    /// receives this event too, and nothing of the project after it).
+    pub member: Option<MemberView>,
+}
+
+/// An event's data as the feed stores and sends it: compact JSON.
+pub fn event_json<T: Serialize>(data: &T) -> String {
+    serde_json::to_string(data).unwrap_or_else(|_| "null".to_string())
 }

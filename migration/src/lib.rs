@@ -16,6 +16,7 @@ mod m20261207_000009_listing_indexes;
 mod m20261207_000010_task_search_words;
 mod m20261208_000011_projects;
 mod m20261208_000012_labels_and_comments;
+mod m20261209_000013_task_assignees_labels;
 
 pub use m20261127_000004_task_search_text::fold_for_search;
 pub use m20261207_000010_task_search_words::SEARCH_WORDS_SQL;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_task_search_words::Migration),
             Box::new(m20261208_000011_projects::Migration),
             Box::new(m20261208_000012_labels_and_comments::Migration),
+            Box::new(m20261209_000013_task_assignees_labels::Migration),
         ]
     }
 }

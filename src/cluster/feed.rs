@@ -102,11 +102,7 @@ impl Drop for Subscription {
 
 impl ChangeListener for Feed {
     fn changed(&self, audience: Vec<Uuid>) -> futures_util::future::BoxFuture<'_, ()> {
-        Box::pin(async move {
-            for user in audience {
-                Feed::changed(self, user).await;
-            }
-        })
+        Box::pin(self.changed_for(audience))
     }
 }
 
@@ -232,6 +228,13 @@ impl Feed {
                     .await
             })
             .await;
+        }
+    }
+
+    /// [`Self::changed`] for each of `audience` (who heard of one committed change).
+    pub async fn changed_for(&self, audience: Vec<Uuid>) {
+        for user in audience {
+            self.changed(user).await;
         }
     }
 

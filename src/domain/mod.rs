@@ -4,6 +4,7 @@
 //! several bad fields gets them all in one 422.
 
 mod email;
+pub mod id_list;
 mod password;
 mod project;
 mod text;

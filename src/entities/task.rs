@@ -31,6 +31,16 @@ pub struct Model {
     /// `description` case-folded, kept in step with it (NULL when it is NULL).
     #[sea_orm(column_type = "Text", nullable)]
     pub description_search: Option<String>,
+    /// The members assigned, as `domain::id_list` stores them (migration 000013); each a
+    /// member of the project (a member who leaves is taken off).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub assignee_ids: Option<String>,
+    /// The project's labels on the task, stored the same way (a deleted label is taken off).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub label_ids: Option<String>,
+    /// How many comments the task has, kept by the comment writes. Not part of `version`: a
+    /// comment does not change the task, so it never fails someone's `If-Match` edit.
+    pub comment_count: i32,
 }
 
 #[derive(

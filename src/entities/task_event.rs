@@ -16,7 +16,10 @@ pub struct Model {
     /// 000011 fills those with the recipient's Inbox).
     pub project_id: Option<Uuid>,
     pub task_id: Uuid,
-    /// `created`, `updated` or `deleted`.
+    /// `created`, `updated` or `deleted` for a task; for other events (`comment.created`,
+    /// `label.deleted`, `member.added`...) the SSE event name itself, with `body` holding
+    /// the event's data and `task_id` the subject's id (the comment's task, the label, the
+    /// member).
     pub kind: String,
     /// The task's version after the change (the deleted version for a deletion).
     pub version: i32,
@@ -35,6 +38,12 @@ pub struct Model {
     pub due_date: Option<ChronoDateTimeUtc>,
     pub task_created_at: Option<ChronoDateTimeUtc>,
     pub task_updated_at: Option<ChronoDateTimeUtc>,
+    // Migration 000013, the same way as on `tasks`.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub assignee_ids: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub label_ids: Option<String>,
+    pub comment_count: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,6 +3,7 @@
 //! write in the project), and the project's admins delete any. Every check goes through
 //! `models::projects::policy`; a task the caller cannot see is a 404, as everywhere.
 
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -12,16 +13,23 @@ use uuid::Uuid;
 use crate::domain::CommentBody;
 use crate::entities::{comment, task};
 use crate::error::{AppError, Result, not_found_on_missing_parent};
-use crate::models::projects::{Action, Role, authorize, ids_allowed, require};
+use crate::models::events::{self, About};
+use crate::models::projects::{Action, Role, authorize, ids_allowed, lock_feeds_of, require};
 use crate::models::txn;
 use crate::validate;
+use crate::views::{CommentEventData, CommentView, event_json};
 
 const TASK: &str = "Task";
 const NOT_FOUND: &str = "Comment";
 const NOT_THE_AUTHOR: &str = "Only its author may change a comment.";
 
-/// The caller's role in the project of task `id`, if they may read it (404 otherwise).
-async fn role_on_task<C: ConnectionTrait>(conn: &C, caller: Uuid, id: Uuid) -> Result<Role> {
+/// The project of task `id` and the caller's role in it, if they may read it (404
+/// otherwise).
+async fn role_on_task<C: ConnectionTrait>(
+    conn: &C,
+    caller: Uuid,
+    id: Uuid,
+) -> Result<(Uuid, Role)> {
     let project: Option<Uuid> = task::Entity::find_by_id(id)
         .select_only()
         .column(task::Column::ProjectId)
@@ -30,7 +38,8 @@ async fn role_on_task<C: ConnectionTrait>(conn: &C, caller: Uuid, id: Uuid) -> R
         .one(conn)
         .await?;
     let project = project.ok_or(AppError::NotFound(TASK))?;
-    require(conn, caller, project, Action::Read, TASK).await
+    let role = require(conn, caller, project, Action::Read, TASK).await?;
+    Ok((project, role))
 }
 
 /// A page of task `id`'s comments, oldest first, after comment `after` when given.
@@ -53,20 +62,19 @@ pub async fn list(
         .await?)
 }
 
-/// Comments on task `id` as the caller (editors and admins).
+/// Comments on task `id` as the caller (editors and admins); the comment and who heard of
+/// it (`comment.created`).
 pub async fn create(
     db: &DatabaseConnection,
     caller: Uuid,
     id: Uuid,
     body: CommentBody,
-) -> Result<comment::Model> {
+) -> Result<(comment::Model, Vec<Uuid>)> {
     let txn = txn::begin_write(db).await?;
-    let outcome: Result<comment::Model> = async {
-        authorize(
-            Some(role_on_task(&txn, caller, id).await?),
-            Action::EditTasks,
-            TASK,
-        )?;
+    let outcome: Result<(comment::Model, Vec<Uuid>)> = async {
+        let (project, role) = role_on_task(&txn, caller, id).await?;
+        authorize(Some(role), Action::EditTasks, TASK)?;
+        lock_feeds_of(&txn, project).await?;
         let created = comment::ActiveModel {
             id: Set(Uuid::now_v7()),
             task_id: Set(id),
@@ -79,13 +87,16 @@ pub async fn create(
         .insert(&txn)
         .await
         .map_err(|err| not_found_on_missing_parent(err, TASK))?;
-        Ok(created)
+        let count = count_comments(&txn, id, 1).await?;
+        let audience = announce(&txn, project, &created, count, About::CommentCreated).await?;
+        Ok((created, audience))
     }
     .await;
     txn::finish(txn, outcome).await
 }
 
-/// Edits the caller's own comment, if `precondition` accepts its version.
+/// Edits the caller's own comment, if `precondition` accepts its version; the comment and
+/// who heard of it (`comment.updated`).
 pub async fn update(
     db: &DatabaseConnection,
     caller: Uuid,
@@ -93,10 +104,10 @@ pub async fn update(
     id: Uuid,
     body: CommentBody,
     precondition: impl FnOnce(i32) -> bool,
-) -> Result<comment::Model> {
+) -> Result<(comment::Model, Vec<Uuid>)> {
     let txn = txn::begin_write(db).await?;
-    let outcome: Result<comment::Model> = async {
-        let role = role_on_task(&txn, caller, task_id).await?;
+    let outcome: Result<(comment::Model, Vec<Uuid>)> = async {
+        let (project, role) = role_on_task(&txn, caller, task_id).await?;
         let found = find(&txn, task_id, id).await?;
         if found.author_id != Some(caller) {
             return Err(AppError::Forbidden(NOT_THE_AUTHOR));
@@ -105,22 +116,31 @@ pub async fn update(
         if !precondition(found.version) {
             return Err(AppError::PreconditionFailed);
         }
+        lock_feeds_of(&txn, project).await?;
         let mut row: comment::ActiveModel = found.clone().into();
         row.body = Set(body.into_inner());
         row.version = Set(found.version.saturating_add(1));
         row.edited_at = Set(Some(validate::now()));
         let updated = row.update(&txn).await?;
-        Ok(updated)
+        let count = count_comments(&txn, task_id, 0).await?;
+        let audience = announce(&txn, project, &updated, count, About::CommentUpdated).await?;
+        Ok((updated, audience))
     }
     .await;
     txn::finish(txn, outcome).await
 }
 
 /// Deletes a comment: its author (while an editor or admin), or any admin of the project.
-pub async fn delete(db: &DatabaseConnection, caller: Uuid, task_id: Uuid, id: Uuid) -> Result<()> {
+/// Who heard of it (`comment.deleted`).
+pub async fn delete(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    task_id: Uuid,
+    id: Uuid,
+) -> Result<Vec<Uuid>> {
     let txn = txn::begin_write(db).await?;
-    let outcome: Result<()> = async {
-        let role = role_on_task(&txn, caller, task_id).await?;
+    let outcome: Result<Vec<Uuid>> = async {
+        let (project, role) = role_on_task(&txn, caller, task_id).await?;
         let found = find(&txn, task_id, id).await?;
         let needed = if found.author_id == Some(caller) {
             Action::EditTasks
@@ -128,11 +148,70 @@ pub async fn delete(db: &DatabaseConnection, caller: Uuid, task_id: Uuid, id: Uu
             Action::Administer
         };
         authorize(Some(role), needed, TASK)?;
+        lock_feeds_of(&txn, project).await?;
         comment::Entity::delete_by_id(id).exec(&txn).await?;
-        Ok(())
+        let count = count_comments(&txn, task_id, -1).await?;
+        let data = CommentEventData {
+            project_id: project,
+            task_id,
+            comment_id: id,
+            comment_count: count,
+            comment: None,
+        };
+        let audience = events::record_about(
+            &txn,
+            project,
+            About::CommentDeleted,
+            task_id,
+            event_json(&data),
+            None,
+        )
+        .await?;
+        Ok(audience)
     }
     .await;
     txn::finish(txn, outcome).await
+}
+
+/// Adds `by` to task `id`'s `comment_count` (in the comment's transaction, so the count
+/// and the comments never disagree); the count after it.
+async fn count_comments<C: ConnectionTrait>(conn: &C, id: Uuid, by: i32) -> Result<i32> {
+    let changed = task::Entity::update_many()
+        .col_expr(
+            task::Column::CommentCount,
+            Expr::col(task::Column::CommentCount).add(by),
+        )
+        .filter(task::Column::Id.eq(id))
+        .exec_with_returning(conn)
+        .await?;
+    let task = changed.into_iter().next().ok_or(AppError::NotFound(TASK))?;
+    Ok(task.comment_count)
+}
+
+/// Records `about` `comment` for the project's members; who heard of it.
+async fn announce<C: ConnectionTrait>(
+    conn: &C,
+    project: Uuid,
+    comment: &comment::Model,
+    comment_count: i32,
+    about: About,
+) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+    let data = CommentEventData {
+        project_id: project,
+        task_id: comment.task_id,
+        comment_id: comment.id,
+        comment_count,
+        comment: Some(CommentView::from(comment.clone())),
+    };
+    events::record_about(
+        conn,
+        project,
+        about,
+        comment.task_id,
+        event_json(&data),
+        None,
+    )
+    .await
 }
 
 async fn find<C: ConnectionTrait>(conn: &C, task_id: Uuid, id: Uuid) -> Result<comment::Model> {

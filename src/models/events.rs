@@ -22,10 +22,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::entities::{task, task_event, user};
+use crate::domain::id_list;
+use crate::entities::{project_member, task, task_event, user};
 use crate::error::Result;
 use crate::models::housekeeping;
-use crate::models::projects;
 use crate::validate;
 use crate::views::{RenderJson, TaskView};
 
@@ -51,9 +51,106 @@ impl Kind {
         match stored {
             "created" => "task.created",
             "deleted" => "task.deleted",
-            _ => "task.updated",
+            "updated" => "task.updated",
+            other => ABOUT
+                .iter()
+                .find(|about| about.name() == other)
+                .map_or("task.updated", |about| about.name()),
         }
     }
+
+    /// Whether `stored` is one of the task kinds, whose data is a task snapshot.
+    pub fn is_task(stored: &str) -> bool {
+        matches!(stored, "created" | "updated" | "deleted")
+    }
+}
+
+/// What happened, besides a task change, that a project's members hear of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About {
+    CommentCreated,
+    CommentUpdated,
+    CommentDeleted,
+    LabelCreated,
+    LabelUpdated,
+    LabelDeleted,
+    MemberAdded,
+    MemberUpdated,
+    MemberRemoved,
+}
+
+const ABOUT: [About; 9] = [
+    About::CommentCreated,
+    About::CommentUpdated,
+    About::CommentDeleted,
+    About::LabelCreated,
+    About::LabelUpdated,
+    About::LabelDeleted,
+    About::MemberAdded,
+    About::MemberUpdated,
+    About::MemberRemoved,
+];
+
+impl About {
+    /// The SSE `event:` name, also stored as the row's `kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            About::CommentCreated => "comment.created",
+            About::CommentUpdated => "comment.updated",
+            About::CommentDeleted => "comment.deleted",
+            About::LabelCreated => "label.created",
+            About::LabelUpdated => "label.updated",
+            About::LabelDeleted => "label.deleted",
+            About::MemberAdded => "member.added",
+            About::MemberUpdated => "member.updated",
+            About::MemberRemoved => "member.removed",
+        }
+    }
+}
+
+/// Who hears of a change in `project`: its members, by id.
+pub async fn recipients<C: ConnectionTrait>(conn: &C, project: Uuid) -> Result<Vec<Uuid>, DbErr> {
+    project_member::Entity::find()
+        .select_only()
+        .column(project_member::Column::UserId)
+        .filter(project_member::Column::ProjectId.eq(project))
+        .into_tuple()
+        .all(conn)
+        .await
+}
+
+/// Records `about` (of `subject`: the comment's task, the label, the member) for every
+/// member of `project` and for `also` (a member being removed hears of it), with `data`
+/// as the event's JSON. In the change's transaction, after the project members' feed locks
+/// (`models::projects::lock_feeds_of`), like a task change.
+pub async fn record_about<C: ConnectionTrait>(
+    conn: &C,
+    project: Uuid,
+    about: About,
+    subject: Uuid,
+    data: String,
+    also: Option<Uuid>,
+) -> Result<Vec<Uuid>, DbErr> {
+    let mut audience = recipients(conn, project).await?;
+    if let Some(extra) = also.filter(|extra| !audience.contains(extra)) {
+        audience.push(extra);
+    }
+    let now = validate::now();
+    for &recipient in &audience {
+        task_event::ActiveModel {
+            user_id: Set(recipient),
+            project_id: Set(Some(project)),
+            task_id: Set(subject),
+            kind: Set(about.name().to_string()),
+            version: Set(0),
+            body: Set(Some(data.clone())),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(conn)
+        .await?;
+    }
+    Ok(audience)
 }
 
 /// Appends the events of a change (one per member of the task's project), in the change's
@@ -64,10 +161,43 @@ pub async fn record<C: ConnectionTrait>(
     task: &task::Model,
     kind: Kind,
 ) -> Result<(), DbErr> {
-    for member in projects::member_ids(conn, task.project_id).await? {
+    for member in recipients(conn, task.project_id).await? {
         recorded_for(task, kind, member).insert(conn).await?;
     }
     Ok(())
+}
+
+/// The events of `moved` having moved from project `from`: a tombstone (with `from` as
+/// its project) for those who were members there only, who no longer see it;
+/// `task.created` for members of its new project only; `task.updated` for members of both.
+/// Returns them all, who are to be told.
+pub async fn record_move<C: ConnectionTrait>(
+    conn: &C,
+    from: Uuid,
+    moved: &task::Model,
+) -> Result<Vec<Uuid>, DbErr> {
+    let before = recipients(conn, from).await?;
+    let after = recipients(conn, moved.project_id).await?;
+    for &member in before.iter().filter(|member| !after.contains(member)) {
+        let mut tombstone = recorded_for(moved, Kind::Deleted, member);
+        tombstone.project_id = Set(Some(from));
+        tombstone.insert(conn).await?;
+    }
+    for &member in &after {
+        let kind = if before.contains(&member) {
+            Kind::Updated
+        } else {
+            Kind::Created
+        };
+        recorded_for(moved, kind, member).insert(conn).await?;
+    }
+    let newcomers: Vec<Uuid> = after
+        .into_iter()
+        .filter(|member| !before.contains(member))
+        .collect();
+    let mut audience = before;
+    audience.extend(newcomers);
+    Ok(audience)
 }
 
 /// The event row of `task`'s change as `recipient` receives it.
@@ -90,6 +220,9 @@ fn recorded_for(task: &task::Model, kind: Kind, recipient: Uuid) -> task_event::
         row.due_date = Set(task.due_date);
         row.task_created_at = Set(Some(task.created_at));
         row.task_updated_at = Set(Some(task.updated_at));
+        row.assignee_ids = Set(task.assignee_ids.clone());
+        row.label_ids = Set(task.label_ids.clone());
+        row.comment_count = Set(Some(task.comment_count));
     }
     row
 }
@@ -116,9 +249,13 @@ pub fn task_json(event: &task_event::Model) -> String {
                 status,
                 priority,
                 due_date: event.due_date,
+                assignee_ids: id_list::parse(event.assignee_ids.as_deref()),
+                label_ids: id_list::parse(event.label_ids.as_deref()),
+                comment_count: event.comment_count.unwrap_or_default(),
                 version: event.version,
                 created_at,
                 updated_at,
+                moved: None,
             }
         }
         _ => return "null".to_string(),
@@ -352,6 +489,9 @@ mod tests {
             due_date: task.due_date.filter(|_| live),
             task_created_at: live.then_some(task.created_at),
             task_updated_at: live.then_some(task.updated_at),
+            assignee_ids: task.assignee_ids.clone().filter(|_| live),
+            label_ids: task.label_ids.clone().filter(|_| live),
+            comment_count: live.then_some(task.comment_count),
         }
     }
 
@@ -372,6 +512,9 @@ mod tests {
             updated_at: chrono::Utc::now(),
             title_search: None,
             description_search: None,
+            assignee_ids: crate::domain::id_list::join(&[Uuid::now_v7(), Uuid::now_v7()]),
+            label_ids: None,
+            comment_count: 3,
         };
         let api = serde_json::to_string(&TaskView::from(task.clone())).expect("json");
         assert_eq!(task_json(&event_of(&task, Kind::Updated)), api);

@@ -1,5 +1,6 @@
 //! Model behaviour: validation and persistence rules, usable without HTTP.
 
+pub mod assignments;
 pub mod batch;
 pub mod comments;
 pub mod events;

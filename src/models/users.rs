@@ -350,6 +350,7 @@ pub async fn delete(
 ) -> Result<()> {
     let _guard = admin_lock.lock().await;
     let txn = txn::begin_write(db).await?;
+    let shared = projects::lock_feeds_before_deleting(&txn, id).await?;
     let (user, other_admins) = lock_target_and_admins(&txn, id).await?;
     if keeps_admin_rights(&user) && !other_admins {
         return Err(AppError::Conflict(LAST_ADMIN.into()));
@@ -357,7 +358,7 @@ pub async fn delete(
     // Shared projects the user alone administers pass to another member first; the Inbox
     // (with its tasks), memberships and refresh tokens go with the user through ON DELETE
     // CASCADE.
-    projects::hand_over_before_deleting(&txn, id).await?;
+    projects::hand_over_before_deleting(&txn, id, &shared).await?;
     user::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
     Ok(())

@@ -69,10 +69,14 @@ pub async fn create(
     body: Payload<CommentRequest>,
 ) -> Result<Created<CommentView>> {
     let text = parse_body(body.0)?;
-    let (db, caller_id) = (state.db.clone(), caller.id);
+    let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
     let comment = CommentView::from(
-        run_to_completion(async move { comments::create(&db, caller_id, id.0, text).await })
-            .await?,
+        run_to_completion(async move {
+            let (comment, audience) = comments::create(&db, caller_id, id.0, text).await?;
+            feed.changed_for(audience).await;
+            Ok(comment)
+        })
+        .await?,
     );
     tracing::info!(event = "comment_create", user_id = %caller.id, task_id = %id.0, comment_id = %comment.id, "comment created");
     Ok(Created {
@@ -93,12 +97,15 @@ pub async fn update(
     let (task, comment) = path_ids(req, "comment_id", "Comment")?;
     let text = parse_body(body.0)?;
     let conditions = WriteConditions::from_request(req);
-    let (db, caller_id) = (state.db.clone(), caller.id);
+    let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
     let updated = run_to_completion(async move {
-        comments::update(&db, caller_id, task, comment, text, |version| {
-            conditions.allow(version)
-        })
-        .await
+        let (comment, audience) =
+            comments::update(&db, caller_id, task, comment, text, |version| {
+                conditions.allow(version)
+            })
+            .await?;
+        feed.changed_for(audience).await;
+        Ok(comment)
     })
     .await?;
     Ok(Ok200(updated.into()))
@@ -108,8 +115,13 @@ pub async fn update(
 #[endpoint(operation_id = "deleteComment", tags("comments"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The task"), ("comment_id" = Uuid, Path, description = "The comment")), status_codes(204, 401, 403, 404, 429, 503))]
 pub async fn delete(req: &mut Request, state: AppState, caller: CurrentUser) -> Result<NoContent> {
     let (task, comment) = path_ids(req, "comment_id", "Comment")?;
-    let (db, caller_id) = (state.db.clone(), caller.id);
-    run_to_completion(async move { comments::delete(&db, caller_id, task, comment).await }).await?;
+    let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
+    run_to_completion(async move {
+        let audience = comments::delete(&db, caller_id, task, comment).await?;
+        feed.changed_for(audience).await;
+        Ok(())
+    })
+    .await?;
     tracing::info!(event = "comment_delete", user_id = %caller.id, task_id = %task, comment_id = %comment, "comment deleted");
     Ok(NoContent)
 }

@@ -39,7 +39,7 @@ use crate::models::{events, users};
 use crate::requests::FeedQuery;
 use crate::routes::guard::bearer_token;
 use crate::state::AppState;
-use crate::views::{StreamEnd, TaskEventData};
+use crate::views::{CommentEventData, LabelEventData, MemberEventData, StreamEnd, TaskEventData};
 
 /// Events read from the table at a time.
 const BATCH: u64 = 50;
@@ -75,13 +75,17 @@ impl EndReason {
 /// One task event, and the bytes of its data. The task's JSON comes from the log's own
 /// writer (`events::task_json`), already compact; salvo frames it.
 fn task_event(row: &task_event::Model) -> (SseEvent, usize) {
-    let data = format!(
-        "{{\"task_id\":\"{}\",\"project_id\":\"{}\",\"version\":{},\"task\":{}}}",
-        row.task_id,
-        row.project_id.unwrap_or(row.user_id),
-        row.version,
-        events::task_json(row),
-    );
+    let data = match (&row.body, events::Kind::is_task(&row.kind)) {
+        // A comment, label or membership event: its data was written with it.
+        (Some(body), false) => body.clone(),
+        _ => format!(
+            "{{\"task_id\":\"{}\",\"project_id\":\"{}\",\"version\":{},\"task\":{}}}",
+            row.task_id,
+            row.project_id.unwrap_or(row.user_id),
+            row.version,
+            events::task_json(row),
+        ),
+    };
     let bytes = data.len();
     let event = SseEvent::default()
         .id(row.id.to_string())
@@ -384,6 +388,9 @@ impl EndpointOutRegister for EventStream {
     fn register(components: &mut Components, operation: &mut Operation) {
         let data = TaskEventData::to_schema(components);
         let _ = StreamEnd::to_schema(components);
+        let _ = CommentEventData::to_schema(components);
+        let _ = LabelEventData::to_schema(components);
+        let _ = MemberEventData::to_schema(components);
         operation.responses.insert(
             "200",
             oapi::Response::new(
@@ -391,7 +398,11 @@ impl EndpointOutRegister for EventStream {
                  expires or is revoked, or the server shuts down. It starts with a `retry:` \
                  hint. `task.created`, `task.updated` and `task.deleted` carry an `id:` (send \
                  the last one back as `Last-Event-ID` when reconnecting) and `data:` as \
-                 `TaskEventData` (`task` is `null` for a deletion). `reset` (with an `id:`) \
+                 `TaskEventData` (`task` is `null` for a deletion). `comment.created`, \
+                 `comment.updated`, `comment.deleted` (data `CommentEventData`), \
+                 `label.created`, `label.updated`, `label.deleted` (`LabelEventData`) and \
+                 `member.added`, `member.updated`, `member.removed` (`MemberEventData`) \
+                 carry an `id:` too. `reset` (with an `id:`) \
                  means events were missed for good: refetch the tasks, then go on. `end` \
                  closes the stream; its data is `StreamEnd`. Comment lines (`: keep-alive`) \
                  arrive every heartbeat.",
@@ -510,6 +521,9 @@ mod tests {
             due_date: None,
             task_created_at: None,
             task_updated_at: None,
+            assignee_ids: None,
+            label_ids: None,
+            comment_count: None,
         };
         let (event, bytes) = task_event(&row);
         let text = event.to_string();

@@ -134,9 +134,7 @@ pub async fn delete(
         let audience =
             projects::delete(&db, caller_id, id.0, |version| conditions.allow(version)).await?;
         // Committed: the members' open streams read the tombstones now.
-        for member in audience {
-            feed.changed(member).await;
-        }
+        feed.changed_for(audience).await;
         Ok(())
     })
     .await?;
@@ -170,12 +168,13 @@ pub async fn add_member(
     let mut errors = Errors::default();
     let email = Email::parse(&mut errors, &email);
     let email = errors.finish_parsed(email)?;
-    let (db, caller_id) = (state.db.clone(), caller.id);
-    let member =
-        run_to_completion(
-            async move { projects::add_member(&db, caller_id, id.0, email, role).await },
-        )
-        .await?;
+    let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
+    let member = run_to_completion(async move {
+        let (member, audience) = projects::add_member(&db, caller_id, id.0, email, role).await?;
+        feed.changed_for(audience).await;
+        Ok(member)
+    })
+    .await?;
     tracing::info!(event = "member_add", user_id = %caller.id, project_id = %id.0, member_id = %member.user.id, "member added");
     Ok(Created {
         location: format!("/api/v1/projects/{}/members/{}", id.0, member.user.id),
@@ -208,9 +207,12 @@ pub async fn update_member(
     body: Payload<UpdateMemberRequest>,
 ) -> Result<Ok200<MemberView>> {
     let (project, member) = member_path(req)?;
-    let (db, caller_id, role) = (state.db.clone(), caller.id, body.0.role);
+    let (db, feed, caller_id, role) =
+        (state.db.clone(), state.feed.clone(), caller.id, body.0.role);
     let updated = run_to_completion(async move {
-        projects::set_role(&db, caller_id, project, member, role).await
+        let (member, audience) = projects::set_role(&db, caller_id, project, member, role).await?;
+        feed.changed_for(audience).await;
+        Ok(member)
     })
     .await?;
     tracing::info!(event = "member_role", user_id = %caller.id, project_id = %project, member_id = %member, "member role changed");
@@ -226,10 +228,12 @@ pub async fn remove_member(
     caller: CurrentUser,
 ) -> Result<NoContent> {
     let (project, member) = member_path(req)?;
-    let (db, caller_id) = (state.db.clone(), caller.id);
-    run_to_completion(
-        async move { projects::remove_member(&db, caller_id, project, member).await },
-    )
+    let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
+    run_to_completion(async move {
+        let audience = projects::remove_member(&db, caller_id, project, member).await?;
+        feed.changed_for(audience).await;
+        Ok(())
+    })
     .await?;
     tracing::info!(event = "member_remove", user_id = %caller.id, project_id = %project, member_id = %member, "member removed");
     Ok(NoContent)
@@ -257,10 +261,14 @@ pub async fn create_label(
     body: Payload<CreateLabelRequest>,
 ) -> Result<Created<LabelView>> {
     let fields = LabelFields::try_from(body.0)?;
-    let (db, caller_id) = (state.db.clone(), caller.id);
+    let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
     let label = LabelView::from(
-        run_to_completion(async move { labels::create(&db, caller_id, id.0, fields).await })
-            .await?,
+        run_to_completion(async move {
+            let (label, audience) = labels::create(&db, caller_id, id.0, fields).await?;
+            feed.changed_for(audience).await;
+            Ok(label)
+        })
+        .await?,
     );
     Ok(Created {
         location: format!("/api/v1/projects/{}/labels/{}", id.0, label.id),
@@ -280,12 +288,14 @@ pub async fn update_label(
     let (project, label) = path_ids(req, "label_id", "Label")?;
     let fields = LabelFields::try_from(body.0)?;
     let conditions = WriteConditions::from_request(req);
-    let (db, caller_id) = (state.db.clone(), caller.id);
+    let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
     let updated = run_to_completion(async move {
-        labels::update(&db, caller_id, project, label, fields, |version| {
+        let (label, audience) = labels::update(&db, caller_id, project, label, fields, |version| {
             conditions.allow(version)
         })
-        .await
+        .await?;
+        feed.changed_for(audience).await;
+        Ok(label)
     })
     .await?;
     Ok(Ok200(updated.into()))
@@ -299,7 +309,12 @@ pub async fn delete_label(
     caller: CurrentUser,
 ) -> Result<NoContent> {
     let (project, label) = path_ids(req, "label_id", "Label")?;
-    let (db, caller_id) = (state.db.clone(), caller.id);
-    run_to_completion(async move { labels::delete(&db, caller_id, project, label).await }).await?;
+    let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
+    run_to_completion(async move {
+        let audience = labels::delete(&db, caller_id, project, label).await?;
+        feed.changed_for(audience).await;
+        Ok(())
+    })
+    .await?;
     Ok(NoContent)
 }

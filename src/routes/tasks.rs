@@ -19,7 +19,7 @@ use crate::requests::{CreateTaskRequest, ListTasksQuery, PatchTaskRequest, Repla
 use crate::routes::idempotent::{self, Idempotent};
 use crate::routes::responses::{NoContent, Rendered200, TaskCreated, TaskReply, etag};
 use crate::state::AppState;
-use crate::views::{TaskPage, TaskView};
+use crate::views::{MoveReport, TaskPage, TaskView};
 
 /// A precondition field as the request sent it.
 enum Sent<H> {
@@ -199,7 +199,7 @@ async fn list_project(
     project: uuid::Uuid,
     query: ListTasksQuery,
 ) -> Result<Rendered200<TaskPage>> {
-    let filter = TaskFilter::try_from(query)?;
+    let filter = TaskFilter::try_from(query)?.for_caller(caller.id);
     // A cursor is bound to the project it pages through, so it cannot be replayed on
     // another one; the caller's right to read the project is checked on every page.
     let (binding, key) = (filter.binding(project), &state.jwt.derived.cursor);
@@ -245,13 +245,21 @@ async fn apply(
     changes: TaskChanges,
 ) -> Result<TaskReply> {
     let expected = expected_version(req, &state.tasks, caller.id, id.0).await?;
-    let task = state
+    let (task, moved) = state
         .tasks
         .update(caller.id, id.0, changes, expected)
         .await?;
     metrics::counter!(TASKS_UPDATED).increment(1);
     tracing::info!(event = "task_update", user_id = %caller.id, task_id = %task.id, version = task.version, "task updated");
-    Ok(TaskReply::Fresh(task.into()))
+    let mut view = TaskView::from(task);
+    view.moved = moved.map(|moved| {
+        Box::new(MoveReport {
+            from_project_id: moved.from,
+            dropped_label_ids: moved.dropped_labels,
+            dropped_assignee_ids: moved.dropped_assignees,
+        })
+    });
+    Ok(TaskReply::Fresh(view))
 }
 
 /// Replace a task. Omitted optional fields return to their defaults. Honours `If-Match` (412).

@@ -256,6 +256,8 @@ async fn total_stops_counting_at_the_cap(backend: Backend) {
                 status: Some(Status::Todo),
                 priority: None,
                 due_date: None,
+                assignee_ids: None,
+                label_ids: None,
             })
             .expect("valid task");
             store.create(owner, owner, input).await.expect("task");

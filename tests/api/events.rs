@@ -694,6 +694,8 @@ async fn write_tasks(app: &TestApp, owner: &str, title: &str, count: usize, size
             status: None,
             priority: None,
             due_date: None,
+            assignee_ids: None,
+            label_ids: None,
         })
         .expect("valid task");
         app.state

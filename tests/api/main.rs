@@ -1,6 +1,7 @@
 //! End-to-end tests over HTTP against a real server and a real database.
 
 mod admin;
+mod assignments;
 mod auth;
 mod cancellation;
 mod cursors;

@@ -1050,6 +1050,13 @@ async fn members_hear_a_shared_project_and_a_removed_member_stops_hearing_it(bac
     let mine = app
         .create_task(&member.token, json!({"title": "own"}))
         .await;
+    // Both hear of the removal (the member last of all from the project).
+    for stream in [&mut heard_by_member, &mut heard_by_admin] {
+        let removal = stream.next_event().await;
+        assert_eq!(removal.name(), "member.removed");
+        assert_eq!(removal.json()["user_id"], member.id.as_str());
+        assert_eq!(removal.json()["member"], Value::Null);
+    }
     let next = heard_by_member.next_event().await;
     assert_eq!(
         next.json()["task_id"],
@@ -1078,16 +1085,21 @@ async fn members_hear_a_shared_project_and_a_removed_member_stops_hearing_it(bac
     for title in ["ours", "ours, edited"] {
         assert_eq!(narrowed.next_event().await.json()["task"]["title"], title);
     }
+    assert_eq!(narrowed.next_event().await.name(), "member.removed");
     assert_eq!(narrowed.next_event().await.json()["task"]["status"], "done");
     assert_eq!(narrowed.next_event().await.name(), "task.deleted");
     let project_events = app
-        .count("SELECT COUNT(*) AS n FROM task_events WHERE project_id <> user_id")
+        .count(
+            "SELECT COUNT(*) AS n FROM task_events WHERE project_id <> user_id \
+             AND kind IN ('created', 'updated', 'deleted')",
+        )
         .await;
     // created + edited for the admin (the removed member's copies went with their access),
     // then the change after the removal and the tombstone.
     assert_eq!(project_events, 4);
     // Nor does a replay from the start of their log give the project back to them.
     let mut replay = Stream::open(&app, &member.token, Some("0")).await;
+    assert_eq!(replay.next_event().await.name(), "member.removed");
     let first = replay.next_event().await;
     assert_eq!(
         first.json()["task_id"],

@@ -8,11 +8,14 @@ use crate::helpers::{
     until_taken_or_queued,
 };
 
-const TASK_KEYS: [&str; 10] = [
+const TASK_KEYS: [&str; 13] = [
+    "assignee_ids",
+    "comment_count",
     "created_at",
     "description",
     "due_date",
     "id",
+    "label_ids",
     "priority",
     "project_id",
     "status",

@@ -8,13 +8,15 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{Action, require};
+use super::{Action, lock_feeds_of, require};
 use crate::domain::{Color, Name};
 use crate::entities::label;
 use crate::error::{AppError, Result, conflict_on_unique, is_missing_parent};
-use crate::models::txn;
+use crate::models::events::{self, About};
+use crate::models::{assignments, txn};
 use crate::requests::{CreateLabelRequest, PatchLabelRequest};
 use crate::validate::{self, Errors};
+use crate::views::{LabelEventData, LabelView, event_json};
 
 const DUPLICATE: &str = "This project already has a label with that name (names ignore case).";
 const NOT_FOUND: &str = "Label";
@@ -70,40 +72,48 @@ pub async fn list(
         .await?)
 }
 
-/// Creates a label in `project` (its admins).
+/// Creates a label in `project` (its admins); the label and who heard of it
+/// (`label.created`).
 pub async fn create(
     db: &DatabaseConnection,
     caller: Uuid,
     project: Uuid,
     fields: LabelFields,
-) -> Result<label::Model> {
-    require(db, caller, project, Action::Administer, super::NOT_FOUND).await?;
+) -> Result<(label::Model, Vec<Uuid>)> {
     let name = fields
         .name
         .ok_or_else(|| AppError::validation("name", "is required"))?
         .into_inner();
-    let now = validate::now();
-    label::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        project_id: Set(project),
-        name_folded: Set(fold_for_search(&name)),
-        name: Set(name),
-        color: Set(fields.color.flatten().map(Color::into_inner)),
-        version: Set(1),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let txn = txn::begin_write(db).await?;
+    let outcome: Result<(label::Model, Vec<Uuid>)> = async {
+        locked_to_announce(&txn, caller, project).await?;
+        let now = validate::now();
+        let created = label::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            project_id: Set(project),
+            name_folded: Set(fold_for_search(&name)),
+            name: Set(name),
+            color: Set(fields.color.flatten().map(Color::into_inner)),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        // Deleted meanwhile: the project is gone.
+        .map_err(|err| match is_missing_parent(&err) {
+            true => AppError::NotFound(super::NOT_FOUND),
+            false => conflict_on_unique(err, DUPLICATE),
+        })?;
+        let audience = announce(&txn, &created, About::LabelCreated).await?;
+        Ok((created, audience))
     }
-    .insert(db)
-    .await
-    // Deleted meanwhile: the project is gone.
-    .map_err(|err| match is_missing_parent(&err) {
-        true => AppError::NotFound(super::NOT_FOUND),
-        false => conflict_on_unique(err, DUPLICATE),
-    })
+    .await;
+    txn::finish(txn, outcome).await
 }
 
 /// Renames or recolours a label (the project's admins), if `precondition` accepts its
-/// version.
+/// version; the label and who heard of it (`label.updated`).
 pub async fn update(
     db: &DatabaseConnection,
     caller: Uuid,
@@ -111,10 +121,10 @@ pub async fn update(
     id: Uuid,
     fields: LabelFields,
     precondition: impl FnOnce(i32) -> bool,
-) -> Result<label::Model> {
+) -> Result<(label::Model, Vec<Uuid>)> {
     let txn = txn::begin_write(db).await?;
-    let outcome: Result<label::Model> = async {
-        require(&txn, caller, project, Action::Administer, super::NOT_FOUND).await?;
+    let outcome: Result<(label::Model, Vec<Uuid>)> = async {
+        locked_to_announce(&txn, caller, project).await?;
         let found = find(&txn, project, id).await?;
         if !precondition(found.version) {
             return Err(AppError::PreconditionFailed);
@@ -134,24 +144,80 @@ pub async fn update(
             .update(&txn)
             .await
             .map_err(|err| conflict_on_unique(err, DUPLICATE))?;
-        Ok(updated)
+        let audience = announce(&txn, &updated, About::LabelUpdated).await?;
+        Ok((updated, audience))
     }
     .await;
     txn::finish(txn, outcome).await
 }
 
-/// Deletes a label (the project's admins).
-pub async fn delete(db: &DatabaseConnection, caller: Uuid, project: Uuid, id: Uuid) -> Result<()> {
-    require(db, caller, project, Action::Administer, super::NOT_FOUND).await?;
-    let deleted = label::Entity::delete_many()
-        .filter(label::Column::Id.eq(id))
-        .filter(label::Column::ProjectId.eq(project))
-        .exec(db)
+/// Deletes a label (the project's admins) and takes it off the project's tasks (each gets
+/// a new version and a `task.updated` event); who heard of it (`label.deleted`).
+pub async fn delete(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    project: Uuid,
+    id: Uuid,
+) -> Result<Vec<Uuid>> {
+    let txn = txn::begin_write(db).await?;
+    let outcome: Result<Vec<Uuid>> = async {
+        locked_to_announce(&txn, caller, project).await?;
+        let found = find(&txn, project, id).await?;
+        label::Entity::delete_by_id(id).exec(&txn).await?;
+        assignments::unlabel(&txn, project, id).await?;
+        let data = LabelEventData {
+            project_id: project,
+            label_id: found.id,
+            label: None,
+        };
+        let audience = events::record_about(
+            &txn,
+            project,
+            About::LabelDeleted,
+            found.id,
+            event_json(&data),
+            None,
+        )
         .await?;
-    if deleted.rows_affected == 0 {
-        return Err(AppError::NotFound(NOT_FOUND));
+        Ok(audience)
     }
+    .await;
+    txn::finish(txn, outcome).await
+}
+
+/// The policy's answer for a label change (the project's admins), then the feed locks of
+/// the project's members, whose feeds hear of it (and, for a deletion, of the tasks that
+/// lose the label).
+async fn locked_to_announce<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    caller: Uuid,
+    project: Uuid,
+) -> Result<()> {
+    require(conn, caller, project, Action::Administer, super::NOT_FOUND).await?;
+    lock_feeds_of(conn, project).await?;
     Ok(())
+}
+
+/// Records `about` `label` for the project's members; who heard of it.
+async fn announce<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    label: &label::Model,
+    about: About,
+) -> Result<Vec<Uuid>, sea_orm::DbErr> {
+    let data = LabelEventData {
+        project_id: label.project_id,
+        label_id: label.id,
+        label: Some(LabelView::from(label.clone())),
+    };
+    events::record_about(
+        conn,
+        label.project_id,
+        about,
+        label.id,
+        event_json(&data),
+        None,
+    )
+    .await
 }
 
 async fn find<C: sea_orm::ConnectionTrait>(

@@ -21,9 +21,11 @@ use uuid::Uuid;
 use crate::domain::{Color, Email, Name};
 use crate::entities::{project, project_member, task_event, user};
 use crate::error::{AppError, Result, conflict_on_unique};
-use crate::models::txn;
+use crate::models::events::{self, About};
+use crate::models::{assignments, txn};
 use crate::requests::{CreateProjectRequest, PatchProjectRequest};
 use crate::validate::{self, Errors};
+use crate::views::{MemberEventData, MemberView, event_json};
 
 pub use policy::{Action, Role, authorize, authorize_in};
 
@@ -83,17 +85,6 @@ pub async fn role_of<C: ConnectionTrait>(
         .one(conn)
         .await?
         .map(|member| member.role))
-}
-
-/// The members of `project`, by id: who hears of its changes.
-pub async fn member_ids<C: ConnectionTrait>(conn: &C, project: Uuid) -> Result<Vec<Uuid>, DbErr> {
-    project_member::Entity::find()
-        .select_only()
-        .column(project_member::Column::UserId)
-        .filter(project_member::Column::ProjectId.eq(project))
-        .into_tuple()
-        .all(conn)
-        .await
 }
 
 /// Creates `owner`'s Inbox, in the transaction that creates the account.
@@ -344,7 +335,7 @@ pub async fn delete(
         if project.is_inbox() {
             return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
         }
-        let audience = member_ids(&txn, id).await?;
+        let audience = events::recipients(&txn, id).await?;
         record_tombstones(&txn, id).await?;
         project::Entity::delete_by_id(id).exec(&txn).await?;
         Ok(audience)
@@ -381,18 +372,95 @@ WHERE "t"."user_id" = {project_param}"#
 /// statements take), nothing on SQLite (one writer anyway). Call first in the transaction,
 /// before the event ids are drawn.
 pub async fn lock_feeds_of<C: ConnectionTrait>(conn: &C, project: Uuid) -> Result<(), DbErr> {
-    if conn.get_database_backend() != DatabaseBackend::Postgres {
+    lock_feeds(conn, &[project], None).await
+}
+
+/// [`lock_feeds_of`] two projects at once (a task moving from one to the other): all the
+/// keys in one order, so that two moves in opposite directions never wait on each other.
+pub async fn lock_feeds_of_both<C: ConnectionTrait>(
+    conn: &C,
+    project: Uuid,
+    other: Uuid,
+) -> Result<(), DbErr> {
+    lock_feeds(conn, &[project, other], None).await
+}
+
+/// The feed locks of the members of `projects` and of `also` (an account about to join,
+/// whose feed hears of it), all in key order in one statement.
+async fn lock_feeds<C: ConnectionTrait>(
+    conn: &C,
+    projects: &[Uuid],
+    also: Option<Uuid>,
+) -> Result<(), DbErr> {
+    if conn.get_database_backend() != DatabaseBackend::Postgres || projects.is_empty() {
         return Ok(());
     }
+    // `$1` is `also`; the projects follow.
+    let placeholders: Vec<String> = (2..projects.len() + 2).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        r#"SELECT count(pg_advisory_xact_lock("key")) FROM (
+  SELECT DISTINCT "key" FROM (
+    SELECT taskapi_feed_key("user_id") AS "key" FROM "project_members"
+    WHERE "project_id" IN ({})
+    UNION ALL
+    SELECT taskapi_feed_key($1::uuid) WHERE $1::uuid IS NOT NULL
+  ) AS "keys" ORDER BY 1) AS "ordered""#,
+        placeholders.join(", ")
+    );
+    let mut values: Vec<sea_orm::Value> = vec![also.into()];
+    values.extend(
+        projects
+            .iter()
+            .map(|&project| sea_orm::Value::from(project)),
+    );
     conn.execute_raw(Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
-        r#"SELECT count(pg_advisory_xact_lock("key")) FROM (
-  SELECT DISTINCT taskapi_feed_key("user_id") AS "key" FROM "project_members"
-  WHERE "project_id" = $1 ORDER BY 1) AS "ordered""#,
-        [project.into()],
+        sql,
+        values,
     ))
     .await?;
     Ok(())
+}
+
+/// [`locked`], after the feed locks of the project's members and of `joining` (taken
+/// first, in the order task writes take them: see [`delete`]), for a change its members
+/// hear of. A caller refused never gets as far as the locks.
+async fn locked_to_announce<C: ConnectionTrait>(
+    conn: &C,
+    user: Uuid,
+    id: Uuid,
+    action: Action,
+    joining: Option<Uuid>,
+) -> Result<Membership> {
+    require(conn, user, id, action, NOT_FOUND).await?;
+    lock_feeds(conn, &[id], joining).await?;
+    locked(conn, user, id, action).await
+}
+
+/// The shared projects of an account being deleted, whose feeds are locked
+/// ([`lock_feeds_before_deleting`]).
+pub struct SharedProjects(Vec<Uuid>);
+
+/// The feed locks of every shared project `user` is a member of, to take before anything
+/// else when deleting the account: its deletion takes them off those projects' tasks
+/// (`task.updated` events), and a write in those projects that holds the locks may be
+/// recording an event for the user, which waits for the user's row; taken after that row,
+/// the two would wait for each other (a deadlock seen under a test's racing step-down).
+pub async fn lock_feeds_before_deleting<C: ConnectionTrait>(
+    conn: &C,
+    user: Uuid,
+) -> Result<SharedProjects, DbErr> {
+    let shared: Vec<Uuid> = project_member::Entity::find()
+        .select_only()
+        .column(project_member::Column::ProjectId)
+        .join(JoinType::InnerJoin, project_member::Relation::Project.def())
+        .filter(project_member::Column::UserId.eq(user))
+        .filter(project::Column::InboxOf.is_null())
+        .into_tuple()
+        .all(conn)
+        .await?;
+    lock_feeds(conn, &shared, None).await?;
+    Ok(SharedProjects(shared))
 }
 
 /// The project, locked for the rest of the transaction, if `user` may do `action` to it.
@@ -443,20 +511,18 @@ pub async fn members(db: &DatabaseConnection, user: Uuid, project: Uuid) -> Resu
 }
 
 /// Adds the account with `email` to `project` as `role` (project admins; never to an Inbox).
-/// An address without an account is a 422 naming `email`.
+/// An address without an account is a 422 naming `email`. Returns the member and who heard
+/// of it (`member.added`: the members, the new one included).
 pub async fn add_member(
     db: &DatabaseConnection,
     caller: Uuid,
     project: Uuid,
     email: Email,
     role: Role,
-) -> Result<Member> {
+) -> Result<(Member, Vec<Uuid>)> {
     let txn = txn::begin_write(db).await?;
-    let outcome: Result<Member> = async {
-        let Membership { project, .. } = locked(&txn, caller, project, Action::Administer).await?;
-        if project.is_inbox() {
-            return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
-        }
+    let outcome: Result<(Member, Vec<Uuid>)> = async {
+        require(&txn, caller, project, Action::Administer, NOT_FOUND).await?;
         // The body names an account that does not exist: a field error, not a missing
         // resource (the project exists; schemathesis read a 404 here as "created project
         // not found").
@@ -465,34 +531,70 @@ pub async fn add_member(
             .one(&txn)
             .await?
             .ok_or_else(|| AppError::validation("email", "no account has this e-mail address"))?;
+        let Membership { project, .. } =
+            locked_to_announce(&txn, caller, project, Action::Administer, Some(user.id)).await?;
+        if project.is_inbox() {
+            return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
+        }
         add(&txn, project.id, user.id, role)
             .await
             .map_err(|err| conflict_on_unique(err, ALREADY_MEMBER))?;
-        let member = project_member::Entity::find_by_id((project.id, user.id))
+        let joined = project_member::Entity::find_by_id((project.id, user.id))
             .one(&txn)
             .await?
             .ok_or(AppError::NotFound("User"))?;
-        Ok(Member {
+        let member = Member {
             user,
             role,
-            joined_at: member.created_at,
-        })
+            joined_at: joined.created_at,
+        };
+        let audience = announce_member(&txn, project.id, &member, About::MemberAdded).await?;
+        Ok((member, audience))
     }
     .await;
     txn::finish(txn, outcome).await
 }
 
-/// Changes `member`'s role (project admins); the last admin cannot be demoted.
+/// Records `about` `member` for the project's members; who heard of it.
+async fn announce_member<C: ConnectionTrait>(
+    conn: &C,
+    project: Uuid,
+    member: &Member,
+    about: About,
+) -> Result<Vec<Uuid>, DbErr> {
+    let data = MemberEventData {
+        project_id: project,
+        user_id: member.user.id,
+        member: Some(MemberView::new(
+            member.user.clone(),
+            member.role,
+            member.joined_at,
+        )),
+    };
+    events::record_about(
+        conn,
+        project,
+        about,
+        member.user.id,
+        event_json(&data),
+        None,
+    )
+    .await
+}
+
+/// Changes `member`'s role (project admins); the last admin cannot be demoted. Returns
+/// the member and who heard of it (`member.updated`).
 pub async fn set_role(
     db: &DatabaseConnection,
     caller: Uuid,
     project: Uuid,
     member: Uuid,
     role: Role,
-) -> Result<Member> {
+) -> Result<(Member, Vec<Uuid>)> {
     let txn = txn::begin_write(db).await?;
-    let outcome: Result<Member> = async {
-        let Membership { project, .. } = locked(&txn, caller, project, Action::Administer).await?;
+    let outcome: Result<(Member, Vec<Uuid>)> = async {
+        let Membership { project, .. } =
+            locked_to_announce(&txn, caller, project, Action::Administer, None).await?;
         let (current, user) = membership_of(&txn, project.id, member).await?;
         if current.role == Role::Admin && role != Role::Admin {
             keep_an_admin(&txn, project.id, member).await?;
@@ -500,32 +602,37 @@ pub async fn set_role(
         let mut row: project_member::ActiveModel = current.clone().into();
         row.role = Set(role);
         let updated = row.update(&txn).await?;
-        Ok(Member {
+        let member = Member {
             user,
             role,
             joined_at: updated.created_at,
-        })
+        };
+        let audience = announce_member(&txn, project.id, &member, About::MemberUpdated).await?;
+        Ok((member, audience))
     }
     .await;
     txn::finish(txn, outcome).await
 }
 
 /// Removes `member` from `project`: an admin removes anyone, a member removes themself
-/// (leaving). The last admin cannot go, and nobody leaves an Inbox.
+/// (leaving). The last admin cannot go, and nobody leaves an Inbox. The member is taken off
+/// the project's tasks; returns who heard of it (`member.removed`: the members and the one
+/// who left, who hears nothing of the project after it).
 pub async fn remove_member(
     db: &DatabaseConnection,
     caller: Uuid,
     project: Uuid,
     member: Uuid,
-) -> Result<()> {
+) -> Result<Vec<Uuid>> {
     let action = if caller == member {
         Action::Read
     } else {
         Action::Administer
     };
     let txn = txn::begin_write(db).await?;
-    let outcome: Result<()> = async {
-        let Membership { project, .. } = locked(&txn, caller, project, action).await?;
+    let outcome: Result<Vec<Uuid>> = async {
+        let Membership { project, .. } =
+            locked_to_announce(&txn, caller, project, action, None).await?;
         if project.is_inbox() {
             return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
         }
@@ -543,7 +650,22 @@ pub async fn remove_member(
             .filter(task_event::Column::ProjectId.eq(project.id))
             .exec(&txn)
             .await?;
-        Ok(())
+        assignments::unassign(&txn, project.id, member).await?;
+        let data = MemberEventData {
+            project_id: project.id,
+            user_id: member,
+            member: None,
+        };
+        let heard = events::record_about(
+            &txn,
+            project.id,
+            About::MemberRemoved,
+            member,
+            event_json(&data),
+            Some(member),
+        )
+        .await?;
+        Ok(heard)
     }
     .await;
     txn::finish(txn, outcome).await
@@ -582,7 +704,13 @@ async fn keep_an_admin<C: ConnectionTrait>(conn: &C, project: Uuid, leaving: Uui
 pub async fn hand_over_before_deleting<C: ConnectionTrait>(
     conn: &C,
     user: Uuid,
+    shared: &SharedProjects,
 ) -> Result<(), DbErr> {
+    // The user is taken off the tasks of every shared project they are in (their
+    // membership goes by ON DELETE CASCADE).
+    for &project in &shared.0 {
+        assignments::unassign(conn, project, user).await?;
+    }
     let administered: Vec<Uuid> = project_member::Entity::find()
         .select_only()
         .column(project_member::Column::ProjectId)

@@ -5,7 +5,7 @@ use migration::fold_for_search;
 use uuid::Uuid;
 
 use super::postgres::writes;
-use crate::domain::Title;
+use crate::domain::{Title, id_list};
 use crate::entities::task::{self, Priority, Status};
 use crate::error::{AppError, Result};
 use crate::requests::{CreateTaskRequest, PatchTaskRequest};
@@ -19,6 +19,30 @@ pub struct TaskInput {
     pub status: Status,
     pub priority: Priority,
     pub due_date: Option<DateTime<Utc>>,
+    /// `None` when the request did not say: none on a create, unchanged on a `PUT`.
+    pub assignees: Option<Vec<Uuid>>,
+    pub labels: Option<Vec<Uuid>>,
+}
+
+impl TaskInput {
+    /// Whether the write names assignees or labels, which must be checked against the
+    /// project's members and labels (`models::assignments`) in the transaction that writes.
+    pub fn assigns(&self) -> bool {
+        self.assignees.as_ref().is_some_and(|ids| !ids.is_empty())
+            || self.labels.as_ref().is_some_and(|ids| !ids.is_empty())
+    }
+}
+
+/// The most assignees, and the most labels, one task may have.
+pub const MAX_ASSIGNED: usize = 25;
+
+/// A list of ids from a request, checked for its length; repeats are dropped when stored.
+fn id_list(errors: &mut Errors, field: &str, ids: Option<Vec<Uuid>>) -> Option<Vec<Uuid>> {
+    let ids = ids?;
+    if ids.len() > MAX_ASSIGNED {
+        errors.add(field, format!("must list at most {MAX_ASSIGNED} ids"));
+    }
+    Some(ids)
 }
 
 impl TryFrom<CreateTaskRequest> for TaskInput {
@@ -28,12 +52,16 @@ impl TryFrom<CreateTaskRequest> for TaskInput {
         let mut errors = Errors::default();
         let title = Title::parse(&mut errors, &req.title);
         let description = validate::description(&mut errors, req.description);
+        let assignees = id_list(&mut errors, "assignee_ids", req.assignee_ids);
+        let labels = id_list(&mut errors, "label_ids", req.label_ids);
         errors.finish_parsed(title.map(|title| TaskInput {
             title,
             description,
             status: req.status.unwrap_or_default(),
             priority: req.priority.unwrap_or_default(),
             due_date: req.due_date.map(Into::into),
+            assignees,
+            labels,
         }))
     }
 }
@@ -46,6 +74,10 @@ pub struct TaskChanges {
     pub status: Option<Status>,
     pub priority: Option<Priority>,
     pub due_date: Option<Option<DateTime<Utc>>>,
+    pub assignees: Option<Vec<Uuid>>,
+    pub labels: Option<Vec<Uuid>>,
+    /// Move the task to this project (editor in both).
+    pub project: Option<Uuid>,
 }
 
 impl TaskChanges {
@@ -55,6 +87,9 @@ impl TaskChanges {
             && self.status.is_none()
             && self.priority.is_none()
             && self.due_date.is_none()
+            && self.assignees.is_none()
+            && self.labels.is_none()
+            && self.project.is_none()
     }
 }
 
@@ -71,12 +106,27 @@ impl TryFrom<PatchTaskRequest> for TaskChanges {
         let description = req
             .description
             .map(|text| validate::description(&mut errors, text));
+        // `null` empties a list, as `[]` does.
+        let assignees = id_list(
+            &mut errors,
+            "assignee_ids",
+            req.assignee_ids.map(Option::unwrap_or_default),
+        );
+        let labels = id_list(
+            &mut errors,
+            "label_ids",
+            req.label_ids.map(Option::unwrap_or_default),
+        );
+        let project = not_null(&mut errors, "project_id", req.project_id);
         errors.finish(TaskChanges {
             title,
             description,
             status,
             priority,
             due_date: req.due_date.map(|due| due.map(Into::into)),
+            assignees,
+            labels,
+            project,
         })
     }
 }
@@ -97,6 +147,9 @@ impl TaskChanges {
             status: self.status,
             priority: self.priority,
             due_date: self.due_date,
+            assignees: self.assignees,
+            labels: self.labels,
+            project: self.project,
         }
     }
 }
@@ -121,6 +174,10 @@ impl From<TaskInput> for TaskChanges {
             status: Some(input.status),
             priority: Some(input.priority),
             due_date: Some(input.due_date),
+            assignees: input.assignees,
+            labels: input.labels,
+            // `PUT` never moves a task (the route refuses another project).
+            project: None,
         }
     }
 }
@@ -163,6 +220,9 @@ pub fn new_task(project: Uuid, input: TaskInput) -> task::Model {
         description_search: input.description.as_deref().map(fold_for_search),
         title: input.title.into_inner(),
         description: input.description,
+        assignee_ids: input.assignees.as_deref().and_then(id_list::join),
+        label_ids: input.labels.as_deref().and_then(id_list::join),
+        comment_count: 0,
     }
 }
 
@@ -179,6 +239,8 @@ mod tests {
             status: None,
             priority: None,
             due_date: None,
+            assignee_ids: None,
+            label_ids: None,
         })
         .expect("valid");
         assert_eq!(input.title.as_str(), "Write docs");
@@ -217,6 +279,8 @@ mod tests {
             status: None,
             priority: None,
             due_date: None,
+            assignee_ids: None,
+            label_ids: None,
         }) else {
             panic!("expected validation error");
         };

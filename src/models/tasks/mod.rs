@@ -8,7 +8,7 @@ pub mod postgres;
 mod store;
 
 pub use domain::{TaskChanges, TaskInput, new_task};
-pub use portable::insert_with_event;
+pub use portable::{Moved, insert_with_event};
 pub use postgres::PostgresTasks;
 pub use store::{ChangeListener, TaskStore};
 

@@ -7,7 +7,7 @@
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionSession,
+    QueryFilter, QuerySelect, Set, SqliteTransactionMode, TransactionOptions, TransactionSession,
     TransactionTrait,
 };
 use uuid::Uuid;
@@ -15,11 +15,12 @@ use uuid::Uuid;
 use super::list::cursor::Position;
 use super::list::{self, Page, TaskFilter};
 use super::postgres::writes::Update;
+use crate::domain::id_list;
 use crate::entities::task;
 use crate::error::{Result, is_missing_parent};
-use crate::models::events;
 use crate::models::projects::{self, Action, ids_allowed, lock_feeds_of};
 use crate::models::txn::begin_write;
+use crate::models::{assignments, events};
 use crate::validate;
 
 pub struct PortableTasks {
@@ -155,6 +156,125 @@ impl PortableTasks {
     }
 }
 
+/// A change that sets assignees or labels or moves the task (`Update::needs_checks`), for
+/// `caller`, only at `expected_version` when given: in one transaction, the caller's right
+/// to edit (in both projects for a move), the feed locks, the check of the assignees and
+/// labels against the project the task ends up in (`models::assignments`), the change and
+/// its events. `None` when the task is missing or its version moved on (the store asks
+/// why); a refusal is the policy's error, a stranger among the ids a 422.
+pub async fn update_checked(
+    db: &DatabaseConnection,
+    caller: Uuid,
+    id: Uuid,
+    changes: Update,
+    expected_version: Option<i32>,
+) -> Result<Option<(task::Model, Option<Moved>, Vec<Uuid>)>> {
+    let txn = begin_write(db).await?;
+    let outcome = async {
+        let Some(source) = project_of(&txn, id).await? else {
+            return Ok(None);
+        };
+        // The caller's rights first: a task they cannot see stays a 404 whatever the body.
+        projects::require(&txn, caller, source, Action::EditTasks, "Task").await?;
+        let target = changes.project.filter(|target| *target != source);
+        match target {
+            Some(target) => {
+                projects::require(&txn, caller, target, Action::EditTasks, projects::NOT_FOUND)
+                    .await?;
+                projects::lock_feeds_of_both(&txn, source, target).await?;
+            }
+            None => lock_feeds_of(&txn, source).await?,
+        }
+        // Read again under the locks: what a concurrent write left is what changes.
+        let Some(current) = task::Entity::find_by_id(id).one(&txn).await? else {
+            return Ok(None);
+        };
+        let stale = expected_version.is_some_and(|version| version != current.version);
+        if stale || current.project_id != source || current.version == i32::MAX {
+            return Ok(None);
+        }
+        let destination = target.unwrap_or(source);
+        let carried = match target {
+            Some(target) => Some(assignments::carried_over(&txn, &current, target).await?),
+            None => None,
+        };
+        assignments::check(
+            &txn,
+            destination,
+            changes.assignees.as_deref(),
+            changes.labels.as_deref(),
+        )
+        .await?;
+        let assignees = changes
+            .assignees
+            .clone()
+            .or_else(|| carried.as_ref().map(|carried| carried.assignees.clone()));
+        let labels = changes
+            .labels
+            .clone()
+            .or_else(|| carried.as_ref().map(|carried| carried.labels.clone()));
+        let mut row: task::ActiveModel = current.clone().into();
+        apply(&mut row, changes);
+        if let Some(assignees) = assignees {
+            row.assignee_ids = Set(id_list::join(&assignees));
+        }
+        if let Some(labels) = labels {
+            row.label_ids = Set(id_list::join(&labels));
+        }
+        row.project_id = Set(destination);
+        row.version = Set(current.version + 1);
+        row.updated_at = Set(Ord::max(validate::now(), current.updated_at));
+        let changed = row.update(&txn).await?;
+        let (moved, audience) = match carried {
+            Some(carried) => {
+                let audience = events::record_move(&txn, source, &changed).await?;
+                let moved = Moved {
+                    from: source,
+                    dropped_assignees: carried.dropped_assignees,
+                    dropped_labels: carried.dropped_labels,
+                };
+                (Some(moved), audience)
+            }
+            None => {
+                events::record(&txn, &changed, events::Kind::Updated).await?;
+                (None, events::recipients(&txn, source).await?)
+            }
+        };
+        Ok(Some((changed, moved, audience)))
+    }
+    .await;
+    crate::models::txn::finish(txn, outcome).await
+}
+
+/// What a move changed besides the project (the answer's `moved`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub from: Uuid,
+    pub dropped_assignees: Vec<Uuid>,
+    pub dropped_labels: Vec<Uuid>,
+}
+
+/// Sets on `row` the plain fields `changes` names.
+fn apply(row: &mut task::ActiveModel, changes: Update) {
+    if let Some((title, folded)) = changes.title {
+        row.title = Set(title);
+        row.title_search = Set(Some(folded));
+    }
+    if let Some((description, folded)) = changes.description {
+        row.description = Set(description);
+        row.description_search = Set(folded);
+    }
+    if let Some(status) = changes.status {
+        row.status = Set(status);
+    }
+    if let Some(priority) = changes.priority {
+        row.priority = Set(priority);
+    }
+    if let Some(due_date) = changes.due_date {
+        row.due_date = Set(due_date);
+    }
+}
+
 /// The project task `id` is in, if it exists (whoever asks: only to know whose feeds to
 /// lock before the guarded write).
 async fn project_of<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<Uuid>, DbErr> {
@@ -189,6 +309,16 @@ pub async fn insert_with_event<C: ConnectionTrait + TransactionTrait>(
         return Ok(None);
     }
     lock_feeds_of(&txn, task.project_id).await?;
+    // After the locks that removing a member or deleting a label takes too
+    // (`models::assignments`).
+    let assignees = id_list::parse(task.assignee_ids.as_deref());
+    let labels = id_list::parse(task.label_ids.as_deref());
+    if let Err(refused) =
+        assignments::check(&txn, task.project_id, Some(&assignees), Some(&labels)).await
+    {
+        txn.rollback().await?;
+        return Err(refused);
+    }
     let task = match task::ActiveModel::from(task).insert(&txn).await {
         Ok(task) => task,
         // The project was deleted meanwhile: refused like any other (the store says why).

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::entities::task;
 use crate::error::{AppError, Result};
+use crate::models::events;
 use crate::models::idempotency::{self, Claim, Once, StoredResponse};
 use crate::models::projects::{self, Action, authorize_in};
 use crate::models::tasks::list::cursor::Position;
@@ -29,7 +30,7 @@ use crate::models::tasks::list::{Page, TaskFilter};
 use crate::models::txn::run_to_completion;
 
 use super::domain::{self, NOT_FOUND, TaskChanges, TaskInput, check_version, new_task};
-use super::portable::PortableTasks;
+use super::portable::{Moved, PortableTasks, insert_with_event, update_checked};
 use super::postgres::PostgresTasks;
 
 /// Told after every committed change of a project's tasks, with the users whose change
@@ -108,10 +109,14 @@ impl TaskStore {
         project: Uuid,
         input: TaskInput,
     ) -> Result<task::Model> {
+        // Assignees and labels are checked in the transaction that writes them
+        // (`models::assignments`): the portable path's, on either database.
+        let checked = input.assigns();
         let task = new_task(project, input);
         let db = self.connection().clone();
         self.unit_of_work(caller, project, move |backend| async move {
             let created = match &*backend {
+                _ if checked => Box::pin(insert_with_event(&db, caller, task)).await?,
                 Backend::Postgres(store) => store.create(caller, task).await?,
                 Backend::Portable(store) => Box::pin(store.create(caller, task)).await?,
             };
@@ -153,23 +158,37 @@ impl TaskStore {
     }
 
     /// Applies `changes` to task `id` for `caller`, only at `expected_version` when given (a
-    /// compare-and-set: concurrent writers never silently overwrite each other).
+    /// compare-and-set: concurrent writers never silently overwrite each other). What a move
+    /// to another project dropped comes with the task.
     pub async fn update(
         &self,
         caller: Uuid,
         id: Uuid,
         changes: TaskChanges,
         expected_version: Option<i32>,
-    ) -> Result<task::Model> {
+    ) -> Result<(task::Model, Option<Moved>)> {
         if changes.is_empty() {
             let task = self.get(caller, id).await?;
             let db = self.connection();
             projects::require(db, caller, task.project_id, Action::EditTasks, "Task").await?;
             check_version(&task, expected_version)?;
-            return Ok(task);
+            return Ok((task, None));
         }
         let update = changes.into_update();
         let store = self.clone();
+        if update.needs_checks() {
+            return run_to_completion(async move {
+                let db = store.connection().clone();
+                let Some((task, moved, audience)) =
+                    update_checked(&db, caller, id, update, expected_version).await?
+                else {
+                    return Err(store.explain_miss(caller, id).await);
+                };
+                store.listener.changed(audience).await;
+                Ok((task, moved))
+            })
+            .await;
+        }
         run_to_completion(async move {
             let changed = match &*store.backend {
                 Backend::Postgres(pg) => pg.update(caller, id, update, expected_version).await?,
@@ -181,7 +200,7 @@ impl TaskStore {
                 return Err(store.explain_miss(caller, id).await);
             };
             store.announce(caller, task.project_id).await;
-            Ok(task)
+            Ok((task, None))
         })
         .await
     }
@@ -273,7 +292,7 @@ async fn audience(db: &DatabaseConnection, caller: Uuid, project: Uuid) -> Vec<U
     if project == caller {
         return vec![caller];
     }
-    match projects::member_ids(db, project).await {
+    match events::recipients(db, project).await {
         Ok(members) => members,
         Err(err) => {
             // The change is committed; the streams catch up on their next wake-up or poll.

@@ -23,6 +23,33 @@ pub struct TaskFilter {
     pub sort: TaskSort,
     /// A keyset cursor from an earlier page (still to be verified: see [`Self::binding`]).
     pub cursor: Option<String>,
+    /// Only tasks assigned to this member, or to nobody.
+    pub assignee: Option<Assignee>,
+    /// Only tasks with every one of these labels.
+    pub labels: Vec<Uuid>,
+}
+
+/// The `assignee` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignee {
+    /// `me`: the caller ([`TaskFilter::for_caller`] makes it [`Assignee::Member`]).
+    Me,
+    Member(Uuid),
+    /// `none`: tasks nobody is assigned to.
+    Nobody,
+}
+
+/// The most `label` parameters one listing takes.
+pub const MAX_LABEL_FILTERS: usize = 10;
+
+impl TaskFilter {
+    /// The filter as `caller` means it (`assignee=me` is them).
+    pub fn for_caller(mut self, caller: Uuid) -> Self {
+        if self.assignee == Some(Assignee::Me) {
+            self.assignee = Some(Assignee::Member(caller));
+        }
+        self
+    }
 }
 
 impl TaskFilter {
@@ -34,12 +61,14 @@ impl TaskFilter {
             project,
             sort: self.sort,
             filters: format!(
-                "status={:?};priority={:?};due_before={:?};due_after={:?};q={:?}",
+                "status={:?};priority={:?};due_before={:?};due_after={:?};q={:?};assignee={:?};labels={:?}",
                 self.status,
                 self.priority,
                 instant(&self.due_before),
                 instant(&self.due_after),
                 self.search,
+                self.assignee,
+                self.labels,
             ),
         }
     }
@@ -65,6 +94,28 @@ impl TryFrom<ListTasksQuery> for TaskFilter {
         {
             errors.add("cursor", format!("must be at most {CURSOR_MAX} characters"));
         }
+        let assignee = query.assignee.and_then(|raw| match raw.as_str() {
+            "me" => Some(Assignee::Me),
+            "none" => Some(Assignee::Nobody),
+            other => match Uuid::parse_str(other) {
+                Ok(id) => Some(Assignee::Member(id)),
+                Err(_) => {
+                    errors.add("assignee", "must be `me`, `none` or a user id");
+                    None
+                }
+            },
+        });
+        let mut labels = Vec::new();
+        for raw in query.label.iter().flat_map(|joined| joined.split(',')) {
+            match Uuid::parse_str(raw.trim()) {
+                Ok(id) if !labels.contains(&id) => labels.push(id),
+                Ok(_) => {}
+                Err(_) => errors.add("label", "must be label ids"),
+            }
+        }
+        if labels.len() > MAX_LABEL_FILTERS {
+            errors.add("label", format!("at most {MAX_LABEL_FILTERS} labels"));
+        }
         errors.finish(TaskFilter {
             limit,
             offset,
@@ -75,6 +126,8 @@ impl TryFrom<ListTasksQuery> for TaskFilter {
             search,
             sort: query.sort.unwrap_or_default(),
             cursor: query.cursor,
+            assignee,
+            labels,
         })
     }
 }
@@ -87,5 +140,7 @@ pub(super) fn is_default_listing(filter: &TaskFilter) -> bool {
         && filter.due_after.is_none()
         && filter.search.is_none()
         && filter.cursor.is_none()
+        && filter.assignee.is_none()
+        && filter.labels.is_empty()
         && matches!(filter.sort, TaskSort::CreatedAtDesc)
 }

@@ -7,7 +7,7 @@ mod search;
 
 pub use postgres::{DEFAULT_PAGES_SQL, list_postgres};
 
-pub use filter::TaskFilter;
+pub use filter::{Assignee, TaskFilter};
 
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::domain::id_list;
 use crate::entities::task;
 use crate::error::Result;
 use crate::models::batch::Batcher;
@@ -42,6 +43,17 @@ fn filtered(project: Uuid, filter: &TaskFilter, dialect: Dialect) -> Select<task
     }
     if let Some(search) = &filter.search {
         query = query.filter(search::condition(search, dialect.word_index));
+    }
+    match filter.assignee {
+        Some(Assignee::Member(id)) => {
+            query = query.filter(task::Column::AssigneeIds.like(id_list::containing(id)));
+        }
+        Some(Assignee::Nobody) => query = query.filter(task::Column::AssigneeIds.is_null()),
+        // Made `Member` by `TaskFilter::for_caller` before any listing.
+        Some(Assignee::Me) | None => {}
+    }
+    for label in &filter.labels {
+        query = query.filter(task::Column::LabelIds.like(id_list::containing(*label)));
     }
     query
 }

@@ -64,7 +64,8 @@ CROSS JOIN LATERAL (
 LEFT JOIN LATERAL (
   SELECT
     "id", "user_id", "title", "description", "status", "priority", "due_date", "version",
-    "created_at", "updated_at", NULL AS "title_search", NULL AS "description_search"
+    "created_at", "updated_at", NULL AS "title_search", NULL AS "description_search",
+    "assignee_ids", "label_ids", "comment_count"
   FROM "tasks"
   WHERE "tasks"."user_id" = "wanted"."project" AND "reading"."allowed"
   ORDER BY "tasks"."created_at" DESC, "tasks"."id" DESC
@@ -296,6 +297,9 @@ mod tests {
             updated_at: at(seconds),
             title_search: None,
             description_search: None,
+            assignee_ids: None,
+            label_ids: None,
+            comment_count: 0,
         };
         let mut items = vec![task(1, 5), task(9, 7), task(3, 5), task(2, 9), task(7, 5)];
         newest_first(&mut items);

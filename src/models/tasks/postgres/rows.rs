@@ -36,6 +36,9 @@ pub struct TaskColumns {
     updated_at: usize,
     title_search: usize,
     description_search: usize,
+    assignee_ids: usize,
+    label_ids: usize,
+    comment_count: usize,
 }
 
 impl TaskColumns {
@@ -55,6 +58,9 @@ impl TaskColumns {
             updated_at: place(Column::UpdatedAt)?,
             title_search: place(Column::TitleSearch)?,
             description_search: place(Column::DescriptionSearch)?,
+            assignee_ids: place(Column::AssigneeIds)?,
+            label_ids: place(Column::LabelIds)?,
+            comment_count: place(Column::CommentCount)?,
         })
     }
 
@@ -78,6 +84,9 @@ impl TaskColumns {
             updated_at: get(row, self.updated_at)?,
             title_search: get(row, self.title_search)?,
             description_search: get(row, self.description_search)?,
+            assignee_ids: get(row, self.assignee_ids)?,
+            label_ids: get(row, self.label_ids)?,
+            comment_count: get(row, self.comment_count)?,
         }))
     }
 }

@@ -58,12 +58,14 @@ macro_rules! record_events {
             r#"
 INSERT INTO "task_events" (
   "user_id", "project_id", "task_id", "kind", "version", "created_at", "title",
-  "description", "status", "priority", "due_date", "task_created_at", "task_updated_at")
+  "description", "status", "priority", "due_date", "task_created_at", "task_updated_at",
+  "assignee_ids", "label_ids", "comment_count")
 SELECT
   "m"."user_id", "r"."user_id", "r"."id", '"#,
             $kind,
             r#"', "r"."version", "r"."updated_at", "r"."title", "r"."description", "r"."status",
-  "r"."priority", "r"."due_date", "r"."created_at", "r"."updated_at"
+  "r"."priority", "r"."due_date", "r"."created_at", "r"."updated_at", "r"."assignee_ids",
+  "r"."label_ids", "r"."comment_count"
 FROM ""#,
             $rows,
             r#"" AS "r" JOIN "project_members" AS "m" ON "m"."project_id" = "r"."user_id""#
@@ -429,6 +431,19 @@ pub struct Update {
     pub status: Option<task::Status>,
     pub priority: Option<task::Priority>,
     pub due_date: Option<Option<DateTime<Utc>>>,
+    /// Set only through the checked path (`models::assignments`), never by these statements.
+    pub assignees: Option<Vec<Uuid>>,
+    pub labels: Option<Vec<Uuid>>,
+    pub project: Option<Uuid>,
+}
+
+impl Update {
+    /// Whether the change sets assignees or labels or moves the task: such a change is
+    /// checked against the projects' members and labels in its own transaction
+    /// (`PortableTasks::update`), not by the one-statement writes here.
+    pub fn needs_checks(&self) -> bool {
+        self.assignees.is_some() || self.labels.is_some() || self.project.is_some()
+    }
 }
 
 /// One task's change: `update` to task `id` asked by `caller`, only at `expected_version`
