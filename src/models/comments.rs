@@ -71,28 +71,37 @@ pub async fn create(
     body: CommentBody,
 ) -> Result<(comment::Model, Vec<Uuid>)> {
     let txn = txn::begin_write(db).await?;
-    let outcome: Result<(comment::Model, Vec<Uuid>)> = async {
-        let (project, role) = role_on_task(&txn, caller, id).await?;
-        authorize(Some(role), Action::EditTasks, TASK)?;
-        lock_feeds_of(&txn, project).await?;
-        let created = comment::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            task_id: Set(id),
-            author_id: Set(Some(caller)),
-            body: Set(body.into_inner()),
-            version: Set(1),
-            created_at: Set(validate::now()),
-            edited_at: Set(None),
-        }
-        .insert(&txn)
-        .await
-        .map_err(|err| not_found_on_missing_parent(err, TASK))?;
-        let count = count_comments(&txn, id, 1).await?;
-        let audience = announce(&txn, project, &created, count, About::CommentCreated).await?;
-        Ok((created, audience))
-    }
-    .await;
+    let outcome = create_in(&txn, caller, id, body).await;
     txn::finish(txn, outcome).await
+}
+
+/// [`create`] in the caller's write transaction (an idempotent create's).
+pub async fn create_in<C: ConnectionTrait>(
+    txn: &C,
+    caller: Uuid,
+    id: Uuid,
+    body: CommentBody,
+) -> Result<(comment::Model, Vec<Uuid>)> {
+    let (project, role) = role_on_task(txn, caller, id).await?;
+    authorize(Some(role), Action::EditTasks, TASK)?;
+    lock_feeds_of(txn, project).await?;
+    let (_, role) = recheck_under_locks(txn, caller, id, project).await?;
+    authorize(Some(role), Action::EditTasks, TASK)?;
+    let created = comment::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        task_id: Set(id),
+        author_id: Set(Some(caller)),
+        body: Set(body.into_inner()),
+        version: Set(1),
+        created_at: Set(validate::now()),
+        edited_at: Set(None),
+    }
+    .insert(txn)
+    .await
+    .map_err(|err| not_found_on_missing_parent(err, TASK))?;
+    let count = count_comments(txn, id, 1).await?;
+    let audience = announce(txn, project, &created, count, About::CommentCreated).await?;
+    Ok((created, audience))
 }
 
 /// Edits the caller's own comment, if `precondition` accepts its version; the comment and
@@ -117,6 +126,8 @@ pub async fn update(
             return Err(AppError::PreconditionFailed);
         }
         lock_feeds_of(&txn, project).await?;
+        let (_, role) = recheck_under_locks(&txn, caller, task_id, project).await?;
+        authorize(Some(role), Action::EditTasks, TASK)?;
         let mut row: comment::ActiveModel = found.clone().into();
         row.body = Set(body.into_inner());
         row.version = Set(found.version.saturating_add(1));
@@ -149,6 +160,8 @@ pub async fn delete(
         };
         authorize(Some(role), needed, TASK)?;
         lock_feeds_of(&txn, project).await?;
+        let (_, role) = recheck_under_locks(&txn, caller, task_id, project).await?;
+        authorize(Some(role), needed, TASK)?;
         comment::Entity::delete_by_id(id).exec(&txn).await?;
         let count = count_comments(&txn, task_id, -1).await?;
         let data = CommentEventData {
@@ -171,6 +184,26 @@ pub async fn delete(
     }
     .await;
     txn::finish(txn, outcome).await
+}
+
+/// The task's project and the caller's role, read again after the feed locks: a move of
+/// the task or a removal of the caller that held them has committed by now. A task that
+/// moved is refused for a retry (its events would go to the old project's members: found
+/// by an attack helper); the caller's rights are the policy's answer as it stands now.
+async fn recheck_under_locks<C: ConnectionTrait>(
+    conn: &C,
+    caller: Uuid,
+    task: Uuid,
+    locked: Uuid,
+) -> Result<(Uuid, Role)> {
+    let (project, role) = role_on_task(conn, caller, task).await?;
+    if project != locked {
+        return Err(AppError::Unavailable(
+            "The task moved to another project meanwhile; try again.",
+        ));
+    }
+    authorize(Some(role), Action::Read, TASK)?;
+    Ok((project, role))
 }
 
 /// Adds `by` to task `id`'s `comment_count` (in the comment's transaction, so the count

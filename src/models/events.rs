@@ -279,7 +279,27 @@ pub async fn after(
     if let Some(project) = project {
         query = query.filter(task_event::Column::ProjectId.eq(project));
     }
+    // Only what the recipient may still see: events of projects they are a member of now.
+    // A write that committed just after their removal may have counted them among the
+    // members when it fanned out (on PostgreSQL its statement read the members before it
+    // waited for the locks the removal held; found by an attack helper); this hides it.
+    // Tombstones (ids only; a deleted project has no members left to check) and their own
+    // `member.removed` always pass.
+    let still_member = Query::select()
+        .expr(Expr::val(1))
+        .from(project_member::Entity)
+        .and_where(sea_orm::sea_query::ExprTrait::equals(
+            Expr::col((project_member::Entity, project_member::Column::ProjectId)),
+            (task_event::Entity, task_event::Column::ProjectId),
+        ))
+        .and_where(project_member::Column::UserId.eq(recipient))
+        .to_owned();
+    let visible = sea_orm::Condition::any()
+        .add(task_event::Column::ProjectId.is_null())
+        .add(task_event::Column::Kind.is_in([Kind::Deleted.as_str(), About::MemberRemoved.name()]))
+        .add(Expr::exists(still_member));
     Ok(query
+        .filter(visible)
         .filter(task_event::Column::Id.gt(after))
         .order_by_asc(task_event::Column::Id)
         .limit(limit)

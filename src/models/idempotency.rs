@@ -19,6 +19,7 @@
 //! deleted by [`purge_periodically`].
 
 use chrono::{DateTime, Duration, Utc};
+use futures_util::future::BoxFuture;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr,
@@ -99,6 +100,19 @@ impl IdempotencyKey {
 pub enum Scope {
     Tasks(Uuid),
     Register,
+    /// A user's project creates.
+    Projects(Uuid),
+    /// A user's label creates in `project` (one key space per user; the project is part of
+    /// the request's fingerprint, so a key reused on another project is another request).
+    Labels {
+        user: Uuid,
+        project: Uuid,
+    },
+    /// A user's comments on `task` (as labels).
+    Comments {
+        user: Uuid,
+        task: Uuid,
+    },
 }
 
 impl Scope {
@@ -106,6 +120,18 @@ impl Scope {
         match self {
             Scope::Tasks(owner) => format!("tasks:{owner}"),
             Scope::Register => "register".to_string(),
+            Scope::Projects(user) => format!("projects:{user}"),
+            Scope::Labels { user, .. } => format!("labels:{user}"),
+            Scope::Comments { user, .. } => format!("comments:{user}"),
+        }
+    }
+
+    /// What the request is created under, besides its body (the path's id).
+    fn parent(self) -> Option<Uuid> {
+        match self {
+            Scope::Labels { project, .. } => Some(project),
+            Scope::Comments { task, .. } => Some(task),
+            Scope::Tasks(_) | Scope::Register | Scope::Projects(_) => None,
         }
     }
 }
@@ -125,8 +151,23 @@ pub fn fingerprint(key: &[u8], scope: Scope, body: &[u8]) -> Result<Fingerprint>
     // serde_json's map is ordered by key (its `preserve_order` feature is off; a test pins
     // it) and writes no whitespace: its compact output is the canonical form.
     let canonical = value.to_string();
+    let parent = scope.parent().map(|id| id.to_string());
     let scope = scope.column_value();
-    let tag = hmac_sha256(key, &[scope.as_bytes(), b"\0", canonical.as_bytes()]);
+    // Without a parent, the same input as before parents existed: keys stored by an
+    // older binary still match their retries.
+    let tag = match &parent {
+        Some(parent) => hmac_sha256(
+            key,
+            &[
+                scope.as_bytes(),
+                b"\0",
+                parent.as_bytes(),
+                b"\0",
+                canonical.as_bytes(),
+            ],
+        ),
+        None => hmac_sha256(key, &[scope.as_bytes(), b"\0", canonical.as_bytes()]),
+    };
     Ok(Fingerprint(hex::encode(tag)))
 }
 
@@ -307,6 +348,36 @@ pub async fn create_task(
     complete(&txn, claim, &response).await?;
     txn.commit().await?;
     Ok(Once::Created(task, response))
+}
+
+/// Runs `create` at most once per `claim`, in the transaction that stores the key and the
+/// response `render` makes of its result (see the module documentation): for project,
+/// label and comment creates, whose models take the transaction.
+pub async fn create_once<T, F>(
+    db: &DatabaseConnection,
+    claim: &Claim,
+    create: F,
+    render: impl FnOnce(&T) -> Result<StoredResponse>,
+) -> Result<Once<T>>
+where
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<T>>,
+{
+    if let Some(stored) = lookup(db, claim, validate::now()).await? {
+        return Ok(Once::Replayed(stored));
+    }
+    let txn = match begin_reserved(db, claim).await? {
+        Ok(txn) => txn,
+        Err(replay) => return Ok(replay),
+    };
+    let outcome = async {
+        let created = create(&txn).await?;
+        let response = render(&created)?;
+        complete(&txn, claim, &response).await?;
+        Ok((created, response))
+    }
+    .await;
+    let (created, response) = txn::finish(txn, outcome).await?;
+    Ok(Once::Created(created, response))
 }
 
 /// Registers an account at most once per `claim`. A replay is decided before the

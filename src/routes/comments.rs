@@ -2,16 +2,21 @@
 //! the task (`models::comments` says who may write). Writes run to their end whether or not
 //! the client is still there (`models::txn::run_to_completion`).
 
+use futures_util::future::BoxFuture;
+use salvo::http::StatusCode;
 use salvo::prelude::*;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::domain::CommentBody;
+use crate::entities::comment;
 use crate::error::Result;
 use crate::extract::{Payload, Query, ResourceId};
 use crate::models::comments;
+use crate::models::idempotency::{self, Scope};
 use crate::models::txn::run_to_completion;
 use crate::requests::{CommentRequest, CommentsQuery};
+use crate::routes::idempotent::{self, Idempotent};
 use crate::routes::projects::path_ids;
 use crate::routes::responses::{Created, NoContent, Ok200, etag};
 use crate::routes::tasks::WriteConditions;
@@ -60,30 +65,63 @@ pub async fn list(
     }))
 }
 
-/// Comment on a task (editors and admins of its project).
-#[endpoint(operation_id = "createComment", tags("comments"), security(("bearer" = [])), status_codes(201, 400, 401, 403, 404, 413, 415, 422, 429, 503))]
+/// Comment on a task (editors and admins of its project). With `Idempotency-Key`, a retry
+/// with the same key and body within 24 hours replays the first response and creates nothing.
+#[endpoint(operation_id = "createComment", tags("comments"), security(("bearer" = [])), parameters(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the create safe to retry: per user, remembered 24 hours")), status_codes(201, 400, 401, 403, 404, 413, 415, 422, 429, 503))]
 pub async fn create(
+    req: &mut Request,
     state: AppState,
     caller: CurrentUser,
     id: ResourceId,
     body: Payload<CommentRequest>,
-) -> Result<Created<CommentView>> {
+) -> Result<Idempotent<Created<CommentView>>> {
+    let scope = Scope::Comments {
+        user: caller.id,
+        task: id.0,
+    };
+    let claim = idempotent::claim(req, &state, scope).await?;
     let text = parse_body(body.0)?;
     let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
-    let comment = CommentView::from(
-        run_to_completion(async move {
-            let (comment, audience) = comments::create(&db, caller_id, id.0, text).await?;
+    let Some(claim) = claim else {
+        let comment = CommentView::from(
+            run_to_completion(async move {
+                let (comment, audience) = comments::create(&db, caller_id, id.0, text).await?;
+                feed.changed_for(audience).await;
+                Ok(comment)
+            })
+            .await?,
+        );
+        tracing::info!(event = "comment_create", user_id = %caller.id, task_id = %id.0, comment_id = %comment.id, "comment created");
+        return Ok(Idempotent::Fresh(created_comment(comment)));
+    };
+    run_to_completion(async move {
+        let render = |(comment, _): &(comment::Model, Vec<Uuid>)| {
+            let Created { location, etag, body } =
+                created_comment(CommentView::from(comment.clone()));
+            idempotent::stored(StatusCode::CREATED, location, etag, &body)
+        };
+        let once = idempotency::create_once(
+            &db,
+            &claim,
+            |txn| -> BoxFuture<'_, _> { Box::pin(comments::create_in(txn, caller_id, id.0, text)) },
+            render,
+        ).await?;
+        let (created, answer) = idempotent::answer(once);
+        if let Some((comment, audience)) = created {
+            tracing::info!(event = "comment_create", user_id = %caller_id, task_id = %id.0, comment_id = %comment.id, "comment created");
             feed.changed_for(audience).await;
-            Ok(comment)
-        })
-        .await?,
-    );
-    tracing::info!(event = "comment_create", user_id = %caller.id, task_id = %id.0, comment_id = %comment.id, "comment created");
-    Ok(Created {
-        location: format!("/api/v1/tasks/{}/comments/{}", id.0, comment.id),
+        }
+        Ok(answer)
+    })
+    .await
+}
+
+fn created_comment(comment: CommentView) -> Created<CommentView> {
+    Created {
+        location: format!("/api/v1/tasks/{}/comments/{}", comment.task_id, comment.id),
         etag: Some(etag(comment.version)),
         body: comment,
-    })
+    }
 }
 
 /// Edit one's own comment. Honours `If-Match` (412).

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{AppError, Result};
 use crate::models::idempotency::{
-    self, Claim, HEADER, IdempotencyKey, REPLAYED_HEADER, Scope, StoredResponse,
+    self, Claim, HEADER, IdempotencyKey, Once, REPLAYED_HEADER, Scope, StoredResponse,
 };
 use crate::state::AppState;
 
@@ -50,6 +50,27 @@ pub fn stored<T: Serialize>(
         location: Some(location),
         etag,
     })
+}
+
+/// The answer of an idempotent create (`models::idempotency::Once`), and what it created
+/// now (`None` for a replay, which created nothing and announces nothing).
+pub fn answer<T, W>(once: Once<T>) -> (Option<T>, Idempotent<W>) {
+    match once {
+        Once::Created(created, response) => (
+            Some(created),
+            Idempotent::Stored {
+                response,
+                replayed: false,
+            },
+        ),
+        Once::Replayed(response) => (
+            None,
+            Idempotent::Stored {
+                response,
+                replayed: true,
+            },
+        ),
+    }
 }
 
 /// A create answered without a key (`Fresh`), or from its key row: first time or replay.

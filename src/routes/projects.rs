@@ -3,6 +3,8 @@
 //! (`models::txn::run_to_completion`), whether or not the client is still there. What a caller may do is decided by `models::projects::policy`;
 //! a project the caller is not a member of is a 404 on every route.
 
+use futures_util::future::BoxFuture;
+use salvo::http::StatusCode;
 use salvo::http::header::{self, HeaderValue};
 use salvo::oapi::{self, Components, EndpointOutRegister, Operation, ToSchema};
 use salvo::prelude::*;
@@ -10,8 +12,10 @@ use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::domain::Email;
+use crate::entities::label;
 use crate::error::{AppError, Result};
 use crate::extract::{Payload, ResourceId};
+use crate::models::idempotency::{self, Scope};
 use crate::models::projects::labels::{self, LabelFields};
 use crate::models::projects::{self, Action, Member, Membership, NewProject, ProjectChanges};
 use crate::models::txn::run_to_completion;
@@ -19,6 +23,7 @@ use crate::requests::{
     AddMemberRequest, CreateLabelRequest, CreateProjectRequest, PatchLabelRequest,
     PatchProjectRequest, UpdateMemberRequest,
 };
+use crate::routes::idempotent::{self, Idempotent};
 use crate::routes::responses::{Created, NoContent, Ok200, etag};
 use crate::routes::tasks::WriteConditions;
 use crate::state::AppState;
@@ -71,24 +76,56 @@ pub async fn list(state: AppState, caller: CurrentUser) -> Result<Ok200<ProjectL
     }))
 }
 
-/// Create a project; the caller becomes its admin.
-#[endpoint(operation_id = "createProject", tags("projects"), security(("bearer" = [])), status_codes(201, 400, 401, 413, 415, 422, 429, 503))]
+/// Create a project; the caller becomes its admin. With `Idempotency-Key`, a retry with the
+/// same key and body within 24 hours replays the first response and creates nothing.
+#[endpoint(operation_id = "createProject", tags("projects"), security(("bearer" = [])), parameters(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the create safe to retry: per user, remembered 24 hours")), status_codes(201, 400, 401, 413, 415, 422, 429, 503))]
 pub async fn create(
+    req: &mut Request,
     state: AppState,
     caller: CurrentUser,
     body: Payload<CreateProjectRequest>,
-) -> Result<Created<ProjectView>> {
+) -> Result<Idempotent<Created<ProjectView>>> {
+    let claim = idempotent::claim(req, &state, Scope::Projects(caller.id)).await?;
     let new = NewProject::try_from(body.0)?;
     let (db, caller_id) = (state.db.clone(), caller.id);
-    let project = project_view(
-        run_to_completion(async move { projects::create(&db, caller_id, new).await }).await?,
-    );
-    tracing::info!(event = "project_create", user_id = %caller.id, project_id = %project.id, "project created");
-    Ok(Created {
+    let Some(claim) = claim else {
+        let project = project_view(
+            run_to_completion(async move { projects::create(&db, caller_id, new).await }).await?,
+        );
+        tracing::info!(event = "project_create", user_id = %caller.id, project_id = %project.id, "project created");
+        return Ok(Idempotent::Fresh(created_project(project)));
+    };
+    let once = run_to_completion(async move {
+        let render = |membership: &Membership| {
+            let Created {
+                location,
+                etag,
+                body,
+            } = created_project(project_view(membership.clone()));
+            idempotent::stored(StatusCode::CREATED, location, etag, &body)
+        };
+        idempotency::create_once(
+            &db,
+            &claim,
+            |txn| -> BoxFuture<'_, _> { Box::pin(projects::create_in(txn, caller_id, new)) },
+            render,
+        )
+        .await
+    })
+    .await?;
+    let (created, answer) = idempotent::answer(once);
+    if let Some(membership) = created {
+        tracing::info!(event = "project_create", user_id = %caller.id, project_id = %membership.project.id, "project created");
+    }
+    Ok(answer)
+}
+
+fn created_project(project: ProjectView) -> Created<ProjectView> {
+    Created {
         location: format!("/api/v1/projects/{}", project.id),
         etag: Some(etag(project.version)),
         body: project,
-    })
+    }
 }
 
 /// One project (any member).
@@ -252,29 +289,66 @@ pub async fn list_labels(
     }))
 }
 
-/// Create a label (the project's admins). A name the project already has, in any case, is a 409.
-#[endpoint(operation_id = "createLabel", tags("projects"), security(("bearer" = [])), status_codes(201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
+/// Create a label (the project's admins). A name the project already has, in any case, is a
+/// 409. With `Idempotency-Key`, a retry with the same key and body within 24 hours replays
+/// the first response and creates nothing.
+#[endpoint(operation_id = "createLabel", tags("projects"), security(("bearer" = [])), parameters(("Idempotency-Key" = Option<String>, Header, max_length = 255, pattern = r"^[!-~]{1,255}$", description = "Client-chosen key (1-255 visible ASCII characters) making the create safe to retry: per user, remembered 24 hours")), status_codes(201, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
 pub async fn create_label(
+    req: &mut Request,
     state: AppState,
     caller: CurrentUser,
     id: ResourceId,
     body: Payload<CreateLabelRequest>,
-) -> Result<Created<LabelView>> {
+) -> Result<Idempotent<Created<LabelView>>> {
+    let scope = Scope::Labels {
+        user: caller.id,
+        project: id.0,
+    };
+    let claim = idempotent::claim(req, &state, scope).await?;
     let fields = LabelFields::try_from(body.0)?;
     let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
-    let label = LabelView::from(
-        run_to_completion(async move {
-            let (label, audience) = labels::create(&db, caller_id, id.0, fields).await?;
+    let Some(claim) = claim else {
+        let label = LabelView::from(
+            run_to_completion(async move {
+                let (label, audience) = labels::create(&db, caller_id, id.0, fields).await?;
+                feed.changed_for(audience).await;
+                Ok(label)
+            })
+            .await?,
+        );
+        return Ok(Idempotent::Fresh(created_label(label)));
+    };
+    run_to_completion(async move {
+        let render = |(label, _): &(label::Model, Vec<Uuid>)| {
+            let Created {
+                location,
+                etag,
+                body,
+            } = created_label(LabelView::from(label.clone()));
+            idempotent::stored(StatusCode::CREATED, location, etag, &body)
+        };
+        let once = idempotency::create_once(
+            &db,
+            &claim,
+            |txn| -> BoxFuture<'_, _> { Box::pin(labels::create_in(txn, caller_id, id.0, fields)) },
+            render,
+        )
+        .await?;
+        let (created, answer) = idempotent::answer(once);
+        if let Some((_, audience)) = created {
             feed.changed_for(audience).await;
-            Ok(label)
-        })
-        .await?,
-    );
-    Ok(Created {
-        location: format!("/api/v1/projects/{}/labels/{}", id.0, label.id),
+        }
+        Ok(answer)
+    })
+    .await
+}
+
+fn created_label(label: LabelView) -> Created<LabelView> {
+    Created {
+        location: format!("/api/v1/projects/{}/labels/{}", label.project_id, label.id),
         etag: Some(etag(label.version)),
         body: label,
-    })
+    }
 }
 
 /// Rename or recolour a label (the project's admins). Honours `If-Match` (412).

@@ -102,6 +102,11 @@ function buildQuery(params = {}) {
   const qs = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
     if (value === undefined || value === null || value === '') continue;
+    // An array repeats the parameter (`label=a&label=b`).
+    if (Array.isArray(value)) {
+      for (const v of value) if (v !== undefined && v !== null && v !== '') qs.append(key, String(v));
+      continue;
+    }
     qs.set(key, String(value));
   }
   const s = qs.toString();
@@ -296,6 +301,22 @@ export const projectsApi = {
     request('PATCH', `${projectPath(id)}/members/${encodeURIComponent(userId)}`, { body: { role } }),
   /** Remove a member (project admins), or leave (any member, with their own id). */
   removeMember: (id, userId) => request('DELETE', `${projectPath(id)}/members/${encodeURIComponent(userId)}`),
+  labels: (id) => request('GET', `${projectPath(id)}/labels`),
+  createLabel: (id, label) => request('POST', `${projectPath(id)}/labels`, { body: label }),
+  updateLabel: (id, labelId, changes, version) =>
+    request('PATCH', `${projectPath(id)}/labels/${encodeURIComponent(labelId)}`, { body: changes, headers: ifMatch(version) }),
+  removeLabel: (id, labelId) => request('DELETE', `${projectPath(id)}/labels/${encodeURIComponent(labelId)}`),
+};
+
+const commentsPath = (taskId) => `/tasks/${encodeURIComponent(taskId)}/comments`;
+
+export const commentsApi = {
+  /** A page of a task's comments, oldest first: `{ items, next_cursor }`. */
+  list: (taskId, params) => request('GET', `${commentsPath(taskId)}${buildQuery(params)}`),
+  create: (taskId, body) => request('POST', commentsPath(taskId), { body: { body } }),
+  update: (taskId, commentId, body, version) =>
+    request('PATCH', `${commentsPath(taskId)}/${encodeURIComponent(commentId)}`, { body: { body }, headers: ifMatch(version) }),
+  remove: (taskId, commentId) => request('DELETE', `${commentsPath(taskId)}/${encodeURIComponent(commentId)}`),
 };
 
 export const adminApi = {

@@ -1,6 +1,6 @@
 // taskapi front end: wiring of the views to the REST API.
 
-import { ApiError, adminApi, authApi, onSessionExpired, projectsApi, session, tasksApi } from './api.js';
+import { ApiError, adminApi, authApi, commentsApi, onSessionExpired, projectsApi, session, tasksApi } from './api.js';
 import {
   $,
   $$,
@@ -12,9 +12,11 @@ import {
   debounce,
   dueDay,
   formatDate,
+  formatDateTime,
   formatDay,
   initConfirmDialog,
   initial,
+  paintChip,
   show,
   showErrors,
   toast,
@@ -36,7 +38,7 @@ const state = {
     total: 0,
     limit: 20,
     offset: 0,
-    filters: { q: '', status: '', priority: '', sort: '-created_at' },
+    filters: { q: '', status: '', priority: '', sort: '-created_at', assignee: '', labels: [] },
     seq: 0,
   },
   users: { items: [], total: 0, limit: 20, offset: 0, seq: 0 },
@@ -44,6 +46,10 @@ const state = {
   projects: { items: [], selectedId: null, seq: 0 },
   // The project whose members the share dialog shows.
   members: { projectId: null, items: [], seq: 0 },
+  // The members and labels of the selected project (chips, filters, the task editor).
+  meta: { projectId: null, members: [], labels: [], seq: 0 },
+  // The task whose comment thread is open.
+  comments: { taskId: null, task: null, items: [], seq: 0 },
   editing: null,
 };
 
@@ -63,15 +69,57 @@ const refetchAfterChange = debounce(() => {
 }, 150);
 const reloadProjectsSoon = debounce(() => loadProjects(), 150);
 
-function onFeedChange(_type, data) {
+const reloadMetaSoon = debounce(() => loadProjectMeta(), 150);
+const reloadCommentsSoon = debounce(() => loadComments(), 150);
+const reloadMembersSoon = debounce(() => loadMembers(), 150);
+
+// Besides task events, the feed carries comment, label and member events of the user's
+// projects. A comment changes its task's count (patched in place) and the open thread; a
+// label or member change reloads the selected project's labels and members (chips, filters,
+// the editor); the user's own removal drops the project from the sidebar at once.
+function onFeedChange(type, data) {
   const projectId = typeof data?.project_id === 'string' ? data.project_id : null;
+  const selected = !projectId || projectId === selectedProjectId();
+  if (type === 'member.removed' && projectId && data?.user_id === session.user?.id) {
+    onRemovedFromProject(projectId);
+    return;
+  }
   if (projectId && !state.projects.items.some((p) => p.id === projectId)) reloadProjectsSoon();
-  if (!projectId || projectId === selectedProjectId()) refetchAfterChange();
+  if (type.startsWith('comment.')) {
+    if (data?.task_id && data.task_id === state.comments.taskId && el.commentsDialog.open) reloadCommentsSoon();
+    if (selected) updateCommentCount(data?.task_id, data?.comment_count);
+    return;
+  }
+  if (type.startsWith('label.') || type.startsWith('member.')) {
+    if (selected) reloadMetaSoon();
+    if (type.startsWith('member.') && el.shareDialog.open && projectId === state.members.projectId) reloadMembersSoon();
+    return;
+  }
+  if (selected) refetchAfterChange();
+}
+
+/** The user was removed from (or left) a project, maybe in another tab: forget it now. */
+function onRemovedFromProject(projectId) {
+  const project = state.projects.items.find((p) => p.id === projectId);
+  state.projects.items = state.projects.items.filter((p) => p.id !== projectId);
+  if (state.members.projectId === projectId && el.shareDialog.open) el.shareDialog.close('removed');
+  if (projectId === selectedProjectId()) {
+    for (const dialog of [el.editDialog, el.commentsDialog, el.labelsDialog]) {
+      if (dialog.open) dialog.close('cancel');
+    }
+    if (project) toast(`You are no longer a member of “${project.name}”.`, 'info');
+    selectProject(null);
+  } else {
+    renderProjects();
+  }
+  reloadProjectsSoon();
 }
 
 function onFeedReset() {
   reloadProjectsSoon();
   refetchAfterChange();
+  reloadMetaSoon();
+  if (el.commentsDialog.open) reloadCommentsSoon();
 }
 
 function startLive() {
@@ -101,6 +149,13 @@ function cacheElements() {
     'project-list', 'project-create-form', 'project-dot', 'tasks-heading', 'project-role', 'project-share',
     'readonly-notice', 'project-item-template', 'share-dialog', 'share-heading', 'share-intro', 'member-list',
     'member-error', 'member-add-form', 'member-item-template',
+    'project-labels', 'filter-assignee', 'filter-labels', 'filter-labels-field', 'filter-label-options',
+    'edit-project', 'edit-project-hint', 'edit-assignees', 'edit-assignees-field', 'edit-labels', 'edit-labels-field',
+    'edit-labels-empty', 'labels-dialog', 'labels-heading', 'labels-intro', 'label-list', 'labels-empty', 'label-error',
+    'label-create-form', 'label-item-template', 'comments-dialog', 'comments-heading', 'comments-summary',
+    'comment-list', 'comment-error', 'comment-form', 'comment-item-template',
+    'new-task-assignees', 'new-task-assignee-options', 'new-task-labels', 'new-task-label-options',
+    'new-task-labels-field',
   ]) {
     el[id.replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = document.getElementById(id);
   }
@@ -158,6 +213,9 @@ function showAuth(notice = '', kind = 'info') {
   state.projects.selectedId = null;
   state.projects.seq += 1;
   state.members.items = [];
+  state.meta = { projectId: null, members: [], labels: [], seq: state.meta.seq + 1 };
+  state.comments = { taskId: null, task: null, items: [], seq: state.comments.seq + 1 };
+  state.tasks.filters = { ...state.tasks.filters, assignee: '', labels: [] };
   sessionStorage.removeItem(PROJECT_KEY);
   el.taskList.replaceChildren();
   el.userList.replaceChildren();
@@ -211,6 +269,7 @@ function enterApp(user) {
   state.projects.selectedId = sessionStorage.getItem(PROJECT_KEY) || null;
   renderProjectHeader();
   loadProjects();
+  loadProjectMeta();
   startLive();
   const wanted = location.hash === '#admin' && current?.role === 'admin' ? 'admin' : 'tasks';
   showView(wanted, { force: true });
@@ -307,6 +366,8 @@ async function loadTasks() {
     priority: t.filters.priority,
     q: t.filters.q,
     sort: t.filters.sort,
+    assignee: t.filters.assignee,
+    label: t.filters.labels,
   };
   try {
     // The Inbox is GET /tasks; any other project is listed under its own route.
@@ -343,7 +404,7 @@ async function loadTasks() {
 
 function hasFilters() {
   const f = state.tasks.filters;
-  return Boolean(f.q || f.status || f.priority);
+  return Boolean(f.q || f.status || f.priority || f.assignee || f.labels?.length);
 }
 
 function renderTasks() {
@@ -405,6 +466,9 @@ function renderTaskItem(task, writable = true) {
   description.textContent = task.description || '';
   show(description, Boolean(task.description));
 
+  renderTaskChips($('[data-role="chips"]', node), task);
+  renderCommentCount(node, task);
+
   const meta = $('[data-role="meta"]', node);
   const parts = [];
   const due = dueDay(task.due_date);
@@ -422,8 +486,8 @@ function renderTaskItem(task, writable = true) {
   meta.replaceChildren(...parts);
 
   if (!writable) {
-    // A viewer gets the task's state, not the controls to change it.
-    $('.task-actions', node).remove();
+    // A viewer gets the task's state (and its comments, read only), not the controls to change it.
+    for (const button of $$('[data-action="edit"], [data-action="delete"]', node)) button.remove();
     toggle.disabled = true;
     $('[data-role="toggle-label"]', node).textContent = done ? `“${task.title}” is done` : `“${task.title}” is not done`;
     return node;
@@ -431,6 +495,80 @@ function renderTaskItem(task, writable = true) {
   $('[data-action="edit"]', node).setAttribute('aria-label', `Edit “${task.title}”`);
   $('[data-action="delete"]', node).setAttribute('aria-label', `Delete “${task.title}”`);
   return node;
+}
+
+/** The selected project's label or member with this id, or null while they are not loaded. */
+function labelById(id) {
+  return state.meta.labels.find((l) => l.id === id) || null;
+}
+
+function memberById(id) {
+  return state.meta.members.find((m) => m.user_id === id) || null;
+}
+
+function metaFor(projectId) {
+  return state.meta.projectId === projectId;
+}
+
+function labelChip(label) {
+  const chip = document.createElement('span');
+  chip.className = 'chip chip-label';
+  chip.dataset.testid = 'task-label-chip';
+  chip.dataset.labelId = label.id;
+  chip.textContent = label.name;
+  paintChip(chip, label.color);
+  return chip;
+}
+
+function assigneeChip(member) {
+  const chip = document.createElement('span');
+  chip.className = 'chip chip-assignee';
+  chip.dataset.testid = 'task-assignee-chip';
+  chip.dataset.userId = member.user_id;
+  chip.title = `Assigned to ${member.name || member.email}`;
+  const avatar = document.createElement('span');
+  avatar.className = 'avatar avatar-xs';
+  avatar.setAttribute('aria-hidden', 'true');
+  avatar.textContent = initial(member.name || member.email);
+  const name = document.createElement('span');
+  name.textContent = member.name || member.email;
+  chip.append(avatar, name);
+  return chip;
+}
+
+/** Label chips (in the label's colour) and assignee chips of a task row. */
+function renderTaskChips(container, task) {
+  const chips = [];
+  if (metaFor(task.project_id)) {
+    for (const id of Array.isArray(task.label_ids) ? task.label_ids : []) {
+      const label = labelById(id);
+      if (label) chips.push(labelChip(label));
+    }
+    for (const id of Array.isArray(task.assignee_ids) ? task.assignee_ids : []) {
+      const member = memberById(id);
+      if (member) chips.push(assigneeChip(member));
+    }
+  }
+  container.replaceChildren(...chips);
+  show(container, chips.length > 0);
+}
+
+function renderCommentCount(node, task) {
+  const count = Number.isFinite(task.comment_count) ? task.comment_count : 0;
+  $('[data-role="comment-count"]', node).textContent = String(count);
+  const button = $('[data-action="comments"]', node);
+  button.classList.toggle('has-comments', count > 0);
+  button.setAttribute('aria-label', `Comments on “${task.title}” (${count})`);
+}
+
+/** A comment event: the task's new count, without refetching the page. */
+function updateCommentCount(taskId, count) {
+  if (!taskId || !Number.isFinite(count)) return;
+  const task = findTask(taskId);
+  if (!task) return;
+  task.comment_count = count;
+  const node = el.taskList.querySelector(`[data-task-id="${CSS.escape(taskId)}"]`);
+  if (node) renderCommentCount(node, task);
 }
 
 function findTask(id) {
@@ -452,9 +590,14 @@ async function onCreateTask(event) {
   if (f.due_date.value) payload.due_date = dayToTimestamp(f.due_date.value);
   const projectId = selectedProjectId();
   if (projectId) payload.project_id = projectId;
+  const assignees = $$('input[name="assignee_ids"]:checked', form).map((input) => input.value);
+  if (assignees.length) payload.assignee_ids = assignees;
+  const labels = $$('input[name="label_ids"]:checked', form).map((input) => input.value);
+  if (labels.length) payload.label_ids = labels;
   try {
     const task = await busy(form, () => tasksApi.create(payload));
     form.reset();
+    renderComposerSummaries();
     f.title.focus();
     toast(`Added “${task?.title ?? payload.title}”`, 'success');
     state.tasks.offset = 0;
@@ -495,6 +638,87 @@ function fillEditForm(task) {
   f.status.value = task.status || 'todo';
   f.priority.value = task.priority || 'medium';
   f.due_date.value = dueDay(task.due_date);
+  fillProjectSelect(task);
+  fillPickers(task);
+  onEditProjectChange();
+}
+
+/** The projects a task can be moved to: those where the user may write (and not archived). */
+function fillProjectSelect(task) {
+  const options = state.projects.items
+    .filter((p) => p.id === task.project_id || (!p.archived && WRITER_ROLES.has(p.role)))
+    .map((p) => {
+      const option = document.createElement('option');
+      option.value = p.id;
+      option.textContent = p.name;
+      return option;
+    });
+  if (!options.some((o) => o.value === task.project_id)) {
+    const option = document.createElement('option');
+    option.value = task.project_id;
+    option.textContent = currentProject()?.name || 'This project';
+    options.unshift(option);
+  }
+  el.editProject.replaceChildren(...options);
+  el.editProject.value = task.project_id;
+}
+
+function pickerOption(name, value, checked, testid, content) {
+  const label = document.createElement('label');
+  label.className = 'picker-option';
+  const input = document.createElement('input');
+  input.type = 'checkbox';
+  input.name = name;
+  input.value = value;
+  input.checked = checked;
+  input.dataset.testid = testid;
+  label.append(input, ...content);
+  return label;
+}
+
+/** Checkboxes for the members (assignees) and labels of the task's project. */
+function fillPickers(task) {
+  const known = metaFor(task.project_id);
+  const assigned = new Set(task.assignee_ids || []);
+  const labelled = new Set(task.label_ids || []);
+  el.editAssignees.replaceChildren(...(known ? state.meta.members : []).map((m) => {
+    const avatar = document.createElement('span');
+    avatar.className = 'avatar avatar-xs';
+    avatar.setAttribute('aria-hidden', 'true');
+    avatar.textContent = initial(m.name || m.email);
+    const name = document.createElement('span');
+    name.textContent = m.user_id === session.user?.id ? `${m.name || m.email} (you)` : m.name || m.email;
+    const option = pickerOption('assignee_ids', m.user_id, assigned.has(m.user_id), 'edit-assignee-option', [avatar, name]);
+    option.dataset.email = m.email;
+    return option;
+  }));
+  el.editLabels.replaceChildren(...(known ? state.meta.labels : []).map((l) => {
+    const chip = document.createElement('span');
+    chip.className = 'chip chip-label';
+    chip.textContent = l.name;
+    paintChip(chip, l.color);
+    const option = pickerOption('label_ids', l.id, labelled.has(l.id), 'edit-label-option', [chip]);
+    option.dataset.name = l.name;
+    return option;
+  }));
+  show(el.editLabelsEmpty, known && state.meta.labels.length === 0);
+}
+
+/** Moving to another project: its own members and labels apply, so the pickers are off. */
+function onEditProjectChange() {
+  const task = state.editing;
+  const moving = Boolean(task) && el.editProject.value !== task.project_id;
+  el.editAssigneesField.disabled = moving;
+  el.editLabelsField.disabled = moving;
+  show(el.editProjectHint, moving);
+}
+
+const checkedValues = (name) =>
+  $$(`input[name="${name}"]:checked`, el.editForm).map((input) => input.value);
+
+function sameSet(a, b) {
+  const x = new Set(a);
+  return x.size === new Set(b).size && b.every((v) => x.has(v));
 }
 
 function openEdit(task) {
@@ -516,6 +740,15 @@ function editChanges(task) {
   if (f.status.value !== task.status) changes.status = f.status.value;
   if (f.priority.value !== task.priority) changes.priority = f.priority.value;
   if (f.due_date.value !== dueDay(task.due_date)) changes.due_date = dayToTimestamp(f.due_date.value);
+  const projectId = el.editProject.value;
+  if (projectId && projectId !== task.project_id) {
+    changes.project_id = projectId;
+  } else if (metaFor(task.project_id)) {
+    const assignees = checkedValues('assignee_ids');
+    if (!sameSet(assignees, task.assignee_ids || [])) changes.assignee_ids = assignees;
+    const labels = checkedValues('label_ids');
+    if (!sameSet(labels, task.label_ids || [])) changes.label_ids = labels;
+  }
   return changes;
 }
 
@@ -534,7 +767,8 @@ async function onEditSubmit(event) {
     const updated = await busy(form, () => tasksApi.update(task.id, changes, task.version));
     state.editing = null;
     el.editDialog.close('saved');
-    toast(`Saved “${updated?.title ?? changes.title ?? task.title}”`, 'success');
+    if (updated?.moved) toast(moveNotice(updated, task), 'success');
+    else toast(`Saved “${updated?.title ?? changes.title ?? task.title}”`, 'success');
     await loadTasks();
   } catch (error) {
     if (error instanceof ApiError && error.status === 412) {
@@ -565,6 +799,21 @@ async function onEditSubmit(event) {
   }
 }
 
+/** "Moved … to …", naming the labels and assignees the move dropped (from `moved`). */
+function moveNotice(updated, task) {
+  const target = state.projects.items.find((p) => p.id === updated.project_id);
+  const where = target ? `“${target.name}”` : 'the other project';
+  let text = `Moved “${updated.title ?? task.title}” to ${where}.`;
+  const moved = updated.moved || {};
+  const labels = (Array.isArray(moved.dropped_label_ids) ? moved.dropped_label_ids : [])
+    .map((id) => (labelById(id) ? `“${labelById(id).name}”` : 'a label'));
+  const people = (Array.isArray(moved.dropped_assignee_ids) ? moved.dropped_assignee_ids : [])
+    .map((id) => memberById(id)?.name || 'an assignee');
+  if (labels.length) text += ` Labels dropped (no such label there): ${labels.join(', ')}.`;
+  if (people.length) text += ` Assignees dropped (not members there): ${people.join(', ')}.`;
+  return text;
+}
+
 async function onDeleteTask(task) {
   const ok = await confirmDialog({
     title: 'Delete task?',
@@ -591,6 +840,7 @@ function onTaskListClick(event) {
   if (!task) return;
   if (button.dataset.action === 'edit') openEdit(task);
   else if (button.dataset.action === 'delete') onDeleteTask(task);
+  else if (button.dataset.action === 'comments') openComments(task);
 }
 
 function onTaskListChange(event) {
@@ -608,7 +858,10 @@ function readFilters() {
     status: f.status.value,
     priority: f.priority.value,
     sort: f.sort.value,
+    assignee: f.assignee.value,
+    labels: $$('input[name="label"]:checked', el.taskFilters).map((input) => input.value),
   };
+  renderLabelFilterSummary();
   state.tasks.limit = Number(f.limit.value) || 20;
   state.tasks.offset = 0;
 }
@@ -736,6 +989,12 @@ function selectProject(id) {
     state.tasks.offset = 0;
     state.tasks.items = [];
     state.tasks.projectId = null;
+    // Members and labels are the project's own: their filters do not carry over.
+    state.tasks.filters = { ...state.tasks.filters, assignee: '', labels: [] };
+    el.filterAssignee.value = '';
+    state.meta = { projectId: null, members: [], labels: [], seq: state.meta.seq + 1 };
+    renderFilterOptions();
+    renderComposerPickers();
     el.taskList.replaceChildren();
     show(el.tasksEmpty, false);
     el.tasksSummary.textContent = '';
@@ -744,6 +1003,7 @@ function selectProject(id) {
   renderProjects();
   renderProjectHeader();
   loadTasks();
+  loadProjectMeta();
 }
 
 function onProjectListClick(event) {
@@ -986,6 +1246,528 @@ async function onAddMember(event) {
   }
 }
 
+/* ------------------------------------------------------------------ members and labels of the selected project */
+
+/** Load the selected project's members and labels (chips, filters, the editor, the label manager). */
+async function loadProjectMeta() {
+  const m = state.meta;
+  const seq = ++m.seq;
+  const projectId = selectedProjectId();
+  if (!projectId || !session.accessToken) return;
+  try {
+    const [members, labels] = await Promise.all([projectsApi.members(projectId), projectsApi.labels(projectId)]);
+    if (seq !== m.seq) return;
+    m.projectId = projectId;
+    m.members = Array.isArray(members?.items) ? members.items : [];
+    m.labels = Array.isArray(labels?.items) ? labels.items : [];
+  } catch (error) {
+    if (seq !== m.seq) return;
+    // Not (or no longer) a member: loadTasks() reports it and goes back to the Inbox.
+    if (error instanceof ApiError && (error.status === 404 || error.status === 401)) return;
+    reportError(error, 'Could not load the project\u2019s labels and members.');
+    return;
+  }
+  renderFilterOptions();
+  renderComposerPickers();
+  if (state.tasks.projectId === projectId) renderTasks();
+  if (el.labelsDialog.open) renderLabels();
+  if (el.commentsDialog.open) renderComments();
+  if (el.editDialog.open && state.editing?.project_id === projectId && !el.editAssignees.children.length && !el.editLabels.children.length) {
+    fillPickers(state.editing);
+  }
+}
+
+/** The assignee and label filters offer the selected project's members and labels. */
+function renderFilterOptions() {
+  const f = state.tasks.filters;
+  const me = session.user?.id;
+  const keep = [...el.filterAssignee.options].filter((o) => ['', 'me', 'none'].includes(o.value));
+  const members = state.meta.members
+    .filter((m) => m.user_id !== me)
+    .map((m) => {
+      const option = document.createElement('option');
+      option.value = m.user_id;
+      option.textContent = m.name || m.email;
+      return option;
+    });
+  el.filterAssignee.replaceChildren(...keep, ...members);
+  if (f.assignee && ![...el.filterAssignee.options].some((o) => o.value === f.assignee)) f.assignee = '';
+  el.filterAssignee.value = f.assignee;
+
+  const known = new Set(state.meta.labels.map((l) => l.id));
+  const before = f.labels.length;
+  f.labels = f.labels.filter((id) => known.has(id));
+  el.filterLabelOptions.replaceChildren(...state.meta.labels.map((l) => {
+    const option = document.createElement('label');
+    option.className = 'picker-option';
+    const input = document.createElement('input');
+    input.type = 'checkbox';
+    input.name = 'label';
+    input.value = l.id;
+    input.checked = f.labels.includes(l.id);
+    input.dataset.testid = 'filter-label-option';
+    option.dataset.name = l.name;
+    const chip = document.createElement('span');
+    chip.className = 'chip chip-label';
+    chip.textContent = l.name;
+    paintChip(chip, l.color);
+    option.append(input, chip);
+    return option;
+  }));
+  show(el.filterLabelsField, state.meta.labels.length > 0);
+  renderLabelFilterSummary();
+  // A label filtered on was deleted: the page shown no longer matches the filters.
+  if (before !== f.labels.length) {
+    state.tasks.offset = 0;
+    loadTasks();
+  }
+}
+
+/** Assignee and label choices of the new-task form (the selected project's). */
+function renderComposerPickers() {
+  const f = el.taskCreateForm;
+  const assigned = new Set($$('input[name="assignee_ids"]:checked', f).map((i) => i.value));
+  const labelled = new Set($$('input[name="label_ids"]:checked', f).map((i) => i.value));
+  el.newTaskAssigneeOptions.replaceChildren(...state.meta.members.map((m) => {
+    const name = document.createElement('span');
+    name.textContent = m.user_id === session.user?.id ? `${m.name || m.email} (you)` : m.name || m.email;
+    const option = pickerOption('assignee_ids', m.user_id, assigned.has(m.user_id), 'new-task-assignee-option', [name]);
+    option.dataset.email = m.email;
+    option.dataset.name = m.name || m.email;
+    return option;
+  }));
+  el.newTaskLabelOptions.replaceChildren(...state.meta.labels.map((l) => {
+    const chip = document.createElement('span');
+    chip.className = 'chip chip-label';
+    chip.textContent = l.name;
+    paintChip(chip, l.color);
+    const option = pickerOption('label_ids', l.id, labelled.has(l.id), 'new-task-label-option', [chip]);
+    option.dataset.name = l.name;
+    return option;
+  }));
+  show(el.newTaskLabelsField, state.meta.labels.length > 0);
+  renderComposerSummaries();
+}
+
+function renderComposerSummaries() {
+  const names = (container) => $$('input:checked', container).map((i) => i.closest('label')?.dataset.name || '');
+  const people = names(el.newTaskAssigneeOptions);
+  const labels = names(el.newTaskLabelOptions);
+  $('summary', el.newTaskAssignees).textContent = people.length === 0
+    ? 'Nobody' : people.length === 1 ? people[0] : `${people.length} people`;
+  $('summary', el.newTaskLabels).textContent = labels.length === 0
+    ? 'None' : labels.length === 1 ? labels[0] : `${labels.length} labels`;
+}
+
+function renderLabelFilterSummary() {
+  const chosen = state.tasks.filters.labels.map((id) => labelById(id)?.name).filter(Boolean);
+  $('summary', el.filterLabels).textContent = chosen.length === 0
+    ? 'Any label'
+    : chosen.length === 1 ? chosen[0] : `${chosen.length} labels`;
+}
+
+/* ------------------------------------------------------------------ label manager */
+
+function labelsAdmin() {
+  return currentProject()?.role === 'admin';
+}
+
+function setLabelError(message) {
+  el.labelError.textContent = message || '';
+  show(el.labelError, Boolean(message));
+}
+
+function openLabels() {
+  const project = currentProject();
+  setLabelError('');
+  clearErrors(el.labelCreateForm);
+  el.labelCreateForm.reset();
+  const admin = labelsAdmin();
+  const name = project?.name || 'Inbox';
+  el.labelsHeading.textContent = `Labels of “${name}”`;
+  el.labelsIntro.textContent = admin
+    ? 'Labels mark the tasks of this project. Rename, recolour or delete them here; deleting one takes it off every task.'
+    : 'Only the project\u2019s admins can add, change or delete labels.';
+  show(el.labelCreateForm, admin);
+  renderLabels();
+  el.labelsDialog.showModal();
+  if (admin) el.labelCreateForm.elements.name.focus();
+  else $('[data-close-dialog]', el.labelsDialog).focus();
+  loadProjectMeta();
+}
+
+function renderLabels() {
+  const admin = labelsAdmin();
+  const labels = metaFor(selectedProjectId()) ? state.meta.labels : [];
+  // A reload (a change elsewhere, or the dialog's own refresh) keeps what the user is typing.
+  const drafts = new Map();
+  for (const form of $$('form[data-role="edit"]', el.labelList)) {
+    const id = form.closest('[data-label-id]')?.dataset.labelId;
+    const draft = {};
+    for (const name of ['name', 'color']) {
+      const input = form.elements[name];
+      if (input.value !== input.dataset.initial) draft[name] = input.value;
+    }
+    if (document.activeElement && form.contains(document.activeElement)) draft.focus = document.activeElement.name || null;
+    if (id && Object.keys(draft).length) drafts.set(id, draft);
+  }
+  const focusAfter = [];
+  el.labelList.replaceChildren(...labels.map((label) => {
+    const item = el.labelItemTemplate.content.firstElementChild.cloneNode(true);
+    item.dataset.labelId = label.id;
+    item.dataset.name = label.name;
+    const chip = $('[data-role="chip"]', item);
+    chip.textContent = label.name;
+    paintChip(chip, label.color);
+    const form = $('[data-role="edit"]', item);
+    if (!admin) {
+      form.remove();
+      return item;
+    }
+    chip.hidden = true;
+    const valid = typeof label.color === 'string' && /^#[0-9a-fA-F]{6}$/.test(label.color);
+    form.elements.name.value = label.name;
+    form.elements.name.dataset.initial = label.name;
+    form.elements.name.setAttribute('aria-label', `Name of the label ${label.name}`);
+    form.elements.color.value = valid ? label.color.toLowerCase() : '#64748b';
+    form.elements.color.dataset.initial = form.elements.color.value;
+    const draft = drafts.get(label.id);
+    if (draft?.name !== undefined) form.elements.name.value = draft.name;
+    if (draft?.color !== undefined) form.elements.color.value = draft.color;
+    if (draft?.focus && form.elements[draft.focus]) focusAfter.push(form.elements[draft.focus]);
+    form.elements.color.setAttribute('aria-label', `Colour of the label ${label.name}`);
+    $('[data-action="delete"]', item).setAttribute('aria-label', `Delete the label ${label.name}`);
+    clearErrorOnEdit(form);
+    return item;
+  }));
+  for (const input of focusAfter) input.focus();
+  show(el.labelsEmpty, labels.length === 0);
+}
+
+function labelErrorOrReport(form, error) {
+  if (error instanceof ApiError && error.status === 401 && !session.accessToken) return;
+  if (error instanceof ApiError && error.status === 403) {
+    el.labelsDialog.close('cancel');
+    reportError(error);
+    return;
+  }
+  if (form) showErrors(form, error);
+  else setLabelError(error instanceof ApiError ? error.summary : 'Could not change the label.');
+}
+
+async function onCreateLabel(event) {
+  event.preventDefault();
+  const form = el.labelCreateForm;
+  const projectId = selectedProjectId();
+  clearErrors(form);
+  setLabelError('');
+  const payload = { name: form.elements.name.value.trim(), color: form.elements.color.value };
+  try {
+    const label = await busy(form, () => projectsApi.createLabel(projectId, payload));
+    form.elements.name.value = '';
+    form.elements.name.focus();
+    toast(`Added the label “${label?.name ?? payload.name}”`, 'success');
+    await loadProjectMeta();
+  } catch (error) {
+    labelErrorOrReport(form, error);
+  }
+}
+
+async function onLabelSubmit(event) {
+  const form = event.target.closest('form[data-role="edit"]');
+  if (!form) return;
+  event.preventDefault();
+  const item = form.closest('[data-label-id]');
+  const label = item && labelById(item.dataset.labelId);
+  if (!label) return;
+  clearErrors(form);
+  setLabelError('');
+  const changes = {};
+  const name = form.elements.name.value.trim();
+  if (name !== label.name) changes.name = name;
+  if (form.elements.color.value !== form.elements.color.dataset.initial) changes.color = form.elements.color.value;
+  if (!Object.keys(changes).length) return;
+  try {
+    const updated = await busy(form, () => projectsApi.updateLabel(selectedProjectId(), label.id, changes, label.version));
+    toast(`Saved the label “${updated?.name ?? name}”`, 'success');
+    await loadProjectMeta();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 412) {
+      setLabelError('This label was changed elsewhere. The latest version is shown; try again.');
+      await loadProjectMeta();
+      return;
+    }
+    labelErrorOrReport(form, error);
+  }
+}
+
+async function onLabelListClick(event) {
+  const button = event.target.closest('button[data-action="delete"]');
+  if (!button) return;
+  const item = button.closest('[data-label-id]');
+  const label = item && labelById(item.dataset.labelId);
+  if (!label) return;
+  const ok = await confirmDialog({
+    title: 'Delete label?',
+    message: `“${label.name}” will be taken off every task that has it.`,
+    confirmLabel: 'Delete label',
+  });
+  if (!ok) return;
+  setLabelError('');
+  button.disabled = true;
+  try {
+    await projectsApi.removeLabel(selectedProjectId(), label.id);
+    toast(`Deleted the label “${label.name}”`, 'success');
+  } catch (error) {
+    button.disabled = false;
+    if (!(error instanceof ApiError && error.status === 404)) {
+      labelErrorOrReport(null, error);
+      return;
+    }
+  }
+  await loadProjectMeta();
+  refetchAfterChange();
+}
+
+/* ------------------------------------------------------------------ comments */
+
+function setCommentError(message) {
+  el.commentError.textContent = message || '';
+  show(el.commentError, Boolean(message));
+}
+
+function openComments(task) {
+  const c = state.comments;
+  c.taskId = task.id;
+  c.task = task;
+  c.items = [];
+  c.seq += 1;
+  el.commentsHeading.textContent = `Comments on “${task.title}”`;
+  el.commentsSummary.textContent = '';
+  el.commentList.replaceChildren();
+  setCommentError('');
+  clearErrors(el.commentForm);
+  el.commentForm.reset();
+  show(el.commentForm, canWrite());
+  el.commentsDialog.showModal();
+  if (canWrite()) el.commentForm.elements.body.focus();
+  else $('[data-close-dialog]', el.commentsDialog).focus();
+  loadComments();
+}
+
+async function loadComments() {
+  const c = state.comments;
+  const taskId = c.taskId;
+  if (!taskId || !el.commentsDialog.open) return;
+  const seq = ++c.seq;
+  el.commentList.setAttribute('aria-busy', 'true');
+  try {
+    const items = [];
+    let cursor = null;
+    // Oldest first, a page at a time (a thread is short; 10 pages is plenty).
+    for (let page = 0; page < 10; page += 1) {
+      const data = await commentsApi.list(taskId, { limit: 100, cursor });
+      if (seq !== c.seq) return;
+      if (Array.isArray(data?.items)) items.push(...data.items);
+      cursor = typeof data?.next_cursor === 'string' && data.next_cursor ? data.next_cursor : null;
+      if (!cursor) break;
+    }
+    c.items = items;
+    renderComments();
+    if (!cursor) updateCommentCount(taskId, items.length);
+  } catch (error) {
+    if (seq !== c.seq) return;
+    if (error instanceof ApiError && error.status === 401 && !session.accessToken) return;
+    if (error instanceof ApiError && error.status === 404) {
+      el.commentsDialog.close('cancel');
+      toast('That task no longer exists.', 'error');
+      refetchAfterChange();
+      return;
+    }
+    setCommentError(error instanceof ApiError ? error.summary : 'Could not load the comments.');
+  } finally {
+    if (seq === c.seq) el.commentList.setAttribute('aria-busy', 'false');
+  }
+}
+
+function commentAuthor(comment) {
+  if (!comment.author_id) return 'Deleted account';
+  const member = memberById(comment.author_id);
+  if (member) return member.name || member.email;
+  if (comment.author_id === session.user?.id) return session.user?.name || 'You';
+  return 'Former member';
+}
+
+function renderComments() {
+  const c = state.comments;
+  // A comment being edited keeps its text while the thread is rebuilt.
+  const editing = el.commentList.querySelector('form[data-role="edit"]:not([hidden])');
+  const editingId = editing?.closest('[data-comment-id]')?.dataset.commentId || null;
+  const draft = editing?.elements.body.value;
+  const me = session.user?.id;
+  const writable = canWrite();
+  const admin = currentProject()?.role === 'admin' || (isInbox(selectedProjectId()) && !currentProject());
+  el.commentList.replaceChildren(...c.items.map((comment) => {
+    const item = el.commentItemTemplate.content.firstElementChild.cloneNode(true);
+    const own = Boolean(me) && comment.author_id === me;
+    item.dataset.commentId = comment.id;
+    item.dataset.authorId = comment.author_id || '';
+    const author = commentAuthor(comment);
+    $('[data-role="initial"]', item).textContent = initial(author);
+    $('[data-role="author"]', item).textContent = own ? `${author} (you)` : author;
+    $('[data-role="date"]', item).textContent = formatDateTime(comment.created_at);
+    const edited = $('[data-role="edited"]', item);
+    show(edited, Boolean(comment.edited_at));
+    if (comment.edited_at) edited.title = `Edited ${formatDateTime(comment.edited_at)}`;
+    $('[data-role="body"]', item).textContent = comment.body;
+
+    const canEdit = own && writable;
+    const canDelete = (own && writable) || admin;
+    const actions = $('[data-role="actions"]', item);
+    const form = $('form[data-role="edit"]', item);
+    if (!canEdit) {
+      $('[data-action="edit"]', actions).remove();
+      form.remove();
+    } else {
+      clearErrorOnEdit(form);
+    }
+    if (!canDelete) $('[data-action="delete"]', actions).remove();
+    if (!actions.children.length) actions.remove();
+    if (canEdit && comment.id === editingId) startCommentEdit(item, draft);
+    return item;
+  }));
+  const n = c.items.length;
+  el.commentsSummary.textContent = n === 0
+    ? (writable ? 'No comments yet. Start the conversation below.' : 'No comments yet.')
+    : `${n} ${n === 1 ? 'comment' : 'comments'}`;
+  show(el.commentForm, writable);
+}
+
+function findComment(node) {
+  const item = node.closest('[data-comment-id]');
+  return item ? state.comments.items.find((x) => x.id === item.dataset.commentId) || null : null;
+}
+
+function startCommentEdit(item, text) {
+  const comment = state.comments.items.find((x) => x.id === item.dataset.commentId);
+  const form = $('form[data-role="edit"]', item);
+  if (!comment || !form) return;
+  form.elements.body.value = text ?? comment.body;
+  show(form, true);
+  show($('[data-role="body"]', item), false);
+  show($('[data-role="actions"]', item), false);
+  form.elements.body.focus();
+}
+
+function commentErrorOrReport(form, error) {
+  if (error instanceof ApiError && error.status === 401 && !session.accessToken) return;
+  if (error instanceof ApiError && error.status === 403) {
+    reportError(error);
+    renderComments();
+    return;
+  }
+  if (form) showErrors(form, error);
+  else setCommentError(error instanceof ApiError ? error.summary : 'Could not change the comment.');
+}
+
+async function onCommentSubmit(event) {
+  event.preventDefault();
+  const form = el.commentForm;
+  const taskId = state.comments.taskId;
+  if (!taskId) return;
+  clearErrors(form);
+  setCommentError('');
+  const body = form.elements.body.value;
+  try {
+    await busy(form, () => commentsApi.create(taskId, body));
+    form.elements.body.value = '';
+    form.elements.body.focus();
+    await loadComments();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) {
+      el.commentsDialog.close('cancel');
+      toast('That task no longer exists.', 'error');
+      refetchAfterChange();
+      return;
+    }
+    commentErrorOrReport(form, error);
+  }
+}
+
+async function onCommentListClick(event) {
+  const button = event.target.closest('button[data-action]');
+  if (!button) return;
+  const item = button.closest('[data-comment-id]');
+  const comment = findComment(button);
+  if (!item || !comment) return;
+  const action = button.dataset.action;
+  if (action === 'edit') {
+    startCommentEdit(item);
+  } else if (action === 'cancel-edit') {
+    renderCommentsAfterEdit();
+  } else if (action === 'delete') {
+    const ok = await confirmDialog({
+      title: 'Delete comment?',
+      message: 'The comment will be permanently deleted.',
+      confirmLabel: 'Delete comment',
+    });
+    if (!ok) return;
+    setCommentError('');
+    try {
+      await commentsApi.remove(comment.task_id, comment.id);
+      toast('Comment deleted', 'success');
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) {
+        commentErrorOrReport(null, error);
+        return;
+      }
+    }
+    await loadComments();
+  }
+}
+
+/** Leave edit mode: rebuild the thread with no comment being edited. */
+function renderCommentsAfterEdit() {
+  const open = el.commentList.querySelector('form[data-role="edit"]:not([hidden])');
+  if (open) open.hidden = true;
+  renderComments();
+}
+
+async function onCommentEditSubmit(event) {
+  const form = event.target.closest('form[data-role="edit"]');
+  if (!form) return;
+  event.preventDefault();
+  const comment = findComment(form);
+  if (!comment) return;
+  clearErrors(form);
+  setCommentError('');
+  const body = form.elements.body.value;
+  if (body === comment.body) {
+    renderCommentsAfterEdit();
+    return;
+  }
+  try {
+    await busy(form, () => commentsApi.update(comment.task_id, comment.id, body, comment.version));
+    form.hidden = true;
+    toast('Comment saved', 'success');
+    await loadComments();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 412) {
+      form.hidden = true;
+      setCommentError('This comment was changed elsewhere. The latest version is shown; edit it again.');
+      await loadComments();
+      return;
+    }
+    if (error instanceof ApiError && error.status === 404) {
+      form.hidden = true;
+      setCommentError('That comment no longer exists.');
+      await loadComments();
+      return;
+    }
+    commentErrorOrReport(form, error);
+  }
+}
+
 /* ------------------------------------------------------------------ admin */
 
 async function loadUsers() {
@@ -1130,6 +1912,9 @@ function wire() {
   }
 
   el.taskCreateForm.addEventListener('submit', onCreateTask);
+  el.taskCreateForm.addEventListener('change', (event) => {
+    if (event.target.name === 'assignee_ids' || event.target.name === 'label_ids') renderComposerSummaries();
+  });
   el.taskList.addEventListener('click', onTaskListClick);
   el.taskList.addEventListener('change', onTaskListChange);
 
@@ -1174,6 +1959,28 @@ function wire() {
   });
 
   el.editForm.addEventListener('submit', onEditSubmit);
+  el.editProject.addEventListener('change', onEditProjectChange);
+
+  el.projectLabels.addEventListener('click', openLabels);
+  el.labelCreateForm.addEventListener('submit', onCreateLabel);
+  el.labelList.addEventListener('submit', onLabelSubmit);
+  el.labelList.addEventListener('click', onLabelListClick);
+  for (const button of $$('[data-close-dialog]', el.labelsDialog)) {
+    button.addEventListener('click', () => el.labelsDialog.close('done'));
+  }
+  el.labelsDialog.addEventListener('close', () => el.projectLabels.focus());
+
+  el.commentForm.addEventListener('submit', onCommentSubmit);
+  el.commentList.addEventListener('click', onCommentListClick);
+  el.commentList.addEventListener('submit', onCommentEditSubmit);
+  for (const button of $$('[data-close-dialog]', el.commentsDialog)) {
+    button.addEventListener('click', () => el.commentsDialog.close('done'));
+  }
+  el.commentsDialog.addEventListener('close', () => {
+    state.comments.taskId = null;
+    state.comments.task = null;
+    state.comments.seq += 1;
+  });
   for (const button of $$('[data-close-dialog]', el.editDialog)) {
     button.addEventListener('click', () => el.editDialog.close('cancel'));
   }
@@ -1192,7 +1999,10 @@ function wire() {
   });
 
   initConfirmDialog();
-  for (const form of [el.loginForm, el.registerForm, el.taskCreateForm, el.editForm, el.projectCreateForm, el.memberAddForm]) {
+  for (const form of [
+    el.loginForm, el.registerForm, el.taskCreateForm, el.editForm, el.projectCreateForm, el.memberAddForm,
+    el.labelCreateForm, el.commentForm,
+  ]) {
     clearErrorOnEdit(form);
   }
 

@@ -28,7 +28,8 @@ function parseBlock(block) {
 
 /**
  * Start following the feed. Callbacks:
- *   onChange(type, data)  a task.created / task.updated / task.deleted event
+ *   onChange(type, data)  a task.*, comment.*, label.* or member.* event
+ *                         (created / updated / deleted; added / updated / removed)
  *   onReset()             events were missed for good: refetch everything
  *   onEnd(reason)         the server ended the stream for good ("revoked")
  * Returns `{ stop() }`.
@@ -52,7 +53,7 @@ export function startLiveFeed({ onChange, onReset, onEnd }) {
     }
     if (event.event === 'end') return data?.reason || 'unknown';
     if (event.event === 'reset') onReset();
-    else if (event.event.startsWith('task.')) onChange(event.event, data);
+    else if (/^(task|comment|label|member)\./.test(event.event)) onChange(event.event, data);
     return null;
   };
 

@@ -149,6 +149,34 @@ export function debounce(fn, ms) {
 const dateFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 const dayFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', timeZone: 'UTC' });
 
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+});
+
+/** Human date and time for an RFC 3339 timestamp (local time). */
+export function formatDateTime(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : dateTimeFormat.format(d);
+}
+
+/**
+ * Colour a chip with a "#rrggbb" background (CSSOM, allowed by the page's CSP) and a
+ * readable text colour; an invalid or missing colour leaves the default chip style.
+ */
+export function paintChip(chip, color) {
+  const valid = typeof color === 'string' && /^#[0-9a-fA-F]{6}$/.test(color);
+  chip.style.backgroundColor = valid ? color : '';
+  chip.style.borderColor = valid ? color : '';
+  if (!valid) {
+    chip.style.color = '';
+    return;
+  }
+  const n = Number.parseInt(color.slice(1), 16);
+  const [r, g, b] = [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+  // Perceived brightness (ITU-R BT.601): dark text on light colours.
+  chip.style.color = (r * 299 + g * 587 + b * 114) / 1000 > 150 ? '#111827' : '#ffffff';
+}
+
 /** Human date for an RFC 3339 timestamp (local time). */
 export function formatDate(iso) {
   const d = new Date(iso);

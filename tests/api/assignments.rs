@@ -850,3 +850,136 @@ async fn a_member_removed_while_being_assigned_is_never_left_assigned(backend: B
     }
     assert!(!outcomes.is_empty());
 }
+
+/// Runs `sql` in `blocker` (which holds a feed lock the request waits for) and commits it,
+/// 300 ms after `request` started: the request's statement began before the change and
+/// resumes after it.
+async fn while_waiting<T>(
+    blocker: sea_orm::DatabaseTransaction,
+    sql: String,
+    request: impl std::future::Future<Output = T>,
+) -> T {
+    use sea_orm::ConnectionTrait;
+    let change = async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        blocker.execute_unprepared(&sql).await.expect("change");
+        blocker.commit().await.expect("commit");
+    };
+    tokio::join!(request, change).0
+}
+
+// Found by an attack helper (PostgreSQL): a write that waited for the feed locks while its
+// caller was removed from the project went through (its statement read the membership
+// before the wait); a write by someone else then fanned its event out to the removed
+// member, whose replay showed it; a comment on a task that moved meanwhile went to the old
+// project's members; and a move into a project deleted meanwhile was a 500. Each race is
+// made certain here: the request waits behind a feed lock the test holds while the test
+// makes the change and commits.
+#[tokio::test]
+async fn writes_that_waited_see_the_removals_and_moves_that_committed_meanwhile() {
+    let app = spawn_app(Backend::Postgres).await;
+    let alice = person(&app, "alice").await;
+    let carol = person(&app, "carol").await;
+    let project = project_of(&app, &alice, "A", &[(&carol, "editor")]).await;
+    let elsewhere = project_of(&app, &alice, "B", &[]).await;
+    let task = app
+        .create_task(
+            &alice.token,
+            json!({"title": "secret", "project_id": project}),
+        )
+        .await;
+    let path = format!("/api/v1/tasks/{}", id_of(&task));
+
+    // Carol's edit waits while she is removed: refused, nothing changed.
+    let blocker = app.hold_feed_lock(&alice.id).await;
+    let removal = format!(
+        "DELETE FROM project_members WHERE project_id = '{project}' AND user_id = '{}'",
+        carol.id
+    );
+    let edit = while_waiting(
+        blocker,
+        removal,
+        app.patch(&path, Some(&carol.token), json!({"title": "stolen"})),
+    )
+    .await;
+    edit.problem(404);
+    assert_eq!(
+        app.get(&path, Some(&alice.token)).await.body["title"],
+        "secret"
+    );
+
+    // Alice's edit, fanned out while Carol was being removed, does not reach Carol's replay.
+    let re_add = format!(
+        "INSERT INTO project_members (project_id, user_id, role, created_at) \
+         VALUES ('{project}', '{}', 2, now())",
+        carol.id
+    );
+    sea_orm::ConnectionTrait::execute_unprepared(&app.state.db, &re_add)
+        .await
+        .expect("re-add carol");
+    let blocker = app.hold_feed_lock(&alice.id).await;
+    let removal = format!(
+        "DELETE FROM project_members WHERE project_id = '{project}' AND user_id = '{}'",
+        carol.id
+    );
+    let edit = while_waiting(
+        blocker,
+        removal,
+        app.patch(
+            &path,
+            Some(&alice.token),
+            json!({"title": "after carol left"}),
+        ),
+    )
+    .await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.text);
+    let mut stream = Stream::open(&app, &carol.token, Some("0")).await;
+    let own = app
+        .create_task(&carol.token, json!({"title": "carol's own"}))
+        .await;
+    let first = stream.next_event().await;
+    assert_eq!(
+        first.json()["task_id"],
+        own["id"],
+        "nothing of the project she left"
+    );
+
+    // A comment on a task moved meanwhile is refused for a retry, not told to the old
+    // project's members.
+    let blocker = app.hold_feed_lock(&alice.id).await;
+    let moved = format!(
+        "UPDATE tasks SET user_id = '{elsewhere}' WHERE id = '{}'",
+        id_of(&task)
+    );
+    let comment = while_waiting(
+        blocker,
+        moved,
+        app.post(
+            &format!("{path}/comments"),
+            Some(&alice.token),
+            json!({"body": "hi"}),
+        ),
+    )
+    .await;
+    comment.problem(503);
+    assert_eq!(
+        app.get(&path, Some(&alice.token)).await.body["comment_count"],
+        0
+    );
+
+    // A move into a project deleted meanwhile is a 404, not a 500.
+    let third = project_of(&app, &alice, "C", &[]).await;
+    let blocker = app.hold_feed_lock(&alice.id).await;
+    let deleted = format!("DELETE FROM projects WHERE id = '{third}'");
+    let move_there = while_waiting(
+        blocker,
+        deleted,
+        app.patch(&path, Some(&alice.token), json!({"project_id": third})),
+    )
+    .await;
+    move_there.problem(404);
+    assert_eq!(
+        app.get(&path, Some(&alice.token)).await.body["project_id"],
+        elsewhere.as_str()
+    );
+}

@@ -352,3 +352,90 @@ async fn an_idempotent_create_cut_short_still_reaches_the_change_feed() {
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
     assert_eq!(retry.body["id"], event.json()["task"]["id"]);
 }
+
+/// Comment, membership and label writes whose client hangs up (a reset) while they wait
+/// for the members' feed locks still commit whole, with their events (each runs to its end
+/// in a task of its own, `run_to_completion`). This proves the outcome, not the
+/// cancellation: with `run_to_completion` taken out of the comment route it passes too, as
+/// the server did not drop the waiting request's future on this reset.
+#[tokio::test]
+async fn team_writes_cut_short_by_a_hang_up_still_complete() {
+    let app = spawn_app(Backend::Postgres).await;
+    let (admin_token, admin_id, _) = app.new_user("admin").await;
+    let (_, _, member_email) = app.new_user("member").await;
+    let project = app
+        .post(
+            "/api/v1/projects",
+            Some(&admin_token),
+            json!({"name": "Team"}),
+        )
+        .await;
+    let project = project.body["id"].as_str().expect("project id").to_string();
+    let task = app
+        .create_task(
+            &admin_token,
+            json!({"title": "talked about", "project_id": project}),
+        )
+        .await;
+    let task = task["id"].as_str().expect("task id").to_string();
+    let label = app
+        .post(
+            &format!("/api/v1/projects/{project}/labels"),
+            Some(&admin_token),
+            json!({"name": "Bug"}),
+        )
+        .await;
+    let label = label.body["id"].as_str().expect("label id").to_string();
+    // A stream opened without `Last-Event-ID` starts from now.
+    let mut stream = Stream::open(&app, &admin_token, None).await;
+    let writes = [
+        (
+            "POST",
+            format!("/api/v1/tasks/{task}/comments"),
+            json!({"body": "late"}).to_string(),
+            "comment.created",
+        ),
+        (
+            "POST",
+            format!("/api/v1/projects/{project}/members"),
+            json!({"email": member_email, "role": "viewer"}).to_string(),
+            "member.added",
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/projects/{project}/labels/{label}"),
+            String::new(),
+            "label.deleted",
+        ),
+    ];
+    for (method, path, body, heard) in writes {
+        // The write waits behind the admin's feed lock while its client hangs up.
+        let blocker = app.hold_feed_lock(&admin_id).await;
+        let request = raw_request(method, &path, Some(&admin_token), &body);
+        send_then_reset(&app.address, &request, Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        blocker.rollback().await.expect("release the feed lock");
+        let event = tokio::time::timeout(WAIT, stream.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no {heard} event"));
+        assert_eq!(event.name(), heard, "{path}");
+    }
+    let task = app
+        .get(&format!("/api/v1/tasks/{task}"), Some(&admin_token))
+        .await;
+    assert_eq!(task.body["comment_count"], 1);
+    let members = app
+        .get(
+            &format!("/api/v1/projects/{project}/members"),
+            Some(&admin_token),
+        )
+        .await;
+    assert_eq!(members.body["items"].as_array().map(Vec::len), Some(2));
+    let labels = app
+        .get(
+            &format!("/api/v1/projects/{project}/labels"),
+            Some(&admin_token),
+        )
+        .await;
+    assert_eq!(labels.body["items"], json!([]));
+}

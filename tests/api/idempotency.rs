@@ -404,3 +404,117 @@ async fn spec_documents_keys_replays_and_cursors() {
     let page = &spec["components"]["schemas"][name]["properties"];
     assert!(page["next_cursor"].is_object(), "{page}");
 }
+
+// Project, label and comment creates take `Idempotency-Key` as task creates do: one
+// resource per key and body, a replay with `Idempotent-Replayed: true`, another body a 422,
+// racing duplicates one resource; a label's or comment's key is bound to its parent.
+both_backends!(project_label_and_comment_creates_are_idempotent);
+async fn project_label_and_comment_creates_are_idempotent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _, _) = app.new_user("teamlead").await;
+    let first = post_keyed(
+        &app,
+        "/api/v1/projects",
+        Some(&token),
+        "p-1",
+        r#"{"name": "Launch"}"#,
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let project = first.body["id"].as_str().expect("id").to_string();
+    let other = app
+        .post("/api/v1/projects", Some(&token), json!({"name": "Other"}))
+        .await;
+    let other = other.body["id"].as_str().expect("id").to_string();
+    let task = app
+        .create_task(&token, json!({"title": "t", "project_id": project}))
+        .await;
+    let task = task["id"].as_str().expect("id").to_string();
+    let labels = format!("/api/v1/projects/{project}/labels");
+    let comments = format!("/api/v1/tasks/{task}/comments");
+    for (path, body, other_body) in [
+        (
+            "/api/v1/projects".to_string(),
+            r#"{"name": "Launch"}"#,
+            r#"{"name": "Other"}"#,
+        ),
+        (
+            labels.clone(),
+            r#"{"name": "Bug"}"#,
+            r#"{"name": "Feature"}"#,
+        ),
+        (
+            comments.clone(),
+            r#"{"body": "once"}"#,
+            r#"{"body": "twice"}"#,
+        ),
+    ] {
+        let key = format!("k-{path}");
+        let created = post_keyed(&app, &path, Some(&token), &key, body).await;
+        assert_eq!(
+            created.status,
+            StatusCode::CREATED,
+            "{path}: {}",
+            created.text
+        );
+        assert!(created.header("idempotent-replayed").is_none());
+        // Racing retries and a later one all get the first response back.
+        let (a, b) = tokio::join!(
+            post_keyed(&app, &path, Some(&token), &key, body),
+            post_keyed(&app, &path, Some(&token), &key, body),
+        );
+        for replay in [
+            a,
+            b,
+            post_keyed(&app, &path, Some(&token), &key, body).await,
+        ] {
+            assert_eq!(
+                replay.status,
+                StatusCode::CREATED,
+                "{path}: {}",
+                replay.text
+            );
+            assert_eq!(replay.header("idempotent-replayed"), Some("true"), "{path}");
+            assert_eq!(replay.text, created.text, "{path}");
+            assert_eq!(replay.header("location"), created.header("location"));
+            assert_eq!(replay.header("etag"), created.header("etag"));
+        }
+        let reused = post_keyed(&app, &path, Some(&token), &key, other_body).await;
+        assert_eq!(reused.invalid_fields(), ["Idempotency-Key"], "{path}");
+    }
+    // One of each was made.
+    let projects = app.get("/api/v1/projects", Some(&token)).await;
+    let named_launch = projects.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|item| item["name"] == "Launch")
+        .count();
+    assert_eq!(
+        named_launch, 2,
+        "the keyed create with `p-1` and the loop's one"
+    );
+    let listed = app.get(&labels, Some(&token)).await;
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
+    let thread = app.get(&comments, Some(&token)).await;
+    assert_eq!(thread.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        app.get(&task_path(&task), Some(&token)).await.body["comment_count"],
+        1
+    );
+    // The same key and body on another project is another request: refused, not replayed.
+    let elsewhere = post_keyed(
+        &app,
+        &format!("/api/v1/projects/{other}/labels"),
+        Some(&token),
+        &format!("k-{labels}"),
+        r#"{"name": "Bug"}"#,
+    )
+    .await;
+    assert_eq!(elsewhere.invalid_fields(), ["Idempotency-Key"]);
+    // A failed create leaves its key free: a 409 duplicate, then a corrected retry.
+    let duplicate = post_keyed(&app, &labels, Some(&token), "dup", r#"{"name": "BUG"}"#).await;
+    duplicate.problem(409);
+    let corrected = post_keyed(&app, &labels, Some(&token), "dup", r#"{"name": "Bugs"}"#).await;
+    assert_eq!(corrected.status, StatusCode::CREATED, "{}", corrected.text);
+}

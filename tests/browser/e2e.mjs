@@ -242,6 +242,10 @@ const taskItem = (title) => byTestId('task-item').filter({ hasText: title });
 const userRow = (email) => page.locator(`[data-testid="user-row"][data-email="${email}"]`);
 const projectItem = (name) => byTestId('project-item').filter({ hasText: name });
 const memberItem = (email) => page.locator(`[data-testid="member-item"][data-email="${email}"]`);
+const labelRow = (name) => page.locator(`[data-testid="label-item"][data-name="${name}"]`);
+/** The checkbox of a picker option (task editor, label filter) by its data-<attr> value. */
+const pickerOption = (testId, attr, value) =>
+  page.locator(`label.picker-option[data-${attr}="${value}"] [data-testid="${testId}"]`);
 
 async function storage() {
   return page.evaluate(() => ({
@@ -906,6 +910,158 @@ async function flow() {
     });
   }, { allow: [403] });
 
+  await step('the admin creates a label and gives a task the label and two assignees; both tabs show the chips', async () => {
+    const label = 'Urgent';
+    await byTestId('project-labels').click();
+    await visible(byTestId('labels-dialog'), 'labels dialog');
+    await visible(byTestId('label-create-form'), 'new-label form of a project admin');
+    await byTestId('new-label-name').fill(label);
+    await byTestId('new-label-color').fill('#e11d48');
+    await byTestId('new-label-submit').click();
+    await visible(labelRow(label), 'the new label in the dialog');
+    // A second label of the same name (ignoring case) is a 409, shown in the dialog.
+    await byTestId('new-label-name').fill(label.toUpperCase());
+    await byTestId('new-label-submit').click();
+    await expectText(byTestId('new-label-error'), /label/i, 'error for a duplicate label');
+    await byTestId('new-label-name').fill('');
+    await screenshot('labels-dialog');
+    await byTestId('labels-close').click();
+    await hidden(byTestId('labels-dialog'), 'labels dialog');
+    await as('B', async () => {
+      await byTestId('project-labels').click();
+      await visible(labelRow(label), 'the label, in the viewer\'s labels dialog');
+      await hidden(byTestId('label-create-form'), 'new-label form for a viewer');
+      assert((await byTestId('label-delete').count()) === 0, 'a viewer sees Delete buttons for labels');
+      await byTestId('labels-close').click();
+      await hidden(byTestId('labels-dialog'), 'labels dialog');
+    });
+
+    await taskItem(venue).getByTestId('task-edit').click();
+    await visible(byTestId('edit-dialog'), 'edit dialog');
+    await pickerOption('edit-label-option', 'name', label).check();
+    await pickerOption('edit-assignee-option', 'email', ADMIN.email).check();
+    await pickerOption('edit-assignee-option', 'email', MEMBER.email).check();
+    await screenshot('edit-labels-assignees');
+    await byTestId('edit-save').click();
+    await hidden(byTestId('edit-dialog'), 'edit dialog');
+    await expectText(taskItem(venue).getByTestId('task-label-chip'), label, 'label chip');
+    await until('the chip has the label colour', async () =>
+      (await taskItem(venue).getByTestId('task-label-chip').evaluate((c) => getComputedStyle(c).backgroundColor)) === 'rgb(225, 29, 72)');
+    await until('two assignee chips', async () => (await taskItem(venue).getByTestId('task-assignee-chip').count()) === 2);
+    await expectText(taskItem(venue).getByTestId('task-chips'), ADMIN.name, 'assignee chip of the admin');
+    await expectText(taskItem(venue).getByTestId('task-chips'), MEMBER.name, 'assignee chip of the member');
+    await as('B', async () => {
+      await expectText(taskItem(venue).getByTestId('task-label-chip'), label, 'label chip in tab B');
+      await until('two assignee chips in tab B', async () => (await taskItem(venue).getByTestId('task-assignee-chip').count()) === 2);
+      assert(navigationsB === 0, `tab B navigated ${navigationsB} time(s)`);
+    });
+
+    // An id that is not a member is a 422 naming the field.
+    const id = await taskItem(venue).getAttribute('data-task-id');
+    const bad = await apiFetch('PATCH', `/api/v1/tasks/${id}`, { assignee_ids: [projectId] });
+    assert(bad.status === 422 && bad.body?.errors?.[0]?.field === 'assignee_ids', `PATCH with a non-member: ${bad.status} ${JSON.stringify(bad.body)}`);
+
+    // Renaming and recolouring the label reaches the other tab too.
+    await byTestId('project-labels').click();
+    await visible(labelRow(label), 'the label in the dialog');
+    await labelRow(label).getByTestId('label-name-input').fill('Urgent!');
+    await labelRow(label).getByTestId('label-color-input').fill('#16a34a');
+    await labelRow(label).getByTestId('label-save').click();
+    await visible(labelRow('Urgent!'), 'the renamed label');
+    await byTestId('labels-close').click();
+    await hidden(byTestId('labels-dialog'), 'labels dialog');
+    await expectText(taskItem(venue).getByTestId('task-label-chip'), 'Urgent!', 'renamed label chip');
+    await as('B', async () => {
+      await expectText(taskItem(venue).getByTestId('task-label-chip'), 'Urgent!', 'renamed label chip in tab B');
+      await until('the recoloured chip in tab B', async () =>
+        (await taskItem(venue).getByTestId('task-label-chip').evaluate((c) => getComputedStyle(c).backgroundColor)) === 'rgb(22, 163, 74)');
+      await screenshot('viewer-chips');
+    });
+  }, { allow: [409, 422] });
+
+  await step('the task list filters by label and by assignee', async () => {
+    await byTestId('filter-labels-toggle').click();
+    await pickerOption('filter-label-option', 'name', 'Urgent!').check();
+    await expectText(byTestId('tasks-summary'), /^1 matching task$/, 'count with the label filter');
+    await visible(taskItem(venue), 'the labelled task');
+    await expectText(byTestId('filter-labels-toggle'), 'Urgent!', 'label filter summary');
+    await screenshot('filter-label');
+    await pickerOption('filter-label-option', 'name', 'Urgent!').uncheck();
+    await byTestId('filter-labels-toggle').click();
+    await expectText(byTestId('tasks-summary'), /^3 tasks$/, 'count without filters');
+
+    await selectOption('filter-assignee', 'me');
+    await expectText(byTestId('tasks-summary'), /^1 matching task$/, 'count with assignee=me');
+    await visible(taskItem(venue), 'the task assigned to me');
+    await selectOption('filter-assignee', 'none');
+    await expectText(byTestId('tasks-summary'), /^2 matching tasks$/, 'count with assignee=none');
+    assert((await taskItem(venue).count()) === 0, 'an assigned task is listed under "Nobody"');
+    await as('B', async () => {
+      await selectOption('filter-assignee', 'me');
+      await expectText(byTestId('tasks-summary'), /^1 matching task$/, 'count with assignee=me in tab B');
+      await visible(taskItem(venue), 'the task assigned to the viewer');
+      await selectOption('filter-assignee', '');
+      await expectText(byTestId('tasks-summary'), /^3 tasks$/, 'count without filters in tab B');
+    });
+    await selectOption('filter-assignee', '');
+    await expectText(byTestId('tasks-summary'), /^3 tasks$/, 'count without filters');
+  });
+
+  await step('a comment appears live in the other user\'s thread and count; the viewer cannot comment', async () => {
+    await as('B', async () => {
+      await expectText(taskItem(venue).getByTestId('task-comment-count'), /^0$/, 'comment count in tab B');
+      await taskItem(venue).getByTestId('task-comments').click();
+      await visible(byTestId('comments-dialog'), 'comments dialog of the viewer');
+      await expectText(byTestId('comments-summary'), /no comments/i, 'empty thread');
+      await hidden(byTestId('comment-form'), 'comment box for a viewer');
+    });
+    await taskItem(venue).getByTestId('task-comments').click();
+    await visible(byTestId('comments-dialog'), 'comments dialog');
+    await visible(byTestId('comment-form'), 'comment box of the admin');
+    // A blank comment is refused with the API's field error.
+    await byTestId('comment-body').fill('   ');
+    await byTestId('comment-submit').click();
+    await expectText(byTestId('comment-body-error'), /\S/, 'error for a blank comment');
+    const text = 'Venue confirmed for <b>Friday</b>';
+    await byTestId('comment-body').fill(text);
+    await byTestId('comment-submit').click();
+    await visible(byTestId('comment-item').filter({ hasText: text }), 'the comment in the thread');
+    await expectText(byTestId('comments-summary'), /^1 comment$/, 'thread summary');
+    await visible(byTestId('comment-edit'), 'Edit on one\'s own comment');
+    await screenshot('comments-thread');
+
+    await as('B', async () => {
+      const item = byTestId('comment-item').filter({ hasText: text });
+      await visible(item, 'the comment, live in the viewer\'s open thread');
+      // Untrusted text is shown as text, never as markup.
+      assert((await item.locator('b').count()) === 0, 'the comment body was injected as HTML');
+      await expectText(item.getByTestId('comment-author'), ADMIN.name, 'comment author');
+      await expectText(taskItem(venue).getByTestId('task-comment-count'), /^1$/, 'comment count in tab B');
+      assert((await byTestId('comment-edit').count()) === 0, 'a viewer sees Edit on comments');
+      assert((await byTestId('comment-delete').count()) === 0, 'a viewer sees Delete on comments');
+      await hidden(byTestId('comment-form'), 'comment box for a viewer');
+      assert((await byTestId('task-edit').count()) === 0, 'a viewer sees Edit buttons');
+      assert((await byTestId('task-delete').count()) === 0, 'a viewer sees Delete buttons');
+      await screenshot('viewer-comments');
+    });
+
+    // Editing one's own comment updates the other thread too.
+    await byTestId('comment-edit').click();
+    await byTestId('comment-edit-body').fill(`${text} at 10:00`);
+    await byTestId('comment-edit-save').click();
+    await visible(byTestId('comment-item').filter({ hasText: 'at 10:00' }), 'the edited comment');
+    await visible(byTestId('comment-edited'), 'the edited marker');
+    await as('B', () => visible(byTestId('comment-item').filter({ hasText: 'at 10:00' }), 'the edited comment in tab B'));
+    await byTestId('comments-close').click();
+    await hidden(byTestId('comments-dialog'), 'comments dialog');
+    await expectText(taskItem(venue).getByTestId('task-comment-count'), /^1$/, 'comment count in tab A');
+    await as('B', async () => {
+      await byTestId('comments-close').click();
+      await hidden(byTestId('comments-dialog'), 'comments dialog in tab B');
+      assert(navigationsB === 0, `tab B navigated ${navigationsB} time(s)`);
+    });
+  }, { allow: [422] });
+
   await step('promoted to editor, the second user can add and edit tasks', async () => {
     await shareDialogRole(MEMBER.email, 'editor');
     await as('B', async () => {
@@ -928,6 +1084,53 @@ async function flow() {
     });
     await visible(taskItem(bannersEdited), 'the editor\'s change, live in tab A');
     await visible(taskItem(handouts), 'the editor\'s new task, live in tab A');
+  });
+
+  await step('an editor comments; the project admin may delete it but not edit it; labels can be deleted', async () => {
+    const text = 'Second venue as a fallback?';
+    await as('B', async () => {
+      await taskItem(venue).getByTestId('task-comments').click();
+      await visible(byTestId('comments-dialog'), 'comments dialog of the editor');
+      await visible(byTestId('comment-form'), 'comment box of an editor');
+      await visible(byTestId('comment-item').first(), 'the admin\'s comment');
+      assert((await byTestId('comment-edit').count()) === 0, 'an editor may edit someone else\'s comment');
+      assert((await byTestId('comment-delete').count()) === 0, 'an editor may delete someone else\'s comment');
+      await byTestId('comment-body').fill(text);
+      await byTestId('comment-submit').click();
+      await visible(byTestId('comment-item').filter({ hasText: text }), 'the editor\'s comment');
+      await expectText(taskItem(venue).getByTestId('task-comment-count'), /^2$/, 'comment count in tab B');
+    });
+    await expectText(taskItem(venue).getByTestId('task-comment-count'), /^2$/, 'comment count in tab A');
+    await taskItem(venue).getByTestId('task-comments').click();
+    await visible(byTestId('comments-dialog'), 'comments dialog');
+    const theirs = byTestId('comment-item').filter({ hasText: text });
+    await visible(theirs, 'the editor\'s comment in tab A');
+    assert((await theirs.getByTestId('comment-edit').count()) === 0, 'the admin may edit someone else\'s comment');
+    await theirs.getByTestId('comment-delete').click();
+    await visible(byTestId('confirm-dialog'), 'confirmation dialog');
+    await byTestId('confirm-ok').click();
+    await until('the comment removed', async () => (await theirs.count()) === 0);
+    await byTestId('comments-close').click();
+    await hidden(byTestId('comments-dialog'), 'comments dialog');
+    await expectText(taskItem(venue).getByTestId('task-comment-count'), /^1$/, 'comment count after the delete');
+    await as('B', async () => {
+      await until('the comment removed in tab B', async () => (await byTestId('comment-item').filter({ hasText: text }).count()) === 0);
+      await expectText(taskItem(venue).getByTestId('task-comment-count'), /^1$/, 'comment count in tab B after the delete');
+      await byTestId('comments-close').click();
+      await hidden(byTestId('comments-dialog'), 'comments dialog in tab B');
+    });
+
+    await byTestId('project-labels').click();
+    await byTestId('new-label-name').fill('Temporary');
+    await byTestId('new-label-submit').click();
+    await visible(labelRow('Temporary'), 'the second label');
+    await labelRow('Temporary').getByTestId('label-delete').click();
+    await visible(byTestId('confirm-dialog'), 'confirmation dialog');
+    await byTestId('confirm-ok').click();
+    await until('the label removed', async () => (await labelRow('Temporary').count()) === 0);
+    await visible(labelRow('Urgent!'), 'the other label');
+    await byTestId('labels-close').click();
+    await hidden(byTestId('labels-dialog'), 'labels dialog');
   });
 
   await step('demoted while showing edit controls, a refused write shows the reason and hides them', async () => {
@@ -971,6 +1174,46 @@ async function flow() {
       page = pageA;
       await pageB?.close();
     }
+  });
+
+  await step('a task created with a label and an assignee shows their chips', async () => {
+    const title = 'Hire a photographer';
+    await byTestId('new-task-title').fill(title);
+    await byTestId('new-task-assignees-toggle').click();
+    await pickerOption('new-task-assignee-option', 'email', ADMIN.email).check();
+    await byTestId('new-task-assignees-toggle').click();
+    await byTestId('new-task-labels-toggle').click();
+    await pickerOption('new-task-label-option', 'name', 'Urgent!').check();
+    await byTestId('new-task-labels-toggle').click();
+    await expectText(byTestId('new-task-labels-toggle'), 'Urgent!', 'label choice of the new task');
+    await byTestId('new-task-submit').click();
+    await visible(taskItem(title), 'the new task');
+    await expectText(taskItem(title).getByTestId('task-label-chip'), 'Urgent!', 'label chip of the new task');
+    await expectText(taskItem(title).getByTestId('task-assignee-chip'), ADMIN.name, 'assignee chip of the new task');
+    await expectText(byTestId('new-task-labels-toggle'), /^None$/, 'label choice reset after adding');
+    await taskItem(title).getByTestId('task-delete').click();
+    await visible(byTestId('confirm-dialog'), 'confirmation dialog');
+    await byTestId('confirm-ok').click();
+    await until('the task removed', async () => (await taskItem(title).count()) === 0);
+  });
+
+  await step('moving a task to the Inbox drops the labels the Inbox lacks, with a notice', async () => {
+    await visible(taskItem(venue), 'the labelled task');
+    await taskItem(venue).getByTestId('task-edit').click();
+    await visible(byTestId('edit-dialog'), 'edit dialog');
+    await byTestId('edit-project').selectOption({ label: 'Inbox' });
+    await visible(byTestId('edit-project-hint'), 'the note about moving');
+    await byTestId('edit-save').click();
+    await hidden(byTestId('edit-dialog'), 'edit dialog');
+    await until('the task left the project', async () => (await taskItem(venue).count()) === 0);
+    await expectText(byTestId('toasts'), /Moved .*Inbox.*Labels dropped.*“Urgent!”/s, 'move notice');
+    await projectItem('Inbox').click();
+    await visible(taskItem(venue), 'the moved task in the Inbox');
+    assert((await taskItem(venue).getByTestId('task-label-chip').count()) === 0, 'the moved task kept a label');
+    await expectText(taskItem(venue).getByTestId('task-comment-count'), /^1$/, 'comment count after the move');
+    await screenshot('task-moved');
+    await projectItem(project).click();
+    await expectText(byTestId('project-heading'), project, 'heading');
   });
 
   await step('no cookies, console errors or CSP violations during the run', async () => {

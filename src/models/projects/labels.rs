@@ -80,36 +80,43 @@ pub async fn create(
     project: Uuid,
     fields: LabelFields,
 ) -> Result<(label::Model, Vec<Uuid>)> {
+    let txn = txn::begin_write(db).await?;
+    let outcome = create_in(&txn, caller, project, fields).await;
+    txn::finish(txn, outcome).await
+}
+
+/// [`create`] in the caller's write transaction (an idempotent create's).
+pub async fn create_in<C: sea_orm::ConnectionTrait>(
+    txn: &C,
+    caller: Uuid,
+    project: Uuid,
+    fields: LabelFields,
+) -> Result<(label::Model, Vec<Uuid>)> {
     let name = fields
         .name
         .ok_or_else(|| AppError::validation("name", "is required"))?
         .into_inner();
-    let txn = txn::begin_write(db).await?;
-    let outcome: Result<(label::Model, Vec<Uuid>)> = async {
-        locked_to_announce(&txn, caller, project).await?;
-        let now = validate::now();
-        let created = label::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            project_id: Set(project),
-            name_folded: Set(fold_for_search(&name)),
-            name: Set(name),
-            color: Set(fields.color.flatten().map(Color::into_inner)),
-            version: Set(1),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
-        .await
-        // Deleted meanwhile: the project is gone.
-        .map_err(|err| match is_missing_parent(&err) {
-            true => AppError::NotFound(super::NOT_FOUND),
-            false => conflict_on_unique(err, DUPLICATE),
-        })?;
-        let audience = announce(&txn, &created, About::LabelCreated).await?;
-        Ok((created, audience))
+    locked_to_announce(txn, caller, project).await?;
+    let now = validate::now();
+    let created = label::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        project_id: Set(project),
+        name_folded: Set(fold_for_search(&name)),
+        name: Set(name),
+        color: Set(fields.color.flatten().map(Color::into_inner)),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
     }
-    .await;
-    txn::finish(txn, outcome).await
+    .insert(txn)
+    .await
+    // Deleted meanwhile: the project is gone.
+    .map_err(|err| match is_missing_parent(&err) {
+        true => AppError::NotFound(super::NOT_FOUND),
+        false => conflict_on_unique(err, DUPLICATE),
+    })?;
+    let audience = announce(txn, &created, About::LabelCreated).await?;
+    Ok((created, audience))
 }
 
 /// Renames or recolours a label (the project's admins), if `precondition` accepts its

@@ -175,32 +175,38 @@ pub struct NewProject {
 
 /// Creates a project with `creator` as its admin.
 pub async fn create(db: &DatabaseConnection, creator: Uuid, new: NewProject) -> Result<Membership> {
-    let now = validate::now();
     let txn = txn::begin_write(db).await?;
-    let outcome: Result<Membership> = async {
-        let project = project::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            name: Set(new.name.into_inner()),
-            description: Set(new.description),
-            color: Set(new.color.map(Color::into_inner)),
-            inbox_of: Set(None),
-            archived: Set(false),
-            version: Set(1),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
-        .await?;
-        add(&txn, project.id, creator, Role::Admin)
-            .await
-            .map_err(crate::error::unauthorized_on_missing_owner)?;
-        Ok(Membership {
-            project,
-            role: Role::Admin,
-        })
-    }
-    .await;
+    let outcome = create_in(&txn, creator, new).await;
     txn::finish(txn, outcome).await
+}
+
+/// [`create`] in the caller's write transaction (an idempotent create's).
+pub async fn create_in<C: ConnectionTrait>(
+    txn: &C,
+    creator: Uuid,
+    new: NewProject,
+) -> Result<Membership> {
+    let now = validate::now();
+    let project = project::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(new.name.into_inner()),
+        description: Set(new.description),
+        color: Set(new.color.map(Color::into_inner)),
+        inbox_of: Set(None),
+        archived: Set(false),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    add(txn, project.id, creator, Role::Admin)
+        .await
+        .map_err(crate::error::unauthorized_on_missing_owner)?;
+    Ok(Membership {
+        project,
+        role: Role::Admin,
+    })
 }
 
 /// A validated partial change of a project; `None` leaves a field as it is.

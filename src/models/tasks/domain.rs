@@ -186,12 +186,16 @@ pub const NOT_FOUND: AppError = AppError::NotFound("Task");
 
 const LAST_VERSION: &str = "This task has reached its last version and cannot be changed again; create a new task from it.";
 
-/// What a conditional write that matched no row means, given the task as it is now (or the
-/// error finding it): missing (404), at its last version (409), or changed meanwhile (412).
-pub fn explain_miss(now: Result<task::Model>) -> AppError {
+/// What a write that matched no row means, given the task as it is now (or the error
+/// finding it) and the `If-Match` version it was made at: missing (404), at its last
+/// version (409), changed since that version (412); with no `If-Match`, the task or the
+/// caller's role changed while the write waited and allows it now: worth a retry (503), not
+/// a 412 for a precondition never sent (found by an attack helper).
+pub fn explain_miss(now: Result<task::Model>, expected: Option<i32>) -> AppError {
     match now {
         Ok(task) if task.version == i32::MAX => AppError::Conflict(LAST_VERSION.into()),
-        Ok(_) => AppError::PreconditionFailed,
+        Ok(_) if expected.is_some() => AppError::PreconditionFailed,
+        Ok(_) => AppError::Unavailable("The task changed meanwhile; try again."),
         Err(err) => err,
     }
 }

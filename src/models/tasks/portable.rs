@@ -17,7 +17,7 @@ use super::list::{self, Page, TaskFilter};
 use super::postgres::writes::Update;
 use crate::domain::id_list;
 use crate::entities::task;
-use crate::error::{Result, is_missing_parent};
+use crate::error::{AppError, Result, is_missing_parent};
 use crate::models::projects::{self, Action, ids_allowed, lock_feeds_of};
 use crate::models::txn::begin_write;
 use crate::models::{assignments, events};
@@ -185,10 +185,17 @@ pub async fn update_checked(
             }
             None => lock_feeds_of(&txn, source).await?,
         }
-        // Read again under the locks: what a concurrent write left is what changes.
+        // Read again under the locks: what a concurrent write left is what changes, and
+        // the caller's rights as they are now. A removal or demotion that held the locks
+        // has committed by now, and this statement sees it (the checks above ran before
+        // the wait: a member being removed got past them; found by an attack helper).
         let Some(current) = task::Entity::find_by_id(id).one(&txn).await? else {
             return Ok(None);
         };
+        projects::require(&txn, caller, current.project_id, Action::EditTasks, "Task").await?;
+        if let Some(target) = target {
+            projects::require(&txn, caller, target, Action::EditTasks, projects::NOT_FOUND).await?;
+        }
         let stale = expected_version.is_some_and(|version| version != current.version);
         if stale || current.project_id != source || current.version == i32::MAX {
             return Ok(None);
@@ -224,7 +231,15 @@ pub async fn update_checked(
         row.project_id = Set(destination);
         row.version = Set(current.version + 1);
         row.updated_at = Set(Ord::max(validate::now(), current.updated_at));
-        let changed = row.update(&txn).await?;
+        let changed = row.update(&txn).await.map_err(|err| {
+            // The target project was deleted meanwhile (its row is gone): as any write
+            // into a missing project, a 404 (a 500 before; found by an attack helper).
+            if is_missing_parent(&err) {
+                AppError::NotFound(projects::NOT_FOUND)
+            } else {
+                err.into()
+            }
+        })?;
         let (moved, audience) = match carried {
             Some(carried) => {
                 let audience = events::record_move(&txn, source, &changed).await?;

@@ -182,7 +182,7 @@ impl TaskStore {
                 let Some((task, moved, audience)) =
                     update_checked(&db, caller, id, update, expected_version).await?
                 else {
-                    return Err(store.explain_miss(caller, id).await);
+                    return Err(store.explain_miss(caller, id, expected_version).await);
                 };
                 store.listener.changed(audience).await;
                 Ok((task, moved))
@@ -197,7 +197,7 @@ impl TaskStore {
                 }
             };
             let Some(task) = changed else {
-                return Err(store.explain_miss(caller, id).await);
+                return Err(store.explain_miss(caller, id, expected_version).await);
             };
             store.announce(caller, task.project_id).await;
             Ok((task, None))
@@ -221,7 +221,7 @@ impl TaskStore {
                 }
             };
             let Some(project) = deleted else {
-                return Err(store.explain_miss(caller, id).await);
+                return Err(store.explain_miss(caller, id, expected_version).await);
             };
             store.announce(caller, project).await;
             Ok(())
@@ -238,7 +238,7 @@ impl TaskStore {
 
     /// Why a write of task `id` by `caller` matched no row: the task is hidden or gone
     /// (404), the caller's role does not allow it (403), or its version moved on.
-    async fn explain_miss(&self, caller: Uuid, id: Uuid) -> AppError {
+    async fn explain_miss(&self, caller: Uuid, id: Uuid, expected: Option<i32>) -> AppError {
         let task = match self.get(caller, id).await {
             Ok(task) => task,
             Err(err) => return err,
@@ -246,7 +246,7 @@ impl TaskStore {
         let db = self.connection();
         match projects::require(db, caller, task.project_id, Action::EditTasks, "Task").await {
             Err(refused) => refused,
-            Ok(_) => domain::explain_miss(Ok(task)),
+            Ok(_) => domain::explain_miss(Ok(task), expected),
         }
     }
 

@@ -10,7 +10,15 @@
 //! data-modifying CTEs run in this order:
 //! 1. only the changes whose caller's role in the task's project is at least the one
 //!    `models::projects::policy` asks for (`$least`), in a project that is not archived, go
-//!    on; the others match nothing, and the store asks the policy why (404, 403 or 409);
+//!    on; the others match nothing, and the store asks the policy why (404, 403 or 409).
+//!    The membership is read `FOR SHARE`: a removal or demotion that held the feed locks
+//!    this statement waited for has committed, but the statement's snapshot predates it;
+//!    locking the row makes PostgreSQL read its newest version (a deleted row is skipped,
+//!    a changed role checked again), so a member removed meanwhile writes nothing (found
+//!    by an attack helper). The check names `"serialized"`, so it runs after the feed locks:
+//!    a row lock taken before them would wait in a cycle with a removal that holds them
+//!    and deletes the row. The caller's own Inbox (the project with their id) needs no
+//!    row: it is theirs alone, and its writes take no lock;
 //! 2. `serialized` takes the transaction-scoped advisory lock of every member of the
 //!    projects concerned (`taskapi_feed_key`, migration 000011), in key order so that two
 //!    statements never wait for each other in a cycle; it is MATERIALIZED and the change
@@ -130,6 +138,11 @@ macro_rules! create_from_new_rows {
     "id", "user_id", "title", "description", "status", "priority", "due_date", "version",
     "created_at", "updated_at", "title_search", "description_search"
   FROM "allowed", "serialized"
+  WHERE "allowed"."user_id" = "allowed"."caller" OR EXISTS (
+    SELECT 1 FROM "project_members" AS "m"
+    WHERE "m"."project_id" = "allowed"."user_id" AND "m"."user_id" = "allowed"."caller"
+      AND "m"."role" >= $14::int2 AND "serialized"."locks" IS NOT NULL
+    FOR SHARE)
   RETURNING *
 ),
 "recorded" AS ("#,
@@ -210,10 +223,11 @@ macro_rules! update_from_changes {
     "updated_at" = GREATEST(clock_timestamp(), "tasks"."updated_at")
   FROM "changes" AS "c", "serialized"
   WHERE "tasks"."id" = "c"."id"
-    AND EXISTS (
+    AND ("tasks"."user_id" = "c"."caller" OR EXISTS (
       SELECT 1 FROM "project_members" AS "m"
       WHERE "m"."project_id" = "tasks"."user_id" AND "m"."user_id" = "c"."caller"
-        AND "m"."role" >= $14::int2)
+        AND "m"."role" >= $14::int2 AND "serialized"."locks" IS NOT NULL
+      FOR SHARE))
     AND NOT EXISTS (
       SELECT 1 FROM "projects" AS "p" WHERE "p"."id" = "tasks"."user_id" AND "p"."archived")
     AND ("c"."expected" IS NULL OR "tasks"."version" = "c"."expected")
@@ -280,10 +294,11 @@ WITH "touched" AS (SELECT "user_id" AS "project" FROM "tasks" WHERE "id" = $1),"
 "deleted" AS (
   DELETE FROM "tasks" USING "serialized"
   WHERE "id" = $1 AND ($3::int4 IS NULL OR "version" = $3)
-    AND EXISTS (
+    AND ("tasks"."user_id" = $2 OR EXISTS (
       SELECT 1 FROM "project_members" AS "m"
       WHERE "m"."project_id" = "tasks"."user_id" AND "m"."user_id" = $2
-        AND "m"."role" >= $5::int2)
+        AND "m"."role" >= $5::int2 AND "serialized"."locks" IS NOT NULL
+      FOR SHARE))
     AND NOT EXISTS (
       SELECT 1 FROM "projects" AS "p" WHERE "p"."id" = "tasks"."user_id" AND "p"."archived")
   RETURNING "id", "user_id", "version"
