@@ -75,6 +75,15 @@ pub async fn create(
     txn::finish(txn, outcome).await
 }
 
+/// Whether the caller may comment on task `id` now (the policy's error if not): asked
+/// before an idempotent create looks its key up, so that a replay too is only shown to
+/// someone who may still comment there.
+pub async fn may_comment(db: &DatabaseConnection, caller: Uuid, id: Uuid) -> Result<()> {
+    let (_, role) = role_on_task(db, caller, id).await?;
+    authorize(Some(role), Action::EditTasks, TASK)?;
+    Ok(())
+}
+
 /// [`create`] in the caller's write transaction (an idempotent create's).
 pub async fn create_in<C: ConnectionTrait>(
     txn: &C,

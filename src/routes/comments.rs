@@ -94,6 +94,8 @@ pub async fn create(
         tracing::info!(event = "comment_create", user_id = %caller.id, task_id = %id.0, comment_id = %comment.id, "comment created");
         return Ok(Idempotent::Fresh(created_comment(comment)));
     };
+    // A replay, too, only for someone who may still comment there.
+    comments::may_comment(&state.db, caller.id, id.0).await?;
     run_to_completion(async move {
         let render = |(comment, _): &(comment::Model, Vec<Uuid>)| {
             let Created { location, etag, body } =

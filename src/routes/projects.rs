@@ -318,6 +318,15 @@ pub async fn create_label(
         );
         return Ok(Idempotent::Fresh(created_label(label)));
     };
+    // A replay, too, only for someone who may still manage the project's labels.
+    projects::require(
+        &state.db,
+        caller.id,
+        id.0,
+        Action::Administer,
+        projects::NOT_FOUND,
+    )
+    .await?;
     run_to_completion(async move {
         let render = |(label, _): &(label::Model, Vec<Uuid>)| {
             let Created {

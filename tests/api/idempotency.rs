@@ -512,6 +512,44 @@ async fn project_label_and_comment_creates_are_idempotent(backend: Backend) {
     )
     .await;
     assert_eq!(elsewhere.invalid_fields(), ["Idempotency-Key"]);
+    // A replay is only shown to someone who may still create there: a member removed from
+    // the project gets its 404, not the stored label or comment.
+    let (member_token, _, member_email) = app.new_user("member").await;
+    let added = app
+        .post(
+            &format!("/api/v1/projects/{project}/members"),
+            Some(&token),
+            json!({"email": member_email, "role": "admin"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    let member_id = added.body["user_id"]
+        .as_str()
+        .expect("member id")
+        .to_string();
+    for (path, body) in [
+        (&labels, r#"{"name": "Theirs"}"#),
+        (&comments, r#"{"body": "theirs"}"#),
+    ] {
+        let created = post_keyed(&app, path, Some(&member_token), "m-1", body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+    let removed = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/projects/{project}/members/{member_id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text);
+    for (path, body) in [
+        (&labels, r#"{"name": "Theirs"}"#),
+        (&comments, r#"{"body": "theirs"}"#),
+    ] {
+        let replay = post_keyed(&app, path, Some(&member_token), "m-1", body).await;
+        replay.problem(404);
+    }
     // A failed create leaves its key free: a 409 duplicate, then a corrected retry.
     let duplicate = post_keyed(&app, &labels, Some(&token), "dup", r#"{"name": "BUG"}"#).await;
     duplicate.problem(409);
