@@ -9,45 +9,7 @@ use serde_json::{Value, json};
 
 use crate::events::Stream;
 use crate::helpers::{Backend, TestApp, both_backends, spawn_app};
-
-struct Person {
-    token: String,
-    id: String,
-    email: String,
-}
-
-async fn person(app: &TestApp, name: &str) -> Person {
-    let (token, id, email) = app.new_user(name).await;
-    Person { token, id, email }
-}
-
-async fn project_of(
-    app: &TestApp,
-    admin: &Person,
-    name: &str,
-    members: &[(&Person, &str)],
-) -> String {
-    let created = app
-        .post(
-            "/api/v1/projects",
-            Some(&admin.token),
-            json!({"name": name}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let id = created.body["id"].as_str().expect("id").to_string();
-    for (member, role) in members {
-        let added = app
-            .post(
-                &format!("/api/v1/projects/{id}/members"),
-                Some(&admin.token),
-                json!({"email": member.email, "role": role}),
-            )
-            .await;
-        assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
-    }
-    id
-}
+use crate::projects::{Person, person, project_named};
 
 async fn label(app: &TestApp, admin: &Person, project: &str, name: &str) -> String {
     let created = app
@@ -97,14 +59,14 @@ async fn tasks_take_members_as_assignees_and_the_projects_labels_only(backend: B
     let editor = person(&app, "editor").await;
     let viewer = person(&app, "viewer").await;
     let outsider = person(&app, "outsider").await;
-    let project = project_of(
+    let project = project_named(
         &app,
         &admin,
         "Launch",
         &[(&editor, "editor"), (&viewer, "viewer")],
     )
     .await;
-    let other = project_of(&app, &outsider, "Elsewhere", &[]).await;
+    let other = project_named(&app, &outsider, "Elsewhere", &[]).await;
     let bug = label(&app, &admin, &project, "Bug").await;
     let foreign = label(&app, &outsider, &other, "Bug").await;
 
@@ -251,7 +213,7 @@ async fn listings_filter_by_assignee_and_labels_and_bind_cursors_to_them(backend
     let app = spawn_app(backend).await;
     let admin = person(&app, "admin").await;
     let editor = person(&app, "editor").await;
-    let project = project_of(&app, &admin, "Launch", &[(&editor, "editor")]).await;
+    let project = project_named(&app, &admin, "Launch", &[(&editor, "editor")]).await;
     let bug = label(&app, &admin, &project, "Bug").await;
     let urgent = label(&app, &admin, &project, "Urgent").await;
     for (title, assignees, labels) in [
@@ -373,7 +335,7 @@ async fn a_member_who_leaves_and_a_deleted_label_are_taken_off_every_task(backen
     let admin = person(&app, "admin").await;
     let editor = person(&app, "editor").await;
     let gone = person(&app, "gone").await;
-    let project = project_of(
+    let project = project_named(
         &app,
         &admin,
         "Launch",
@@ -467,21 +429,21 @@ async fn a_task_moves_between_projects_where_its_mover_edits_both(backend: Backe
     let both = person(&app, "both").await;
     let source_only = person(&app, "source").await;
     let target_viewer = person(&app, "viewer").await;
-    let source = project_of(
+    let source = project_named(
         &app,
         &admin,
         "Source",
         &[(&both, "editor"), (&source_only, "editor")],
     )
     .await;
-    let target = project_of(
+    let target = project_named(
         &app,
         &admin,
         "Target",
         &[(&both, "editor"), (&target_viewer, "viewer")],
     )
     .await;
-    let stranger_project = project_of(&app, &source_only, "Theirs", &[]).await;
+    let stranger_project = project_named(&app, &source_only, "Theirs", &[]).await;
     let bug = label(&app, &admin, &source, "Bug").await;
     let only_here = label(&app, &admin, &source, "Only here").await;
     let target_bug = label(&app, &admin, &target, "BUG").await;
@@ -649,7 +611,7 @@ async fn comments_are_counted_on_their_task_and_heard_in_the_feed(backend: Backe
     let app = spawn_app(backend).await;
     let admin = person(&app, "admin").await;
     let editor = person(&app, "editor").await;
-    let project = project_of(&app, &admin, "Launch", &[]).await;
+    let project = project_named(&app, &admin, "Launch", &[]).await;
     let task = app
         .create_task(
             &admin.token,
@@ -802,7 +764,7 @@ both_backends!(a_member_removed_while_being_assigned_is_never_left_assigned);
 async fn a_member_removed_while_being_assigned_is_never_left_assigned(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = person(&app, "admin").await;
-    let project = project_of(&app, &admin, "Launch", &[]).await;
+    let project = project_named(&app, &admin, "Launch", &[]).await;
     let mut outcomes = HashSet::new();
     for round in 0..8 {
         let member = person(&app, &format!("member{round}")).await;
@@ -880,8 +842,8 @@ async fn writes_that_waited_see_the_removals_and_moves_that_committed_meanwhile(
     let app = spawn_app(Backend::Postgres).await;
     let alice = person(&app, "alice").await;
     let carol = person(&app, "carol").await;
-    let project = project_of(&app, &alice, "A", &[(&carol, "editor")]).await;
-    let elsewhere = project_of(&app, &alice, "B", &[]).await;
+    let project = project_named(&app, &alice, "A", &[(&carol, "editor")]).await;
+    let elsewhere = project_named(&app, &alice, "B", &[]).await;
     let task = app
         .create_task(
             &alice.token,
@@ -968,7 +930,7 @@ async fn writes_that_waited_see_the_removals_and_moves_that_committed_meanwhile(
     );
 
     // A move into a project deleted meanwhile is a 404, not a 500.
-    let third = project_of(&app, &alice, "C", &[]).await;
+    let third = project_named(&app, &alice, "C", &[]).await;
     let blocker = app.hold_feed_lock(&alice.id).await;
     let deleted = format!("DELETE FROM projects WHERE id = '{third}'");
     let move_there = while_waiting(

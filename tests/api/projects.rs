@@ -7,24 +7,34 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, TestApp, both_backends, spawn_app};
 
 /// One account and its token.
-struct Person {
-    token: String,
-    id: String,
-    email: String,
+pub(crate) struct Person {
+    pub(crate) token: String,
+    pub(crate) id: String,
+    pub(crate) email: String,
 }
 
-async fn person(app: &TestApp, name: &str) -> Person {
+pub(crate) async fn person(app: &TestApp, name: &str) -> Person {
     let (token, id, email) = app.new_user(name).await;
     Person { token, id, email }
 }
 
-/// A project of `admin`'s with `members` added at their roles.
+/// A project "Launch" of `admin`'s with `members` added at their roles.
 async fn shared_project(app: &TestApp, admin: &Person, members: &[(&Person, &str)]) -> String {
+    project_named(app, admin, "Launch", members).await
+}
+
+/// A project `name` of `admin`'s with `members` added at their roles.
+pub(crate) async fn project_named(
+    app: &TestApp,
+    admin: &Person,
+    name: &str,
+    members: &[(&Person, &str)],
+) -> String {
     let created = app
         .post(
             "/api/v1/projects",
             Some(&admin.token),
-            json!({"name": "Launch", "color": "#336699"}),
+            json!({"name": name, "color": "#336699"}),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
