@@ -291,6 +291,45 @@ fn routes() -> Vec<Route> {
             },
         },
         Route {
+            name: "assign a member and label a task",
+            least: Least::Editor,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::PATCH,
+                    format!("/api/v1/tasks/{}", f.task),
+                    Some(json!({"assignee_ids": [f.spare], "label_ids": [f.label]})),
+                )
+            },
+        },
+        Route {
+            name: "move a task to its own project",
+            least: Least::Editor,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::PATCH,
+                    format!("/api/v1/tasks/{}", f.task),
+                    Some(json!({"project_id": f.project})),
+                )
+            },
+        },
+        Route {
+            name: "list project tasks by label and assignee",
+            least: Least::Viewer,
+            ok: StatusCode::OK,
+            call: |f| {
+                (
+                    Method::GET,
+                    format!(
+                        "/api/v1/projects/{}/tasks?label={}&assignee=none",
+                        f.project, f.label
+                    ),
+                    None,
+                )
+            },
+        },
+        Route {
             name: "empty patch of a task",
             least: Least::Editor,
             ok: StatusCode::OK,
