@@ -586,16 +586,25 @@ pub struct MemberView {
     pub role: ProjectRole,
     #[serde(serialize_with = "rfc3339::serialize")]
     pub joined_at: DateTime<Utc>,
+    /// Increases by one on every role change; send it as `If-Match` (`"2"`) to change or
+    /// remove the member only if nobody did meanwhile.
+    pub version: i32,
 }
 
 impl MemberView {
-    pub fn new(user: user::Model, role: ProjectRole, joined_at: DateTime<Utc>) -> Self {
+    pub fn new(
+        user: user::Model,
+        role: ProjectRole,
+        joined_at: DateTime<Utc>,
+        version: i32,
+    ) -> Self {
         Self {
             user_id: user.id,
             name: user.name,
             email: user.email,
             role,
             joined_at,
+            version,
         }
     }
 }

@@ -12,6 +12,9 @@
 //! `comment_count` is kept by the comment writes, in their transactions; existing tasks
 //! get it counted here.
 //!
+//! `project_members.version`: a membership's ETag, so that a role change or a removal can be
+//! conditional (`If-Match`) like every other change.
+//!
 //! Expand-only: every column is nullable or has a default, so a binary that predates them
 //! keeps inserting and reading. Not one transaction: each column is added when missing, so
 //! a run that stops half-way is resumed by the next.
@@ -27,6 +30,12 @@ enum Tasks {
     AssigneeIds,
     LabelIds,
     CommentCount,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+enum ProjectMembers {
+    Table,
+    Version,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
@@ -115,6 +124,21 @@ impl MigrationTrait for Migration {
                     .await?;
             }
         }
+        if !manager.has_column("project_members", "version").await? {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(ProjectMembers::Table)
+                        .add_column(
+                            ColumnDef::new(ProjectMembers::Version)
+                                .integer()
+                                .not_null()
+                                .default(1),
+                        )
+                        .to_owned(),
+                )
+                .await?;
+        }
         manager
             .get_connection()
             .execute_unprepared(COUNT_EXISTING_COMMENTS)
@@ -123,6 +147,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(ProjectMembers::Table)
+                    .drop_column(ProjectMembers::Version)
+                    .to_owned(),
+            )
+            .await?;
         for column in [
             TaskEvents::AssigneeIds,
             TaskEvents::LabelIds,

@@ -13,6 +13,8 @@ pub struct Model {
     pub user_id: Uuid,
     pub role: Role,
     pub created_at: ChronoDateTimeUtc,
+    /// Bumped on every role change; the membership's ETag (migration 000013).
+    pub version: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -39,9 +39,10 @@ fn member_view(
         user,
         role,
         joined_at,
+        version,
     }: Member,
 ) -> MemberView {
-    MemberView::new(user, role, joined_at)
+    MemberView::new(user, role, joined_at, version)
 }
 
 /// A project with its `ETag`.
@@ -215,7 +216,7 @@ pub async fn add_member(
     tracing::info!(event = "member_add", user_id = %caller.id, project_id = %id.0, member_id = %member.user.id, "member added");
     Ok(Created {
         location: format!("/api/v1/projects/{}/members/{}", id.0, member.user.id),
-        etag: None,
+        etag: Some(etag(member.version)),
         body: member_view(member),
     })
 }
@@ -236,7 +237,8 @@ fn member_path(req: &Request) -> Result<(Uuid, Uuid)> {
 }
 
 /// Change a member's role (the project's admins). The last admin cannot be demoted (409).
-#[endpoint(operation_id = "updateMember", tags("projects"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The project"), ("user_id" = Uuid, Path, description = "The member's user id")), status_codes(200, 400, 401, 403, 404, 409, 413, 415, 422, 429, 503))]
+/// Honours `If-Match` with the member's `version` (412).
+#[endpoint(operation_id = "updateMember", tags("projects"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The project"), ("user_id" = Uuid, Path, description = "The member's user id"), ("If-Match" = Option<String>, Header, description = "Entity tags one of which must be the membership's current version, compared strongly; else 412")), status_codes(200, 400, 401, 403, 404, 409, 412, 413, 415, 422, 429, 503))]
 pub async fn update_member(
     req: &mut Request,
     state: AppState,
@@ -244,10 +246,13 @@ pub async fn update_member(
     body: Payload<UpdateMemberRequest>,
 ) -> Result<Ok200<MemberView>> {
     let (project, member) = member_path(req)?;
+    let conditions = WriteConditions::from_request(req);
     let (db, feed, caller_id, role) =
         (state.db.clone(), state.feed.clone(), caller.id, body.0.role);
     let updated = run_to_completion(async move {
-        let (member, audience) = projects::set_role(&db, caller_id, project, member, role).await?;
+        let precondition = |version| conditions.allow(version);
+        let (member, audience) =
+            projects::set_role(&db, caller_id, project, member, role, precondition).await?;
         feed.changed_for(audience).await;
         Ok(member)
     })
@@ -257,17 +262,21 @@ pub async fn update_member(
 }
 
 /// Remove a member (the project's admins), or leave (any member, their own id). The last
-/// admin cannot go (409), and nobody leaves an Inbox.
-#[endpoint(operation_id = "removeMember", tags("projects"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The project"), ("user_id" = Uuid, Path, description = "The member's user id")), status_codes(204, 401, 403, 404, 409, 429, 503))]
+/// admin cannot go (409), and nobody leaves an Inbox. Honours `If-Match` with the member's
+/// `version` (412).
+#[endpoint(operation_id = "removeMember", tags("projects"), security(("bearer" = [])), parameters(("id" = Uuid, Path, description = "The project"), ("user_id" = Uuid, Path, description = "The member's user id"), ("If-Match" = Option<String>, Header, description = "Entity tags one of which must be the membership's current version, compared strongly; else 412")), status_codes(204, 401, 403, 404, 409, 412, 429, 503))]
 pub async fn remove_member(
     req: &mut Request,
     state: AppState,
     caller: CurrentUser,
 ) -> Result<NoContent> {
     let (project, member) = member_path(req)?;
+    let conditions = WriteConditions::from_request(req);
     let (db, feed, caller_id) = (state.db.clone(), state.feed.clone(), caller.id);
     run_to_completion(async move {
-        let audience = projects::remove_member(&db, caller_id, project, member).await?;
+        let precondition = |version| conditions.allow(version);
+        let audience =
+            projects::remove_member(&db, caller_id, project, member, precondition).await?;
         feed.changed_for(audience).await;
         Ok(())
     })

@@ -945,3 +945,150 @@ async fn writes_that_waited_see_the_removals_and_moves_that_committed_meanwhile(
         elsewhere.as_str()
     );
 }
+
+// A membership has a version: a role change bumps it, and `If-Match` makes a role change or
+// a removal conditional on it (412 when someone changed the member meanwhile).
+both_backends!(member_changes_honour_if_match);
+async fn member_changes_honour_if_match(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = person(&app, "admin").await;
+    let member = person(&app, "member").await;
+    let project = project_named(&app, &admin, "Launch", &[]).await;
+    let added = app
+        .post(
+            &format!("/api/v1/projects/{project}/members"),
+            Some(&admin.token),
+            json!({"email": member.email, "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text);
+    assert_eq!(added.body["version"], 1);
+    assert_eq!(added.header("etag"), Some("\"1\""));
+    let path = format!("/api/v1/projects/{project}/members/{}", member.id);
+    let conditional = |method: Method, tag: &'static str, body: Option<Value>| {
+        let mut request = app
+            .client
+            .request(method, app.url(&path))
+            .bearer_auth(&admin.token)
+            .header("If-Match", tag);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let promoted = conditional(Method::PATCH, "\"1\"", Some(json!({"role": "editor"})))
+        .await
+        .expect("send");
+    assert_eq!(promoted.status(), StatusCode::OK);
+    let promoted: Value = promoted.json().await.expect("json");
+    assert_eq!(promoted["version"], 2);
+    assert_eq!(promoted["role"], "editor");
+    // Stale: nothing changes.
+    let stale = conditional(Method::PATCH, "\"1\"", Some(json!({"role": "admin"})))
+        .await
+        .expect("send");
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let stale = conditional(Method::DELETE, "\"1\"", None)
+        .await
+        .expect("send");
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let listed = app
+        .get(
+            &format!("/api/v1/projects/{project}/members"),
+            Some(&admin.token),
+        )
+        .await;
+    let row = listed.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|row| row["user_id"] == member.id.as_str())
+        .cloned()
+        .expect("still a member");
+    assert_eq!(row["role"], "editor");
+    assert_eq!(row["version"], 2);
+    let removed = conditional(Method::DELETE, "\"2\"", None)
+        .await
+        .expect("send");
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+}
+
+// Found by a second attack round (PostgreSQL): label writes and keyed task creates that
+// waited for the feed locks while their caller was removed still went through. Made certain
+// as above: the request waits behind a feed lock the test holds while it removes the caller.
+#[tokio::test]
+async fn label_writes_and_keyed_creates_that_waited_see_the_removal() {
+    let app = spawn_app(Backend::Postgres).await;
+    let alice = person(&app, "alice").await;
+    let bob = person(&app, "bob").await;
+    let project = project_named(&app, &alice, "A", &[(&bob, "admin")]).await;
+    let kept = label(&app, &alice, &project, "Kept").await;
+    let removal = format!(
+        "DELETE FROM project_members WHERE project_id = '{project}' AND user_id = '{}'",
+        bob.id
+    );
+    let labels = format!("/api/v1/projects/{project}/labels");
+    let attempts: Vec<(Method, String, Option<Value>, Option<&str>)> = vec![
+        (
+            Method::POST,
+            labels.clone(),
+            Some(json!({"name": "Late"})),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("{labels}/{kept}"),
+            Some(json!({"name": "Renamed"})),
+            None,
+        ),
+        (Method::DELETE, format!("{labels}/{kept}"), None, None),
+        (
+            Method::POST,
+            "/api/v1/tasks".to_string(),
+            Some(json!({"title": "late", "project_id": project})),
+            Some("late-task"),
+        ),
+    ];
+    for (method, path, body, key) in attempts {
+        let restore = format!(
+            "INSERT INTO project_members (project_id, user_id, role, created_at) \
+             VALUES ('{project}', '{}', 3, now()) ON CONFLICT DO NOTHING",
+            bob.id
+        );
+        sea_orm::ConnectionTrait::execute_unprepared(&app.state.db, &restore)
+            .await
+            .expect("bob back in");
+        let blocker = app.hold_feed_lock(&alice.id).await;
+        let mut request = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .bearer_auth(&bob.token);
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let reply = while_waiting(blocker, removal.clone(), request.send())
+            .await
+            .expect("send");
+        let status = reply.status();
+        assert!(
+            matches!(
+                status,
+                StatusCode::NOT_FOUND | StatusCode::SERVICE_UNAVAILABLE
+            ),
+            "{method} {path}: {status}"
+        );
+    }
+    let listed = app.get(&labels, Some(&alice.token)).await;
+    assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed.body["items"][0]["name"], "Kept");
+    let tasks = app
+        .get(
+            &format!("/api/v1/projects/{project}/tasks"),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(tasks.body["total"], 0);
+}

@@ -202,6 +202,9 @@ async fn locked_to_announce<C: sea_orm::ConnectionTrait>(
 ) -> Result<()> {
     require(conn, caller, project, Action::Administer, super::NOT_FOUND).await?;
     lock_feeds_of(conn, project).await?;
+    // Again under the locks: an admin removed or demoted while this waited for them has
+    // been by now, and this statement sees it (found by an attack helper).
+    require(conn, caller, project, Action::Administer, super::NOT_FOUND).await?;
     Ok(())
 }
 

@@ -116,6 +116,7 @@ async fn add<C: ConnectionTrait>(
         user_id: Set(user),
         role: Set(role),
         created_at: Set(validate::now()),
+        version: Set(1),
     }
     .insert(conn)
     .await?;
@@ -492,6 +493,8 @@ pub struct Member {
     pub user: user::Model,
     pub role: Role,
     pub joined_at: chrono::DateTime<Utc>,
+    /// The membership's version (its ETag).
+    pub version: i32,
 }
 
 /// The members of `project` (any member may list them), longest-standing first.
@@ -511,6 +514,7 @@ pub async fn members(db: &DatabaseConnection, user: Uuid, project: Uuid) -> Resu
                 user,
                 role: member.role,
                 joined_at: member.created_at,
+                version: member.version,
             })
         })
         .collect())
@@ -553,6 +557,7 @@ pub async fn add_member(
             user,
             role,
             joined_at: joined.created_at,
+            version: joined.version,
         };
         let audience = announce_member(&txn, project.id, &member, About::MemberAdded).await?;
         Ok((member, audience))
@@ -575,6 +580,7 @@ async fn announce_member<C: ConnectionTrait>(
             member.user.clone(),
             member.role,
             member.joined_at,
+            member.version,
         )),
     };
     events::record_about(
@@ -588,30 +594,37 @@ async fn announce_member<C: ConnectionTrait>(
     .await
 }
 
-/// Changes `member`'s role (project admins); the last admin cannot be demoted. Returns
-/// the member and who heard of it (`member.updated`).
+/// Changes `member`'s role (project admins), if `precondition` accepts the membership's
+/// version; the last admin cannot be demoted. Returns the member and who heard of it
+/// (`member.updated`).
 pub async fn set_role(
     db: &DatabaseConnection,
     caller: Uuid,
     project: Uuid,
     member: Uuid,
     role: Role,
+    precondition: impl FnOnce(i32) -> bool,
 ) -> Result<(Member, Vec<Uuid>)> {
     let txn = txn::begin_write(db).await?;
     let outcome: Result<(Member, Vec<Uuid>)> = async {
         let Membership { project, .. } =
             locked_to_announce(&txn, caller, project, Action::Administer, None).await?;
         let (current, user) = membership_of(&txn, project.id, member).await?;
+        if !precondition(current.version) {
+            return Err(AppError::PreconditionFailed);
+        }
         if current.role == Role::Admin && role != Role::Admin {
             keep_an_admin(&txn, project.id, member).await?;
         }
         let mut row: project_member::ActiveModel = current.clone().into();
         row.role = Set(role);
+        row.version = Set(current.version.saturating_add(1));
         let updated = row.update(&txn).await?;
         let member = Member {
             user,
             role,
             joined_at: updated.created_at,
+            version: updated.version,
         };
         let audience = announce_member(&txn, project.id, &member, About::MemberUpdated).await?;
         Ok((member, audience))
@@ -620,8 +633,8 @@ pub async fn set_role(
     txn::finish(txn, outcome).await
 }
 
-/// Removes `member` from `project`: an admin removes anyone, a member removes themself
-/// (leaving). The last admin cannot go, and nobody leaves an Inbox. The member is taken off
+/// Removes `member` from `project` if `precondition` accepts the membership's version: an
+/// admin removes anyone, a member removes themself (leaving). The last admin cannot go, and nobody leaves an Inbox. The member is taken off
 /// the project's tasks; returns who heard of it (`member.removed`: the members and the one
 /// who left, who hears nothing of the project after it).
 pub async fn remove_member(
@@ -629,6 +642,7 @@ pub async fn remove_member(
     caller: Uuid,
     project: Uuid,
     member: Uuid,
+    precondition: impl FnOnce(i32) -> bool,
 ) -> Result<Vec<Uuid>> {
     let action = if caller == member {
         Action::Read
@@ -643,6 +657,9 @@ pub async fn remove_member(
             return Err(AppError::Conflict(INBOX_IS_PRIVATE.into()));
         }
         let (current, _) = membership_of(&txn, project.id, member).await?;
+        if !precondition(current.version) {
+            return Err(AppError::PreconditionFailed);
+        }
         if current.role == Role::Admin {
             keep_an_admin(&txn, project.id, member).await?;
         }

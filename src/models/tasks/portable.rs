@@ -324,6 +324,13 @@ pub async fn insert_with_event<C: ConnectionTrait + TransactionTrait>(
         return Ok(None);
     }
     lock_feeds_of(&txn, task.project_id).await?;
+    // Again under the locks: a caller removed or demoted while this waited for them has
+    // been by now, and this statement sees it (found by an attack helper).
+    let (role, archived) = projects::standing_in(&txn, caller, task.project_id).await?;
+    if projects::authorize_in(role, archived, Action::EditTasks, projects::NOT_FOUND).is_err() {
+        txn.rollback().await?;
+        return Ok(None);
+    }
     // After the locks that removing a member or deleting a label takes too
     // (`models::assignments`).
     let assignees = id_list::parse(task.assignee_ids.as_deref());
