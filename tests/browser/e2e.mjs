@@ -1065,7 +1065,7 @@ async function flow() {
   await step('promoted to editor, the second user can add and edit tasks', async () => {
     await shareDialogRole(MEMBER.email, 'editor');
     await as('B', async () => {
-      // A promotion sends no event: coming back to the project reloads the role.
+      // The page does not redraw its own role on `member.updated` (yet): coming back to the project reloads it.
       await projectItem(project).click();
       await expectText(byTestId('project-role'), /^editor$/i, 'role badge after the promotion');
       await visible(byTestId('task-create-form'), 'new-task form');
