@@ -142,7 +142,14 @@ pub async fn update(
         row.version = Set(found.version.saturating_add(1));
         row.edited_at = Set(Some(validate::now()));
         let updated = row.update(&txn).await?;
-        let count = count_comments(&txn, task_id, 0).await?;
+        // An edit leaves the count as it is: read it, no write of the task row.
+        let count: Option<i32> = task::Entity::find_by_id(task_id)
+            .select_only()
+            .column(task::Column::CommentCount)
+            .into_tuple()
+            .one(&txn)
+            .await?;
+        let count = count.ok_or(AppError::NotFound(TASK))?;
         let audience = announce(&txn, project, &updated, count, About::CommentUpdated).await?;
         Ok((updated, audience))
     }
